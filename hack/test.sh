@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what is missing, runs lint, types, the import
+# contract and unit tests, starts the real local cluster and Prometheus, runs the integration and
+# e2e tiers against them, tears everything down, and prints how long each phase took.
+# Exits non-zero on any failure. INFSCALE_KEEP_CLUSTER=1 leaves the cluster running afterwards.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+PHASES=()
+record() { PHASES+=("$(printf '%-28s %5d s  %s' "$1" "$2" "$3")"); }
+phase() {
+  local name="$1"; shift
+  local start=$SECONDS status=0
+  log "==> phase: $name"
+  "$@" || status=$?
+  record "$name" "$((SECONDS - start))" "$([[ $status == 0 ]] && echo ok || echo "FAILED ($status)")"
+  log "<== phase: $name ($((SECONDS - start)) s, exit $status)"
+  return "$status"
+}
+summary() {
+  local status=$?
+  if [[ "${INFSCALE_KEEP_CLUSTER:-}" != 1 ]]; then
+    local start=$SECONDS
+    "$HACK_DIR/cluster-down.sh" || status=1
+    record "cluster-down" "$((SECONDS - start))" "done"
+  fi
+  printf '\n%s\n' "---- hack/test.sh phases ----" >&2
+  printf '%s\n' "${PHASES[@]}" >&2
+  printf 'total %d s; %s\n' "$SECONDS" "$([[ $status == 0 ]] && echo PASSED || echo FAILED)" >&2
+  exit "$status"
+}
+trap summary EXIT
+
+python_env() {
+  "$HACK_DIR/tools.sh" uv
+  export PATH="$(tools_path):$PATH" UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
+  uv sync --locked --quiet
+}
+lint() {
+  uv run --locked ruff check .
+  uv run --locked ruff format --check .
+  uv run --locked mypy
+  uv run --locked lint-imports
+}
+unit() { uv run --locked pytest -q tests/unit; }
+cluster() {
+  "$HACK_DIR/cluster-up.sh" >/dev/null
+  # shellcheck disable=SC1091
+  source "$INFSCALE_STATE/env"
+}
+integration() { uv run --locked pytest -q tests/integration tests/e2e; }
+
+phase "python environment (uv)" python_env
+phase "lint, types, import contract" lint
+phase "unit tests" unit
+phase "tools and cluster-up" cluster
+phase "integration + e2e tests" integration

@@ -1,0 +1,9 @@
+"""infscale: a Kubernetes operator that autoscales ML inference services and their node pools.
+
+The package is layered (enforced by import-linter, see pyproject.toml):
+``domain`` is the pure planner core; ``ports`` are the Protocols the core needs from the world;
+``adapters`` implement them (one file per backend); ``controller`` holds the thin kopf handlers;
+``sim`` replays traces through the same planner; ``cli`` is the command line.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Backends behind the ports, one file each (Prometheus, Deployments, node-pool providers)."""

@@ -1,0 +1,1 @@
+"""The InferenceService and InferenceNodePool API: pydantic models that generate the CRDs."""

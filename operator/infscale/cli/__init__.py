@@ -1,0 +1,1 @@
+"""The infscale command line."""

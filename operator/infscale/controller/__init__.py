@@ -1,0 +1,1 @@
+"""Thin kopf handlers: parse spec, gather observations, call the planner, apply, report."""

@@ -1,0 +1,1 @@
+"""Protocols the core needs from the world (metrics, workloads, node pools, clock)."""

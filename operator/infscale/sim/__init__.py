@@ -1,0 +1,1 @@
+"""Trace replay, queue model, cost accounting, baselines and the oracle, over the same planner."""

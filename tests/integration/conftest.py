@@ -1,0 +1,93 @@
+"""Fixtures for tests against the real API server and Prometheus started by hack/cluster-up.sh.
+
+These tests never skip: without a cluster they fail with a message saying how to start one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from tests.integration import waiting
+
+HOW_TO_START = (
+    "start the local cluster with `hack/cluster-up.sh` (or run everything with `hack/test.sh`)"
+)
+
+
+def required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: {HOW_TO_START}", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def api_client() -> client.ApiClient:
+    kubeconfig = required_env("KUBECONFIG")
+    if not Path(kubeconfig).is_file():
+        pytest.fail(f"KUBECONFIG={kubeconfig} does not exist: {HOW_TO_START}", pytrace=False)
+    api = config.new_client_from_config(config_file=kubeconfig)
+    try:
+        client.VersionApi(api).get_code(_request_timeout=5)
+    except Exception as error:
+        pytest.fail(f"the API server in {kubeconfig} does not answer ({error}): {HOW_TO_START}")
+    assert isinstance(api, client.ApiClient)
+    return api
+
+
+@pytest.fixture(scope="session")
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def apps(api_client: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def prometheus_url() -> str:
+    return required_env("INFSCALE_PROMETHEUS_URL")
+
+
+@pytest.fixture(scope="session")
+def prometheus_targets_dir() -> Path:
+    path = Path(required_env("INFSCALE_PROMETHEUS_TARGETS_DIR"))
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing: {HOW_TO_START}", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A short name no other test run uses, valid as a Kubernetes name and a label value."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
+    """A fresh namespace, deleted after the test with everything in it."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=unique_name)))
+    waiting.until(
+        lambda: _default_service_account(core, unique_name),
+        timeout_s=30,
+        what=f"the default service account in namespace {unique_name}",
+    )
+    yield unique_name
+    core.delete_namespace(unique_name, propagation_policy="Background")
+
+
+def _default_service_account(core: client.CoreV1Api, namespace: str) -> Any:
+    try:
+        return core.read_namespaced_service_account("default", namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise

@@ -1,0 +1,77 @@
+"""Real Prometheus scrapes an exporter started by the test; prometheus-api-client reads it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from prometheus_api_client import PrometheusConnect
+
+from tests.integration import waiting
+
+pytestmark = pytest.mark.integration
+
+
+class Gauge:
+    """The one value the test exporter serves; the test changes it while Prometheus scrapes."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+
+@pytest.fixture
+def exporter(unique_name: str) -> Iterator[tuple[str, Gauge]]:
+    gauge = Gauge(42.5)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (
+                "# TYPE infscale_test_exporter_value gauge\n"
+                f'infscale_test_exporter_value{{run="{unique_name}"}} {gauge.value}\n'
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", gauge
+    server.shutdown()
+
+
+@pytest.fixture
+def scrape_target(
+    exporter: tuple[str, Gauge], prometheus_targets_dir: Path, unique_name: str
+) -> Iterator[Gauge]:
+    address, gauge = exporter
+    target_file = prometheus_targets_dir / f"{unique_name}.json"
+    target_file.write_text(json.dumps([{"targets": [address], "labels": {"test": unique_name}}]))
+    yield gauge
+    target_file.unlink()
+
+
+def test_prometheus_scrapes_a_live_exporter(
+    scrape_target: Gauge, prometheus_url: str, unique_name: str
+) -> None:
+    prometheus = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+    assert prometheus.check_prometheus_connection()
+
+    def value() -> float | None:
+        result = prometheus.custom_query(f'infscale_test_exporter_value{{test="{unique_name}"}}')
+        return float(result[0]["value"][1]) if result else None
+
+    assert waiting.until(value, timeout_s=30, what="the first scrape") == 42.5
+    up = prometheus.custom_query(f'up{{test="{unique_name}"}}')
+    assert [float(s["value"][1]) for s in up] == [1.0]
+
+    scrape_target.value = 7.25
+    waiting.until(lambda: value() == 7.25, timeout_s=30, what="the changed value to be scraped")
