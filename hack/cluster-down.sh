@@ -7,7 +7,6 @@ export KWOK_WORKDIR="$INFSCALE_STATE/kwok"
 if command -v kwokctl >/dev/null; then
   kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
 fi
-PROM_DIR="$INFSCALE_STATE/prometheus"
 if [[ -f "$PROM_DIR/pid" ]]; then
   kill "$(cat "$PROM_DIR/pid")" 2>/dev/null || true
   rm -f "$PROM_DIR/pid"

@@ -43,3 +43,17 @@ prometheus_bin() { echo "$(tool_dir prometheus debian)/bin/prometheus"; }
 tools_path() {
   echo "$(tool_dir kubernetes "$KUBERNETES_VERSION")/bin:$(tool_dir etcd "$ETCD_VERSION")/bin:$(tool_dir kwok "$KWOK_VERSION")/bin:$(tool_dir helm "$HELM_VERSION")/bin:$(tool_dir prometheus debian)/bin:$TOOLS_DIR/uv-$UV_VERSION/bin"
 }
+
+PROM_DIR="$INFSCALE_STATE/prometheus"
+prometheus_ready() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; }
+
+# write_env_file KUBECONFIG: the environment the tests read, printed and saved to $INFSCALE_STATE/env.
+write_env_file() {
+  cat > "$INFSCALE_STATE/env" <<ENV
+export KUBECONFIG=$1
+export INFSCALE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
+export INFSCALE_PROMETHEUS_TARGETS_DIR=$PROM_DIR/targets
+export PATH=$(tools_path):\$PATH
+ENV
+  cat "$INFSCALE_STATE/env"
+}

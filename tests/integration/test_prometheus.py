@@ -63,7 +63,8 @@ def test_prometheus_scrapes_a_live_exporter(
     scrape_target: Gauge, prometheus_url: str, unique_name: str
 ) -> None:
     prometheus = PrometheusConnect(url=prometheus_url, disable_ssl=True)
-    assert prometheus.check_prometheus_connection()
+    # Not check_prometheus_connection(): it fetches a UI page that Debian's build does not ship.
+    assert prometheus.custom_query("vector(1)")[0]["value"][1] == "1"
 
     def value() -> float | None:
         result = prometheus.custom_query(f'infscale_test_exporter_value{{test="{unique_name}"}}')
