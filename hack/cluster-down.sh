@@ -13,13 +13,13 @@ if [[ -f "$PROM_DIR/pid" ]]; then
 fi
 # Anything still running from the state directory (a crashed run's leftovers) goes too.
 for signal in TERM KILL; do
-  pids="$(pgrep -f -- "$INFSCALE_STATE" || true)"
+  pids="$(pgrep -f -- "$INFSCALE_STATE/" || true)"
   [[ -z "$pids" ]] && break
   # shellcheck disable=SC2086
   kill -s "$signal" $pids 2>/dev/null || true
   sleep 1
 done
-pids="$(pgrep -f -- "$INFSCALE_STATE" || true)"
+pids="$(pgrep -f -- "$INFSCALE_STATE/" || true)"
 [[ -z "$pids" ]] || die "processes still running: $pids"
 rm -rf "$PROM_DIR/data" "$KUBECONFIG_PATH"
 log "cluster $CLUSTER_NAME and Prometheus stopped"

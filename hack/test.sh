@@ -2,7 +2,14 @@
 # The one test command (README, CI): installs what is missing, runs lint, types, the import
 # contract and unit tests, starts the real local cluster and Prometheus, runs the integration and
 # e2e tiers against them, tears everything down, and prints how long each phase took.
-# Exits non-zero on any failure. INFSCALE_KEEP_CLUSTER=1 leaves the cluster running afterwards.
+# Exits non-zero on any failure. INFSCALE_KEEP_CLUSTER=1 leaves the cluster running afterwards
+# (then `source ~/.cache/infscale/state-test/env` to reach it).
+# The test run gets a cluster of its own (name, state directory and ports), fresh every time, so a
+# developer's cluster from hack/cluster-up.sh is neither reused nor stopped.
+export INFSCALE_CLUSTER_NAME="${INFSCALE_CLUSTER_NAME:-infscale-test}"
+export INFSCALE_STATE="${INFSCALE_STATE:-${INFSCALE_CACHE:-$HOME/.cache/infscale}/state-test}"
+export INFSCALE_APISERVER_PORT="${INFSCALE_APISERVER_PORT:-16444}"
+export INFSCALE_PROMETHEUS_PORT="${INFSCALE_PROMETHEUS_PORT:-19091}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -44,6 +51,7 @@ lint() {
 }
 unit() { uv run --locked pytest -q tests/unit; }
 cluster() {
+  "$HACK_DIR/cluster-down.sh"
   "$HACK_DIR/cluster-up.sh" >/dev/null
   # shellcheck disable=SC1091
   source "$INFSCALE_STATE/env"
