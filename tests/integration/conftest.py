@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from tests.integration import crds as crd_files
 from tests.integration import waiting
 
 HOW_TO_START = (
@@ -91,3 +92,14 @@ def _default_service_account(core: client.CoreV1Api, namespace: str) -> Any:
         if error.status == 404:
             return None
         raise
+
+
+@pytest.fixture(scope="session")
+def crds(api_client: client.ApiClient) -> None:
+    """The infscale CRDs from crds/, installed and served."""
+    crd_files.install(api_client)
+
+
+@pytest.fixture(scope="session")
+def custom(api_client: client.ApiClient, crds: None) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)

@@ -1,0 +1,461 @@
+"""The infscale.dev/v1alpha1 API: InferenceService and InferenceNodePool.
+
+These pydantic models are the single source of truth: `infscale.api.crd` generates the CRDs in
+`crds/` from them (schema, defaults, CEL rules, printer columns, subresources), and the operator
+parses the objects it reads with them. Every rule the API server must enforce is declared here, with
+a message a user understands; the docstring of each field becomes its `kubectl explain` text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "infscale.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PAUSED_ANNOTATION = "infscale.dev/paused"
+
+# A Kubernetes quantity: 1, "500m", "32Gi".
+Quantity = int | str
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A resource name such as cpu, memory or nvidia.com/gpu.
+RESOURCE_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"
+
+
+def rule(expression: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One CEL rule for `x-kubernetes-validations`."""
+    validation = {"rule": expression, "message": message}
+    if field_path is not None:
+        validation["fieldPath"] = field_path
+    return validation
+
+
+def resource_names_rule(field: str) -> dict[str, Any]:
+    """Schema extra for a map keyed by resource names (CRDs do not support patternProperties)."""
+    return {
+        "x-kubernetes-validations": [
+            rule(
+                f"self.all(name, name.matches('{RESOURCE_NAME}'))",
+                f"{field} keys must be resource names such as cpu, memory or nvidia.com/gpu",
+            )
+        ]
+    }
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, attribute docstrings as descriptions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="ignore",
+        frozen=True,
+    )
+    validations: ClassVar[list[dict[str, str]]] = []
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        if cls.validations:
+            target["x-kubernetes-validations"] = cls.validations
+        return schema
+
+
+# ---------------------------------------------------------------------------------------------
+# InferenceNodePool (cluster-scoped, written by the platform team)
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Taint(ApiModel):
+    """A taint every node of the pool carries; the pool's replicas get the matching toleration."""
+
+    key: str = Field(min_length=1, max_length=253)
+    """Taint key, such as nvidia.com/gpu."""
+    value: str | None = Field(default=None, max_length=63)
+    """Taint value; empty means any pod tolerating the key tolerates it."""
+    effect: TaintEffect
+    """NoSchedule, PreferNoSchedule or NoExecute."""
+
+
+class NodeShape(ApiModel):
+    """What one node of the pool looks like."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule(
+            "'cpu' in self.capacity && 'memory' in self.capacity",
+            "node.capacity must include cpu and memory",
+        ),
+    ]
+
+    capacity: dict[str, Quantity] = Field(
+        max_length=32, json_schema_extra=resource_names_rule("node.capacity")
+    )
+    """Allocatable resources of one node: cpu, memory and extended ones such as nvidia.com/gpu."""
+    labels: dict[str, str] = Field(default_factory=dict, max_length=32)
+    """Labels every node of the pool carries; replicas select the pool by them."""
+    taints: list[Taint] = Field(default_factory=list, max_length=16)
+    """Taints every node of the pool carries."""
+
+
+class KwokProvider(ApiModel):
+    """Fake nodes managed by kwok: tests and demos."""
+
+    name_prefix: str | None = Field(default=None, max_length=40, pattern=DNS_LABEL)
+    """Prefix of the created Node names; defaults to the pool name."""
+
+
+class MachineDeploymentRef(ApiModel):
+    """The Cluster API MachineDeployment that backs the pool."""
+
+    namespace: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    name: str = Field(min_length=1, max_length=253)
+
+
+class ClusterApiProvider(ApiModel):
+    """Nodes are Machines of a Cluster API MachineDeployment, resized by its scale subresource."""
+
+    machine_deployment: MachineDeploymentRef
+
+
+class ExternalProvider(ApiModel):
+    """Karpenter or Cluster Autoscaler own the nodes; infscale places replicas and counts cost."""
+
+
+class StaticProvider(ApiModel):
+    """A fixed set of nodes: counted and costed, never changed."""
+
+
+class ProviderSpec(ApiModel):
+    """What changes the pool's size. Set exactly one."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule(
+            "[has(self.kwok), has(self.clusterapi), has(self.external), has(self.static)]"
+            ".filter(x, x).size() == 1",
+            "set exactly one provider: kwok, clusterapi, external or static",
+        ),
+    ]
+    model_config = ConfigDict(alias_generator=None)
+
+    kwok: KwokProvider | None = None
+    clusterapi: ClusterApiProvider | None = None
+    external: ExternalProvider | None = None
+    static: StaticProvider | None = None
+
+    @property
+    def kind(self) -> str:
+        """The name of the provider that is set."""
+        for name in ("kwok", "clusterapi", "external", "static"):
+            if getattr(self, name) is not None:
+                return name
+        return "unset"
+
+
+class InferenceNodePoolSpec(ApiModel):
+    """A pool of identical nodes that infscale may place replicas on and resize."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule("self.minNodes <= self.maxNodes", "minNodes must not exceed maxNodes"),
+    ]
+
+    provider: ProviderSpec
+    """What changes the pool's size: kwok, clusterapi, external or static."""
+    node: NodeShape
+    """The shape of one node."""
+    usd_per_hour: float = Field(ge=0, le=10000)
+    """Price of one node per hour in US dollars; the planner minimises the sum over nodes."""
+    min_nodes: int = Field(default=0, ge=0, le=10000)
+    """Nodes the pool always keeps."""
+    max_nodes: int = Field(ge=0, le=10000)
+    """Nodes the pool never exceeds."""
+    provisioning_seconds: int = Field(default=300, ge=0, le=7200)
+    """Time from asking for a node to its resources being allocatable (default 5 min)."""
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: str
+    """True, False or Unknown."""
+    reason: str = ""
+    """One CamelCase word a program can match."""
+    message: str = ""
+    """What a person needs to know."""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class Decision(ApiModel):
+    """The last decision and why it was made."""
+
+    time: str
+    reason: str
+
+
+class InferenceNodePoolStatus(ApiModel):
+    """What the operator observed and decided for the pool."""
+
+    observed_generation: int | None = None
+    provider: str | None = None
+    desired_nodes: int | None = None
+    ready_nodes: int | None = None
+    usd_per_hour: float | None = None
+    """Current cost of the pool's nodes per hour."""
+    allocatable: dict[str, Quantity] = Field(default_factory=dict)
+    """Sum of the allocatable resources of the pool's Ready nodes."""
+    conditions: list[Condition] = Field(default_factory=list)
+    last_change: Decision | None = None
+
+
+class InferenceNodePool(ApiModel):
+    """A cluster-scoped pool of identical nodes with a price."""
+
+    spec: InferenceNodePoolSpec
+    status: InferenceNodePoolStatus | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# InferenceService (namespaced, written by the application team)
+
+
+class Mode(StrEnum):
+    AUTO = "Auto"
+    RECOMMEND = "Recommend"
+
+
+class SloMetric(StrEnum):
+    TTFT = "ttft"
+    ITL = "itl"
+    E2E = "e2e"
+    QUEUE_TIME = "queue-time"
+
+
+class Slo(ApiModel):
+    """The latency objective: the given percentile of the metric stays at or under the threshold."""
+
+    metric: SloMetric = SloMetric.TTFT
+    """ttft (time to first token), itl (inter-token latency), e2e (whole request) or queue-time."""
+    percentile: float = Field(default=95, gt=0, le=100)
+    """Percentile of the latency distribution, in (0, 100]."""
+    threshold_seconds: float = Field(gt=0, le=3600)
+    """The latency the percentile must not exceed, in seconds."""
+
+
+class MetricsPreset(StrEnum):
+    VLLM = "vllm"
+    TGI = "tgi"
+    SGLANG = "sglang"
+    TRITON = "triton"
+    GENERIC = "generic"
+
+
+METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+class MetricsSpec(ApiModel):
+    """Where the model server's metrics come from: a preset, with optional overrides."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule(
+            "self.preset != 'generic' || (has(self.requestCounter) && has(self.latencyHistogram))",
+            "the generic preset needs requestCounter and latencyHistogram",
+        ),
+    ]
+
+    preset: MetricsPreset = MetricsPreset.VLLM
+    """vllm, tgi, sglang, triton or generic: which metric names the server exports."""
+    request_counter: str | None = Field(default=None, max_length=200, pattern=METRIC_NAME)
+    """Counter of finished requests (overrides the preset's)."""
+    latency_histogram: str | None = Field(default=None, max_length=200, pattern=METRIC_NAME)
+    """Histogram of the SLO metric, without the _bucket suffix (overrides the preset's)."""
+    queue_gauge: str | None = Field(default=None, max_length=200, pattern=METRIC_NAME)
+    """Gauge of requests waiting in the server's queue (overrides the preset's)."""
+
+
+class Replicas(ApiModel):
+    """Bounds on the total number of replicas over all variants."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule("self.min <= self.max", "replicas.min must not exceed replicas.max"),
+        rule(
+            "!has(self.fixed) || (self.fixed >= self.min && self.fixed <= self.max)",
+            "replicas.fixed must lie within [replicas.min, replicas.max]",
+        ),
+    ]
+
+    min: int = Field(default=1, ge=0, le=10000)
+    """Replicas always kept; 0 allows scale to zero after idleTimeoutSeconds without traffic."""
+    max: int = Field(ge=1, le=10000)
+    """Replicas never exceeded."""
+    fixed: int | None = Field(default=None, ge=0, le=10000)
+    """A manual total (set by `kubectl scale`): when present, infscale keeps exactly this many."""
+    idle_timeout_seconds: int = Field(default=600, ge=0, le=86400)
+    """With min 0: seconds without any request before the last replica goes."""
+
+
+class ScaleDown(ApiModel):
+    """How carefully capacity is removed. Capacity is always added at once."""
+
+    stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+    """A scale-down happens only if every recommendation in this window allowed it."""
+    max_step_percent: int = Field(default=25, ge=1, le=100)
+    """At most this share of the replicas goes in one decision (always at least one replica)."""
+
+
+class FallbackPolicy(StrEnum):
+    HOLD = "Hold"
+    FIXED = "Fixed"
+
+
+class Fallback(ApiModel):
+    """What happens while metrics are unavailable. Replicas are never lowered on unknown data."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule(
+            "self.policy != 'Fixed' || has(self.replicas)",
+            "fallback.replicas is required when fallback.policy is Fixed",
+        ),
+    ]
+
+    policy: FallbackPolicy = FallbackPolicy.HOLD
+    """Hold keeps the last safe plan; Fixed raises the service to fallback.replicas."""
+    replicas: int | None = Field(default=None, ge=0, le=10000)
+    """The total replicas for the Fixed policy."""
+
+
+class Variant(ApiModel):
+    """One way to run the service: a node pool, per-replica resources and a capacity estimate."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=DNS_LABEL)
+    """Short DNS label; the Deployment is named <service>-<variant>."""
+    node_pool: str = Field(min_length=1, max_length=253)
+    """Name of the InferenceNodePool the replicas run on."""
+    resources: dict[str, Quantity] = Field(
+        default_factory=dict, max_length=16, json_schema_extra=resource_names_rule("resources")
+    )
+    """Resources of one replica (requests = limits), e.g. {nvidia.com/gpu: 1, cpu: 4}."""
+    capacity_rps: float = Field(gt=0, le=1e6)
+    """Requests per second one replica sustains while the SLO holds; refined online."""
+    startup_seconds: int = Field(default=60, ge=0, le=7200)
+    """Time from pod creation to Ready (image pull and model load) on a warm node."""
+
+
+class Container(ApiModel):
+    """A container of the pod template; its fields follow core/v1 Container."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}, extra="allow"
+    )
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+
+
+class PodSpecShape(ApiModel):
+    """The pod spec of the template; its fields follow core/v1 PodSpec."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}, extra="allow"
+    )
+
+    containers: list[Container] = Field(min_length=1, max_length=32)
+    """At least one container: the model server."""
+
+
+class PodTemplate(ApiModel):
+    """The model-server pod template (a core/v1 PodTemplateSpec)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}, extra="allow"
+    )
+
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    spec: PodSpecShape
+
+
+class InferenceServiceSpec(ApiModel):
+    """One model endpoint with a latency SLO, and the ways it may run."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule(
+            "self.variants.all(v, self.variants.exists_one(w, w.name == v.name))",
+            "variant names must be unique",
+        ),
+        rule(
+            "!has(self.fallback) || !has(self.fallback.replicas) || "
+            "(self.fallback.replicas >= self.replicas.min "
+            "&& self.fallback.replicas <= self.replicas.max)",
+            "fallback.replicas must lie within [replicas.min, replicas.max]",
+        ),
+    ]
+
+    mode: Mode = Mode.AUTO
+    """Auto scales; Recommend computes and reports the plan but never changes replicas."""
+    slo: Slo
+    """The latency objective."""
+    metrics: MetricsSpec = MetricsSpec()
+    """Which metrics the model server exports."""
+    replicas: Replicas
+    """Bounds on the total replicas over all variants."""
+    scale_down: ScaleDown = ScaleDown()
+    """How carefully capacity is removed."""
+    fallback: Fallback = Fallback()
+    """What happens while metrics are unavailable."""
+    variants: list[Variant] = Field(min_length=1, max_length=8)
+    """The ways to run the service (at least one); each becomes one Deployment."""
+    template: PodTemplate
+    """The model-server pod template shared by every variant."""
+
+
+class VariantStatus(ApiModel):
+    """Replicas of one variant."""
+
+    name: str
+    desired_replicas: int = 0
+    ready_replicas: int = 0
+    capacity_rps: float | None = None
+    """The capacity estimate currently used for one replica."""
+
+
+class InferenceServiceStatus(ApiModel):
+    """What the operator observed and decided; the `why` of every change."""
+
+    observed_generation: int | None = None
+    replicas: int | None = None
+    """Desired replicas over all variants (the scale subresource reads it)."""
+    ready_replicas: int | None = None
+    selector: str | None = None
+    """Label selector of the service's pods (the scale subresource reads it)."""
+    observed_rps: float | None = None
+    """Request rate over all variants; absent when unknown."""
+    observed_latency_seconds: float | None = None
+    """The SLO metric at the SLO percentile; absent when unknown."""
+    slo_attainment: float | None = None
+    """Fraction of recent requests within the SLO."""
+    usd_per_hour: float | None = None
+    """Cost of the nodes the service's replicas occupy."""
+    variants: list[VariantStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    last_decision: Decision | None = None
+    recommendation: str | None = None
+    """In Recommend mode: what Auto mode would do."""
+
+
+class InferenceService(ApiModel):
+    """A model endpoint that infscale scales to meet its SLO at the lowest cost."""
+
+    spec: InferenceServiceSpec
+    status: InferenceServiceStatus | None = None
