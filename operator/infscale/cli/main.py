@@ -3,22 +3,66 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import infscale
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; subcommands are added here as they land."""
+    """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="infscale", description=infscale.__doc__)
     parser.add_argument("--version", action="version", version=f"infscale {infscale.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("operator", help="run the operator against the current cluster")
+    run.add_argument(
+        "--interval", type=float, default=15.0, help="seconds between cycles (default 15)"
+    )
+    run.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="manage only this namespace (repeatable; default: all namespaces)",
+    )
+    run.add_argument(
+        "--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    """Run the kopf operator until it is stopped."""
+    import kopf
+
+    from infscale.adapters import kube_client
+    from infscale.controller import handlers
+    from infscale.controller.settings import OperatorSettings
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # kopf logs every successful handler call; infscale logs its own decisions instead.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    settings = OperatorSettings(interval_seconds=args.interval, namespaces=tuple(args.namespace))
+    runtime = handlers.Runtime(settings, kube_client.api_client())
+    kopf.run(
+        registry=handlers.build_registry(runtime),
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = build_parser()
-    parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.command == "operator":
+        return run_operator(args)
     parser.print_help(sys.stdout)
     return 0
 

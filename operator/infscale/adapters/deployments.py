@@ -1,0 +1,49 @@
+"""WorkloadScaler backend: per-variant Deployments through the Kubernetes API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from infscale.ports import errors
+
+FIELD_MANAGER = "infscale"
+
+
+class KubernetesDeployments:
+    """Applies Deployments with server-side apply; deletes them in the background."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._apps = client.AppsV1Api(api_client)
+
+    def apply_deployment(self, manifest: dict[str, Any]) -> None:
+        metadata = manifest["metadata"]
+        try:
+            self._apps.patch_namespaced_deployment(
+                metadata["name"],
+                metadata["namespace"],
+                manifest,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+            )
+        except client.ApiException as error:
+            raise errors.ClusterError(
+                f"applying Deployment {metadata['namespace']}/{metadata['name']}: "
+                f"{error.status} {error.reason}",
+                status=error.status,
+            ) from error
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        try:
+            self._apps.delete_namespaced_deployment(
+                name, namespace, propagation_policy="Background"
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return
+            raise errors.ClusterError(
+                f"deleting Deployment {namespace}/{name}: {error.status} {error.reason}",
+                status=error.status,
+            ) from error

@@ -1,0 +1,164 @@
+"""What the objects infscale owns should look like: one Deployment per variant, and the status.
+
+Pure functions over the API models; the reconciler compares their output with what the cluster has
+and writes only the difference.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from infscale.api import v1alpha1
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "infscale"}
+SERVICE_LABEL = "infscale.dev/service"
+VARIANT_LABEL = "infscale.dev/variant"
+SPEC_HASH_ANNOTATION = "infscale.dev/spec-hash"
+
+Manifest = dict[str, Any]
+
+
+def deployment_name(service: str, variant: str) -> str:
+    return f"{service}-{variant}"
+
+
+def selector_labels(service: str, variant: str | None = None) -> dict[str, str]:
+    """Labels that select the pods of a service, or of one of its variants."""
+    labels = {SERVICE_LABEL: service}
+    if variant is not None:
+        labels[VARIANT_LABEL] = variant
+    return labels
+
+
+def selector(service: str) -> str:
+    """The label selector string the scale subresource reports."""
+    return f"{SERVICE_LABEL}={service}"
+
+
+def tolerations_for(pool: v1alpha1.InferenceNodePoolSpec) -> list[Manifest]:
+    """Tolerations that let a replica onto every node of the pool."""
+    tolerations = []
+    for taint in pool.node.taints:
+        toleration: Manifest = {"key": taint.key, "effect": taint.effect.value}
+        if taint.value:
+            toleration.update(operator="Equal", value=taint.value)
+        else:
+            toleration["operator"] = "Exists"
+        tolerations.append(toleration)
+    return tolerations
+
+
+def pod_template(
+    service: v1alpha1.InferenceServiceSpec,
+    service_name: str,
+    variant: v1alpha1.Variant,
+    pool: v1alpha1.InferenceNodePoolSpec,
+) -> Manifest:
+    """The service's pod template, pinned to the variant's pool with the variant's resources.
+
+    The variant's resources become requests and limits of the first container (the model server);
+    the pool's labels join the nodeSelector and its taints are tolerated.
+    """
+    template: Manifest = service.template.model_dump(by_alias=True, exclude_none=True)
+    template = copy.deepcopy(template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {
+        **metadata.get("labels", {}),
+        **selector_labels(service_name, variant.name),
+    }
+    spec = template["spec"]
+    spec["nodeSelector"] = {**spec.get("nodeSelector", {}), **pool.node.labels}
+    spec["tolerations"] = [*spec.get("tolerations", []), *tolerations_for(pool)]
+    if variant.resources:
+        server = spec["containers"][0]
+        resources = server.setdefault("resources", {})
+        quantities = {name: str(value) for name, value in variant.resources.items()}
+        resources["requests"] = {**resources.get("requests", {}), **quantities}
+        resources["limits"] = {**resources.get("limits", {}), **quantities}
+    return template
+
+
+def deployment(
+    *,
+    service: v1alpha1.InferenceServiceSpec,
+    service_name: str,
+    namespace: str,
+    owner_uid: str,
+    variant: v1alpha1.Variant,
+    pool: v1alpha1.InferenceNodePoolSpec,
+    replicas: int,
+) -> Manifest:
+    """The Deployment of one variant, owned by the InferenceService (deleted with it)."""
+    labels = {**MANAGED_BY, **selector_labels(service_name, variant.name)}
+    body: Manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(service_name, variant.name),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": v1alpha1.API_VERSION,
+                    "kind": "InferenceService",
+                    "name": service_name,
+                    "uid": owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "selector": {"matchLabels": selector_labels(service_name, variant.name)},
+            "template": pod_template(service, service_name, variant, pool),
+        },
+    }
+    body["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(body)}
+    body["spec"]["replicas"] = replicas
+    return body
+
+
+def spec_hash(body: Manifest) -> str:
+    """A digest of everything infscale sets on a Deployment except replicas."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def condition(
+    kind: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    *,
+    previous: Sequence[Mapping[str, Any]],
+    now: str,
+    generation: int | None,
+) -> Manifest:
+    """A condition whose lastTransitionTime moves only when its status changes."""
+    text = "Unknown" if status is None else ("True" if status else "False")
+    since = now
+    for old in previous:
+        if old.get("type") == kind and old.get("status") == text:
+            since = old.get("lastTransitionTime") or now
+    return {
+        "type": kind,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def without_times(status: Mapping[str, Any]) -> Manifest:
+    """The status with its timestamps removed, to tell a real change from a repeat."""
+    result = copy.deepcopy(dict(status))
+    for cond in result.get("conditions") or []:
+        cond.pop("lastTransitionTime", None)
+    if isinstance(result.get("lastDecision"), dict):
+        result["lastDecision"].pop("time", None)
+    return result

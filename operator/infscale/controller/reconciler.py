@@ -1,0 +1,308 @@
+"""Reconciles one InferenceService: its variant Deployments, its status and its Events.
+
+Level-based and idempotent: the inputs are snapshots of the cluster (the service, the node pools,
+the Deployments infscale owns), the outputs go through the ports, and a reconcile that finds
+nothing to change makes no API write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pydantic
+
+from infscale.api import quantity, v1alpha1
+from infscale.controller import desired
+from infscale.ports import reporting, workloads
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnedDeployment:
+    """What the reconciler needs to know about a Deployment infscale owns."""
+
+    name: str
+    variant: str
+    replicas: int
+    ready_replicas: int
+    spec_hash: str | None
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one reconcile did, for logs and tests."""
+
+    applied: list[str] = dataclasses.field(default_factory=list)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    status_written: bool = False
+    events: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        return len(self.applied) + len(self.deleted) + int(self.status_written) + len(self.events)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    workloads: workloads.WorkloadScaler
+    status: reporting.StatusWriter
+    events: reporting.EventRecorder
+
+
+def replicas_per_node(variant: v1alpha1.Variant, pool: v1alpha1.InferenceNodePoolSpec) -> int:
+    """How many replicas of the variant fit on one node of the pool (0: none fits)."""
+    fits = math.inf
+    for name, need in variant.resources.items():
+        need_value = quantity.parse(need)
+        if need_value > 0:
+            have = quantity.parse(pool.node.capacity.get(name, 0))
+            fits = min(fits, math.floor(have / need_value + 1e-9))
+    return 1 if fits == math.inf else int(fits)
+
+
+def usd_per_rps(variant: v1alpha1.Variant, pool: v1alpha1.InferenceNodePoolSpec) -> float:
+    """Node cost per hour of one request/s served by the variant, if its nodes are filled."""
+    per_node = replicas_per_node(variant, pool)
+    if per_node == 0:
+        return math.inf
+    return pool.usd_per_hour / per_node / variant.capacity_rps
+
+
+def baseline_replicas(
+    spec: v1alpha1.InferenceServiceSpec, pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]
+) -> tuple[dict[str, int], str]:
+    """Replicas per variant before any metric is read: the manual total or the minimum, all on
+    the variant that serves a request/s most cheaply. Returns the split and its reason."""
+    total = spec.replicas.fixed if spec.replicas.fixed is not None else spec.replicas.min
+    placeable = [v for v in spec.variants if v.node_pool in pools]
+    split = {v.name: 0 for v in spec.variants}
+    if not placeable:
+        return split, "no variant has an existing node pool"
+    cheapest = min(placeable, key=lambda v: usd_per_rps(v, pools[v.node_pool]))
+    split[cheapest.name] = total
+    source = "replicas.fixed" if spec.replicas.fixed is not None else "replicas.min"
+    return split, f"{source}={total} on variant {cheapest.name} (lowest cost per request/s)"
+
+
+def missing_pools_message(missing_pools: Sequence[str]) -> str:
+    """Why some variants get no replicas, in words."""
+    if len(missing_pools) == 1:
+        return (
+            f"InferenceNodePool {missing_pools[0]} does not exist; its variants get no replicas "
+            "until it is created"
+        )
+    return (
+        f"InferenceNodePools {', '.join(missing_pools)} do not exist; their variants get no "
+        "replicas until they are created"
+    )
+
+
+def reconcile_service(
+    body: Mapping[str, Any],
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    owned: Sequence[OwnedDeployment],
+    ports: Ports,
+    now: str,
+) -> Outcome:
+    """Bring the service's Deployments, status and Events in line with its spec."""
+    outcome = Outcome()
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    generation = metadata.get("generation")
+    old_status: Mapping[str, Any] = body.get("status") or {}
+    previous_conditions = old_status.get("conditions") or []
+    try:
+        service = v1alpha1.InferenceService.model_validate(body)
+    except pydantic.ValidationError as error:
+        # The CRD schema should make this impossible; report rather than crash.
+        invalid = desired.condition(
+            "Ready", False, "InvalidSpec", str(error)[:900],
+            previous=previous_conditions, now=now, generation=generation,
+        )  # fmt: skip
+        _write_status(ports, body, {"conditions": [invalid]}, outcome)
+        return outcome
+    spec = service.spec
+    current = {d.variant: d for d in owned}
+    paused = (metadata.get("annotations") or {}).get(v1alpha1.PAUSED_ANNOTATION) == "true"
+    hold_replicas = paused or spec.mode is v1alpha1.Mode.RECOMMEND
+    plan, plan_reason = baseline_replicas(spec, pools)
+
+    missing_pools = sorted({v.node_pool for v in spec.variants if v.node_pool not in pools})
+    applied_replicas: dict[str, int] = {}
+    for variant in spec.variants:
+        pool = pools.get(variant.node_pool)
+        existing = current.get(variant.name)
+        if pool is None:
+            applied_replicas[variant.name] = existing.replicas if existing else 0
+            continue
+        replicas = plan[variant.name]
+        if hold_replicas and existing is not None:
+            replicas = existing.replicas
+        manifest = desired.deployment(
+            service=spec,
+            service_name=name,
+            namespace=namespace,
+            owner_uid=metadata["uid"],
+            variant=variant,
+            pool=pool,
+            replicas=replicas,
+        )
+        applied_replicas[variant.name] = replicas
+        wanted_hash = manifest["metadata"]["annotations"][desired.SPEC_HASH_ANNOTATION]
+        if existing and existing.spec_hash == wanted_hash and existing.replicas == replicas:
+            continue
+        ports.workloads.apply_deployment(manifest)
+        outcome.applied.append(manifest["metadata"]["name"])
+        before = existing.replicas if existing else 0
+        if before != replicas:
+            message = f"variant {variant.name}: {before} -> {replicas} replicas ({plan_reason})"
+            _event(ports, body, "Normal", "Scaled", message, outcome)
+
+    wanted_variants = {v.name for v in spec.variants}
+    for deployment in owned:
+        if deployment.variant not in wanted_variants:
+            ports.workloads.delete_deployment(namespace, deployment.name)
+            outcome.deleted.append(deployment.name)
+            _event(
+                ports, body, "Normal", "VariantRemoved",
+                f"deleted Deployment {deployment.name}: variant {deployment.variant} "
+                "is no longer in the spec", outcome,
+            )  # fmt: skip
+
+    status = _status(
+        service=service,
+        body=body,
+        plan=plan,
+        plan_reason=plan_reason,
+        applied=applied_replicas,
+        current=current,
+        missing_pools=missing_pools,
+        paused=paused,
+        now=now,
+    )
+    if missing_pools and not _had_condition(previous_conditions, "CapacityAvailable", "False"):
+        _event(
+            ports,
+            body,
+            "Warning",
+            "NodePoolNotFound",
+            missing_pools_message(missing_pools),
+            outcome,
+        )
+    if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
+        _write_status(ports, body, status, outcome)
+    return outcome
+
+
+def _status(
+    *,
+    service: v1alpha1.InferenceService,
+    body: Mapping[str, Any],
+    plan: Mapping[str, int],
+    plan_reason: str,
+    applied: Mapping[str, int],
+    current: Mapping[str, OwnedDeployment],
+    missing_pools: Sequence[str],
+    paused: bool,
+    now: str,
+) -> dict[str, Any]:
+    spec = service.spec
+    metadata = body["metadata"]
+    generation = metadata.get("generation")
+    old: Mapping[str, Any] = body.get("status") or {}
+    previous = old.get("conditions") or []
+    ready = {
+        v.name: (current[v.name].ready_replicas if v.name in current else 0) for v in spec.variants
+    }
+    total_desired = sum(applied.values())
+    total_ready = sum(ready.values())
+
+    if paused:
+        decision = f"paused by annotation {v1alpha1.PAUSED_ANNOTATION}; replicas held"
+    elif spec.mode is v1alpha1.Mode.RECOMMEND:
+        decision = "Recommend mode: replicas held; see status.recommendation"
+    else:
+        decision = plan_reason
+    last = old.get("lastDecision") or {}
+    last_decision = (
+        dict(last) if last.get("reason") == decision else {"time": now, "reason": decision}
+    )
+
+    def cond(kind: str, state: bool | None, reason: str, message: str) -> dict[str, Any]:
+        return desired.condition(
+            kind, state, reason, message, previous=previous, now=now, generation=generation
+        )
+
+    if missing_pools:
+        capacity = cond(
+            "CapacityAvailable", False, "NodePoolNotFound", missing_pools_message(missing_pools)
+        )
+    else:
+        capacity = cond("CapacityAvailable", True, "NodePoolsFound", "every node pool exists")
+    if total_ready >= total_desired:
+        ready_condition = cond(
+            "Ready", True, "ReplicasReady", f"{total_ready}/{total_desired} replicas ready"
+        )
+    else:
+        ready_condition = cond(
+            "Ready", False, "ReplicasStarting", f"{total_ready}/{total_desired} replicas ready"
+        )
+    conditions = [
+        ready_condition,
+        cond("MetricsAvailable", None, "NoMetricsSource", "metrics are not read yet"),
+        cond("SLOMet", None, "NoMetrics", "no latency observed yet"),
+        capacity,
+    ]
+    recommendation = None
+    if spec.mode is v1alpha1.Mode.RECOMMEND or paused:
+        recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
+    return {
+        "observedGeneration": generation,
+        "replicas": total_desired,
+        "readyReplicas": total_ready,
+        "selector": desired.selector(metadata["name"]),
+        "variants": [
+            {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
+            for v in spec.variants
+        ],
+        "conditions": conditions,
+        "lastDecision": last_decision,
+        "recommendation": recommendation,
+    }
+
+
+def _comparable(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The old status restricted to the keys the new one sets (None where it had none)."""
+    return {key: old.get(key) for key in new}
+
+
+def _had_condition(conditions: Sequence[Mapping[str, Any]], kind: str, status: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == status for c in conditions)
+
+
+def _write_status(
+    ports: Ports, body: Mapping[str, Any], status: dict[str, Any], outcome: Outcome
+) -> None:
+    metadata = body["metadata"]
+    ports.status.write_service_status(metadata["namespace"], metadata["name"], status)
+    outcome.status_written = True
+
+
+def _event(
+    ports: Ports,
+    body: Mapping[str, Any],
+    event_type: str,
+    reason: str,
+    message: str,
+    outcome: Outcome,
+) -> None:
+    LOG.info(
+        "%s/%s %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], reason, message
+    )
+    ports.events.record(dict(body), event_type, reason, message)
+    outcome.events.append(reason)

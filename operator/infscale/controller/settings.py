@@ -1,0 +1,20 @@
+"""Operator settings: a typed model with a reason for every default."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OperatorSettings(BaseModel):
+    """How the operator runs. The Helm chart's values map onto these fields."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
+
+    interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds between reconcile cycles (default 15: Prometheus' usual scrape interval, so each
+    cycle sees fresh samples). Changes to watched objects also start a cycle at once."""
+    debounce_seconds: float = Field(default=0.5, ge=0, le=60)
+    """Seconds to wait after a change before reconciling, so a burst of events (an apply of many
+    objects) costs one cycle, not one per object (default 0.5)."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces whose InferenceServices are managed; empty means all (the default)."""

@@ -1,0 +1,24 @@
+"""The port through which decisions reach the model-server workloads."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class WorkloadScaler(Protocol):
+    """Creates, updates and removes the per-variant Deployments infscale owns."""
+
+    def apply_deployment(self, manifest: dict[str, Any]) -> None:
+        """Make the Deployment match `manifest` (server-side apply as field manager `infscale`).
+
+        Idempotent: applying the same manifest twice changes nothing the second time.
+        Raises `infscale.ports.errors.ClusterError` when the API server refuses or is unreachable.
+        """
+        ...
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        """Delete the Deployment; a Deployment that is already gone is not an error.
+
+        Raises `infscale.ports.errors.ClusterError` on any other failure.
+        """
+        ...

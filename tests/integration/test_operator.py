@@ -1,0 +1,333 @@
+"""The operator against the real API server: Deployments, status, Events, modes, restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration import waiting
+from tests.integration.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "infscale.dev", "v1alpha1"
+POOL_LABEL = "infscale.dev/pool"
+
+
+def pool_manifest(name: str, gpus: int, usd_per_hour: float) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceNodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": {"kwok": {}},
+            "node": {
+                "capacity": {
+                    "cpu": str(8 * gpus),
+                    "memory": f"{32 * gpus}Gi",
+                    "nvidia.com/gpu": str(gpus),
+                },
+                "labels": {POOL_LABEL: name},
+                "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+            },
+            "usdPerHour": usd_per_hour,
+            "maxNodes": 4,
+        },
+    }
+
+
+def service_manifest(name: str, big: str, small: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
+            "replicas": {"min": 1, "max": 10},
+            "variants": [
+                {
+                    "name": "big",
+                    "nodePool": big,
+                    "resources": {"nvidia.com/gpu": 1},
+                    "capacityRps": 30,
+                },
+                {
+                    "name": "small",
+                    "nodePool": small,
+                    "resources": {"nvidia.com/gpu": 1},
+                    "capacityRps": 6,
+                },
+            ],
+            "template": {
+                "metadata": {"annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "1s"}},
+                "spec": {"containers": [{"name": "server", "image": "emulated/server:v1"}]},
+            },
+        },
+    }
+
+
+class Cluster:
+    """Small helpers over the typed clients for the operator tests."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def service(self, name: str) -> dict[str, Any]:
+        result = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", name
+        )
+        assert isinstance(result, dict)
+        return result
+
+    def create_service(self, body: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", body
+        )
+
+    def patch_service(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", name, patch
+        )
+
+    def replicas(self, deployment: str) -> int | None:
+        try:
+            return int(
+                self.apps.read_namespaced_deployment(deployment, self.namespace).spec.replicas
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        for cond in (self.service(name).get("status") or {}).get("conditions", []):
+            if cond["type"] == kind:
+                return dict(cond)
+        return None
+
+    def event_reasons(self, name: str) -> list[str]:
+        events = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        ).items
+        return [str(e.reason) for e in events]
+
+
+@pytest.fixture
+def pools(api_client: client.ApiClient, crds: None, unique_name: str) -> Iterator[tuple[str, str]]:
+    custom = client.CustomObjectsApi(api_client)
+    names = (f"{unique_name}-big", f"{unique_name}-small")
+    for name, gpus, price in ((names[0], 8, 55.04), (names[1], 1, 0.8048)):
+        custom.create_cluster_custom_object(
+            GROUP, VERSION, "inferencenodepools", pool_manifest(name, gpus, price)
+        )
+    yield names
+    for name in names:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
+
+
+@pytest.fixture
+def small_gpu_node(core: client.CoreV1Api, pools: tuple[str, str]) -> Iterator[str]:
+    """One kwok node of the small pool, so the replicas there become Ready."""
+    pool = pools[1]
+    capacity = {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "4", "pods": "110"}
+    node = client.V1Node(
+        metadata=client.V1ObjectMeta(
+            name=f"node-{pool}",
+            labels={POOL_LABEL: pool},
+            annotations={"kwok.x-k8s.io/node": "fake"},
+        ),
+        spec=client.V1NodeSpec(taints=[client.V1Taint(key="nvidia.com/gpu", effect="NoSchedule")]),
+        status=client.V1NodeStatus(capacity=capacity, allocatable=capacity),
+    )
+    core.create_node(node)
+    yield f"node-{pool}"
+    core.delete_node(f"node-{pool}")
+
+
+@pytest.fixture
+def operator(tmp_path: Path, crds: None) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(tmp_path / "operator.log")
+    process.start()
+    yield process
+    process.stop()
+    print(process.log()[-5000:])
+
+
+def test_service_lifecycle(
+    api_client: client.ApiClient,
+    namespace: str,
+    pools: tuple[str, str],
+    small_gpu_node: str,
+    operator: OperatorProcess,
+) -> None:
+    cluster = Cluster(api_client, namespace)
+    cluster.create_service(service_manifest("chat", *pools))
+
+    # One Deployment per variant, owned by the service; min=1 on the cheaper variant per rps.
+    waiting.until(lambda: cluster.replicas("chat-small") == 1, timeout_s=30, what="chat-small")
+    assert cluster.replicas("chat-big") == 0
+    small = cluster.apps.read_namespaced_deployment("chat-small", namespace)
+    owner = small.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("InferenceService", "chat", True)
+    assert small.spec.template.spec.node_selector == {POOL_LABEL: pools[1]}
+
+    # The replica lands on the small pool's node and the status says so.
+    def ready() -> dict[str, Any] | None:
+        cond = cluster.condition("chat", "Ready")
+        return cond if cond and cond["status"] == "True" else None
+
+    waiting.until(ready, timeout_s=30, what="Ready=True on the service")
+    status = cluster.service("chat")["status"]
+    assert status["readyReplicas"] == 1
+    assert status["selector"] == "infscale.dev/service=chat"
+    assert "replicas.min=1 on variant small" in status["lastDecision"]["reason"]
+    assert "Scaled" in cluster.event_reasons("chat")
+
+    # The operator writes only status: no finalizers, no annotations of its own.
+    metadata = cluster.service("chat")["metadata"]
+    assert not metadata.get("finalizers")
+    assert not any("kopf" in key for key in metadata.get("annotations") or {})
+
+    # A no-op cycle writes nothing: resourceVersions stay put over several cycles.
+    before = (
+        cluster.service("chat")["metadata"]["resourceVersion"],
+        cluster.apps.read_namespaced_deployment("chat-small", namespace).metadata.resource_version,
+    )
+    time.sleep(4)
+    after = (
+        cluster.service("chat")["metadata"]["resourceVersion"],
+        cluster.apps.read_namespaced_deployment("chat-small", namespace).metadata.resource_version,
+    )
+    assert before == after
+
+    # `kubectl scale` through the scale subresource.
+    cluster.custom.patch_namespaced_custom_object_scale(
+        GROUP, VERSION, namespace, "inferenceservices", "chat", {"spec": {"replicas": 3}}
+    )
+    waiting.until(lambda: cluster.replicas("chat-small") == 3, timeout_s=30, what="scale to 3")
+    scale = cluster.custom.get_namespaced_custom_object_scale(
+        GROUP, VERSION, namespace, "inferenceservices", "chat"
+    )
+    waiting.until(
+        lambda: (
+            cluster.custom.get_namespaced_custom_object_scale(
+                GROUP, VERSION, namespace, "inferenceservices", "chat"
+            )["status"].get("replicas")
+            == 3
+        ),
+        timeout_s=30,
+        what="scale status 3",
+    )
+    assert scale["status"]["selector"] == "infscale.dev/service=chat"
+
+    # A template change rolls the Deployments.
+    cluster.patch_service(
+        "chat",
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "server", "image": "emulated/server:v2"}]}
+                }
+            }
+        },
+    )
+
+    def image() -> str:
+        pod = cluster.apps.read_namespaced_deployment("chat-big", namespace).spec.template
+        return str(pod.spec.containers[0].image)
+
+    waiting.until(lambda: image() == "emulated/server:v2", timeout_s=30, what="template rolled")
+
+    # Recommend mode reports but never scales.
+    cluster.patch_service("chat", {"spec": {"mode": "Recommend", "replicas": {"fixed": 5}}})
+    waiting.until(
+        lambda: "small=5" in (cluster.service("chat")["status"].get("recommendation") or ""),
+        timeout_s=30,
+        what="a recommendation",
+    )
+    assert cluster.replicas("chat-small") == 3
+
+    # Back to Auto, but paused by annotation: still no scaling.
+    cluster.patch_service(
+        "chat",
+        {"metadata": {"annotations": {"infscale.dev/paused": "true"}}, "spec": {"mode": "Auto"}},
+    )
+    waiting.until(
+        lambda: "paused" in cluster.service("chat")["status"]["lastDecision"]["reason"],
+        timeout_s=30,
+        what="the paused decision",
+    )
+    assert cluster.replicas("chat-small") == 3
+    cluster.patch_service("chat", {"metadata": {"annotations": {"infscale.dev/paused": None}}})
+    waiting.until(lambda: cluster.replicas("chat-small") == 5, timeout_s=30, what="unpaused: 5")
+
+    # Removing a variant deletes its Deployment.
+    body = cluster.service("chat")
+    variants = [v for v in body["spec"]["variants"] if v["name"] != "big"]
+    cluster.patch_service("chat", {"spec": {"variants": variants}})
+    waiting.until(lambda: cluster.replicas("chat-big") is None, timeout_s=30, what="chat-big gone")
+
+    # Deleting the service deletes its Deployments (garbage collection through ownerReferences).
+    cluster.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferenceservices", "chat"
+    )
+    waiting.until(
+        lambda: cluster.replicas("chat-small") is None, timeout_s=60, what="chat-small gone"
+    )
+
+
+def test_missing_node_pool_is_reported_and_others_proceed(
+    api_client: client.ApiClient, namespace: str, pools: tuple[str, str], operator: OperatorProcess
+) -> None:
+    cluster = Cluster(api_client, namespace)
+    cluster.create_service(service_manifest("orphan", "no-such-pool", "no-such-pool-either"))
+    cluster.create_service(service_manifest("fine", *pools))
+
+    def capacity() -> dict[str, Any] | None:
+        cond = cluster.condition("orphan", "CapacityAvailable")
+        return cond if cond and cond["status"] == "False" else None
+
+    cond = waiting.until(capacity, timeout_s=30, what="CapacityAvailable=False")
+    assert cond["reason"] == "NodePoolNotFound"
+    assert "no-such-pool" in cond["message"]
+    assert "NodePoolNotFound" in cluster.event_reasons("orphan")
+    waiting.until(lambda: cluster.replicas("fine-small") == 1, timeout_s=30, what="fine-small")
+    assert cluster.replicas("orphan-small") is None
+    assert operator.process is not None
+    assert operator.process.poll() is None, "the operator must not crash"
+
+
+def test_restart_mid_way_loses_nothing(
+    api_client: client.ApiClient, namespace: str, pools: tuple[str, str], tmp_path: Path, crds: None
+) -> None:
+    cluster = Cluster(api_client, namespace)
+    first = OperatorProcess(tmp_path / "first.log")
+    first.start()
+    try:
+        cluster.create_service(service_manifest("chat", *pools))
+        waiting.until(lambda: cluster.replicas("chat-small") == 1, timeout_s=30, what="chat-small")
+        decided = cluster.service("chat")["status"]["lastDecision"]
+    finally:
+        first.kill()
+
+    # While no operator runs, the user scales; the next operator picks it up from the cluster.
+    cluster.patch_service("chat", {"spec": {"replicas": {"fixed": 2}}})
+    second = OperatorProcess(tmp_path / "second.log")
+    second.start()
+    try:
+        waiting.until(lambda: cluster.replicas("chat-small") == 2, timeout_s=30, what="2 replicas")
+        status = cluster.service("chat")["status"]
+        assert status["lastDecision"]["reason"] != decided["reason"]
+        assert status["observedGeneration"] == cluster.service("chat")["metadata"]["generation"]
+        deployments = cluster.apps.list_namespaced_deployment(namespace).items
+        assert sorted(str(d.metadata.name) for d in deployments) == ["chat-big", "chat-small"]
+    finally:
+        second.stop()

@@ -1,0 +1,184 @@
+"""The reconciler against in-memory ports: Deployments, status, Events and no-op cycles."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infscale.adapters import fakes
+from infscale.api import v1alpha1
+from infscale.controller import desired, reconciler
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NOW = "2026-11-22T06:00:00Z"
+
+
+def documents(kind: str) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        found += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
+    return found
+
+
+def pools() -> dict[str, v1alpha1.InferenceNodePoolSpec]:
+    return {
+        d["metadata"]["name"]: v1alpha1.InferenceNodePool.model_validate(d).spec
+        for d in documents("InferenceNodePool")
+    }
+
+
+def chat() -> dict[str, Any]:
+    body = copy.deepcopy(documents("InferenceService")[0])
+    body["metadata"].update(uid="uid-1", generation=1)
+    return body
+
+
+def owned_from(cluster: fakes.FakeCluster, ready: bool = True) -> list[reconciler.OwnedDeployment]:
+    return [
+        reconciler.OwnedDeployment(
+            name=d["metadata"]["name"],
+            variant=d["metadata"]["labels"][desired.VARIANT_LABEL],
+            replicas=d["spec"]["replicas"],
+            ready_replicas=d["spec"]["replicas"] if ready else 0,
+            spec_hash=d["metadata"]["annotations"][desired.SPEC_HASH_ANNOTATION],
+        )
+        for d in cluster.deployments.values()
+    ]
+
+
+def run(
+    body: dict[str, Any],
+    cluster: fakes.FakeCluster,
+    pool_specs: dict[str, v1alpha1.InferenceNodePoolSpec] | None = None,
+) -> reconciler.Outcome:
+    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    body = {**body, "status": cluster.statuses.get(key)}
+    return reconciler.reconcile_service(
+        body, pools() if pool_specs is None else pool_specs, owned_from(cluster), ports, NOW
+    )
+
+
+def test_creates_one_deployment_per_variant_pinned_to_its_pool() -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    h100 = cluster.deployments[("team-a", "chat-h100")]
+    l4 = cluster.deployments[("team-a", "chat-l4")]
+    # min=1 goes to the variant with the lowest cost per request/s: an H100 node holds 8 replicas
+    # of 30 rps for $55.04/h (0.23 $/h per rps) against 6 rps for $0.80/h (0.13 $/h per rps).
+    assert (h100["spec"]["replicas"], l4["spec"]["replicas"]) == (0, 1)
+    pod = l4["spec"]["template"]
+    assert pod["spec"]["nodeSelector"] == {"infscale.dev/pool": "gpu-l4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"][
+        "tolerations"
+    ]
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["metadata"]["labels"] == {
+        "infscale.dev/service": "chat",
+        "infscale.dev/variant": "l4",
+    }
+    owner = l4["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("InferenceService", "uid-1", True)
+    assert ("Normal", "Scaled") in [(t, r) for t, r, _ in cluster.events]
+
+
+def test_a_second_reconcile_with_nothing_changed_writes_nothing() -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    second = run(chat(), cluster)
+    assert (second.applied, second.events, second.status_written) == ([], [], True)
+    assert run(chat(), cluster).writes == 0
+
+
+def test_status_explains_the_decision() -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    status = cluster.statuses[("team-a", "chat")]
+    assert status["replicas"] == 1
+    assert status["selector"] == "infscale.dev/service=chat"
+    assert status["observedGeneration"] == 1
+    assert "replicas.min=1 on variant l4" in status["lastDecision"]["reason"]
+    kinds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert kinds == {
+        "Ready": "False",
+        "MetricsAvailable": "Unknown",
+        "SLOMet": "Unknown",
+        "CapacityAvailable": "True",
+    }
+    run(chat(), cluster)  # the Deployments report ready now
+    ready = next(
+        c for c in cluster.statuses[("team-a", "chat")]["conditions"] if c["type"] == "Ready"
+    )
+    assert ready["status"] == "True"
+
+
+def test_template_change_updates_every_deployment() -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    changed = chat()
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "vllm/vllm-openai:v0.12.0"
+    outcome = run(changed, cluster)
+    assert sorted(outcome.applied) == ["chat-h100", "chat-l4"]
+    image = cluster.deployments[("team-a", "chat-l4")]["spec"]["template"]["spec"]["containers"][0]
+    assert image["image"] == "vllm/vllm-openai:v0.12.0"
+
+
+def test_removed_variant_loses_its_deployment() -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    changed = chat()
+    changed["spec"]["variants"] = [v for v in changed["spec"]["variants"] if v["name"] != "h100"]
+    outcome = run(changed, cluster)
+    assert outcome.deleted == ["chat-h100"]
+    assert ("team-a", "chat-h100") not in cluster.deployments
+
+
+def test_scale_subresource_sets_the_total() -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    scaled = chat()
+    scaled["spec"]["replicas"]["fixed"] = 3
+    run(scaled, cluster)
+    assert cluster.deployments[("team-a", "chat-l4")]["spec"]["replicas"] == 3
+    assert cluster.statuses[("team-a", "chat")]["replicas"] == 3
+
+
+@pytest.mark.parametrize("hold", ["recommend", "paused"])
+def test_recommend_mode_and_pause_never_change_replicas(hold: str) -> None:
+    cluster = fakes.FakeCluster()
+    run(chat(), cluster)
+    held = chat()
+    if hold == "recommend":
+        held["spec"]["mode"] = "Recommend"
+    else:
+        held["metadata"]["annotations"] = {v1alpha1.PAUSED_ANNOTATION: "true"}
+    held["spec"]["replicas"]["fixed"] = 5
+    run(held, cluster)
+    assert cluster.deployments[("team-a", "chat-l4")]["spec"]["replicas"] == 1
+    status = cluster.statuses[("team-a", "chat")]
+    assert "l4=5" in status["recommendation"]
+    assert "held" in status["lastDecision"]["reason"]
+
+
+def test_missing_node_pool_is_a_condition_not_a_crash() -> None:
+    cluster = fakes.FakeCluster()
+    only_h100 = {k: v for k, v in pools().items() if k == "gpu-h100"}
+    run(chat(), cluster, only_h100)
+    assert ("team-a", "chat-l4") not in cluster.deployments
+    assert cluster.deployments[("team-a", "chat-h100")]["spec"]["replicas"] == 1
+    capacity = next(
+        c
+        for c in cluster.statuses[("team-a", "chat")]["conditions"]
+        if c["type"] == "CapacityAvailable"
+    )
+    assert (capacity["status"], capacity["reason"]) == ("False", "NodePoolNotFound")
+    assert "gpu-l4" in capacity["message"]
+    assert [r for t, r, _ in cluster.events if t == "Warning"] == ["NodePoolNotFound"]
+    run(chat(), cluster, only_h100)
+    assert [r for t, r, _ in cluster.events if t == "Warning"] == ["NodePoolNotFound"], "repeated"
