@@ -12,6 +12,7 @@ import yaml
 from infscale.adapters import fakes
 from infscale.api import v1alpha1
 from infscale.controller import desired, reconciler
+from infscale.ports import errors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = "2026-11-22T06:00:00Z"
@@ -101,6 +102,8 @@ def test_status_explains_the_decision() -> None:
     run(chat(), cluster)
     status = cluster.statuses[("team-a", "chat")]
     assert status["replicas"] == 1
+    # One L4 replica fills a whole g6.xlarge node.
+    assert status["usdPerHour"] == 0.8048
     assert status["selector"] == "infscale.dev/service=chat"
     assert status["observedGeneration"] == 1
     assert "replicas.min=1 on variant l4" in status["lastDecision"]["reason"]
@@ -182,3 +185,26 @@ def test_missing_node_pool_is_a_condition_not_a_crash() -> None:
     assert [r for t, r, _ in cluster.events if t == "Warning"] == ["NodePoolNotFound"]
     run(chat(), cluster, only_h100)
     assert [r for t, r, _ in cluster.events if t == "Warning"] == ["NodePoolNotFound"], "repeated"
+
+
+class RejectingCluster(fakes.FakeCluster):
+    """An API server that refuses the Deployment of one variant."""
+
+    def apply_deployment(self, manifest: dict[str, Any]) -> None:
+        if manifest["metadata"]["name"] == "chat-h100":
+            raise errors.ClusterError("applying Deployment team-a/chat-h100: quota exceeded")
+        super().apply_deployment(manifest)
+
+
+def test_a_rejected_deployment_is_reported_and_the_other_variants_proceed() -> None:
+    cluster = RejectingCluster()
+    run(chat(), cluster)
+    assert cluster.deployments[("team-a", "chat-l4")]["spec"]["replicas"] == 1
+    ready = next(
+        c for c in cluster.statuses[("team-a", "chat")]["conditions"] if c["type"] == "Ready"
+    )
+    assert (ready["status"], ready["reason"]) == ("False", "DeploymentRejected")
+    assert "quota exceeded" in ready["message"]
+    assert [r for t, r, _ in cluster.events if t == "Warning"] == ["DeploymentRejected"]
+    run(chat(), cluster)
+    assert [r for t, r, _ in cluster.events if t == "Warning"] == ["DeploymentRejected"], "repeated"

@@ -31,7 +31,7 @@ class KubernetesDeployments:
         except client.ApiException as error:
             raise errors.ClusterError(
                 f"applying Deployment {metadata['namespace']}/{metadata['name']}: "
-                f"{error.status} {error.reason}",
+                + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error
 
@@ -44,6 +44,7 @@ class KubernetesDeployments:
             if error.status == 404:
                 return
             raise errors.ClusterError(
-                f"deleting Deployment {namespace}/{name}: {error.status} {error.reason}",
+                f"deleting Deployment {namespace}/{name}: "
+                + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error

@@ -39,7 +39,7 @@ class KubernetesReporter:
                 return
             raise errors.ClusterError(
                 f"writing status of InferenceService {namespace}/{name}: "
-                f"{error.status} {error.reason}",
+                + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error
 

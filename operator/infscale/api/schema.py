@@ -41,6 +41,9 @@ def _convert_children(node: JsonSchema, definitions: dict[str, JsonSchema]) -> J
             continue
         if key == "properties":
             result[key] = {name: _convert(child, definitions) for name, child in value.items()}
+        elif key == "additionalProperties" and value is True:
+            # Open objects are spelled x-kubernetes-preserve-unknown-fields in a CRD.
+            continue
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             result[key] = _convert(value, definitions)
         elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):

@@ -17,7 +17,7 @@ import pydantic
 
 from infscale.api import quantity, v1alpha1
 from infscale.controller import desired
-from infscale.ports import reporting, workloads
+from infscale.ports import errors, reporting, workloads
 
 LOG = logging.getLogger(__name__)
 
@@ -89,6 +89,22 @@ def baseline_replicas(
     return split, f"{source}={total} on variant {cheapest.name} (lowest cost per request/s)"
 
 
+def service_usd_per_hour(
+    spec: v1alpha1.InferenceServiceSpec,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    replicas: Mapping[str, int],
+) -> float:
+    """The service's share of node cost: each replica pays its fraction of a packed node."""
+    total = 0.0
+    for variant in spec.variants:
+        pool = pools.get(variant.node_pool)
+        count = replicas.get(variant.name, 0)
+        if pool is None or count == 0:
+            continue
+        total += count * pool.usd_per_hour / max(replicas_per_node(variant, pool), 1)
+    return round(total, 4)
+
+
 def missing_pools_message(missing_pools: Sequence[str]) -> str:
     """Why some variants get no replicas, in words."""
     if len(missing_pools) == 1:
@@ -134,6 +150,8 @@ def reconcile_service(
 
     missing_pools = sorted({v.node_pool for v in spec.variants if v.node_pool not in pools})
     applied_replicas: dict[str, int] = {}
+    rejected: list[str] = []
+    previous_messages = {c.get("message") for c in previous_conditions}
     for variant in spec.variants:
         pool = pools.get(variant.node_pool)
         existing = current.get(variant.name)
@@ -156,7 +174,15 @@ def reconcile_service(
         wanted_hash = manifest["metadata"]["annotations"][desired.SPEC_HASH_ANNOTATION]
         if existing and existing.spec_hash == wanted_hash and existing.replicas == replicas:
             continue
-        ports.workloads.apply_deployment(manifest)
+        try:
+            ports.workloads.apply_deployment(manifest)
+        except errors.ClusterError as error:
+            # One rejected Deployment must not hold back the other variants; it is reported.
+            rejected.append(str(error))
+            applied_replicas[variant.name] = existing.replicas if existing else 0
+            if str(error) not in previous_messages:
+                _event(ports, body, "Warning", "DeploymentRejected", str(error), outcome)
+            continue
         outcome.applied.append(manifest["metadata"]["name"])
         before = existing.replicas if existing else 0
         if before != replicas:
@@ -177,11 +203,13 @@ def reconcile_service(
     status = _status(
         service=service,
         body=body,
+        pools=pools,
         plan=plan,
         plan_reason=plan_reason,
         applied=applied_replicas,
         current=current,
         missing_pools=missing_pools,
+        rejected=rejected,
         paused=paused,
         now=now,
     )
@@ -203,11 +231,13 @@ def _status(
     *,
     service: v1alpha1.InferenceService,
     body: Mapping[str, Any],
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
     plan: Mapping[str, int],
     plan_reason: str,
     applied: Mapping[str, int],
     current: Mapping[str, OwnedDeployment],
     missing_pools: Sequence[str],
+    rejected: Sequence[str],
     paused: bool,
     now: str,
 ) -> dict[str, Any]:
@@ -244,7 +274,9 @@ def _status(
         )
     else:
         capacity = cond("CapacityAvailable", True, "NodePoolsFound", "every node pool exists")
-    if total_ready >= total_desired:
+    if rejected:
+        ready_condition = cond("Ready", False, "DeploymentRejected", "; ".join(rejected)[:1000])
+    elif total_ready >= total_desired:
         ready_condition = cond(
             "Ready", True, "ReplicasReady", f"{total_ready}/{total_desired} replicas ready"
         )
@@ -266,6 +298,7 @@ def _status(
         "replicas": total_desired,
         "readyReplicas": total_ready,
         "selector": desired.selector(metadata["name"]),
+        "usdPerHour": service_usd_per_hour(spec, pools, applied),
         "variants": [
             {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
             for v in spec.variants
