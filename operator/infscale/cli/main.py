@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
+    from infscale.emulator import main as emulator
+
+    emulate = commands.add_parser(
+        "emulator", help="EMULATED model servers: replay a trace, export their metrics"
+    )
+    emulator.add_arguments(emulate)
     return parser
 
 
@@ -63,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "operator":
         return run_operator(args)
+    if args.command == "emulator":
+        from infscale.emulator import main as emulator
+
+        return emulator.run(args)
     parser.print_help(sys.stdout)
     return 0
 

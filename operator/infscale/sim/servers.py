@@ -1,0 +1,146 @@
+"""The replica/queue model shared by the model-server emulator: requests, batches, replicas.
+
+One FCFS queue per service (the router) feeds replicas; a replica serves up to ``slots``
+requests at once (continuous batching) and each request holds a slot for a gamma-distributed
+service time (mean ``service_s``, coefficient of variation ``cv``). Free slots are filled in the
+order of the service's variants, least busy replica first. A request's latency is its wait in the
+queue plus its service time. The trace simulator (``infscale.sim.engine``) models replicas the
+same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import heapq
+import math
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Perf:
+    """How one replica of a variant serves: ``slots`` at once, each taking ``service_s``."""
+
+    slots: int = 1
+    service_s: float = 0.2
+    cv: float = 0.5
+
+
+def perf_for(capacity_rps: float, slo_threshold_s: float, utilization: float = 0.8) -> Perf:
+    """A replica whose sustainable rate at the SLO is about ``capacity_rps``.
+
+    Service takes half the SLO threshold; the slot count makes ``capacity_rps`` an
+    ``utilization`` share of the replica's maximum throughput, so the SLO percentile sits near the
+    threshold at that rate.
+    """
+    service_s = slo_threshold_s / 2
+    slots = max(1, math.ceil(capacity_rps * service_s / utilization))
+    return Perf(slots=slots, service_s=service_s, cv=0.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """One finished request."""
+
+    arrival_s: float
+    start_s: float
+    done_s: float
+    replica: str
+    variant: str
+
+    @property
+    def latency_s(self) -> float:
+        return self.done_s - self.arrival_s
+
+    @property
+    def wait_s(self) -> float:
+        return self.start_s - self.arrival_s
+
+
+@dataclasses.dataclass
+class _Replica:
+    name: str
+    variant: str
+    perf: Perf
+    busy: int = 0
+    removed: bool = False
+
+
+class ReplicaQueue:
+    """An event-driven queue in front of a changing set of replicas."""
+
+    def __init__(self, variant_order: list[str], seed: int = 0) -> None:
+        self.variant_order = variant_order
+        self.rng = np.random.default_rng(seed)
+        self.replicas: dict[str, _Replica] = {}
+        self.queue: collections.deque[float] = collections.deque()
+        self._events: list[tuple[float, int, str, float, float]] = []
+        self._seq = 0
+        self.now_s = 0.0
+
+    @property
+    def waiting(self) -> int:
+        return len(self.queue)
+
+    def busy(self, replica: str) -> int:
+        found = self.replicas.get(replica)
+        return found.busy if found else 0
+
+    def set_replicas(self, wanted: dict[str, tuple[str, Perf]]) -> None:
+        """Make the ready replicas exactly ``wanted`` (name -> (variant, perf)).
+
+        A removed replica finishes the requests it holds; it takes no new ones.
+        """
+        for name, replica in list(self.replicas.items()):
+            if name not in wanted:
+                replica.removed = True
+                if replica.busy == 0:
+                    del self.replicas[name]
+        for name, (variant, perf) in wanted.items():
+            current = self.replicas.get(name)
+            if current is None or current.removed:
+                busy = current.busy if current else 0
+                self.replicas[name] = _Replica(name, variant, perf, busy=busy)
+        self._dispatch(self.now_s)
+
+    def arrive(self, at_s: float) -> list[Completion]:
+        """A request arrives at ``at_s``; returns the requests finished before it."""
+        done = self.advance(at_s)
+        self.queue.append(at_s)
+        self._dispatch(at_s)
+        return done
+
+    def advance(self, to_s: float) -> list[Completion]:
+        """Process every completion up to ``to_s``; returns them in time order."""
+        finished: list[Completion] = []
+        while self._events and self._events[0][0] <= to_s:
+            done_s, _, name, arrival_s, start_s = heapq.heappop(self._events)
+            replica = self.replicas[name]
+            replica.busy -= 1
+            finished.append(Completion(arrival_s, start_s, done_s, name, replica.variant))
+            if replica.removed and replica.busy == 0:
+                del self.replicas[name]
+            self._dispatch(done_s)
+        self.now_s = max(self.now_s, to_s)
+        return finished
+
+    def _service_time(self, perf: Perf) -> float:
+        shape = 1.0 / max(perf.cv, 1e-3) ** 2
+        return float(self.rng.gamma(shape, perf.service_s / shape))
+
+    def _dispatch(self, now_s: float) -> None:
+        if not self.queue:
+            return
+        order = {v: i for i, v in enumerate(self.variant_order)}
+        ready = [r for r in self.replicas.values() if not r.removed]
+        ready.sort(key=lambda r: (order.get(r.variant, len(order)), r.busy))
+        for replica in ready:
+            while replica.busy < replica.perf.slots and self.queue:
+                arrival_s = self.queue.popleft()
+                replica.busy += 1
+                self._seq += 1
+                done_s = now_s + self._service_time(replica.perf)
+                heapq.heappush(self._events, (done_s, self._seq, replica.name, arrival_s, now_s))
+            if not self.queue:
+                return

@@ -1,0 +1,144 @@
+"""Request traces as arrival times: readers for public formats and a seeded synthetic generator.
+
+Every reader returns a :class:`Trace` whose arrivals are seconds from the trace start, sorted.
+Formats (see ../shared/traces/README.md for provenance):
+
+- Azure LLM inference 2023 CSV: ``TIMESTAMP,ContextTokens,GeneratedTokens`` per request.
+- Mooncake FAST'25 JSONL: ``timestamp`` in ms, rounded to ~3 s steps; arrivals of one step are
+  spread uniformly (seeded) up to the next distinct timestamp.
+- Azure Functions 2019 per-minute CSV: invocation counts per function and minute; the sum over
+  functions is scaled to a target mean inference rate and each minute's count is drawn as
+  Poisson arrivals spread uniformly within the minute.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import json
+import math
+import pathlib
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """Sorted arrival times in seconds from 0, and the span to simulate."""
+
+    name: str
+    arrivals_s: np.ndarray
+    duration_s: float
+
+    def rate_per_bin(self, bin_s: float) -> np.ndarray:
+        """Arrivals per second in consecutive bins of ``bin_s`` seconds."""
+        bins = max(1, math.ceil(self.duration_s / bin_s))
+        counts, _ = np.histogram(self.arrivals_s, bins=bins, range=(0.0, bins * bin_s))
+        return np.asarray(counts, dtype=float) / bin_s
+
+
+def _finish(name: str, arrivals: list[float] | np.ndarray, max_s: float | None) -> Trace:
+    arr = np.sort(np.asarray(arrivals, dtype=float))
+    if arr.size:
+        arr = arr - arr[0] if arr[0] < 0 else arr
+    if max_s is not None:
+        arr = arr[arr < max_s]
+    duration = float(max_s if max_s is not None else (math.ceil(arr[-1]) + 1 if arr.size else 0))
+    return Trace(name, arr, duration)
+
+
+def read_azure_llm(path: pathlib.Path, max_s: float | None = None) -> Trace:
+    """Azure LLM inference trace (2023) CSV; timestamps have 7 fractional digits."""
+    times: list[float] = []
+    first: datetime.datetime | None = None
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            stamp = row["TIMESTAMP"].strip()
+            whole, _, frac = stamp.partition(".")
+            moment = datetime.datetime.strptime(whole, "%Y-%m-%d %H:%M:%S")
+            if first is None:
+                first = moment
+            times.append((moment - first).total_seconds() + float(f"0.{frac or '0'}"))
+    return _finish(path.stem, times, max_s)
+
+
+def read_mooncake(path: pathlib.Path, seed: int = 0, max_s: float | None = None) -> Trace:
+    """Mooncake FAST'25 JSONL; arrivals of one coarse timestamp step are spread uniformly."""
+    stamps: list[float] = []
+    with path.open() as handle:
+        for line in handle:
+            if line.strip():
+                stamps.append(float(json.loads(line)["timestamp"]) / 1000.0)
+    raw = np.sort(np.asarray(stamps))
+    distinct = np.unique(raw)
+    step = float(np.median(np.diff(distinct))) if distinct.size > 1 else 1.0
+    nexts = np.append(distinct[1:], distinct[-1] + step)
+    gaps = dict(zip(distinct.tolist(), (nexts - distinct).tolist(), strict=True))
+    rng = np.random.default_rng(seed)
+    spread = [t + rng.uniform(0.0, min(gaps[t], 2 * step)) for t in raw.tolist()]
+    return _finish(path.stem, spread, max_s)
+
+
+def read_azure_functions(
+    path: pathlib.Path,
+    mean_rps: float = 5.0,
+    seed: int = 0,
+    start_minute: int = 0,
+    minutes: int | None = None,
+) -> Trace:
+    """Azure Functions 2019 per-minute counts, summed and scaled to ``mean_rps`` on average."""
+    totals: np.ndarray | None = None
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        first_col = next(i for i, h in enumerate(header) if h.startswith("minute_"))
+        for row in reader:
+            counts = np.asarray([float(x or 0) for x in row[first_col:]])
+            totals = counts if totals is None else totals + counts
+    assert totals is not None, "empty trace"
+    totals = totals[start_minute : None if minutes is None else start_minute + minutes]
+    scale = mean_rps * 60.0 / max(float(np.mean(totals)), 1e-9)
+    rng = np.random.default_rng(seed)
+    per_minute = rng.poisson(totals * scale)
+    arrivals = np.concatenate(
+        [m * 60.0 + np.sort(rng.uniform(0.0, 60.0, int(n))) for m, n in enumerate(per_minute)]
+    )
+    return _finish(f"{path.stem}-x{scale:.2g}", arrivals, float(len(totals) * 60))
+
+
+def synthetic(
+    seed: int = 0,
+    duration_s: float = 3600.0,
+    base_rps: float = 4.0,
+    diurnal_period_s: float = 3600.0,
+    diurnal_amplitude: float = 0.6,
+    bursts: int = 4,
+    burst_factor: float = 3.0,
+    burst_s: float = 60.0,
+    idle_gaps: int = 2,
+    idle_s: float = 240.0,
+) -> Trace:
+    """A seeded non-homogeneous Poisson workload: diurnal curve, bursts and idle gaps."""
+    rng = np.random.default_rng(seed)
+    seconds = np.arange(int(duration_s), dtype=float)
+    rate = base_rps * (1.0 + diurnal_amplitude * np.sin(2 * np.pi * seconds / diurnal_period_s))
+    boost = np.ones_like(rate)
+    for start in rng.uniform(0, max(duration_s - burst_s, 1), bursts):
+        boost[(seconds >= start) & (seconds < start + burst_s)] = burst_factor  # no stacking
+    rate = rate * boost
+    for start in rng.uniform(0, max(duration_s - idle_s, 1), idle_gaps):
+        rate[(seconds >= start) & (seconds < start + idle_s)] = 0.0
+    counts = rng.poisson(np.clip(rate, 0.0, None))
+    arrivals = np.concatenate(
+        [s + np.sort(rng.uniform(0.0, 1.0, int(n))) for s, n in zip(seconds, counts, strict=True)]
+    )
+    return _finish(f"synthetic-s{seed}", arrivals, duration_s)
+
+
+def poisson(rate_rps: float, duration_s: float, seed: int = 0) -> Trace:
+    """Homogeneous Poisson arrivals (queueing-theory checks)."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 1.2) + 10)
+    arrivals = np.cumsum(gaps)
+    return _finish(f"poisson-{rate_rps:g}", arrivals[arrivals < duration_s], duration_s)

@@ -1,0 +1,310 @@
+"""The Prometheus adapter: query text per preset, batching, parsing, unknowns, tenancy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from infscale.adapters import prometheus
+from infscale.ports import metrics
+
+NOW = 1_000_000.0
+
+
+def query(
+    service: str = "chat",
+    namespace: str = "team-a",
+    preset: str = "vllm",
+    slo_metric: str = "ttft",
+    **overrides: Any,
+) -> metrics.ServiceQuery:
+    return metrics.ServiceQuery(
+        namespace=namespace,
+        service=service,
+        preset=preset,
+        slo_metric=slo_metric,
+        percentile=95,
+        threshold_s=0.5,
+        **overrides,
+    )
+
+
+def row(metric: dict[str, str], value: float | str, at: float = NOW) -> dict[str, Any]:
+    return {"metric": metric, "value": [at, str(value)]}
+
+
+def labels(
+    pod: str, variant: str, service: str = "chat", namespace: str = "team-a"
+) -> dict[str, str]:
+    return {
+        "namespace": namespace,
+        "infscale_dev_service": service,
+        "infscale_dev_variant": variant,
+        "pod": pod,
+    }
+
+
+class FakePrometheus:
+    """Answers PromQL text from canned rows per (kind, metric); records every query."""
+
+    PATTERNS = (
+        ("freshness", re.compile(r"timestamp\(([^{]+)\{")),
+        ("buckets", re.compile(r"rate\((.+)_bucket\{")),
+        ("rate", re.compile(r"rate\(([^{]+)\{")),
+        ("gauge", re.compile(r"\) \(([^{(]+)\{")),
+    )
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.failing: set[str] = set()
+        self.texts: list[str] = []
+
+    def __call__(self, text: str) -> list[dict[str, Any]]:
+        self.texts.append(text)
+        for kind, pattern in self.PATTERNS:
+            match = pattern.search(text)
+            if match:
+                name = match.group(1)
+                if name in self.failing:
+                    raise ConnectionError("connection refused")
+                return self.rows.get((kind, name), [])
+        raise AssertionError(f"unexpected query {text}")
+
+    def serve_pod(
+        self, pod: str, variant: str, rps: float, service: str = "chat", age_s: float = 0
+    ) -> None:
+        """A vLLM pod: rps, a TTFT histogram (half under 0.1 s, all under 1 s), gauges."""
+        at = labels(pod, variant, service)
+        self.rows.setdefault(("rate", "vllm:request_success_total"), []).append(row(at, rps))
+        self.rows.setdefault(("freshness", "vllm:request_success_total"), []).append(
+            row(at, NOW - age_s)
+        )
+        for le, share in (("0.1", 0.5), ("0.5", 0.9), ("1", 1.0), ("+Inf", 1.0)):
+            self.rows.setdefault(("buckets", "vllm:time_to_first_token_seconds"), []).append(
+                row({**at, "le": le}, rps * share)
+            )
+        self.rows.setdefault(("gauge", "vllm:num_requests_waiting"), []).append(row(at, 2))
+        self.rows.setdefault(("gauge", "vllm:num_requests_running"), []).append(row(at, 5))
+        self.rows.setdefault(("gauge", "vllm:kv_cache_usage_perc"), []).append(row(at, 0.5))
+
+
+def adapter(fake: FakePrometheus) -> prometheus.PrometheusMetrics:
+    return prometheus.PrometheusMetrics(fake, rate_window_s=60, staleness_s=30, clock=lambda: NOW)
+
+
+BY = "namespace, infscale_dev_service, infscale_dev_variant, pod"
+
+
+def test_vllm_query_text() -> None:
+    texts = adapter(FakePrometheus()).plan_queries([query()])
+    scope = '{namespace=~"team-a",infscale_dev_service=~"chat"}'
+    assert texts == {
+        ("rate", "vllm:request_success_total"): (
+            f"sum by ({BY}) (rate(vllm:request_success_total{scope}[60s]))"
+        ),
+        ("freshness", "vllm:request_success_total"): (
+            f"max by ({BY}) (timestamp(vllm:request_success_total{scope}))"
+        ),
+        ("buckets", "vllm:time_to_first_token_seconds"): (
+            f"sum by ({BY}, le) (rate(vllm:time_to_first_token_seconds_bucket{scope}[60s]))"
+        ),
+        ("gauge", "vllm:num_requests_waiting"): f"sum by ({BY}) (vllm:num_requests_waiting{scope})",
+        ("gauge", "vllm:num_requests_running"): f"sum by ({BY}) (vllm:num_requests_running{scope})",
+        ("gauge", "vllm:kv_cache_usage_perc"): f"sum by ({BY}) (vllm:kv_cache_usage_perc{scope})",
+    }
+
+
+@pytest.mark.parametrize(
+    ("preset", "slo_metric", "expected"),
+    [
+        ("vllm", "itl", {"vllm:request_success_total", "vllm:inter_token_latency_seconds"}),
+        ("vllm", "e2e", {"vllm:e2e_request_latency_seconds"}),
+        ("vllm", "queue-time", {"vllm:request_queue_time_seconds"}),
+        ("tgi", "e2e", {"tgi_request_success", "tgi_request_duration", "tgi_queue_size"}),
+        ("tgi", "itl", {"tgi_request_mean_time_per_token_duration", "tgi_batch_current_size"}),
+        ("tgi", "queue-time", {"tgi_request_queue_duration"}),
+        ("sglang", "ttft", {"sglang:e2e_request_latency_seconds_count", "sglang:token_usage"}),
+        ("sglang", "itl", {"sglang:time_per_output_token_seconds", "sglang:num_queue_reqs"}),
+        ("triton", "e2e", {"nv_inference_request_success", "nv_inference_request_duration_us"}),
+        ("triton", "queue-time", {"nv_inference_queue_duration_us"}),
+    ],
+)
+def test_every_preset_queries_its_own_metric_names(
+    preset: str, slo_metric: str, expected: set[str]
+) -> None:
+    texts = adapter(FakePrometheus()).plan_queries([query(preset=preset, slo_metric=slo_metric)])
+    names = {name for _, name in texts}
+    assert expected <= names
+    for (kind, name), text in texts.items():
+        assert name in text
+        assert 'namespace=~"team-a"' in text
+        if kind == "buckets":
+            assert f"{name}_bucket" in text
+
+
+def test_triton_latency_is_a_mean_of_cumulative_microseconds() -> None:
+    fake = FakePrometheus()
+    at = labels("p0", "cpu")
+    fake.rows[("rate", "nv_inference_request_success")] = [row(at, 10)]
+    fake.rows[("rate", "nv_inference_request_duration_us")] = [row(at, 10 * 250_000)]
+    fake.rows[("freshness", "nv_inference_request_success")] = [row(at, NOW)]
+    result = adapter(fake).observe([query(preset="triton", slo_metric="e2e")])[("team-a", "chat")]
+    assert result.total.latency_s == pytest.approx(0.25)
+
+
+def test_generic_preset_uses_the_spec_overrides() -> None:
+    texts = adapter(FakePrometheus()).plan_queries(
+        [
+            query(
+                preset="generic",
+                request_counter="http_requests_total",
+                latency_histogram="rt_seconds",
+            )
+        ]
+    )
+    assert {name for _, name in texts} == {"http_requests_total", "rt_seconds"}
+
+
+def test_unsupported_slo_metric_is_unknown_with_a_reason() -> None:
+    fake = FakePrometheus()
+    result = adapter(fake).observe([query(preset="tgi", slo_metric="ttft")])[("team-a", "chat")]
+    assert result.total.latency_s is None
+    assert any("exports no ttft latency" in reason for reason in result.unknown)
+
+
+def test_fifty_services_cost_the_same_queries_as_one() -> None:
+    one, fifty = FakePrometheus(), FakePrometheus()
+    adapter(one).observe([query()])
+    source = adapter(fifty)
+    source.observe([query(service=f"svc{i}", namespace=f"ns{i % 7}") for i in range(50)])
+    assert len(fifty.texts) == len(one.texts) == source.queries_issued == 6
+
+
+def test_signals_per_pod_variant_and_service() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("chat-l4-a", "l4", rps=4)
+    fake.serve_pod("chat-l4-b", "l4", rps=6)
+    fake.serve_pod("chat-h100-a", "h100", rps=30)
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps == pytest.approx(40)
+    assert result.variants["l4"].rps == pytest.approx(10)
+    assert result.pods["chat-h100-a"].rps == pytest.approx(30)
+    assert result.pod_variant["chat-l4-b"] == "l4"
+    # 95th percentile: rank 0.95 lies in (0.5, 1] at 50 % of it.
+    assert result.total.latency_s == pytest.approx(0.75)
+    assert result.total.slo_attainment == pytest.approx(0.9)
+    assert result.variants["l4"].queue == 4
+    assert result.variants["l4"].running == 10
+    assert result.total.kv_cache_usage == pytest.approx(0.5)
+    assert result.unknown == ()
+
+
+def test_empty_result_is_unknown_never_zero() -> None:
+    result = adapter(FakePrometheus()).observe([query()])[("team-a", "chat")]
+    assert result.total.rps is None
+    assert result.total.latency_s is None
+    assert not result.available
+    assert any("no series of vllm:request_success_total" in r for r in result.unknown)
+
+
+@pytest.mark.parametrize("bad", ["NaN", "+Inf", "-Inf"])
+def test_nan_and_inf_samples_are_unknown(bad: str) -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.rows[("rate", "vllm:request_success_total")] = [row(labels("p0", "l4"), bad)]
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps is None
+    assert any(str(float(bad)) in r for r in result.unknown)
+
+
+def test_nan_latency_buckets_are_unknown_not_zero() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.rows[("buckets", "vllm:time_to_first_token_seconds")] = [
+        row({**labels("p0", "l4"), "le": le}, "NaN") for le in ("0.1", "+Inf")
+    ]
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps == 5
+    assert result.total.latency_s is None
+    assert any("no latency samples" in r for r in result.unknown)
+
+
+def test_no_traffic_gives_zero_rate_and_unknown_latency() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=0)
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps == 0
+    assert result.total.latency_s is None
+
+
+def test_stale_series_are_dropped_with_a_reason() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("fresh", "l4", rps=5)
+    fake.serve_pod("old", "l4", rps=50, age_s=120)
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps == 5
+    assert "old" not in result.pods
+    assert any("stale series" in r and "old" in r for r in result.unknown)
+
+
+def test_prometheus_error_is_unknown_with_the_reason() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.failing.add("vllm:request_success_total")
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps is None
+    assert any("failed: connection refused" in r for r in result.unknown)
+
+
+def test_partial_one_variant_missing() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("chat-l4-a", "l4", rps=4)
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert set(result.variants) == {"l4"}
+    assert result.total.rps == 4
+
+
+def test_another_tenants_series_are_never_used() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("mine", "l4", rps=1, service="chat")
+    # team-b/chat and team-a/other match the batched regexes but were not asked for as pairs.
+    fake.rows[("rate", "vllm:request_success_total")] += [
+        row(labels("theirs", "l4", "chat", "team-b"), 1000),
+        row(labels("other", "l4", "other", "team-a"), 1000),
+    ]
+    results = adapter(fake).observe([query(), query(service="x", namespace="team-b")])
+    assert results[("team-a", "chat")].total.rps == 1
+    assert results[("team-b", "x")].total.rps is None
+
+
+def unescape_promql(body: str) -> str:
+    return body.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+
+
+@pytest.mark.parametrize(
+    "hostile", ['chat"} or vector(1) #', "a}|.*", 'x",namespace=~".*', "a=~b", "line\nbreak", "\\"]
+)
+def test_label_values_stay_inert_in_the_selector(hostile: str) -> None:
+    builder = prometheus.QueryBuilder(metrics.SeriesLabels(), 60)
+    selector = builder.selector([("team-a", hostile)])
+    # Exactly two matchers whose string bodies end only at unescaped quotes.
+    bodies = re.findall(r'=~"((?:[^"\\]|\\.)*)"', selector)
+    assert len(bodies) == 2
+    assert selector == '{namespace=~"' + bodies[0] + '",infscale_dev_service=~"' + bodies[1] + '"}'
+    assert "\n" not in selector
+    pattern = re.compile(unescape_promql(bodies[1]))
+    assert pattern.fullmatch(hostile)
+    assert not pattern.fullmatch("chat")
+    assert not pattern.fullmatch(hostile + "x")
+
+
+def test_injected_metric_name_is_never_queried() -> None:
+    fake = FakePrometheus()
+    source = adapter(fake)
+    result = source.observe([query(request_counter='up{job="x"} or vector(1)')])
+    assert all("vector(1)" not in text for text in fake.texts)
+    assert any(
+        "not a valid Prometheus metric name" in r for r in result[("team-a", "chat")].unknown
+    )
