@@ -1,0 +1,43 @@
+"""Online learning of per-replica capacity (requests/s at the SLO), bounded and damped.
+
+A sample is one cycle's (per-replica rate, latency at the SLO percentile) of a variant with Ready
+replicas. Latency over the SLO at a rate below the estimate proves the estimate too high; latency
+well under the SLO at a rate above the estimate proves it too low. Latency while the service
+as a whole is overloaded is blamed on the backlog, not on the capacity. Anything else says nothing
+(a lightly loaded replica meeting its SLO tells us nothing about its limit). Each update moves a
+fraction of the way, by at most a bounded step, within fixed multiples of the spec's figure, so
+one bad sample cannot swing the plan.
+"""
+
+from __future__ import annotations
+
+from infscale.domain import model, settings
+
+
+def learn(
+    current_rps: float,
+    variant: model.VariantSpec,
+    obs: model.VariantObservation | None,
+    slo_latency_s: float,
+    cfg: settings.PlannerSettings,
+    overloaded: bool = False,
+) -> float:
+    """The capacity estimate after one observation (unchanged on unknown or uninformative data).
+
+    ``overloaded`` says the service received more than its Ready replicas were believed to
+    handle: latency over the SLO is then explained by the backlog, not by a wrong capacity.
+    """
+    if obs is None or obs.rps is None or obs.latency_s is None or obs.ready_replicas <= 0:
+        return current_rps
+    per_replica_rps = obs.rps / obs.ready_replicas
+    too_slow = not overloaded and obs.latency_s > slo_latency_s and per_replica_rps < current_rps
+    fast_enough = obs.latency_s <= cfg.capacity_ok_latency_fraction * slo_latency_s
+    if not (too_slow or (fast_enough and per_replica_rps > current_rps)):
+        return current_rps
+    candidate = per_replica_rps
+    step = cfg.capacity_learning_rate * (candidate - current_rps)
+    max_step = cfg.capacity_max_step_fraction * current_rps
+    updated = current_rps + max(-max_step, min(max_step, step))
+    low = cfg.capacity_min_factor * variant.capacity_rps
+    high = cfg.capacity_max_factor * variant.capacity_rps
+    return max(low, min(high, updated))

@@ -1,0 +1,208 @@
+"""The planner's vocabulary: specs, observations, plans and persisted state as frozen dataclasses.
+
+Everything here is plain data. ``None`` in an observation means UNKNOWN (Prometheus down, an empty
+or NaN result), never zero: a zero latency would look perfect and trigger a scale-down.
+``PlannerState`` holds only JSON-friendly values so the controller can keep it in ``status``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+GPU = "nvidia.com/gpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """A resource vector: cpu cores, memory in GiB and extended resources (GPUs) by name."""
+
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+    extended: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        """All dimensions by name (``cpu``, ``memory_gib`` and each extended resource)."""
+        return {"cpu": self.cpu, "memory_gib": self.memory_gib, **dict(self.extended)}
+
+    def fits_per_node(self, node: Resources) -> int:
+        """How many of these fit on one node of shape ``node`` (0 when any dimension is short)."""
+        shape = node.as_dict()
+        fits = math.inf
+        for key, need in self.as_dict().items():
+            if need > 0:
+                fits = min(fits, math.floor(shape.get(key, 0.0) / need + 1e-9))
+        return 0 if fits == math.inf else int(fits)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSpec:
+    """An InferenceNodePool: identical nodes with a price and size bounds."""
+
+    name: str
+    node: Resources
+    usd_per_hour: float
+    min_nodes: int = 0
+    max_nodes: int = 10
+    provisioning_s: float = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSpec:
+    """One way to run a service: a pool, per-replica resources and a capacity estimate."""
+
+    name: str
+    pool: str
+    resources: Resources
+    capacity_rps: float
+    startup_s: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Fallback:
+    """What to do when the request rate is unknown: ``hold`` the last plan or ``fixed`` replicas.
+
+    Either way the planner never scales down on unknown data; ``fixed`` is a floor.
+    """
+
+    mode: Literal["hold", "fixed"] = "hold"
+    replicas: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    """An InferenceService as the planner sees it."""
+
+    namespace: str
+    name: str
+    variants: tuple[VariantSpec, ...]
+    slo_latency_s: float = 0.5
+    slo_percentile: float = 95.0
+    min_replicas: int = 1
+    max_replicas: int = 100
+    scale_down_stabilization_s: float = 300.0
+    scale_down_max_step: int = 0  # replicas removed per decision; 0 = no limit
+    idle_timeout_s: float = 600.0  # scale to zero after this long without traffic (min == 0)
+    fallback: Fallback = Fallback()
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: the service's identity in plans and state."""
+        return f"{self.namespace}/{self.name}"
+
+    def variant(self, name: str) -> VariantSpec:
+        """The variant called ``name`` (KeyError when absent)."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantObservation:
+    """What the cluster reports for one variant's Deployment; ``None`` means unknown."""
+
+    ready_replicas: int = 0
+    desired_replicas: int = 0
+    rps: float | None = None
+    latency_s: float | None = None  # at the service's SLO percentile
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """One service's observed state at decision time; ``None`` means unknown, never zero."""
+
+    rps: float | None = None
+    latency_s: float | None = None
+    variants: Mapping[str, VariantObservation] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The pure output of one decision.
+
+    ``replicas[service_key][variant]``, ``nodes[pool]``, ``demand_rps[service_key]`` (the forecast
+    the plan covers) and ``reasons[service_key or pool:<name>]``: human-readable why.
+    """
+
+    replicas: Mapping[str, Mapping[str, int]]
+    nodes: Mapping[str, int]
+    demand_rps: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    reasons: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    usd_per_hour: float = 0.0
+
+    def total_replicas(self, service_key: str) -> int:
+        """Replicas of all variants of one service."""
+        return sum(self.replicas.get(service_key, {}).values())
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastState:
+    """Per-service forecaster memory (see ``forecast``)."""
+
+    level_rps: float = 0.0
+    trend_rps_per_s: float = 0.0
+    var_rps2: float = 0.0
+    last_s: float | None = None
+    peaks: tuple[tuple[float, float], ...] = ()  # (time_s, rps), decreasing rps: a peak-hold queue
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannerState:
+    """What must survive between decisions (and restarts); plain data, JSON-serialisable.
+
+    ``history[service][variant]`` holds (time_s, recommended replicas) within the stabilization
+    window; ``capacity_rps[service][variant]`` the learned capacity; ``last_active_s[service]``
+    the last time traffic was seen; ``pool_scale_up_s`` / ``pool_surplus_since_s`` drive the node
+    cool-down; ``headroom[service]`` is the demand multiplier raised by recent SLO misses.
+    """
+
+    last_replicas: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    last_nodes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    history: Mapping[str, Mapping[str, tuple[tuple[float, int], ...]]] = dataclasses.field(
+        default_factory=dict
+    )
+    capacity_rps: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    forecasts: Mapping[str, ForecastState] = dataclasses.field(default_factory=dict)
+    last_active_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    pool_scale_up_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    pool_surplus_since_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    headroom: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+def state_to_json(state: PlannerState) -> str:
+    """Serialise a state (tuples become lists)."""
+    return json.dumps(dataclasses.asdict(state), sort_keys=True)
+
+
+def state_from_json(text: str) -> PlannerState:
+    """Inverse of :func:`state_to_json`."""
+    raw: dict[str, Any] = json.loads(text)
+    forecasts = {
+        key: ForecastState(
+            level_rps=float(f["level_rps"]),
+            trend_rps_per_s=float(f["trend_rps_per_s"]),
+            var_rps2=float(f["var_rps2"]),
+            last_s=None if f["last_s"] is None else float(f["last_s"]),
+            peaks=tuple((float(t), float(r)) for t, r in f["peaks"]),
+        )
+        for key, f in raw.get("forecasts", {}).items()
+    }
+    history = {
+        svc: {var: tuple((float(t), int(n)) for t, n in items) for var, items in per.items()}
+        for svc, per in raw.get("history", {}).items()
+    }
+    return PlannerState(
+        last_replicas=raw.get("last_replicas", {}),
+        last_nodes=raw.get("last_nodes", {}),
+        history=history,
+        capacity_rps=raw.get("capacity_rps", {}),
+        forecasts=forecasts,
+        last_active_s=raw.get("last_active_s", {}),
+        pool_scale_up_s=raw.get("pool_scale_up_s", {}),
+        pool_surplus_since_s=raw.get("pool_surplus_since_s", {}),
+        headroom=raw.get("headroom", {}),
+    )

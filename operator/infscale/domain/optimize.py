@@ -1,0 +1,336 @@
+"""Cost-optimal allocation: replicas per variant and nodes per pool, as one MILP over all services.
+
+Variables: integer replicas ``r[s,v]``, integer nodes ``n[p]`` (within the pool's min/max),
+continuous shortfall ``u[s]`` (rps left uncovered, heavily penalised, so the program is always
+feasible and the shortfall is reported), continuous new replicas ``d[s,v] >= r[s,v] - current``.
+
+    minimise  sum_p usd_per_hour[p] n[p]                     (what the cluster pays)
+            + sum cold_start[s,v] d[s,v]          (a new replica's start, spread over amortize_s)
+            + tiny replica cost + penalty * sum u[s]
+    s.t.      sum_v capacity_rps[s,v] r[s,v] + u[s] >= demand_rps[s]
+              min_total[s] <= sum_v r[s,v] <= max_total[s]
+              sum_{(s,v) on p} request[v,k] r[s,v] <= shape[p,k] n[p]   for each resource k
+
+The per-resource constraint is the fluid relaxation of bin packing; the integer solution is then
+checked by first-fit-decreasing onto real node shapes and the node count raised where needed, so
+the plan always packs. HiGHS (``scipy.optimize.milp``) solves it with a time limit; if it finds no
+solution in time the greedy allocator (cheapest usd per rps first) is used instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import optimize as sp_optimize
+from scipy import sparse
+
+from infscale.domain import model, settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Demand:
+    """One service's requirement for this decision."""
+
+    service: model.ServiceSpec
+    demand_rps: float
+    capacity_rps: Mapping[str, float]  # usable rps per replica of each variant
+    min_total: int
+    max_total: int
+    current: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    cold_start_s: Mapping[str, float] = dataclasses.field(default_factory=dict)  # per new replica
+
+
+@dataclasses.dataclass(frozen=True)
+class Allocation:
+    """The optimiser's answer before stabilisation."""
+
+    replicas: Mapping[str, Mapping[str, int]]
+    nodes: Mapping[str, int]
+    shortfall_rps: Mapping[str, float]
+    method: str  # "milp", "milp-time-limit" or "greedy: <why>"
+
+
+def replica_share(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
+    """The fraction of a node one replica occupies (1 / replicas per node); inf if it never fits."""
+    fits = variant.resources.fits_per_node(pool.node)
+    return math.inf if fits == 0 else 1.0 / fits
+
+
+def usd_per_rps_hour(
+    variant: model.VariantSpec, pool: model.PoolSpec, capacity_rps: float
+) -> float:
+    """Node cost of serving one rps for an hour on this variant (inf when it cannot run)."""
+    share = replica_share(variant, pool)
+    if capacity_rps <= 0 or math.isinf(share):
+        return math.inf
+    return pool.usd_per_hour * share / capacity_rps
+
+
+def nodes_needed(items: Sequence[tuple[model.Resources, int]], node: model.Resources) -> int:
+    """Nodes of shape ``node`` that first-fit-decreasing needs for ``count`` replicas of each shape.
+
+    Replicas of equal shape are merged and nodes in the same state are kept as one entry with a
+    multiplicity, so the cost grows with the number of distinct shapes, not of replicas.
+    """
+    shape_map = node.as_dict()
+    keys = sorted({k for res, _ in items for k in res.as_dict()} | set(shape_map))
+    shape = tuple(shape_map.get(k, 0.0) for k in keys)
+    merged: dict[tuple[float, ...], int] = {}
+    for res, count in items:
+        if count > 0:
+            vec = tuple(res.as_dict().get(k, 0.0) for k in keys)
+            merged[vec] = merged.get(vec, 0) + count
+    kinds = sorted(
+        merged.items(),
+        key=lambda kind: (
+            -max(
+                v / s if s > 0 else (math.inf if v > 0 else 0.0)
+                for v, s in zip(kind[0], shape, strict=True)
+            )
+        ),
+    )
+    open_nodes: list[tuple[tuple[float, ...], int]] = []  # (remaining vector, multiplicity)
+    total = 0
+    for vec, count in kinds:
+        left = count
+        updated: list[tuple[tuple[float, ...], int]] = []
+        for remaining, mult in open_nodes:
+            fit = _fits(vec, remaining) if left else 0
+            per_node = min(fit, left)
+            full = min(mult, left // per_node) if per_node else 0
+            if full == 0:
+                updated.append((remaining, mult))
+                continue
+            left -= full * per_node
+            updated.append((_minus(remaining, vec, per_node), full))
+            if full < mult:
+                updated.append((remaining, mult - full))
+        open_nodes = updated
+        if left > 0:
+            fit_empty = _fits(vec, shape)
+            if fit_empty == 0:
+                return 10**9  # never fits
+            full_nodes, rest = divmod(left, fit_empty)
+            if full_nodes:
+                open_nodes.append((_minus(shape, vec, fit_empty), full_nodes))
+            if rest:
+                open_nodes.append((_minus(shape, vec, rest), 1))
+            total += full_nodes + (1 if rest else 0)
+    return total
+
+
+def _minus(remaining: tuple[float, ...], vec: tuple[float, ...], times: int) -> tuple[float, ...]:
+    return tuple(r - times * v for r, v in zip(remaining, vec, strict=True))
+
+
+def _fits(vec: tuple[float, ...], remaining: tuple[float, ...]) -> int:
+    fit = 10**6
+    for v, r in zip(vec, remaining, strict=True):
+        if v > 0:
+            fit = min(fit, math.floor(r / v + 1e-9))
+    return max(fit, 0)
+
+
+def optimize(
+    demands: Sequence[Demand],
+    pools: Mapping[str, model.PoolSpec],
+    cfg: settings.PlannerSettings,
+) -> Allocation:
+    """Cheapest replicas and nodes covering every demand; MILP first, greedy as the fallback."""
+    if cfg.use_solver and demands:
+        allocation = _milp(demands, pools, cfg)
+        if allocation is not None:
+            return allocation
+        return _greedy(demands, pools, "greedy: the MILP found no solution within its time limit")
+    return _greedy(demands, pools, "greedy: solver disabled")
+
+
+def _pairs(
+    demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec]
+) -> list[tuple[int, model.VariantSpec, model.PoolSpec]]:
+    pairs = []
+    for i, dem in enumerate(demands):
+        for variant in dem.service.variants:
+            pool = pools.get(variant.pool)
+            if pool is not None and variant.resources.fits_per_node(pool.node) > 0:
+                pairs.append((i, variant, pool))
+    return pairs
+
+
+def _milp(
+    demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], cfg: settings.PlannerSettings
+) -> Allocation | None:
+    pairs = _pairs(demands, pools)
+    pool_names = sorted(pools)
+    pool_index = {name: j for j, name in enumerate(pool_names)}
+    n_r, n_p, n_s = len(pairs), len(pool_names), len(demands)
+    off_n, off_u, off_d = n_r, n_r + n_p, n_r + n_p + n_s
+    n_vars = off_d + n_r
+    # An uncovered rps must cost more than any whole node that could cover it.
+    min_capacity = min((c for d in demands for c in d.capacity_rps.values() if c > 0), default=1.0)
+    max_price = max((p.usd_per_hour for p in pools.values()), default=1.0)
+    penalty = 10.0 * max_price * max(1.0, 1.0 / min_capacity) + 1.0
+
+    c = np.zeros(n_vars)
+    lower = np.zeros(n_vars)
+    upper = np.full(n_vars, np.inf)
+    integrality = np.zeros(n_vars)
+    for k, (i, variant, pool) in enumerate(pairs):
+        share_usd = pool.usd_per_hour * replica_share(variant, pool)
+        c[k] = 1e-4 * share_usd
+        cold_s = demands[i].cold_start_s.get(variant.name, variant.startup_s)
+        c[off_d + k] = cfg.switch_weight * share_usd * cold_s / cfg.amortize_s
+        integrality[k] = 1
+        upper[k] = min(
+            demands[i].max_total, variant.resources.fits_per_node(pool.node) * pool.max_nodes
+        )
+    for name, j in pool_index.items():
+        c[off_n + j] = pools[name].usd_per_hour
+        lower[off_n + j] = pools[name].min_nodes
+        upper[off_n + j] = pools[name].max_nodes
+        integrality[off_n + j] = 1
+    c[off_u : off_u + n_s] = penalty
+
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    row_lb: list[float] = []
+    row_ub: list[float] = []
+
+    def add_row(entries: list[tuple[int, float]], lb: float, ub: float) -> None:
+        r = len(row_lb)
+        for col, val in entries:
+            rows.append(r)
+            cols.append(col)
+            vals.append(val)
+        row_lb.append(lb)
+        row_ub.append(ub)
+
+    by_service: dict[int, list[int]] = {}
+    for k, (i, _, _) in enumerate(pairs):
+        by_service.setdefault(i, []).append(k)
+    for i, dem in enumerate(demands):
+        ks = by_service.get(i, [])
+        coverage = [(k, dem.capacity_rps.get(pairs[k][1].name, 0.0)) for k in ks]
+        add_row([*coverage, (off_u + i, 1.0)], dem.demand_rps, np.inf)
+        if ks:
+            add_row([(k, 1.0) for k in ks], float(dem.min_total), float(dem.max_total))
+        for k in ks:
+            add_row(
+                [(k, 1.0), (off_d + k, -1.0)], -np.inf, float(dem.current.get(pairs[k][1].name, 0))
+            )
+    for name, j in pool_index.items():
+        shape = pools[name].node.as_dict()
+        on_pool = [k for k, (_, _, p) in enumerate(pairs) if p.name == name]
+        dims = sorted(
+            {d for k in on_pool for d, v in pairs[k][1].resources.as_dict().items() if v > 0}
+        )
+        for dim in dims:
+            entries = [(k, pairs[k][1].resources.as_dict().get(dim, 0.0)) for k in on_pool]
+            add_row([*entries, (off_n + j, -shape.get(dim, 0.0))], -np.inf, 0.0)
+
+    matrix = sparse.csr_array((vals, (rows, cols)), shape=(len(row_lb), n_vars))
+    result = sp_optimize.milp(
+        c,
+        constraints=sp_optimize.LinearConstraint(matrix, np.array(row_lb), np.array(row_ub)),
+        integrality=integrality,
+        bounds=sp_optimize.Bounds(lower, upper),
+        options={
+            "time_limit": cfg.solver_time_limit_s,
+            "mip_rel_gap": cfg.solver_mip_gap,
+            "disp": False,
+        },
+    )
+    if result.x is None:
+        return None
+    x = np.asarray(result.x)
+    replicas: dict[str, dict[str, int]] = {d.service.key: {} for d in demands}
+    for k, (i, variant, _) in enumerate(pairs):
+        replicas[demands[i].service.key][variant.name] = round(float(x[k]))
+    for dem in demands:  # variants that cannot run anywhere get an explicit zero
+        for variant in dem.service.variants:
+            replicas[dem.service.key].setdefault(variant.name, 0)
+    nodes = {name: round(float(x[off_n + j])) for name, j in pool_index.items()}
+    shortfall = {d.service.key: max(0.0, float(x[off_u + i])) for i, d in enumerate(demands)}
+    method = "milp" if result.status == 0 else "milp-time-limit"
+    return Allocation(replicas, _repack(replicas, demands, pools, nodes), shortfall, method)
+
+
+def _repack(
+    replicas: Mapping[str, Mapping[str, int]],
+    demands: Sequence[Demand],
+    pools: Mapping[str, model.PoolSpec],
+    nodes: Mapping[str, int],
+) -> dict[str, int]:
+    """Raise node counts where the fluid packing under-counted (first-fit-decreasing check)."""
+    needed = pool_nodes_needed(replicas, [d.service for d in demands], pools)
+    return {
+        name: max(nodes.get(name, pool.min_nodes), min(needed.get(name, 0), pool.max_nodes))
+        for name, pool in pools.items()
+    }
+
+
+def pool_nodes_needed(
+    replicas: Mapping[str, Mapping[str, int]],
+    services: Sequence[model.ServiceSpec],
+    pools: Mapping[str, model.PoolSpec],
+) -> dict[str, int]:
+    """Nodes each pool needs to host ``replicas`` (first-fit-decreasing), ignoring pool bounds."""
+    items: dict[str, list[tuple[model.Resources, int]]] = {name: [] for name in pools}
+    for service in services:
+        for variant in service.variants:
+            count = replicas.get(service.key, {}).get(variant.name, 0)
+            if count > 0 and variant.pool in items:
+                items[variant.pool].append((variant.resources, count))
+    return {name: nodes_needed(items[name], pools[name].node) for name in pools}
+
+
+def _greedy(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], why: str) -> Allocation:
+    """Cheapest usd per rps first, within the room left in each pool (aggregate resources)."""
+    room = {
+        name: {k: v * p.max_nodes for k, v in p.node.as_dict().items()} for name, p in pools.items()
+    }
+    replicas: dict[str, dict[str, int]] = {}
+    shortfall: dict[str, float] = {}
+    for dem in sorted(demands, key=lambda d: d.service.key):
+        ranked = sorted(
+            (v for v in dem.service.variants if v.pool in pools),
+            key=lambda v: (
+                usd_per_rps_hour(v, pools[v.pool], dem.capacity_rps.get(v.name, 0.0)),
+                v.name,
+            ),
+        )
+        chosen = {v.name: 0 for v in dem.service.variants}
+        left_rps = dem.demand_rps
+        total = 0
+        for variant in ranked:
+            cap = dem.capacity_rps.get(variant.name, 0.0)
+            if cap <= 0:
+                continue
+            want = max(0, math.ceil(left_rps / cap - 1e-9), dem.min_total - total)
+            want = min(want, dem.max_total - total, _room_for(variant, room[variant.pool]))
+            if want <= 0:
+                continue
+            chosen[variant.name] += want
+            for k, v in variant.resources.as_dict().items():
+                room[variant.pool][k] = room[variant.pool].get(k, 0.0) - v * want
+            total += want
+            left_rps -= want * cap
+            if left_rps <= 1e-9 and total >= dem.min_total:
+                break
+        replicas[dem.service.key] = chosen
+        shortfall[dem.service.key] = max(0.0, left_rps)
+    nodes = {name: pool.min_nodes for name, pool in pools.items()}
+    return Allocation(replicas, _repack(replicas, demands, pools, nodes), shortfall, why)
+
+
+def _room_for(variant: model.VariantSpec, room: Mapping[str, float]) -> int:
+    counts = [
+        math.floor(room.get(k, 0.0) / v + 1e-9)
+        for k, v in variant.resources.as_dict().items()
+        if v > 0
+    ]
+    return max(0, min(counts)) if counts else 10**6

@@ -1,0 +1,236 @@
+"""The planner: the one pure entry point from specs, observations and state to a Plan.
+
+``plan(services, pools, observations, state, now_s, settings)`` runs one decision for every
+service at once: learn capacities, forecast demand over each service's lead time, solve the
+cost-optimal allocation across all services and pools, stabilise it, and size the pools. The live
+operator and the simulator call this same function; the clock is the ``now_s`` argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from infscale.domain import capacity, forecast, model, optimize, settings, stabilize
+
+
+def plan(
+    services: Sequence[model.ServiceSpec],
+    pools: Sequence[model.PoolSpec],
+    observations: Mapping[str, model.Observation],
+    state: model.PlannerState,
+    now_s: float,
+    cfg: settings.PlannerSettings | None = None,
+) -> tuple[model.Plan, model.PlannerState]:
+    """One decision; returns the plan and the state to pass to the next call.
+
+    ``observations`` is keyed by ``ServiceSpec.key``; a missing entry means all unknown.
+    Equal inputs give equal outputs (the function has no hidden state or randomness).
+    """
+    cfg = cfg or settings.PlannerSettings()
+    pool_map = {p.name: p for p in pools}
+    services = sorted(services, key=lambda s: s.key)
+    last_needed = optimize.pool_nodes_needed(state.last_replicas, services, pool_map)
+    free_pools = {
+        name for name in pool_map if state.last_nodes.get(name, 0) > last_needed.get(name, 0)
+    }
+
+    capacities: dict[str, dict[str, float]] = {}
+    forecasts: dict[str, model.ForecastState] = {}
+    last_active: dict[str, float] = dict(state.last_active_s)
+    headroom: dict[str, float] = {}
+    demands: list[optimize.Demand] = []
+    reasons: dict[str, list[str]] = {}
+    known: dict[str, bool] = {}
+    idle: dict[str, bool] = {}
+    for svc in services:
+        key = svc.key
+        obs = observations.get(key, model.Observation())
+        why = reasons.setdefault(key, [])
+        learned = state.capacity_rps.get(key, {})
+        ready_rps = sum(
+            learned.get(v.name, v.capacity_rps) * obs.variants[v.name].ready_replicas
+            for v in svc.variants
+            if v.name in obs.variants
+        )
+        overloaded = obs.rps is not None and obs.rps > cfg.target_utilization * ready_rps
+        caps = {
+            v.name: capacity.learn(
+                learned.get(v.name, v.capacity_rps),
+                v,
+                obs.variants.get(v.name),
+                svc.slo_latency_s,
+                cfg,
+                overloaded,
+            )
+            for v in svc.variants
+        }
+        capacities[key] = caps
+        rps_known = obs.rps is not None and math.isfinite(obs.rps)
+        known[key] = rps_known
+        previous = state.forecasts.get(key, model.ForecastState())
+        head = _headroom(state.headroom.get(key, 1.0), previous.last_s, obs, svc, now_s, cfg)
+        headroom[key] = head
+        fstate = forecast.update(previous, obs.rps, now_s, cfg)
+        forecasts[key] = fstate
+        if rps_known and (obs.rps or 0.0) > 0:
+            last_active[key] = now_s
+        elif key not in last_active and rps_known:
+            last_active[key] = now_s  # idle time counts from the first observation
+        lead_s = max(
+            (
+                v.startup_s + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
+                for v in svc.variants
+            ),
+            default=0.0,
+        )
+        demand = forecast.demand_rps(fstate, now_s, lead_s, cfg) * head
+        if head > 1.0 + 1e-3:
+            why.append(f"recent SLO misses: demand x{head:.2f} headroom")
+        last = state.last_replicas.get(key)
+        min_total = svc.min_replicas
+        idle_for_s = now_s - last_active.get(key, now_s)
+        is_idle = (
+            rps_known
+            and svc.min_replicas == 0
+            and (obs.rps or 0.0) <= 0
+            and idle_for_s >= svc.idle_timeout_s
+        )
+        idle[key] = is_idle
+        if svc.min_replicas == 0 and not is_idle and (last is None or sum(last.values()) > 0):
+            min_total = 1  # stay warm until the idle timeout
+        if is_idle:
+            demand = 0.0
+        if not rps_known:
+            why.append("request rate unknown: forecast held, no scale-down")
+            if svc.fallback.mode == "fixed":
+                min_total = max(min_total, svc.fallback.replicas)
+                why.append(f"fallback fixed: at least {svc.fallback.replicas} replicas")
+            if last is not None and obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
+                served = sum(caps[v] * n for v, n in last.items() if v in caps)
+                boost = min(2.0, obs.latency_s / svc.slo_latency_s)
+                demand = max(demand, served * cfg.target_utilization * boost)
+                why.append(
+                    f"latency {obs.latency_s:.3f} s over SLO {svc.slo_latency_s:.3f} s: "
+                    f"scale up x{boost:.2f}"
+                )
+        min_total = min(min_total, svc.max_replicas)
+        demands.append(
+            optimize.Demand(
+                service=svc,
+                demand_rps=demand,
+                capacity_rps={v: c * cfg.target_utilization for v, c in caps.items()},
+                min_total=min_total,
+                max_total=svc.max_replicas,
+                current=dict(last or {}),
+                cold_start_s={
+                    v.name: v.startup_s
+                    + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
+                    for v in svc.variants
+                },
+            )
+        )
+        observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"
+        why.append(
+            f"demand {demand:.2f} rps over a {lead_s:.0f} s lead (observed {observed} rps); "
+            + ", ".join(f"{v} {c:.2f} rps/replica" for v, c in caps.items())
+        )
+
+    allocation = optimize.optimize(demands, pool_map, cfg)
+
+    replicas: dict[str, dict[str, int]] = {}
+    history: dict[str, dict[str, tuple[tuple[float, int], ...]]] = {}
+    for svc in services:
+        key = svc.key
+        raw = allocation.replicas.get(key, {})
+        if idle[key]:
+            replicas[key] = {v.name: 0 for v in svc.variants}
+            history[key] = {}
+            reasons[key].append(f"idle for {svc.idle_timeout_s:.0f} s or more: scale to zero")
+            continue
+        decision = stabilize.replicas(
+            svc,
+            raw,
+            state.last_replicas.get(key),
+            state.history.get(key, {}),
+            observations.get(key),
+            now_s,
+            known[key],
+        )
+        replicas[key] = decision.replicas
+        history[key] = decision.history
+        if allocation.shortfall_rps.get(key, 0.0) > 1e-6:
+            reasons[key].append(
+                f"pools cannot cover {allocation.shortfall_rps[key]:.2f} rps of the demand"
+            )
+        reasons[key].append(
+            f"optimiser ({allocation.method}) recommends "
+            + ", ".join(f"{v}={n}" for v, n in sorted(raw.items()))
+        )
+        reasons[key].extend(decision.reasons)
+
+    needed = optimize.pool_nodes_needed(replicas, services, pool_map)
+    nodes: dict[str, int] = {}
+    scale_up_s = dict(state.pool_scale_up_s)
+    surplus_since: dict[str, float] = {}
+    for name, pool in sorted(pool_map.items()):
+        node_decision = stabilize.nodes(
+            pool,
+            needed.get(name, 0),
+            state.last_nodes.get(name),
+            state.pool_scale_up_s.get(name),
+            state.pool_surplus_since_s.get(name),
+            now_s,
+            cfg,
+        )
+        nodes[name] = node_decision.nodes
+        if node_decision.scale_up_s is not None:
+            scale_up_s[name] = node_decision.scale_up_s
+        if node_decision.surplus_since_s is not None:
+            surplus_since[name] = node_decision.surplus_since_s
+        reasons[f"pool:{name}"] = [
+            f"{needed.get(name, 0)} node(s) needed for the planned replicas",
+            *node_decision.reasons,
+        ]
+
+    usd_per_hour = sum(nodes[name] * pool_map[name].usd_per_hour for name in nodes)
+    result = model.Plan(
+        replicas=replicas,
+        nodes=nodes,
+        demand_rps={d.service.key: d.demand_rps for d in demands},
+        reasons={k: tuple(v) for k, v in reasons.items()},
+        usd_per_hour=usd_per_hour,
+    )
+    new_state = model.PlannerState(
+        last_replicas=replicas,
+        last_nodes=nodes,
+        history=history,
+        capacity_rps=capacities,
+        forecasts=forecasts,
+        last_active_s=last_active,
+        pool_scale_up_s=scale_up_s,
+        pool_surplus_since_s=surplus_since,
+        headroom={k: v for k, v in headroom.items() if v > 1.0 + 1e-3},
+    )
+    return result, new_state
+
+
+def _headroom(
+    current: float,
+    last_s: float | None,
+    obs: model.Observation,
+    svc: model.ServiceSpec,
+    now_s: float,
+    cfg: settings.PlannerSettings,
+) -> float:
+    """Raise the demand multiplier on an SLO miss; let it decay back to 1 while the SLO holds."""
+    if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
+        return min(cfg.headroom_max, current * cfg.headroom_step)
+    if last_s is None or current <= 1.0:
+        return 1.0
+    return 1.0 + (current - 1.0) * math.exp(-max(0.0, now_s - last_s) / cfg.headroom_decay_s)
+
+
+def _provisioning_s(pools: Mapping[str, model.PoolSpec], name: str) -> float:
+    pool = pools.get(name)
+    return 0.0 if pool is None else pool.provisioning_s

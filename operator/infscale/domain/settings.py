@@ -1,0 +1,81 @@
+"""Planner settings: every knob with its default and why, as one frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannerSettings:
+    """Tuning of the planner; defaults suit GPU inference with minute-scale cold starts."""
+
+    target_utilization: float = 1.0
+    """Plan capacity so forecast demand uses at most this share of it. ``capacity_rps`` is
+    already the rate at which the SLO holds, and the forecast carries its own margin: 1.0."""
+
+    level_tau_s: float = 60.0
+    """Time constant of the forecast level (Holt): about one minute of memory."""
+
+    trend_tau_s: float = 300.0
+    """Time constant of the forecast trend: slower than the level so one sample is not a trend."""
+
+    peak_hold_s: float = 60.0
+    """The forecast never falls below the highest rate seen within this window (burst guard;
+    longer holds are the stabilization window's job, which keeps replicas, not demand)."""
+
+    margin_sigmas: float = 1.0
+    """Uncertainty margin in standard deviations of the one-step forecast error."""
+
+    max_trend_growth: float = 0.5
+    """Trend extrapolation adds at most this fraction of the level (bounds runaway ramps)."""
+
+    trend_horizon_s: float = 120.0
+    """The trend is extrapolated at most this far, however long the lead (damped trend)."""
+
+    headroom_step: float = 1.25
+    """Each decision that sees latency over the SLO multiplies the service's demand by this
+    (bursts that outrun the lead time leave no other trace in a rate forecast)."""
+
+    headroom_max: float = 2.0
+    """Upper bound of that multiplier."""
+
+    headroom_decay_s: float = 600.0
+    """Time constant with which the multiplier returns to 1 while the SLO holds."""
+
+    capacity_learning_rate: float = 0.2
+    """Damping of online capacity learning: each sample moves the estimate this fraction."""
+
+    capacity_max_step_fraction: float = 0.1
+    """One sample changes a learned capacity by at most this fraction of its current value."""
+
+    capacity_min_factor: float = 0.25
+    """Learned capacity never falls below this multiple of the spec's capacity."""
+
+    capacity_max_factor: float = 4.0
+    """Learned capacity never exceeds this multiple of the spec's capacity."""
+
+    capacity_ok_latency_fraction: float = 0.7
+    """Raise capacity only from samples whose latency is below this fraction of the SLO."""
+
+    solver_time_limit_s: float = 0.5
+    """Time limit of the MILP (HiGHS); past it the best incumbent or the greedy plan is used."""
+
+    solver_mip_gap: float = 0.005
+    """Relative optimality gap at which HiGHS may stop."""
+
+    use_solver: bool = True
+    """False forces the greedy allocator (tests, or a solver-free fallback)."""
+
+    switch_weight: float = 3.0
+    """Weight of the cold-start cost of new replicas in the objective (discourages churn: a
+    moved replica is paid twice while the new one starts; 3.0 measured best in the benchmark)."""
+
+    amortize_s: float = 600.0
+    """A new replica's cold start (startup, plus provisioning when its pool has no free node) is
+    paid once; the objective spreads it over this long, the expected life of a decision."""
+
+    node_unneeded_s: float = 120.0
+    """A pool shrinks only after its surplus nodes have been unneeded (empty) this long."""
+
+    node_cooldown_s: float = 180.0
+    """And never within this long after the pool last grew (no node flapping)."""

@@ -1,0 +1,137 @@
+"""Stabilisation of raw optimiser output: what actually changes this cycle, and why.
+
+Rules: scale up at once; scale down only to the highest recommendation of the stabilization
+window and by at most ``scale_down_max_step`` replicas per decision; never scale down on unknown
+data; make-before-break (a service keeps its old replicas while replicas of another variant are
+still starting); nodes grow at once and shrink only when the surplus has been empty for
+``node_unneeded_s`` and the pool has not grown for ``node_cooldown_s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from infscale.domain import model, settings
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaDecision:
+    """Stabilised replicas of one service, the updated window and the reasons."""
+
+    replicas: dict[str, int]
+    history: dict[str, tuple[tuple[float, int], ...]]
+    reasons: tuple[str, ...]
+
+
+def replicas(
+    service: model.ServiceSpec,
+    raw: Mapping[str, int],
+    last: Mapping[str, int] | None,
+    history: Mapping[str, tuple[tuple[float, int], ...]],
+    obs: model.Observation | None,
+    now_s: float,
+    data_known: bool,
+) -> ReplicaDecision:
+    """Apply the scale-down window, step bound, unknown-data hold and make-before-break."""
+    window_s = service.scale_down_stabilization_s
+    new_history: dict[str, tuple[tuple[float, int], ...]] = {}
+    target: dict[str, int] = {}
+    reasons: list[str] = []
+    for variant in service.variants:
+        name = variant.name
+        rec = int(raw.get(name, 0))
+        window = [(t, n) for t, n in history.get(name, ()) if now_s - t < window_s]
+        window.append((now_s, rec))
+        new_history[name] = tuple(window)
+        if last is None:
+            target[name] = rec
+            continue
+        current = int(last.get(name, 0))
+        if rec >= current:
+            target[name] = rec
+            if rec > current:
+                reasons.append(f"scale up {name} {current}->{rec} at once")
+            continue
+        if not data_known:
+            target[name] = current
+            reasons.append(f"hold {name} at {current}: request rate unknown, never scale down")
+            continue
+        held = max(n for _, n in window)
+        value = max(rec, min(held, current))
+        if service.scale_down_max_step > 0:
+            value = max(value, current - service.scale_down_max_step)
+        target[name] = value
+        if value >= current:
+            reasons.append(
+                f"hold {name} at {current} (recommended {rec}; highest in the "
+                f"{window_s:.0f} s window {held})"
+            )
+        elif value > rec:
+            reasons.append(
+                f"scale down {name} {current}->{value} (recommended {rec}; highest in the "
+                f"{window_s:.0f} s window {held}; step {service.scale_down_max_step or 'any'})"
+            )
+        else:
+            reasons.append(f"scale down {name} {current}->{value} after the stabilization window")
+    if last is not None and obs is not None:
+        starting = [
+            v.name
+            for v in service.variants
+            if v.name in obs.variants and target[v.name] > obs.variants[v.name].ready_replicas
+        ]
+        for variant in service.variants:
+            current = int(last.get(variant.name, 0))
+            others = [s for s in starting if s != variant.name]
+            if target[variant.name] < current and others:
+                target[variant.name] = current
+                reasons.append(
+                    f"make-before-break: keep {variant.name} at {current} until "
+                    f"{', '.join(others)} is Ready"
+                )
+    return ReplicaDecision(target, new_history, tuple(reasons))
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeDecision:
+    """Stabilised node count of one pool and the cool-down bookkeeping."""
+
+    nodes: int
+    scale_up_s: float | None
+    surplus_since_s: float | None
+    reasons: tuple[str, ...]
+
+
+def nodes(
+    pool: model.PoolSpec,
+    needed: int,
+    last: int | None,
+    scale_up_s: float | None,
+    surplus_since_s: float | None,
+    now_s: float,
+    cfg: settings.PlannerSettings,
+) -> NodeDecision:
+    """Grow at once; shrink to ``needed`` only after the surplus stayed empty and cooled down."""
+    reasons: list[str] = []
+    required = max(pool.min_nodes, min(needed, pool.max_nodes))
+    if needed > pool.max_nodes:
+        reasons.append(f"needs {needed} nodes but maxNodes is {pool.max_nodes}: demand not covered")
+    if last is None or required > last:
+        if last is not None:
+            reasons.append(f"grow {last}->{required} nodes at once")
+        return NodeDecision(
+            required, now_s if last is not None else scale_up_s, None, tuple(reasons)
+        )
+    if required == last:
+        return NodeDecision(last, scale_up_s, None, tuple(reasons))
+    since = now_s if surplus_since_s is None else surplus_since_s
+    empty_for = now_s - since
+    cooled = scale_up_s is None or now_s - scale_up_s >= cfg.node_cooldown_s
+    if empty_for >= cfg.node_unneeded_s and cooled:
+        reasons.append(f"release {last - required} empty node(s) {last}->{required}")
+        return NodeDecision(required, scale_up_s, None, tuple(reasons))
+    reasons.append(
+        f"keep {last} nodes ({last - required} empty for {empty_for:.0f} s; release after "
+        f"{cfg.node_unneeded_s:.0f} s empty and {cfg.node_cooldown_s:.0f} s after the last growth)"
+    )
+    return NodeDecision(last, scale_up_s, since, tuple(reasons))

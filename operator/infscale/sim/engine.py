@@ -1,0 +1,413 @@
+"""Discrete-event replay of a trace against one service, its replicas and its node pools.
+
+The model (what is simulated, and what is not):
+
+- Requests arrive at the trace's times and wait in one FCFS queue per service (the router / the
+  Knative activator). The queue and the Ready replicas are ``servers.ReplicaQueue``, the model the
+  model-server emulator shares: a replica serves up to ``slots`` requests at once (continuous
+  batching); each request holds a slot for a gamma-distributed service time (mean ``service_s``,
+  coefficient of variation ``cv``; ``cv = 1`` gives exponential service, so with ``slots = 1`` a
+  fixed set of replicas is an M/M/c queue, checked against Erlang C in the unit tests). A
+  request's latency is its queueing wait plus its service time; it meets the SLO when that is
+  within the threshold, and a request still unserved after the drain period misses it.
+  Token counts are not used: service time does not depend on prompt length.
+- A replica is a pod: Pending until a Ready node of its pool has room (most-allocated first),
+  Ready ``startup_s`` after it is placed. Scale-down removes pending pods first, then starting
+  ones, then ready ones on the emptiest nodes; a busy replica drains (finishes its requests).
+- A node is billed from the moment it is requested until it is released (or the trace ends; the
+  drain period after the trace only finishes queued requests), at the pool's ``usd_per_hour``,
+  and is Ready ``provisioning_s`` after the request. Only empty nodes are
+  released. Either the policy sizes the pools (infscale, the oracle, static), or the simulated
+  Cluster Autoscaler does (pod baselines; see ``autoscaler``).
+- Housekeeping (readiness, placement, metrics samples) runs every second; the policy runs every
+  ``policy.tick_s``. Metrics are what Prometheus would give: the arrival rate over the last 30 s,
+  the latency percentile of requests completed in the last 60 s (unknown when none completed,
+  or inside a configured metrics outage), queue depth and in-flight requests.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from infscale.domain import model
+from infscale.sim import scenario as scenario_mod
+from infscale.sim import servers, traces
+
+RATE_WINDOW_S = 30.0
+LATENCY_WINDOW_S = 60.0
+SAMPLE_S = 10.0
+
+
+@dataclasses.dataclass
+class Node:
+    """One node of a pool."""
+
+    pool: str
+    requested_s: float
+    ready_s: float
+    free: dict[str, float]
+    pods: set[int] = dataclasses.field(default_factory=set)
+    released_s: float | None = None
+
+
+@dataclasses.dataclass
+class Replica:
+    """One model-server pod."""
+
+    ident: int
+    variant: str
+    node: Node | None = None
+    ready_s: float | None = None  # None while Pending
+    draining: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """What a policy sees at a decision: metrics (may be unknown) and the cluster's state."""
+
+    now_s: float
+    observation: model.Observation
+    queue_waiting: int | None  # None inside a metrics outage
+    in_flight: int | None
+    concurrency_history: Sequence[float]  # one sample per second, waiting + running
+    desired: Mapping[str, int]
+    ready: Mapping[str, int]
+    pending_pods: int
+    nodes: Mapping[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """Replicas per variant and, for policies that own the pools, nodes per pool."""
+
+    replicas: Mapping[str, int]
+    nodes: Mapping[str, int] | None = None
+
+
+class Policy(Protocol):
+    """An autoscaling policy under test."""
+
+    name: str
+    tick_s: float
+
+    def decide(self, view: View) -> Decision:
+        """The desired replicas (and nodes, or None to leave them to the Cluster Autoscaler)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Outcome of one replay."""
+
+    policy: str
+    cost_usd: float
+    slo_attainment: float
+    requests: int
+    scale_events: int
+    p95_latency_s: float
+    times_s: np.ndarray
+    demand_rps: np.ndarray
+    capacity_rps: np.ndarray
+    usd_per_hour: np.ndarray
+    decision_s: float  # mean wall time per policy decision is filled by the caller
+
+
+NodeManager = Callable[["Simulator", float], None]
+
+
+class Simulator:
+    """One replay; create, then :meth:`run`."""
+
+    def __init__(
+        self,
+        trace: traces.Trace,
+        scen: scenario_mod.Scenario,
+        policy: Policy,
+        node_manager: NodeManager | None = None,
+        seed: int = 0,
+        outages_s: Sequence[tuple[float, float]] = (),
+        drain_s: float = 300.0,
+        initial: Mapping[str, int] | None = None,
+        initial_nodes: Mapping[str, int] | None = None,
+    ) -> None:
+        self.trace = trace
+        self.service = scen.domain_service()
+        self.pools = {p.name: p for p in scen.domain_pools()}
+        self.perf = scen.perf()
+        self.policy = policy
+        self.node_manager = node_manager
+        self.outages_s = list(outages_s)
+        self.drain_s = drain_s
+        self.slo_s = self.service.slo_latency_s
+        self.percentile = self.service.slo_percentile
+        self.nodes: list[Node] = []
+        self.replicas: dict[int, Replica] = {}
+        self.desired: dict[str, int] = {v.name: 0 for v in self.service.variants}
+        self.latencies_s: list[float] = []  # of completed requests
+        self.completions: collections.deque[tuple[float, float, str]] = collections.deque()
+        self.next_id = 0
+        self.scale_events = 0
+        self.concurrency: list[float] = []
+        self.arrived = 0
+        variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
+        self.rq = servers.ReplicaQueue(variant_order, seed=seed)
+        self.server_perf = {
+            name: servers.Perf(p.slots, p.service_s, p.cv) for name, p in self.perf.items()
+        }
+        self.pool_scale_up_s: dict[str, float] = {}
+        self.node_unneeded_since: dict[int, float] = {}
+        for variant, count in (initial or {}).items():
+            self.desired[variant] = count
+        for pool, count in (initial_nodes or {}).items():
+            for _ in range(count):
+                self.add_node(pool, -1e9, ready=True)
+        if initial:
+            self._reconcile_replicas(0.0)
+            self._place(0.0, instant=True)
+
+    # ---- nodes -------------------------------------------------------------------------
+    def add_node(self, pool: str, now_s: float, ready: bool = False) -> None:
+        """Request a node; it is Ready after the pool's provisioning time."""
+        spec = self.pools[pool]
+        ready_s = now_s if ready else now_s + spec.provisioning_s
+        self.nodes.append(Node(pool, max(now_s, 0.0), ready_s, spec.node.as_dict()))
+        self.pool_scale_up_s[pool] = now_s
+
+    def live_nodes(self, pool: str | None = None) -> list[Node]:
+        """Nodes not yet released (optionally of one pool)."""
+        return [n for n in self.nodes if n.released_s is None and (pool is None or n.pool == pool)]
+
+    def release_node(self, node: Node, now_s: float) -> None:
+        """Release an empty node (billing stops)."""
+        assert not node.pods
+        node.released_s = max(now_s, node.requested_s)
+
+    def set_nodes(self, pool: str, count: int, now_s: float) -> None:
+        """Grow at once; shrink by releasing empty nodes only (not-ready ones first)."""
+        live = self.live_nodes(pool)
+        if count > len(live):
+            self.scale_events += 1
+            for _ in range(count - len(live)):
+                self.add_node(pool, now_s)
+        elif count < len(live):
+            empty = sorted((n for n in live if not n.pods), key=lambda n: -n.ready_s)
+            released = empty[: len(live) - count]
+            for node in released:
+                self.release_node(node, now_s)
+            if released:
+                self.scale_events += 1
+
+    def pending_pods(self, pool: str | None = None) -> list[Replica]:
+        """Pods not yet placed on a node."""
+        return [
+            r
+            for r in self.replicas.values()
+            if r.node is None and (pool is None or self._pool_of(r) == pool)
+        ]
+
+    def _pool_of(self, replica: Replica) -> str:
+        return self.service.variant(replica.variant).pool
+
+    # ---- replicas ----------------------------------------------------------------------
+    def _reconcile_replicas(self, now_s: float) -> None:
+        for variant in self.service.variants:
+            name = variant.name
+            active = [r for r in self.replicas.values() if r.variant == name and not r.draining]
+            want = self.desired[name]
+            for _ in range(want - len(active)):
+                self.replicas[self.next_id] = Replica(self.next_id, name)
+                self.next_id += 1
+            if want < len(active):
+
+                def order(r: Replica) -> tuple[int, float, int, int]:
+                    placed = r.node is not None
+                    ready = r.ready_s is not None and r.ready_s <= now_s
+                    pods_on_node = len(r.node.pods) if r.node else 0
+                    return (
+                        int(placed),
+                        -(r.ready_s or 0.0) if not ready else 1e18,
+                        self.rq.busy(str(r.ident)),
+                        pods_on_node,
+                    )
+
+                for replica in sorted(active, key=order)[: len(active) - want]:
+                    replica.draining = True
+                    if self.rq.busy(str(replica.ident)) == 0:
+                        self._remove_replica(replica)
+
+    def _remove_replica(self, replica: Replica) -> None:
+        if replica.node is not None:
+            for key, need in self.service.variant(replica.variant).resources.as_dict().items():
+                replica.node.free[key] = replica.node.free.get(key, 0.0) + need
+            replica.node.pods.discard(replica.ident)
+        del self.replicas[replica.ident]
+
+    def _place(self, now_s: float, instant: bool = False) -> None:
+        for replica in sorted(self.pending_pods(), key=lambda r: r.ident):
+            variant = self.service.variant(replica.variant)
+            need = variant.resources.as_dict()
+            candidates = [
+                n
+                for n in self.live_nodes(variant.pool)
+                if n.ready_s <= now_s
+                and all(n.free.get(k, 0.0) + 1e-9 >= v for k, v in need.items())
+            ]
+            if not candidates:
+                continue
+            node = min(candidates, key=lambda n: sum(n.free.values()))  # most allocated
+            for key, amount in need.items():
+                node.free[key] = node.free.get(key, 0.0) - amount
+            node.pods.add(replica.ident)
+            replica.node = node
+            replica.ready_s = now_s if instant else now_s + variant.startup_s
+
+    def _ready(self, now_s: float) -> list[Replica]:
+        return [
+            r
+            for r in self.replicas.values()
+            if r.ready_s is not None and r.ready_s <= now_s and not r.draining
+        ]
+
+    # ---- requests ----------------------------------------------------------------------
+    def _record(self, done: list[servers.Completion]) -> None:
+        for item in done:
+            latency = item.done_s - item.arrival_s
+            self.latencies_s.append(latency)
+            self.completions.append((item.done_s, latency, item.variant))
+
+    def _sync(self, now_s: float) -> None:
+        """Advance the queue to ``now_s``, hand it the Ready replicas, free drained pods."""
+        self._record(self.rq.advance(now_s))
+        self.rq.set_replicas(
+            {str(r.ident): (r.variant, self.server_perf[r.variant]) for r in self._ready(now_s)}
+        )
+        for replica in [r for r in self.replicas.values() if r.draining]:
+            if self.rq.busy(str(replica.ident)) == 0:
+                self._remove_replica(replica)
+
+    # ---- metrics -----------------------------------------------------------------------
+    def _in_outage(self, now_s: float) -> bool:
+        return any(a <= now_s < b for a, b in self.outages_s)
+
+    def _view(self, now_s: float) -> View:
+        arrivals = self.trace.arrivals_s
+        lo = int(np.searchsorted(arrivals, now_s - RATE_WINDOW_S))
+        hi = int(np.searchsorted(arrivals, now_s))
+        span = min(RATE_WINDOW_S, max(now_s, 1.0))
+        while self.completions and self.completions[0][0] < now_s - LATENCY_WINDOW_S:
+            self.completions.popleft()
+        ready = collections.Counter(r.variant for r in self._ready(now_s))
+        outage = self._in_outage(now_s)
+        recent = [lat for _, lat, _ in self.completions]
+        latency = float(np.percentile(recent, self.percentile)) if recent and not outage else None
+        per_variant: dict[str, model.VariantObservation] = {}
+        for variant in self.service.variants:
+            done = [(t, lat) for t, lat, v in self.completions if v == variant.name]
+            recent_done = [lat for t, lat in done if t >= now_s - RATE_WINDOW_S]
+            per_variant[variant.name] = model.VariantObservation(
+                ready_replicas=ready[variant.name],
+                desired_replicas=self.desired[variant.name],
+                rps=None if outage else len(recent_done) / span,
+                latency_s=(
+                    None
+                    if outage or not done
+                    else float(np.percentile([lat for _, lat in done], self.percentile))
+                ),
+            )
+        obs = model.Observation(
+            rps=None if outage or now_s < 1.0 else (hi - lo) / span,
+            latency_s=latency,
+            variants=per_variant,
+        )
+        in_flight = self.arrived - len(self.latencies_s)
+        return View(
+            now_s=now_s,
+            observation=obs,
+            queue_waiting=None if outage else self.rq.waiting,
+            in_flight=None if outage else in_flight,
+            concurrency_history=self.concurrency,
+            desired=dict(self.desired),
+            ready=dict(ready),
+            pending_pods=len(self.pending_pods()),
+            nodes={p: len(self.live_nodes(p)) for p in self.pools},
+        )
+
+    def capacity_rps(self, now_s: float) -> float:
+        """Spec capacity of the Ready replicas (for plots)."""
+        return sum(self.service.variant(r.variant).capacity_rps for r in self._ready(now_s))
+
+    def usd_per_hour(self) -> float:
+        """What the live nodes cost right now."""
+        return sum(self.pools[n.pool].usd_per_hour for n in self.live_nodes())
+
+    # ---- main loop ---------------------------------------------------------------------
+    def run(self) -> Result:
+        """Replay the whole trace plus a drain period; return cost and SLO attainment."""
+        arrivals = self.trace.arrivals_s
+        end_s = self.trace.duration_s + self.drain_s
+        next_arrival = 0
+        next_tick = 0.0
+        samples: list[tuple[float, float, float, float]] = []
+        for second in range(math.ceil(end_s) + 1):
+            now_s = float(second)
+            while next_arrival < arrivals.size and arrivals[next_arrival] < now_s:
+                self._record(self.rq.arrive(float(arrivals[next_arrival])))
+                self.arrived += 1
+                next_arrival += 1
+            self._sync(now_s)
+            self._place(now_s)
+            self.concurrency.append(float(self.arrived - len(self.latencies_s)))
+            if now_s >= next_tick and now_s <= self.trace.duration_s:
+                view = self._view(now_s)
+                decision = self.policy.decide(view)
+                changed = False
+                for variant, count in decision.replicas.items():
+                    if self.desired.get(variant, 0) != count:
+                        changed = True
+                    self.desired[variant] = max(0, int(count))
+                if changed:
+                    self.scale_events += 1
+                self._reconcile_replicas(now_s)
+                if decision.nodes is not None:
+                    for pool, count in decision.nodes.items():
+                        self.set_nodes(pool, int(count), now_s)
+                self._place(now_s)
+                self._sync(now_s)
+                next_tick += self.policy.tick_s
+            if self.node_manager is not None:
+                self.node_manager(self, now_s)
+            if second % int(SAMPLE_S) == 0:
+                lo = int(np.searchsorted(arrivals, now_s - 60.0))
+                hi = int(np.searchsorted(arrivals, now_s))
+                samples.append(
+                    (now_s, (hi - lo) / 60.0, self.capacity_rps(now_s), self.usd_per_hour())
+                )
+        cost = 0.0
+        bill_end_s = self.trace.duration_s  # the drain period serves late requests, unbilled
+        for node in self.nodes:
+            stop = min(node.released_s if node.released_s is not None else end_s, bill_end_s)
+            cost += max(0.0, stop - node.requested_s) * self.pools[node.pool].usd_per_hour / 3600.0
+        # Requests still unserved after the drain period count as SLO misses.
+        finite = np.asarray(self.latencies_s)
+        met = int(np.sum(finite <= self.slo_s))
+        ok = met / arrivals.size if arrivals.size else 1.0
+        arr = np.asarray(samples)
+        return Result(
+            policy=self.policy.name,
+            cost_usd=cost,
+            slo_attainment=ok,
+            requests=int(arrivals.size),
+            scale_events=self.scale_events,
+            p95_latency_s=float(np.percentile(finite, 95)) if finite.size else math.inf,
+            times_s=arr[:, 0],
+            demand_rps=arr[:, 1],
+            capacity_rps=arr[:, 2],
+            usd_per_hour=arr[:, 3],
+            decision_s=0.0,
+        )

@@ -1,0 +1,257 @@
+"""The policies under test: infscale's planner, and the baselines as BASELINES.md describes them.
+
+- ``Infscale``: the same ``domain.planner.plan`` as the live operator, every 15 s, owning pools.
+- ``Hpa``: Kubernetes HPA v2 on a per-replica request-rate target (15 s loop, tolerance 0.1,
+  not-ready pods count 0 on scale-up, scale-up max(100 %, 4 pods) per period, 300 s scale-down
+  stabilization on the highest recommendation, min 1, missing metric: no change).
+- ``Keda``: KEDA Prometheus scaler on ``sum(num_requests_waiting)`` with an AverageValue threshold
+  per replica, i.e. the HPA rules on that metric; ``ignoreNullValues`` true (missing reads as 0);
+  minReplicaCount 1 (at 0 the queue metric disappears with the pods and never reactivates).
+- ``Kpa``: Knative KPA on concurrency: 2 s tick, 60 s stable and 6 s panic windows, panic at 200 %,
+  no scale-down in panic, max scale-up rate 1000, max scale-down rate 2, target = 70 % of the
+  container concurrency (the replica's batch slots), scale to zero after 60 s without traffic plus
+  a 30 s grace period; the activator buffers requests at zero (the queue).
+- ``Static``: fixed replicas for the trace's peak minute, pre-provisioned.
+- ``Schedule``: replays a precomputed plan (the oracle's).
+The pod baselines run on the variant with the lowest node cost per rps and leave nodes to the
+Cluster Autoscaler (``autoscaler``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+from infscale.domain import model, optimize, planner, settings
+from infscale.sim import engine
+
+
+def cheapest_variant(
+    service: model.ServiceSpec, pools: Sequence[model.PoolSpec], rate_rps: float
+) -> str:
+    """The variant a careful operator would pick for a single Deployment serving ``rate_rps``:
+    the lowest node cost for that rate, whole nodes counted (an 8-GPU node is not divisible)."""
+    by_name = {p.name: p for p in pools}
+
+    def cost(v: model.VariantSpec) -> tuple[float, float]:
+        pool = by_name[v.pool]
+        replicas = max(1, math.ceil(rate_rps / v.capacity_rps))
+        nodes = optimize.nodes_needed([(v.resources, replicas)], pool.node)
+        return nodes * pool.usd_per_hour, optimize.usd_per_rps_hour(v, pool, v.capacity_rps)
+
+    return min(service.variants, key=cost).name
+
+
+class Infscale:
+    """The planner under test."""
+
+    def __init__(
+        self,
+        service: model.ServiceSpec,
+        pools: Sequence[model.PoolSpec],
+        cfg: settings.PlannerSettings | None = None,
+        name: str = "infscale",
+        tick_s: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.tick_s = tick_s
+        self.service = service
+        self.pools = list(pools)
+        self.cfg = cfg or settings.PlannerSettings()
+        self.state = model.PlannerState()
+        self.decision_s: list[float] = []
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        """One planner cycle."""
+        start = time.perf_counter()
+        plan, self.state = planner.plan(
+            [self.service],
+            self.pools,
+            {self.service.key: view.observation},
+            self.state,
+            view.now_s,
+            self.cfg,
+        )
+        self.decision_s.append(time.perf_counter() - start)
+        replicas = {
+            v.name: plan.replicas[self.service.key].get(v.name, 0) for v in self.service.variants
+        }
+        return engine.Decision(replicas, dict(plan.nodes))
+
+    def seed_state(self, replicas: Mapping[str, int], nodes: Mapping[str, int]) -> None:
+        """Start from the same warm allocation as the other policies."""
+        self.state = model.PlannerState(
+            last_replicas={
+                self.service.key: {v.name: replicas.get(v.name, 0) for v in self.service.variants}
+            },
+            last_nodes=dict(nodes),
+        )
+
+
+@dataclasses.dataclass
+class _HpaCore:
+    """The HPA v2 algorithm and default behavior for one Deployment."""
+
+    min_replicas: int
+    max_replicas: int
+    tolerance: float = 0.1
+    down_window_s: float = 300.0
+    history: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+
+    def step(
+        self,
+        now_s: float,
+        current: int,
+        ready: int,
+        total: float | None,
+        target: float,
+        per_pod: bool,
+    ) -> int:
+        if total is None:
+            rec = current  # missing metric: no scale-down, and nothing to scale up on
+        elif per_pod:
+            pods = max(ready, 1)
+            ratio = (total / pods) / target
+            if abs(ratio - 1.0) <= self.tolerance:
+                rec = current
+            elif ratio > 1.0 and current > ready:
+                # not-yet-ready pods count as 0 % of target on scale-up
+                ratio_all = total / (max(current, 1) * target)
+                rec = (
+                    current if ratio_all <= 1.0 + self.tolerance else math.ceil(ratio_all * current)
+                )
+            else:
+                rec = math.ceil(ratio * pods)
+        else:  # AverageValue over the Deployment's replicas (external metric)
+            ratio = total / (max(current, 1) * target)
+            rec = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(total / target)
+        rec = max(self.min_replicas, min(self.max_replicas, rec))
+        self.history = [(t, r) for t, r in self.history if now_s - t < self.down_window_s]
+        self.history.append((now_s, rec))
+        if rec < current:
+            rec = min(current, max(r for _, r in self.history))
+        else:
+            rec = min(rec, max(2 * current, current + 4))
+        return rec
+
+
+class Hpa:
+    """HPA on the per-replica request rate."""
+
+    def __init__(self, service: model.ServiceSpec, variant: str, target_rps: float) -> None:
+        self.name = f"hpa(target={target_rps:.2g}rps)"
+        self.tick_s = 15.0
+        self.variant = variant
+        self.target_rps = target_rps
+        self.core = _HpaCore(max(1, service.min_replicas), service.max_replicas)
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        """One HPA sync."""
+        current = view.desired.get(self.variant, 0)
+        ready = view.ready.get(self.variant, 0)
+        rps = view.observation.rps
+        rec = self.core.step(view.now_s, current, ready, rps, self.target_rps, per_pod=True)
+        return engine.Decision({self.variant: rec})
+
+
+class Keda:
+    """KEDA Prometheus trigger on queue depth (AverageValue threshold per replica)."""
+
+    def __init__(self, service: model.ServiceSpec, variant: str, threshold: float) -> None:
+        self.name = f"keda(queue={threshold:g})"
+        self.tick_s = 15.0
+        self.variant = variant
+        self.threshold = threshold
+        self.core = _HpaCore(1, service.max_replicas)
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        """One HPA sync fed by the scaler; a null result reads as 0 (ignoreNullValues)."""
+        waiting = float(view.queue_waiting or 0)
+        current = view.desired.get(self.variant, 0)
+        ready = view.ready.get(self.variant, 0)
+        rec = self.core.step(view.now_s, current, ready, waiting, self.threshold, per_pod=False)
+        return engine.Decision({self.variant: rec})
+
+
+class Kpa:
+    """Knative Pod Autoscaler on concurrency."""
+
+    def __init__(self, service: model.ServiceSpec, variant: str, slots: int) -> None:
+        self.tick_s = 2.0
+        self.variant = variant
+        self.target = max(0.7 * slots, 0.01)
+        self.name = f"kpa(target={self.target:.2g})"
+        self.max_replicas = service.max_replicas
+        self.stable_s = 60
+        self.panic_s = 6
+        self.panic_until_s = -math.inf
+        self.panic_floor = 0
+        self.last_traffic_s = 0.0
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        """One KPA tick."""
+        hist = view.concurrency_history
+        stable = hist[-self.stable_s :] or [0.0]
+        panic = hist[-self.panic_s :] or [0.0]
+        stable_avg = sum(stable) / len(stable)
+        panic_avg = sum(panic) / len(panic)
+        ready = view.ready.get(self.variant, 0)
+        current = view.desired.get(self.variant, 0)
+        want_stable = math.ceil(stable_avg / self.target)
+        want_panic = math.ceil(panic_avg / self.target)
+        if want_panic / max(ready, 1) >= 2.0:
+            self.panic_until_s = view.now_s + self.stable_s
+        if panic_avg > 0 or (view.queue_waiting or 0) > 0:
+            self.last_traffic_s = view.now_s
+        if view.now_s < self.panic_until_s:
+            self.panic_floor = max(self.panic_floor, want_panic, current)
+            want = self.panic_floor
+        else:
+            self.panic_floor = 0
+            want = want_stable
+        base = max(ready, 1)
+        want = min(want, math.ceil(1000 * base))
+        want = max(want, math.floor(ready / 2))
+        if want == 0 and view.now_s - self.last_traffic_s < self.stable_s + 30:
+            want = max(1, min(current, 1))  # keep one until the stable window plus grace passes
+        if current == 0 and (view.queue_waiting or 0) > 0:
+            want = max(want, 1)  # the activator pokes the autoscaler
+        return engine.Decision({self.variant: max(0, min(self.max_replicas, want))})
+
+
+class Static:
+    """Fixed replicas and nodes for the whole trace."""
+
+    def __init__(self, variant: str, replicas: int, nodes: Mapping[str, int]) -> None:
+        self.name = "static-peak"
+        self.tick_s = 3600.0
+        self.replicas = {variant: replicas}
+        self.nodes = dict(nodes)
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        """Always the same."""
+        return engine.Decision(self.replicas, self.nodes)
+
+
+class Schedule:
+    """Replays replicas and nodes per time slice (the oracle's solution)."""
+
+    def __init__(
+        self,
+        name: str,
+        slice_s: float,
+        replicas: Sequence[Mapping[str, int]],
+        nodes: Sequence[Mapping[str, int]],
+    ) -> None:
+        self.name = name
+        self.tick_s = 5.0
+        self.slice_s = slice_s
+        self.replicas = list(replicas)
+        self.nodes = list(nodes)
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        """The slice's allocation."""
+        i = min(int(view.now_s // self.slice_s), len(self.replicas) - 1)
+        return engine.Decision(dict(self.replicas[i]), dict(self.nodes[i]))

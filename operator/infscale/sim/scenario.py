@@ -1,0 +1,124 @@
+"""Scenario files: node pools, variants and the simulated replica performance, from YAML.
+
+A scenario holds the planner's view (pools, one service with its variants and SLO) and the
+simulator's ground truth per variant (``perf``: batch slots per replica, mean service time and its
+coefficient of variation), which the policies never see.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pydantic
+import yaml
+
+from infscale.domain import model
+
+SCENARIO_DIR = pathlib.Path(__file__).parent / "scenarios"
+
+
+class _Res(pydantic.BaseModel):
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+    extended: dict[str, float] = pydantic.Field(default_factory=dict)
+
+    def domain(self) -> model.Resources:
+        return model.Resources(self.cpu, self.memory_gib, dict(self.extended))
+
+
+class _Pool(pydantic.BaseModel):
+    name: str
+    instance: str = ""
+    node: _Res
+    usd_per_hour: float
+    min_nodes: int = 0
+    max_nodes: int = 20
+    provisioning_s: float = 300.0
+
+
+class Perf(pydantic.BaseModel):
+    """Simulated truth of one replica: ``slots`` requests at once, each taking ``service_s``."""
+
+    slots: int = 1
+    service_s: float = 0.2
+    cv: float = 0.5  # coefficient of variation of the service time (gamma); 1.0 = exponential
+
+
+class _Variant(pydantic.BaseModel):
+    name: str
+    pool: str
+    resources: _Res
+    capacity_rps: float
+    startup_s: float = 60.0
+    perf: Perf = Perf()
+
+
+class _Service(pydantic.BaseModel):
+    min_replicas: int = 1
+    max_replicas: int = 100
+    scale_down_stabilization_s: float = 300.0
+    scale_down_max_step: int = 0
+    idle_timeout_s: float = 600.0
+
+
+class _Slo(pydantic.BaseModel):
+    latency_s: float = 1.0
+    percentile: float = 95.0
+
+
+class Scenario(pydantic.BaseModel):
+    """One scenario file."""
+
+    name: str
+    description: str = ""
+    sources: list[str] = pydantic.Field(default_factory=list)
+    slo: _Slo = _Slo()
+    pools: list[_Pool]
+    variants: list[_Variant]
+    service: _Service = _Service()
+
+    def domain_pools(self) -> list[model.PoolSpec]:
+        """The pools as the planner sees them."""
+        return [
+            model.PoolSpec(
+                p.name,
+                p.node.domain(),
+                p.usd_per_hour,
+                p.min_nodes,
+                p.max_nodes,
+                p.provisioning_s,
+            )
+            for p in self.pools
+        ]
+
+    def domain_service(self, only_variant: str | None = None) -> model.ServiceSpec:
+        """The service as the planner sees it, optionally restricted to one variant."""
+        variants = tuple(
+            model.VariantSpec(v.name, v.pool, v.resources.domain(), v.capacity_rps, v.startup_s)
+            for v in self.variants
+            if only_variant is None or v.name == only_variant
+        )
+        return model.ServiceSpec(
+            "bench",
+            self.name,
+            variants,
+            slo_latency_s=self.slo.latency_s,
+            slo_percentile=self.slo.percentile,
+            min_replicas=self.service.min_replicas,
+            max_replicas=self.service.max_replicas,
+            scale_down_stabilization_s=self.service.scale_down_stabilization_s,
+            scale_down_max_step=self.service.scale_down_max_step,
+            idle_timeout_s=self.service.idle_timeout_s,
+        )
+
+    def perf(self) -> dict[str, Perf]:
+        """Simulated performance per variant."""
+        return {v.name: v.perf for v in self.variants}
+
+
+def load(path_or_name: str | pathlib.Path) -> Scenario:
+    """Load a scenario from a path, or by name from the bundled ``scenarios/`` directory."""
+    path = pathlib.Path(path_or_name)
+    if not path.exists():
+        path = SCENARIO_DIR / f"{path_or_name}.yaml"
+    return Scenario.model_validate(yaml.safe_load(path.read_text()))

@@ -1,0 +1,58 @@
+"""The forecaster (Holt + peak hold + margin) and online capacity learning."""
+
+from __future__ import annotations
+
+from infscale.domain import capacity, forecast, model, settings
+from tests.unit import planner_fixtures as fx
+
+CFG = settings.PlannerSettings()
+
+
+def test_unknown_rate_changes_nothing() -> None:
+    state = forecast.update(model.ForecastState(), 5.0, 0.0, CFG)
+    assert forecast.update(state, None, 30.0, CFG) == state
+    assert forecast.update(state, float("nan"), 30.0, CFG) == state
+
+
+def test_peak_hold_keeps_a_burst_for_its_window() -> None:
+    state = model.ForecastState()
+    for t, rps in [(0, 1.0), (15, 50.0), (30, 1.0), (45, 1.0)]:
+        state = forecast.update(state, rps, float(t), CFG)
+    assert forecast.demand_rps(state, 45.0, 60.0, CFG) >= 50.0
+    for t in range(60, 600, 15):
+        state = forecast.update(state, 1.0, float(t), CFG)
+    assert forecast.demand_rps(state, 600.0, 60.0, CFG) < 10.0
+
+
+def test_ramp_is_extrapolated_but_bounded() -> None:
+    state = model.ForecastState()
+    for t in range(0, 900, 15):
+        state = forecast.update(state, 1.0 + t / 30.0, float(t), CFG)
+    observed = 1.0 + 885 / 30.0
+    ahead = forecast.demand_rps(state, 885.0, 300.0, CFG)
+    assert ahead > observed
+    assert ahead <= (1 + CFG.max_trend_growth) * observed * 1.5
+
+
+def test_capacity_learning_is_damped_and_bounded() -> None:
+    variant = fx.service().variant("l4")  # spec 6 rps
+    slow = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=6.0, latency_s=2.0)
+    cap = 6.0
+    cap = capacity.learn(cap, variant, slow, 0.5, CFG)
+    assert 6.0 * 0.9 - 1e-9 <= cap < 6.0  # one sample moves at most 10 %
+    for _ in range(200):
+        cap = capacity.learn(cap, variant, slow, 0.5, CFG)
+    assert cap >= CFG.capacity_min_factor * 6.0 - 1e-9
+    fast = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=100.0, latency_s=0.1)
+    for _ in range(200):
+        cap = capacity.learn(cap, variant, fast, 0.5, CFG)
+    assert cap <= CFG.capacity_max_factor * 6.0 + 1e-9
+
+
+def test_capacity_ignores_uninformative_samples() -> None:
+    variant = fx.service().variant("l4")
+    light = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=2.0, latency_s=0.1)
+    assert capacity.learn(6.0, variant, light, 0.5, CFG) == 6.0
+    unknown = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=None)
+    assert capacity.learn(6.0, variant, unknown, 0.5, CFG) == 6.0
+    assert capacity.learn(6.0, variant, None, 0.5, CFG) == 6.0

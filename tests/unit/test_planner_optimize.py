@@ -1,0 +1,89 @@
+"""The allocator: packing onto node shapes, the MILP's choices and the greedy fallback."""
+
+from __future__ import annotations
+
+from infscale.domain import model, optimize, settings
+from tests.unit import planner_fixtures as fx
+
+GPU = model.GPU
+
+
+def _demand(svc: model.ServiceSpec, rps: float, min_total: int = 0) -> optimize.Demand:
+    caps = {v.name: v.capacity_rps for v in svc.variants}
+    return optimize.Demand(svc, rps, caps, min_total, svc.max_replicas)
+
+
+def test_nodes_needed_homogeneous_and_mixed() -> None:
+    node = model.Resources(8, 32, {GPU: 2})
+    one_gpu = model.Resources(3, 8, {GPU: 1})
+    assert optimize.nodes_needed([(one_gpu, 5)], node) == 3
+    # cpu binds: 3 + 3 + 2 = 8 cpu on one node, but only 2 GPUs per node.
+    small_cpu = model.Resources(2, 4)
+    assert optimize.nodes_needed([(one_gpu, 2), (small_cpu, 1)], node) == 1
+    assert optimize.nodes_needed([(one_gpu, 2), (small_cpu, 2)], node) == 2
+    assert optimize.nodes_needed([], node) == 0
+    assert optimize.nodes_needed([(model.Resources(16, 1), 1)], node) >= 10**9
+
+
+def test_fluid_packing_is_repaired_by_first_fit() -> None:
+    # 3-cpu replicas on 8-cpu nodes: the fluid bound says 5 fit on 2 nodes, reality needs 3.
+    pool = model.PoolSpec("c", model.Resources(8, 64), 1.0, 0, 10, 60)
+    svc = model.ServiceSpec(
+        "ns", "s", (model.VariantSpec("v", "c", model.Resources(3, 1), 1.0, 10),), min_replicas=0
+    )
+    alloc = optimize.optimize([_demand(svc, 5.0)], {"c": pool}, settings.PlannerSettings())
+    assert alloc.replicas[svc.key]["v"] == 5
+    assert alloc.nodes["c"] == 3
+
+
+def test_milp_prefers_the_cheapest_cover() -> None:
+    pools = {p.name: p for p in fx.pools()}
+    svc = fx.service()
+    # 10 rps: two L4 replicas ($1.61/h) beat one H100 node ($55/h).
+    alloc = optimize.optimize([_demand(svc, 10.0, 1)], pools, settings.PlannerSettings())
+    assert alloc.method == "milp"
+    assert alloc.replicas[svc.key] == {"h100": 0, "l4": 2}
+    assert alloc.nodes == {"cpu": 0, "h100": 0, "l4": 2}
+
+
+def test_mix_when_the_cheap_pool_is_full() -> None:
+    pools = {p.name: p for p in fx.pools(max_nodes=3)}
+    svc = fx.service()
+    alloc = optimize.optimize([_demand(svc, 40.0, 1)], pools, settings.PlannerSettings())
+    reps = alloc.replicas[svc.key]
+    assert reps["l4"] <= 3
+    assert reps["h100"] >= 1
+    assert reps["l4"] * 6 + reps["h100"] * 30 >= 40
+    assert alloc.shortfall_rps[svc.key] == 0
+
+
+def test_shortfall_is_reported_when_pools_cannot_cover() -> None:
+    pools = {p.name: p for p in fx.pools(max_nodes=1)}
+    svc = fx.service()
+    alloc = optimize.optimize([_demand(svc, 1000.0)], pools, settings.PlannerSettings())
+    assert alloc.shortfall_rps[svc.key] > 0
+    assert alloc.nodes["h100"] <= 1
+    assert alloc.nodes["l4"] <= 1
+
+
+def test_greedy_fallback_covers_demand() -> None:
+    pools = {p.name: p for p in fx.pools()}
+    svc = fx.service()
+    cfg = settings.PlannerSettings(use_solver=False)
+    alloc = optimize.optimize([_demand(svc, 17.0, 1)], pools, cfg)
+    assert alloc.method.startswith("greedy")
+    assert alloc.replicas[svc.key]["l4"] == 3
+    assert alloc.nodes["l4"] == 3
+
+
+def test_shared_nodes_across_services() -> None:
+    # Two services with one H100 replica each share one 8-GPU node.
+    pools = {p.name: p for p in fx.pools()}
+    only_h100 = [
+        model.ServiceSpec("ns", f"s{i}", (fx.service().variant("h100"),), min_replicas=1)
+        for i in range(2)
+    ]
+    alloc = optimize.optimize(
+        [_demand(s, 20.0, 1) for s in only_h100], pools, settings.PlannerSettings()
+    )
+    assert alloc.nodes["h100"] == 1

@@ -1,0 +1,151 @@
+"""The planner end to end: stabilisation, metrics loss, scale to zero, nodes, reasons, state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from infscale.domain import model, planner, settings, stabilize
+from tests.unit import planner_fixtures as fx
+
+CFG = settings.PlannerSettings(node_unneeded_s=300, node_cooldown_s=300)
+
+
+def _run(
+    svc: model.ServiceSpec,
+    steps: list[tuple[float, float | None]],
+    state: model.PlannerState | None = None,
+) -> tuple[list[model.Plan], model.PlannerState]:
+    state = state or model.PlannerState()
+    plans = []
+    for now_s, rps in steps:
+        plan, state = planner.plan([svc], fx.pools(), {svc.key: fx.observe(rps)}, state, now_s)
+        plans.append(plan)
+    return plans, state
+
+
+def test_scales_up_at_once_and_down_after_the_window() -> None:
+    svc = fx.service(scale_down_stabilization_s=300)
+    plans, _ = _run(svc, [(0, 5.0), (15, 60.0)] + [(15 + 15 * i, 5.0) for i in range(1, 60)])
+    totals = [p.total_replicas(svc.key) for p in plans]
+    assert totals[1] > totals[0]  # up at once
+    assert totals[2] == totals[1]  # no drop right after the burst
+    assert totals[-1] < totals[1]  # down after the window
+    assert all(p.reasons[svc.key] for p in plans)
+
+
+def test_never_scales_down_on_unknown_data_but_still_scales_up() -> None:
+    svc = fx.service()
+    plans, state = _run(svc, [(0, 30.0)] + [(15 * i, None) for i in range(1, 40)])
+    first = plans[0].replicas[svc.key]
+    for plan in plans[1:]:
+        for variant, count in first.items():
+            assert plan.replicas[svc.key][variant] >= count
+    assert any("unknown" in r for r in plans[-1].reasons[svc.key])
+    # Latency over the SLO while the rate is unknown: scale up anyway.
+    obs = model.Observation(rps=None, latency_s=1.5)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 700.0)
+    assert plan.total_replicas(svc.key) > plans[-1].total_replicas(svc.key)
+
+
+def test_fixed_fallback_is_a_floor() -> None:
+    svc = fx.service(fallback=model.Fallback("fixed", 4))
+    plans, _ = _run(svc, [(0, None)])
+    assert plans[0].total_replicas(svc.key) >= 4
+
+
+def test_scale_to_zero_after_the_idle_timeout_only() -> None:
+    svc = fx.service(min_replicas=0, idle_timeout_s=600, scale_down_stabilization_s=60)
+    steps: list[tuple[float, float | None]] = [(0, 3.0)]
+    steps += [(15.0 * i, 0.0) for i in range(1, 60)]
+    plans, _ = _run(svc, steps)
+    by_time = {t: p.total_replicas(svc.key) for (t, _), p in zip(steps, plans, strict=True)}
+    assert by_time[300] >= 1  # idle, but not for long enough
+    assert by_time[885] == 0
+    assert any("scale to zero" in r for r in plans[-1].reasons[svc.key])
+    # Traffic returns: up again at once.
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: fx.observe(2.0)}, _run(svc, steps)[1], 900)
+    assert plan.total_replicas(svc.key) >= 1
+
+
+def test_nodes_shrink_only_after_unneeded_and_cooldown() -> None:
+    pool = fx.pools()[1]
+    grow = stabilize.nodes(pool, 5, 2, None, None, 100.0, CFG)
+    assert grow.nodes == 5
+    assert grow.scale_up_s == 100.0
+    early = stabilize.nodes(pool, 1, 5, 100.0, None, 150.0, CFG)
+    assert early.nodes == 5
+    assert early.surplus_since_s == 150.0
+    still = stabilize.nodes(pool, 1, 5, 100.0, 150.0, 400.0, CFG)
+    assert still.nodes == 5
+    done = stabilize.nodes(pool, 1, 5, 100.0, 150.0, 460.0, CFG)
+    assert done.nodes == 1
+    assert any("release" in r for r in done.reasons)
+
+
+def test_make_before_break_keeps_old_replicas_until_the_new_are_ready() -> None:
+    svc = fx.service(scale_down_stabilization_s=0)
+    last = {"h100": 0, "l4": 5}
+    obs = model.Observation(
+        rps=30.0,
+        variants={
+            "h100": model.VariantObservation(ready_replicas=0, desired_replicas=1),
+            "l4": model.VariantObservation(ready_replicas=5, desired_replicas=5),
+        },
+    )
+    held = stabilize.replicas(svc, {"h100": 1, "l4": 0}, last, {}, obs, 10.0, True)
+    assert held.replicas == {"h100": 1, "l4": 5}
+    assert any("make-before-break" in r for r in held.reasons)
+    ready = dataclasses.replace(
+        obs,
+        variants={
+            "h100": model.VariantObservation(ready_replicas=1, desired_replicas=1),
+            "l4": model.VariantObservation(ready_replicas=5, desired_replicas=5),
+        },
+    )
+    moved = stabilize.replicas(svc, {"h100": 1, "l4": 0}, last, {}, ready, 20.0, True)
+    assert moved.replicas == {"h100": 1, "l4": 0}
+
+
+def test_scale_down_step_is_bounded() -> None:
+    svc = fx.service(scale_down_stabilization_s=0, scale_down_max_step=2)
+    decision = stabilize.replicas(
+        svc, {"h100": 0, "l4": 1}, {"h100": 0, "l4": 9}, {}, None, 0, True
+    )
+    assert decision.replicas["l4"] == 7
+
+
+def test_state_round_trips_through_json_and_plans_are_deterministic() -> None:
+    svc = fx.service()
+    _, state = _run(svc, [(0, 10.0), (15, 20.0), (30, None), (45, 3.0)])
+    text = model.state_to_json(state)
+    assert model.state_from_json(text) == state
+    a = planner.plan([svc], fx.pools(), {svc.key: fx.observe(7.0)}, state, 60.0)
+    b = planner.plan(
+        [svc], fx.pools(), {svc.key: fx.observe(7.0)}, model.state_from_json(text), 60.0
+    )
+    assert a == b
+
+
+def test_pool_reasons_and_cost() -> None:
+    svc = fx.service()
+    plans, _ = _run(svc, [(0, 12.0)])
+    plan = plans[0]
+    assert set(plan.reasons) >= {svc.key, "pool:h100", "pool:l4", "pool:cpu"}
+    expected = sum(
+        n * p.usd_per_hour for p in fx.pools() for name, n in plan.nodes.items() if name == p.name
+    )
+    assert abs(plan.usd_per_hour - expected) < 1e-9
+
+
+def test_slo_misses_raise_headroom_which_decays() -> None:
+    svc = fx.service(scale_down_stabilization_s=0)
+    _, state = _run(svc, [(0, 12.0)])
+    slow = model.Observation(rps=12.0, latency_s=3.0)
+    plan, state = planner.plan([svc], fx.pools(), {svc.key: slow}, state, 15.0)
+    assert state.headroom[svc.key] == pytest.approx(CFG.headroom_step)
+    assert any("headroom" in r for r in plan.reasons[svc.key])
+    for i in range(2, 400):
+        _, state = planner.plan([svc], fx.pools(), {svc.key: fx.observe(12.0)}, state, 15.0 * i)
+    assert svc.key not in state.headroom

@@ -1,0 +1,121 @@
+"""Baselines follow their documented rules; the oracle and the planner run in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from infscale.domain import model
+from infscale.sim import autoscaler, engine, oracle, policies, scenario, traces
+
+SCEN = scenario.load("gpu-classes")
+SERVICE = SCEN.domain_service()
+
+
+def _view(
+    now_s: float,
+    rps: float | None,
+    desired: int,
+    ready: int | None = None,
+    waiting: int | None = 0,
+    concurrency: list[float] | None = None,
+) -> engine.View:
+    return engine.View(
+        now_s=now_s,
+        observation=model.Observation(rps=rps),
+        queue_waiting=waiting,
+        in_flight=waiting,
+        concurrency_history=concurrency or [],
+        desired={"l4": desired},
+        ready={"l4": desired if ready is None else ready},
+        pending_pods=0,
+        nodes={},
+    )
+
+
+def test_hpa_tolerance_scale_up_limit_and_scale_down_window() -> None:
+    hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+    assert hpa.decide(_view(0, 41.0, 4)).replicas["l4"] == 4  # ratio 1.025: within 0.1
+    assert hpa.decide(_view(15, 1000.0, 2)).replicas["l4"] == 6  # max(100 %, 4 pods)
+    hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+    assert hpa.decide(_view(0, 80.0, 8)).replicas["l4"] == 8
+    assert hpa.decide(_view(15, 10.0, 8)).replicas["l4"] == 8  # highest in the 300 s window
+    assert hpa.decide(_view(300, 10.0, 8)).replicas["l4"] == 1
+    assert hpa.decide(_view(315, None, 1)).replicas["l4"] == 1  # missing metric: no change
+
+
+def test_hpa_counts_unready_pods_as_zero_on_scale_up() -> None:
+    hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+    # 2 ready of 4: per-ready usage 2x, but with the 2 starting pods at 0 it is 1.0: hold.
+    assert hpa.decide(_view(0, 40.0, 4, ready=2)).replicas["l4"] == 4
+
+
+def test_keda_reads_a_missing_queue_as_zero() -> None:
+    keda = policies.Keda(SERVICE, "l4", threshold=2.0)
+    assert keda.decide(_view(0, 5.0, 1, waiting=20)).replicas["l4"] == 5
+    assert keda.decide(_view(15, None, 5, waiting=None)).replicas["l4"] == 5  # window holds
+    # ignoreNullValues: the outage reads as an empty queue and scales down after the window.
+    assert keda.decide(_view(315, None, 5, waiting=None)).replicas["l4"] == 1
+
+
+def test_kpa_panics_and_scales_to_zero_after_grace() -> None:
+    kpa = policies.Kpa(SERVICE, "l4", slots=4)  # target 2.8 concurrent per replica
+    calm = [2.0] * 60
+    assert kpa.decide(_view(60, 1.0, 1, concurrency=calm)).replicas["l4"] == 1
+    burst = [2.0] * 54 + [30.0] * 6
+    panicked = kpa.decide(_view(62, 1.0, 1, concurrency=burst)).replicas["l4"]
+    assert panicked >= 10
+    # In panic: no scale-down even when the burst is gone.
+    quiet = [2.0] * 60
+    assert kpa.decide(_view(64, 1.0, panicked, concurrency=quiet)).replicas["l4"] == panicked
+    kpa = policies.Kpa(SERVICE, "l4", slots=4)
+    kpa.decide(_view(0, 0.0, 1, concurrency=[1.0] * 60))
+    idle = [0.0] * 60
+    assert kpa.decide(_view(60, 0.0, 1, concurrency=idle)).replicas["l4"] == 1  # grace
+    assert kpa.decide(_view(100, 0.0, 1, concurrency=idle)).replicas["l4"] == 0
+    # The activator wakes it on the first queued request.
+    assert kpa.decide(_view(110, 0.0, 0, ready=0, waiting=3, concurrency=idle)).replicas["l4"] >= 1
+
+
+def test_cluster_autoscaler_adds_for_pending_and_removes_empty_after_ten_minutes() -> None:
+    trace = traces.Trace("empty", np.array([]), 2000.0)
+    sim = engine.Simulator(trace, SCEN, policies.Static("l4", 0, {}), drain_s=0.0)
+    ca = autoscaler.ClusterAutoscaler()
+    sim.desired["l4"] = 2
+    sim._reconcile_replicas(0.0)
+    ca(sim, 0.0)
+    assert len(sim.live_nodes("l4")) == 2  # one replica per 1-GPU node
+    sim.desired["l4"] = 0
+    sim._reconcile_replicas(10.0)
+    for t in range(10, 1300, 10):
+        ca(sim, float(t))
+        if t < 600:
+            assert len(sim.live_nodes("l4")) == 2  # not within 10 min of the scale-up
+    assert len(sim.live_nodes("l4")) == 0
+
+
+def test_oracle_pays_startup_ahead_of_a_step_and_beats_static() -> None:
+    arrivals = np.concatenate(
+        [np.linspace(0, 600, 600, endpoint=False), np.linspace(600, 1200, 6000)]
+    )
+    trace = traces.Trace("step", arrivals, 1200.0)
+    solution = oracle.solve(trace, SCEN, time_limit_s=10.0)
+    capacity = {v.name: v.capacity_rps for v in SERVICE.variants}
+    # 10 rps from minute 10: capacity is alive at least one startup (and provisioning) earlier.
+    lead_slices = 5
+    before = solution.replicas[10 - lead_slices]
+    assert sum(capacity[v] * n for v, n in before.items()) >= 10.0
+    static_usd = 2 * 0.8048 * 1200 / 3600  # two L4 for the peak, the whole time
+    assert solution.cost_usd < static_usd
+    assert solution.fluid_floor_usd <= solution.cost_usd
+
+
+def test_planner_in_the_simulator_meets_the_slo_on_a_smooth_trace() -> None:
+    trace = traces.synthetic(seed=3, duration_s=900.0, bursts=0, idle_gaps=0)
+    policy = policies.Infscale(SERVICE, SCEN.domain_pools())
+    policy.seed_state({"l4": 1}, {"l4": 1})
+    sim = engine.Simulator(trace, SCEN, policy, initial={"l4": 1}, initial_nodes={"l4": 1})
+    result = sim.run()
+    assert result.slo_attainment >= 0.98
+    assert result.cost_usd > 0
+    assert len(policy.decision_s) == pytest.approx(900 / 15 + 1, abs=1)
