@@ -14,9 +14,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class OperatorProcess:
     """One operator process; its log goes to a file the tests print on failure."""
 
-    def __init__(self, log_path: Path, interval_s: float = 1.0) -> None:
+    def __init__(self, log_path: Path, interval_s: float = 1.0, *extra_args: str) -> None:
         self.log_path = log_path
         self.interval_s = interval_s
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -29,6 +30,7 @@ class OperatorProcess:
                 "operator",
                 "--interval",
                 str(self.interval_s),
+                *self.extra_args,
             ],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},

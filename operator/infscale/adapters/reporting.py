@@ -43,6 +43,25 @@ class KubernetesReporter:
                 status=error.status,
             ) from error
 
+    def write_pool_status(self, name: str, status: dict[str, Any]) -> None:
+        try:
+            self._custom.patch_cluster_custom_object_status(
+                v1alpha1.GROUP,
+                v1alpha1.VERSION,
+                "inferencenodepools",
+                name,
+                {"status": status},
+                _content_type="application/merge-patch+json",
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return
+            raise errors.ClusterError(
+                f"writing status of InferenceNodePool {name}: "
+                + errors.api_message(error.body, f"{error.status} {error.reason}"),
+                status=error.status,
+            ) from error
+
     def record(self, involved: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         metadata = involved["metadata"]
         now = datetime.datetime.now(datetime.UTC)

@@ -217,6 +217,8 @@ class InferenceNodePoolStatus(ApiModel):
     """Sum of the allocatable resources of the pool's Ready nodes."""
     conditions: list[Condition] = Field(default_factory=list)
     last_change: Decision | None = None
+    last_scale_up_time: str | None = None
+    """When the pool last grew; nodes are not removed within the cool-down after it."""
 
 
 class InferenceNodePool(ApiModel):

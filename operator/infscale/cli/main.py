@@ -27,6 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
+    run.add_argument(
+        "--node-cooldown",
+        type=float,
+        default=600.0,
+        help="seconds a node stays empty before it is removed (default 600)",
+    )
+    run.add_argument(
+        "--max-node-changes", type=int, default=2, help="nodes added/removed per pool per cycle"
+    )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     from infscale.emulator import main as emulator
 
@@ -51,7 +60,12 @@ def run_operator(args: argparse.Namespace) -> int:
     )
     # kopf logs every successful handler call; infscale logs its own decisions instead.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    settings = OperatorSettings(interval_seconds=args.interval, namespaces=tuple(args.namespace))
+    settings = OperatorSettings(
+        interval_seconds=args.interval,
+        namespaces=tuple(args.namespace),
+        node_scale_down_cooldown_seconds=args.node_cooldown,
+        max_node_changes_per_cycle=args.max_node_changes,
+    )
     runtime = handlers.Runtime(settings, kube_client.api_client())
     kopf.run(
         registry=handlers.build_registry(runtime),

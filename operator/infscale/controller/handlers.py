@@ -12,6 +12,7 @@ import contextlib
 import copy
 import datetime
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,11 +20,13 @@ import kopf
 import pydantic
 from kubernetes import client
 
+from infscale.adapters import cluster_nodes, pools_fixed, pools_kwok
 from infscale.adapters import deployments as deployments_adapter
 from infscale.adapters import reporting as reporting_adapter
 from infscale.api import v1alpha1
-from infscale.controller import desired, reconciler
+from infscale.controller import desired, pools, reconciler
 from infscale.controller.settings import OperatorSettings
+from infscale.domain import nodes as node_rules
 from infscale.ports import errors
 
 LOG = logging.getLogger(__name__)
@@ -55,6 +58,18 @@ class Runtime:
         self.ports = reconciler.Ports(
             workloads=deployments_adapter.KubernetesDeployments(api_client),
             status=(reporter := reporting_adapter.KubernetesReporter(api_client)),
+            events=reporter,
+        )
+        self.nodes = cluster_nodes.ClusterNodes(api_client)
+        self.pool_ports = pools.PoolPorts(
+            nodes=self.nodes,
+            providers={
+                "kwok": pools_kwok.KwokPools(api_client),
+                "external": pools_fixed.FixedPools("external"),
+                "static": pools_fixed.FixedPools("static"),
+                "clusterapi": pools_fixed.FixedPools("clusterapi (not supported yet)"),
+            },
+            status=reporter,
             events=reporter,
         )
         self._wakeup = asyncio.Event()
@@ -122,6 +137,41 @@ class Runtime:
                 continue
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
+        self.pools_cycle(pool_bodies, pools)
+
+    def pools_cycle(
+        self,
+        pool_bodies: Mapping[str, Mapping[str, Any]],
+        specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    ) -> None:
+        """Every pool follows the pods that need it; a failing pool does not stop the others."""
+        if not specs:
+            return
+        all_nodes, scheduled = self.nodes.snapshot()
+        managed = [
+            p for p in self.nodes.managed_pods() if desired.SERVICE_LABEL in p["metadata"]["labels"]
+        ]
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for pod in scheduled:
+            by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
+        now = time.time()
+        for name, spec in specs.items():
+            limits = node_rules.PoolLimits(
+                min_nodes=spec.min_nodes,
+                max_nodes=spec.max_nodes,
+                max_change_per_cycle=self.settings.max_node_changes_per_cycle,
+                scale_down_cooldown_s=self.settings.node_scale_down_cooldown_seconds,
+            )
+            members = [n for n in all_nodes if pools.is_member(n, name, spec)]
+            try:
+                outcome = pools.reconcile_pool(
+                    name, pool_bodies[name], members, by_node, managed, self.pool_ports, limits, now
+                )
+            except errors.ClusterError as error:
+                LOG.error("reconciling pool %s failed: %s", name, error)
+                continue
+            if outcome.created or outcome.deleted or outcome.held:
+                LOG.info("pool %s: %s", name, outcome)
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:

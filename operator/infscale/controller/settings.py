@@ -16,5 +16,11 @@ class OperatorSettings(BaseModel):
     debounce_seconds: float = Field(default=0.5, ge=0, le=60)
     """Seconds to wait after a change before reconciling, so a burst of events (an apply of many
     objects) costs one cycle, not one per object (default 0.5)."""
+    max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
+    """Nodes added or removed per pool per cycle at most (default 2): a runaway input (a node
+    that never becomes schedulable, a bad metric) can cost only this much per cycle."""
+    node_scale_down_cooldown_seconds: float = Field(default=600.0, ge=0, le=86400)
+    """A node must be empty this long, and its pool must not have grown within it, before it is
+    removed (default 10 min, as Cluster Autoscaler's scale-down-unneeded-time)."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose InferenceServices are managed; empty means all (the default)."""

@@ -17,6 +17,15 @@ class StatusWriter(Protocol):
         ...
 
 
+class PoolStatusWriter(Protocol):
+    """Writes the status subresource of InferenceNodePools."""
+
+    def write_pool_status(self, name: str, status: dict[str, Any]) -> None:
+        """Merge `status` into the pool's status; a None value removes that key. Idempotent.
+        Raises `infscale.ports.errors.ClusterError` on failure; a deleted pool is not an error."""
+        ...
+
+
 class EventRecorder(Protocol):
     """Records Kubernetes Events on an object."""
 

@@ -1,0 +1,296 @@
+"""Reconciles one InferenceNodePool: nodes follow what the pods need, safely.
+
+Each cycle: finish provisioning (drop the startup taint of nodes that became Ready), mark when
+nodes became empty, decide (`infscale.domain.nodes.decide`), apply (create, cancel drains, start
+drains), advance drains (evict through the Eviction API, delete a node only once no pod but
+DaemonSet pods is left and no foreign pod ever was), and report in status and Events. Every
+marker lives on the node or in the pool's status, so a restarted operator continues where the
+last one stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from infscale.adapters import cluster_nodes as cn
+from infscale.api import quantity, v1alpha1
+from infscale.controller import desired
+from infscale.domain import model, optimize
+from infscale.domain import nodes as node_rules
+from infscale.ports import errors, nodepools, reporting
+
+LOG = logging.getLogger(__name__)
+Manifest = dict[str, Any]
+
+
+class NodeWriter(Protocol):
+    def patch_node(self, name: str, patch: Manifest) -> None: ...
+    def evict(self, namespace: str, name: str) -> str | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolPorts:
+    nodes: NodeWriter
+    providers: Mapping[str, nodepools.NodePoolProvider]
+    status: reporting.PoolStatusWriter
+    events: reporting.EventRecorder
+
+
+@dataclasses.dataclass
+class PoolOutcome:
+    created: list[str] = dataclasses.field(default_factory=list)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    held: list[str] = dataclasses.field(default_factory=list)
+    reason: str = ""
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def format_time(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_member(node: Manifest, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> bool:
+    """Nodes infscale created carry the pool label; others match all of the pool's labels."""
+    labels = node["metadata"].get("labels") or {}
+    if cn.POOL_LABEL in labels:
+        return bool(labels[cn.POOL_LABEL] == pool)
+    return bool(spec.node.labels) and all(labels.get(k) == v for k, v in spec.node.labels.items())
+
+
+def _ready(node: Manifest) -> bool:
+    conditions = node.get("status", {}).get("conditions") or []
+    taints = node.get("spec", {}).get("taints") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) and not any(
+        t["key"] == cn.STARTUP_TAINT for t in taints
+    )
+
+
+def _terminal(pod: Manifest) -> bool:
+    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _daemonset_pod(pod: Manifest) -> bool:
+    owners = pod["metadata"].get("ownerReferences") or []
+    return any(o.get("kind") == "DaemonSet" for o in owners)
+
+
+def _managed(pod: Manifest) -> bool:
+    return desired.SERVICE_LABEL in (pod["metadata"].get("labels") or {})
+
+
+def _pod_ready(pod: Manifest) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def pod_requests(pod: Manifest) -> dict[str, float]:
+    """Summed container requests of a pod, in the units of `infscale.api.quantity`."""
+    total: dict[str, float] = {}
+    for container in pod["spec"].get("containers", []):
+        for name, value in ((container.get("resources") or {}).get("requests") or {}).items():
+            total[name] = total.get(name, 0.0) + quantity.parse(value)
+    return total
+
+
+def resources(amounts: Mapping[str, float]) -> model.Resources:
+    """Base-unit amounts (cores, bytes, devices) as the planner's resource vector."""
+    extended = {k: v for k, v in amounts.items() if k not in ("cpu", "memory", "pods")}
+    return model.Resources(
+        cpu=amounts.get("cpu", 0.0),
+        memory_gib=amounts.get("memory", 0.0) / 2**30,
+        extended=extended,
+    )
+
+
+def pods_for_pool(
+    spec: v1alpha1.InferenceNodePoolSpec, managed: Sequence[Manifest]
+) -> list[Manifest]:
+    """infscale's live pods whose nodeSelector points at this pool."""
+    wanted = spec.node.labels
+    return [
+        p
+        for p in managed
+        if wanted
+        and not _terminal(p)
+        and not p["metadata"].get("deletionTimestamp")
+        and all((p["spec"].get("nodeSelector") or {}).get(k) == v for k, v in wanted.items())
+    ]
+
+
+def facts(node: Manifest, pods: Sequence[Manifest]) -> node_rules.NodeFacts:
+    meta = node["metadata"]
+    annotations = meta.get("annotations") or {}
+    live = [p for p in pods if not _terminal(p) and not _daemonset_pod(p)]
+    managed = [p for p in live if _managed(p)]
+    return node_rules.NodeFacts(
+        name=meta["name"],
+        ready=_ready(node),
+        created_s=parse_time(meta.get("creationTimestamp")) or 0.0,
+        cordoned=bool(node.get("spec", {}).get("unschedulable")),
+        draining=cn.DRAINING_ANNOTATION in annotations,
+        protected=annotations.get(cn.DO_NOT_DISRUPT_ANNOTATION) == "true",
+        managed_ready_pods=sum(1 for p in managed if _pod_ready(p)),
+        managed_other_pods=sum(1 for p in managed if not _pod_ready(p)),
+        foreign_pods=len(live) - len(managed),
+        empty_since_s=parse_time(annotations.get(cn.EMPTY_ANNOTATION)),
+    )
+
+
+def reconcile_pool(
+    name: str,
+    body: Mapping[str, Any],
+    members: Sequence[Manifest],
+    pods_by_node: Mapping[str, Sequence[Manifest]],
+    managed_pods: Sequence[Manifest],
+    ports: PoolPorts,
+    limits: node_rules.PoolLimits,
+    now_s: float,
+) -> PoolOutcome:
+    """One cycle of one pool; see the module docstring."""
+    pool = v1alpha1.InferenceNodePool.model_validate(body)
+    spec, outcome = pool.spec, PoolOutcome()
+    kind = spec.provider.kind
+    provider = ports.providers[kind]
+    old_status: Mapping[str, Any] = body.get("status") or {}
+
+    for node in members:
+        taints = node.get("spec", {}).get("taints") or []
+        conditions = node.get("status", {}).get("conditions") or []
+        became_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        if became_ready and any(t["key"] == cn.STARTUP_TAINT for t in taints):
+            kept = [t for t in taints if t["key"] != cn.STARTUP_TAINT]
+            ports.nodes.patch_node(node["metadata"]["name"], {"spec": {"taints": kept}})
+
+    node_facts = []
+    for node in members:
+        current = facts(node, pods_by_node.get(node["metadata"]["name"], []))
+        # "Empty" for removal: no Ready replica of infscale's and no pod of anyone else's. A replica
+        # still starting there may be evicted (and starts again on another node).
+        empty = current.removable
+        annotated = current.empty_since_s is not None
+        if empty and not annotated:
+            ports.nodes.patch_node(current.name, _annotate(cn.EMPTY_ANNOTATION, format_time(now_s)))
+            current = dataclasses.replace(current, empty_since_s=now_s)
+        elif not empty and annotated:
+            ports.nodes.patch_node(current.name, _annotate(cn.EMPTY_ANNOTATION, None))
+            current = dataclasses.replace(current, empty_since_s=None)
+        node_facts.append(current)
+
+    shape = resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
+    pods = [(resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
+    needed = optimize.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
+    last_up = parse_time(old_status.get("lastScaleUpTime"))
+    action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.can_create)
+    outcome.reason = action.reason
+
+    for node_name in action.uncordon:
+        ports.nodes.patch_node(
+            node_name,
+            {"spec": {"unschedulable": None}, **_annotate(cn.DRAINING_ANNOTATION, None)},
+        )
+    if action.create:
+        outcome.created = provider.create_nodes(name, spec, action.create)
+        last_up = now_s
+    for node_name in action.drain:
+        ports.nodes.patch_node(
+            node_name,
+            {
+                "spec": {"unschedulable": True},
+                **_annotate(cn.DRAINING_ANNOTATION, format_time(now_s)),
+            },
+        )
+    draining = {n.name for n in node_facts if n.draining and n.name not in action.uncordon}
+    draining |= set(action.drain)
+    for node_name in sorted(draining):
+        _advance_drain(
+            name, spec, node_name, pods_by_node.get(node_name, []), provider, ports, outcome
+        )
+
+    ready = sum(1 for n in node_facts if n.ready and n.name not in outcome.deleted)
+    count = len(node_facts) - len(outcome.deleted) + len(outcome.created)
+    allocatable: dict[str, float] = {}
+    for node in members:
+        if _ready(node) and node["metadata"]["name"] not in outcome.deleted:
+            for key, value in (node.get("status", {}).get("allocatable") or {}).items():
+                allocatable[key] = allocatable.get(key, 0.0) + quantity.parse(value)
+    changed = bool(outcome.created or outcome.deleted or action.drain or action.uncordon)
+    last_change = old_status.get("lastChange")
+    if changed:
+        last_change = {"time": format_time(now_s), "reason": action.reason}
+        _event(ports, body, "Normal", "PoolResized", action.reason)
+    status = {
+        "observedGeneration": body["metadata"].get("generation"),
+        "provider": kind,
+        "desiredNodes": min(max(needed, spec.min_nodes), spec.max_nodes),
+        "readyNodes": ready,
+        "usdPerHour": round(count * spec.usd_per_hour, 4),
+        "allocatable": {k: _quantity_text(k, v) for k, v in sorted(allocatable.items())},
+        "lastChange": last_change,
+        "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
+    }
+    if any(old_status.get(k) != v for k, v in status.items()):
+        ports.status.write_pool_status(name, status)
+    return outcome
+
+
+def _advance_drain(
+    pool: str,
+    spec: v1alpha1.InferenceNodePoolSpec,
+    node: str,
+    pods: Sequence[Manifest],
+    provider: nodepools.NodePoolProvider,
+    ports: PoolPorts,
+    outcome: PoolOutcome,
+) -> None:
+    live = [p for p in pods if not _terminal(p) and not _daemonset_pod(p)]
+    foreign = [p for p in live if not _managed(p)]
+    if foreign:
+        outcome.held.append(node)
+        LOG.warning("node %s holds pods infscale does not own; it stays", node)
+        return
+    refused = []
+    for pod in live:
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            continue
+        why = ports.nodes.evict(meta["namespace"], meta["name"])
+        if why:
+            refused.append(why)
+    if refused or any(not p["metadata"].get("deletionTimestamp") for p in live):
+        if refused:
+            outcome.held.append(node)
+            LOG.info("node %s held: %s", node, "; ".join(refused))
+        return
+    if live:
+        return  # evicted pods are still terminating
+    try:
+        provider.delete_node(pool, spec, node)
+    except errors.ClusterError as error:
+        LOG.error("%s", error)
+        return
+    outcome.deleted.append(node)
+
+
+def _annotate(key: str, value: str | None) -> Manifest:
+    return {"metadata": {"annotations": {key: value}}}
+
+
+def _quantity_text(name: str, value: float) -> int | str:
+    if name == "memory" or name.endswith("storage"):
+        return f"{value / 2**30:.0f}Gi"
+    return int(value) if float(value).is_integer() else f"{value * 1000:.0f}m"
+
+
+def _event(ports: PoolPorts, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+    LOG.info("pool %s %s: %s", body["metadata"]["name"], reason, message)
+    ports.events.record(dict(body), kind, reason, message)

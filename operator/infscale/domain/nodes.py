@@ -1,0 +1,131 @@
+"""Node-pool decisions: how many nodes the pods need, and which nodes may go.
+
+Pure: inputs are snapshots of a pool's nodes and pods with times in seconds, the output is a
+`PoolAction` with a reason. The rules (safety first):
+
+- Scale up at once, bounded per cycle and by maxNodes; cancel a drain before buying a node.
+- Remove only nodes that hold no infscale-managed Ready replica and no pod infscale does not own
+  (DaemonSet pods aside), that are not protected by `infscale.dev/do-not-disrupt`, after they
+  have been empty for the cool-down and not within the cool-down after a scale-up; bounded per
+  cycle and by minNodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeFacts:
+    """One node of a pool as the cluster shows it."""
+
+    name: str
+    ready: bool
+    created_s: float
+    cordoned: bool = False
+    draining: bool = False
+    protected: bool = False
+    managed_ready_pods: int = 0
+    managed_other_pods: int = 0
+    foreign_pods: int = 0
+    empty_since_s: float | None = None
+
+    @property
+    def removable(self) -> bool:
+        """Holds nothing that forbids removal (the cool-down is checked separately)."""
+        return not self.protected and self.managed_ready_pods == 0 and self.foreign_pods == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolLimits:
+    min_nodes: int
+    max_nodes: int
+    max_change_per_cycle: int = 2
+    scale_down_cooldown_s: float = 600.0
+    """A node must be empty this long, and the pool must not have grown within it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolAction:
+    """What to do to a pool this cycle."""
+
+    create: int = 0
+    uncordon: tuple[str, ...] = ()
+    drain: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def decide(
+    desired_nodes: int,
+    nodes: Sequence[NodeFacts],
+    limits: PoolLimits,
+    now_s: float,
+    last_scale_up_s: float | None,
+    can_create: bool,
+) -> PoolAction:
+    """The action that moves the pool towards `desired_nodes` within its limits."""
+    target = min(max(desired_nodes, limits.min_nodes), limits.max_nodes)
+    active = [n for n in nodes if not n.draining]
+    draining = [n for n in nodes if n.draining]
+    step = limits.max_change_per_cycle
+    if target > len(active):
+        missing = target - len(active)
+        revived = tuple(n.name for n in draining[:missing])
+        missing -= len(revived)
+        create = min(missing, max(0, step - len(revived))) if can_create else 0
+        parts = []
+        if revived:
+            parts.append(f"cancel the drain of {', '.join(revived)}")
+        if create:
+            parts.append(f"add {create} node(s)")
+        if missing > create and can_create:
+            parts.append(f"{missing - create} more next cycle (at most {step} per cycle)")
+        if missing and not can_create:
+            parts.append("the provider cannot add nodes")
+        return PoolAction(
+            create=create,
+            uncordon=revived,
+            reason=f"pods need {target} node(s), {len(active)} active: " + "; ".join(parts),
+        )
+    if target < len(active):
+        if last_scale_up_s is not None and now_s - last_scale_up_s < limits.scale_down_cooldown_s:
+            wait = limits.scale_down_cooldown_s - (now_s - last_scale_up_s)
+            return PoolAction(reason=f"{len(active) - target} node(s) surplus; cool-down after "
+                              f"the last scale-up ends in {wait:.0f} s")  # fmt: skip
+        candidates = [
+            n
+            for n in active
+            if n.removable
+            and n.empty_since_s is not None
+            and now_s - n.empty_since_s >= limits.scale_down_cooldown_s
+        ]
+        candidates.sort(key=lambda n: (n.managed_other_pods, n.created_s), reverse=False)
+        chosen = tuple(n.name for n in candidates[: min(step, len(active) - target)])
+        if not chosen:
+            blocked = _why_blocked(active, limits, now_s)
+            return PoolAction(
+                reason=f"{len(active) - target} node(s) surplus, none removable: {blocked}"
+            )
+        return PoolAction(
+            drain=chosen,
+            reason=f"pods need {target} node(s), {len(active)} active: drain {', '.join(chosen)}",
+        )
+    return PoolAction(reason=f"{len(active)} node(s) match what the pods need")
+
+
+def _why_blocked(nodes: Sequence[NodeFacts], limits: PoolLimits, now_s: float) -> str:
+    reasons = []
+    for n in nodes:
+        if n.protected:
+            reasons.append(f"{n.name} is protected by infscale.dev/do-not-disrupt")
+        elif n.foreign_pods:
+            reasons.append(f"{n.name} holds {n.foreign_pods} pod(s) infscale does not own")
+        elif n.managed_ready_pods:
+            reasons.append(f"{n.name} serves {n.managed_ready_pods} replica(s)")
+        elif n.empty_since_s is None or now_s - n.empty_since_s < limits.scale_down_cooldown_s:
+            since = 0.0 if n.empty_since_s is None else now_s - n.empty_since_s
+            reasons.append(
+                f"{n.name} empty for {since:.0f} of {limits.scale_down_cooldown_s:.0f} s"
+            )
+    return "; ".join(reasons[:4]) or "no node qualifies"

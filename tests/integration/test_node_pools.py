@@ -1,0 +1,234 @@
+"""The kwok node-pool provider on the real cluster: nodes follow the pods, and go only safely."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration import waiting
+from tests.integration.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "infscale.dev", "v1alpha1"
+NODE_POOL_LABEL = "infscale.dev/node-pool"
+
+
+def pool(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceNodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": {"kwok": {}},
+            "node": {
+                "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                "labels": {"infscale.dev/pool": name},
+                "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+            },
+            "usdPerHour": 0.8048,
+            "maxNodes": 4,
+            "provisioningSeconds": 2,
+        },
+    }
+
+
+def service(pool_name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "chat"},
+        "spec": {
+            "slo": {"thresholdSeconds": 0.5},
+            "replicas": {"min": 0, "max": 10, "fixed": replicas},
+            "variants": [
+                {
+                    "name": "l4",
+                    "nodePool": pool_name,
+                    "capacityRps": 6,
+                    "resources": {"nvidia.com/gpu": 1, "cpu": "2"},
+                },
+            ],
+            "template": {"spec": {"containers": [{"name": "server", "image": "emulated"}]}},
+        },
+    }
+
+
+@pytest.fixture
+def pool_name(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
+) -> Iterator[str]:
+    name = f"l4-{unique_name}"
+    custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool(name))
+    yield name
+    custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
+    for node in core.list_node(label_selector=f"{NODE_POOL_LABEL}={name}").items:
+        core.delete_node(node.metadata.name)
+
+
+def pool_nodes(core: client.CoreV1Api, name: str) -> list[client.V1Node]:
+    return list(core.list_node(label_selector=f"{NODE_POOL_LABEL}={name}").items)
+
+
+def ready_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
+    pods = core.list_namespaced_pod(namespace, label_selector="infscale.dev/service=chat").items
+    return [
+        p for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]  # fmt: skip
+
+
+def test_nodes_follow_replicas_and_only_empty_nodes_go(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    pool_name: str,
+    tmp_path: Path,
+) -> None:
+    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "3")
+    operator.start()
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "inferenceservices", service(pool_name, 3)
+        )
+        # Three one-GPU replicas need three nodes, added at most two per cycle.
+        waiting.until(lambda: len(ready_pods(core, namespace)) == 3, timeout_s=60, what="3 ready")
+        nodes = pool_nodes(core, pool_name)
+        assert len(nodes) == 3
+        for node in nodes:
+            assert node.metadata.labels["infscale.dev/pool"] == pool_name
+            taints = {(t.key, t.effect) for t in node.spec.taints or []}
+            assert ("nvidia.com/gpu", "NoSchedule") in taints
+            assert ("infscale.dev/provisioning", "NoSchedule") not in taints
+
+        def pool_status() -> dict[str, Any]:
+            body = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool_name)
+            assert isinstance(body, dict)
+            return dict(body.get("status") or {})
+
+        waiting.until(lambda: pool_status().get("readyNodes") == 3, timeout_s=30, what="ready=3")
+        status = {"status": pool_status()}
+        assert status["status"]["provider"] == "kwok"
+        assert status["status"]["allocatable"]["nvidia.com/gpu"] == 3
+
+        # A pod infscale does not own lands on one node: that node must never be removed.
+        foreign_node = ready_pods(core, namespace)[0].spec.node_name
+        core.create_namespaced_pod(
+            namespace,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name="foreign"),
+                spec=client.V1PodSpec(
+                    node_name=foreign_node,
+                    tolerations=[client.V1Toleration(operator="Exists")],
+                    containers=[client.V1Container(name="x", image="x")],
+                ),
+            ),
+        )
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "inferenceservices", "chat",
+            {"spec": {"replicas": {"fixed": 0}}},
+        )  # fmt: skip
+
+        def only_foreign_node_left() -> bool:
+            return [n.metadata.name for n in pool_nodes(core, pool_name)] == [foreign_node]
+
+        waiting.until(only_foreign_node_left, timeout_s=60, what="the empty nodes removed")
+        events = core.list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={pool_name}"
+        )
+        assert any(e.reason == "PoolResized" for e in events.items)
+    finally:
+        operator.stop()
+        print(operator.log()[-4000:])
+
+
+def make_member_node(core: client.CoreV1Api, name: str, pool_name: str) -> None:
+    capacity = {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1", "pods": "110"}
+    core.create_node(
+        client.V1Node(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                labels={
+                    NODE_POOL_LABEL: pool_name,
+                    "infscale.dev/pool": pool_name,
+                    "kubernetes.io/hostname": name,
+                },
+                annotations={"kwok.x-k8s.io/node": "fake"},
+            ),
+            status=client.V1NodeStatus(capacity=capacity, allocatable=capacity),
+        )
+    )
+
+
+def test_a_pod_disruption_budget_holds_a_node_until_it_allows_eviction(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    api_client: client.ApiClient,
+    namespace: str,
+    pool_name: str,
+    tmp_path: Path,
+) -> None:
+    # Two nodes, one slow-starting replica on each; one node would do, so one must be drained,
+    # but a PodDisruptionBudget forbids evicting the (not yet healthy) replicas.
+    for suffix in ("a", "b"):
+        make_member_node(core, f"{pool_name}-{suffix}", pool_name)
+    body = service(pool_name, 2)
+    body["spec"]["variants"][0]["resources"] = {"cpu": "1"}
+    # Running but never Ready, as with a failing readiness probe: such pods are evicted only
+    # when the budget allows (Pending pods would be evictable regardless of any budget).
+    body["spec"]["template"]["metadata"] = {"annotations": {"kwok.infscale.dev/unready": "true"}}
+    spread = {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"infscale.dev/service": "chat"}},
+    }
+    body["spec"]["template"]["spec"]["topologySpreadConstraints"] = [spread]
+    policy = client.PolicyV1Api(api_client)
+    policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="chat"),
+            spec=client.V1PodDisruptionBudgetSpec(
+                min_available=2,
+                selector=client.V1LabelSelector(match_labels={"infscale.dev/service": "chat"}),
+            ),
+        ),
+    )
+    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "8")
+    operator.start()
+    try:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", body)
+
+        def scheduled() -> int:
+            pods = core.list_namespaced_pod(namespace, label_selector="infscale.dev/service=chat")
+            return len({p.spec.node_name for p in pods.items if p.spec.node_name})
+
+        waiting.until(lambda: scheduled() == 2, timeout_s=30, what="one replica on each node")
+
+        def draining() -> list[client.V1Node]:
+            return [
+                n for n in pool_nodes(core, pool_name)
+                if "infscale.dev/draining-since" in (n.metadata.annotations or {})
+            ]  # fmt: skip
+
+        held = waiting.until(draining, timeout_s=30, what="a node chosen for draining")[0]
+        assert held.spec.unschedulable
+        time.sleep(5)
+        assert len(pool_nodes(core, pool_name)) == 2, "the budget must hold the node"
+        assert "refused by a PodDisruptionBudget" in operator.log()
+
+        policy.delete_namespaced_pod_disruption_budget("chat", namespace)
+        waiting.until(
+            lambda: len(pool_nodes(core, pool_name)) == 1, timeout_s=30, what="the node removed"
+        )
+        assert held.metadata.name not in [n.metadata.name for n in pool_nodes(core, pool_name)]
+    finally:
+        operator.stop()
+        print(operator.log()[-4000:])
