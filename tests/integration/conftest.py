@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.integration import crds as crd_files
-from tests.integration import waiting
+from tests.integration import operator_process, waiting
 
 HOW_TO_START = (
     "start the local cluster with `hack/cluster-up.sh` (or run everything with `hack/test.sh`)"
@@ -27,6 +27,15 @@ def required_env(name: str) -> str:
     if not value:
         pytest.fail(f"{name} is not set: {HOW_TO_START}", pytrace=False)
     return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_operator_outlives_the_tests() -> Iterator[None]:
+    """A test that fails between starting an operator and its cleanup must not leave it running
+    (a stray operator would fight the next test's)."""
+    yield
+    for process in operator_process.RUNNING:
+        process.stop()
 
 
 @pytest.fixture(scope="session")

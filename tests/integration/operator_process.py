@@ -11,6 +11,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+RUNNING: list[OperatorProcess] = []
+
+
 class OperatorProcess:
     """One operator process; its log goes to a file the tests print on failure."""
 
@@ -37,6 +40,7 @@ class OperatorProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        RUNNING.append(self)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as when a node dies."""

@@ -149,3 +149,27 @@ def test_slo_misses_raise_headroom_which_decays() -> None:
     for i in range(2, 400):
         _, state = planner.plan([svc], fx.pools(), {svc.key: fx.observe(12.0)}, state, 15.0 * i)
     assert svc.key not in state.headroom
+
+
+def test_latency_from_an_overload_backlog_teaches_neither_capacity_nor_headroom() -> None:
+    # One replica meets a burst, more are added, and the backlog keeps latency high for a while:
+    # that must not lower the learned capacity nor inflate demand after the burst.
+    svc = fx.service(scale_down_stabilization_s=0)
+    variant = svc.variants[0].name
+    state = model.PlannerState()
+
+    def observe(rps: float, latency_s: float, ready: int) -> model.Observation:
+        per = model.VariantObservation(ready_replicas=ready, desired_replicas=ready, rps=rps,
+                                       latency_s=latency_s)  # fmt: skip
+        return model.Observation(rps=rps, latency_s=latency_s, variants={variant: per})
+
+    capacity = svc.variants[0].capacity_rps
+    _, state = planner.plan([svc], fx.pools(), {svc.key: observe(1.0, 0.1, 1)}, state, 0.0)
+    _, state = planner.plan(
+        [svc], fx.pools(), {svc.key: observe(5 * capacity, 3.0, 1)}, state, 15.0
+    )
+    for i in range(2, 6):  # plenty of replicas now, the backlog still drains
+        obs = observe(2 * capacity, 3.0, 8)
+        _, state = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 15.0 * i)
+    assert state.capacity_rps[svc.key][variant] == pytest.approx(capacity)
+    assert svc.key not in state.headroom

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes import client
@@ -34,6 +35,14 @@ class KubernetesDeployments:
                 + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error
+
+    def list_owned(self) -> list[dict[str, Any]]:
+        """Every Deployment infscale manages, as plain JSON (read fresh each cycle)."""
+        response = self._apps.list_deployment_for_all_namespaces(
+            label_selector="app.kubernetes.io/managed-by=infscale", _preload_content=False
+        )
+        items: list[dict[str, Any]] = json.loads(response.data)["items"]  # type: ignore[attr-defined]
+        return items
 
     def delete_deployment(self, namespace: str, name: str) -> None:
         try:

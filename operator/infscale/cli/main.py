@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-node-changes", type=int, default=2, help="nodes added/removed per pool per cycle"
     )
+    run.add_argument("--prometheus-url", default=None, help="Prometheus base URL")
+    run.add_argument("--prometheus-token-file", default=None, help="bearer token file")
+    run.add_argument("--prometheus-ca-file", default=None, help="CA bundle for Prometheus' TLS")
+    run.add_argument(
+        "--rate-window", type=int, default=60, help="seconds of PromQL rate() (default 60)"
+    )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     from infscale.emulator import main as emulator
 
@@ -65,6 +71,11 @@ def run_operator(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         node_scale_down_cooldown_seconds=args.node_cooldown,
         max_node_changes_per_cycle=args.max_node_changes,
+        prometheus_url=args.prometheus_url,
+        prometheus_bearer_token_file=args.prometheus_token_file,
+        prometheus_ca_file=args.prometheus_ca_file,
+        metrics_rate_window_seconds=args.rate_window,
+        metrics_staleness_seconds=max(1.5 * args.rate_window, 10.0),
     )
     runtime = handlers.Runtime(settings, kube_client.api_client())
     kopf.run(

@@ -1,4 +1,4 @@
-"""kopf wiring: indexes of services, pools and owned Deployments, and one reconcile loop.
+"""kopf wiring: indexes of services and pools, wake-ups on changes, and one reconcile loop.
 
 The handlers only keep indexes and wake the loop; every decision is made by a single cycle over
 all services (`Runtime.cycle`). No change-tracking handler is used, so kopf writes nothing to the
@@ -13,18 +13,18 @@ import copy
 import datetime
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import kopf
 import pydantic
 from kubernetes import client
 
-from infscale.adapters import cluster_nodes, pools_fixed, pools_kwok
+from infscale.adapters import cluster_nodes, pools_fixed, pools_kwok, prometheus
 from infscale.adapters import deployments as deployments_adapter
 from infscale.adapters import reporting as reporting_adapter
 from infscale.api import v1alpha1
-from infscale.controller import desired, pools, reconciler
+from infscale.controller import decide, desired, pools, reconciler
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
 from infscale.ports import errors
@@ -55,8 +55,9 @@ class Runtime:
 
     def __init__(self, settings: OperatorSettings, api_client: client.ApiClient) -> None:
         self.settings = settings
+        self.deployments = deployments_adapter.KubernetesDeployments(api_client)
         self.ports = reconciler.Ports(
-            workloads=deployments_adapter.KubernetesDeployments(api_client),
+            workloads=self.deployments,
             status=(reporter := reporting_adapter.KubernetesReporter(api_client)),
             events=reporter,
         )
@@ -72,12 +73,48 @@ class Runtime:
             status=reporter,
             events=reporter,
         )
+        source = None
+        if settings.prometheus_url:
+            token = None
+            if settings.prometheus_bearer_token_file:
+                with open(settings.prometheus_bearer_token_file) as handle:
+                    token = handle.read().strip()
+            source = prometheus.PrometheusMetrics(
+                prometheus.connect(
+                    settings.prometheus_url,
+                    bearer_token=token,
+                    ca_file=settings.prometheus_ca_file,
+                ),
+                rate_window_s=settings.metrics_rate_window_seconds,
+                staleness_s=settings.metrics_staleness_seconds,
+            )
+        self.decider = decide.Decider(source)
         self._wakeup = asyncio.Event()
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    def changed(self, body: Mapping[str, Any], event_type: str | None) -> bool:
+        """Whether an event is news: a new, deleted or re-specified object, or a Deployment's
+        readiness. infscale's own status writes are not news (they would wake it in a loop)."""
+        meta = body.get("metadata", {})
+        key = (body.get("kind"), meta.get("namespace"), meta.get("name"))
+        if event_type == "DELETED":
+            self._seen.pop(key, None)
+            return True
+        status = body.get("status") or {}
+        fingerprint = (
+            meta.get("generation"),
+            tuple(sorted((meta.get("annotations") or {}).items())),
+            status.get("readyReplicas") if body.get("kind") == "Deployment" else None,
+        )
+        if self._seen.get(key) == fingerprint:
+            return False
+        self._seen[key] = fingerprint
+        return True
 
     def start(self, indexes: dict[str, kopf.Index[Any, Any]]) -> None:
         self._indexes = indexes
@@ -104,45 +141,100 @@ class Runtime:
 
     def _snapshot(
         self,
-    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[Any, list[Any]]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         services = [_plain(b) for store in self._indexes["services"].values() for b in store]
         pools = {k: _plain(b) for k, store in self._indexes["pools"].items() for b in store}
-        owned = {k: list(store) for k, store in self._indexes["deployments"].items()}
-        return services, pools, owned
+        return services, pools
 
     def cycle(
         self,
         services: Iterable[Mapping[str, Any]],
         pool_bodies: Mapping[str, Mapping[str, Any]],
-        owned: Mapping[tuple[str, str], list[reconciler.OwnedDeployment]],
     ) -> None:
-        """One reconcile of every service; a failing service does not stop the others."""
+        """One reconcile of every service; a failing service does not stop the others.
+
+        Deployments are listed fresh from the API server (one call): replicas decided last
+        cycle must be seen as they are now, not as a watch cache last saw them.
+        """
+        owned: dict[tuple[str, str], list[reconciler.OwnedDeployment]] = {}
+        for deployment in self.deployments.list_owned():
+            labels = deployment["metadata"].get("labels") or {}
+            key = (deployment["metadata"]["namespace"], labels.get(desired.SERVICE_LABEL, ""))
+            owned.setdefault(key, []).append(_owned(deployment))
         pools = {}
-        for name, body in pool_bodies.items():
+        for name, pool_body in pool_bodies.items():
             try:
-                pools[name] = v1alpha1.InferenceNodePool.model_validate(body).spec
+                pools[name] = v1alpha1.InferenceNodePool.model_validate(pool_body).spec
             except pydantic.ValidationError as error:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for body in services:
+        mine = [
+            b
+            for b in services
+            if not self.settings.namespaces
+            or b["metadata"]["namespace"] in self.settings.namespaces
+        ]
+        decisions, planned_nodes = self.decide(mine, pools, owned)
+        for body in mine:
             namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-            if self.settings.namespaces and namespace not in self.settings.namespaces:
-                continue
             try:
                 outcome = reconciler.reconcile_service(
-                    body, pools, owned.get((namespace, name), []), self.ports, now
+                    body,
+                    pools,
+                    owned.get((namespace, name), []),
+                    self.ports,
+                    now,
+                    decisions.get((namespace, name)),
                 )
             except errors.ClusterError as error:
                 LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
                 continue
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
-        self.pools_cycle(pool_bodies, pools)
+        self.pools_cycle(pool_bodies, pools, planned_nodes)
+
+    def decide(
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+        owned: Mapping[tuple[str, str], list[reconciler.OwnedDeployment]],
+    ) -> tuple[dict[tuple[str, str], reconciler.ServiceDecision], dict[str, int]]:
+        """The planner's decisions; if it fails, every service holds what it runs.
+
+        Without a metrics source there is nothing to plan from: every service gets the baseline
+        (its minimum, or the `kubectl scale` total, on its cheapest variant).
+        """
+        if self.decider.source is None:
+            return {}, {}
+        inputs = []
+        for body in bodies:
+            meta = body["metadata"]
+            try:
+                spec = v1alpha1.InferenceService.model_validate(body).spec
+            except pydantic.ValidationError:
+                continue  # reconcile_service reports it
+            paused = (meta.get("annotations") or {}).get(v1alpha1.PAUSED_ANNOTATION) == "true"
+            held = paused or spec.mode is v1alpha1.Mode.RECOMMEND
+            inputs.append(decide.ServiceInput((meta["namespace"], meta["name"]), spec, held))
+        try:
+            return self.decider.decide(inputs, pools, owned, time.time())
+        except Exception as error:
+            LOG.exception("the planner failed; every service holds its replicas")
+            held = {}
+            for service in inputs:
+                current = {d.variant: d.replicas for d in owned.get(service.key, [])}
+                held[service.key] = reconciler.ServiceDecision(
+                    replicas=current,
+                    reason=f"planner failed ({type(error).__name__}): holding replicas",
+                    recommended=current,
+                )
+            return held, {}
 
     def pools_cycle(
         self,
         pool_bodies: Mapping[str, Mapping[str, Any]],
         specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+        planned_nodes: Mapping[str, int],
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
@@ -165,7 +257,15 @@ class Runtime:
             members = [n for n in all_nodes if pools.is_member(n, name, spec)]
             try:
                 outcome = pools.reconcile_pool(
-                    name, pool_bodies[name], members, by_node, managed, self.pool_ports, limits, now
+                    name,
+                    pool_bodies[name],
+                    members,
+                    by_node,
+                    managed,
+                    self.pool_ports,
+                    limits,
+                    now,
+                    planned_nodes.get(name, 0),
                 )
             except errors.ClusterError as error:
                 LOG.error("reconciling pool %s failed: %s", name, error)
@@ -186,19 +286,12 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     def pools(body: kopf.Body, name: str, **_: Any) -> dict[Any, Any]:
         return {name: _plain(body)}
 
-    @kopf.index(
-        "apps", "v1", "deployments", id="deployments", labels=desired.MANAGED_BY, registry=registry
-    )
-    def deployments(
-        body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
-    ) -> Any:
-        return {(namespace, labels.get(desired.SERVICE_LABEL, "")): _owned(body)}
-
     @kopf.on.event(*SERVICES, registry=registry)
     @kopf.on.event(*POOLS, registry=registry)
     @kopf.on.event("apps", "v1", "deployments", labels=desired.MANAGED_BY, registry=registry)
-    async def wake(**_: Any) -> None:
-        runtime.wake()
+    async def wake(body: kopf.Body, type: str | None, **_: Any) -> None:
+        if runtime.changed(body, type):
+            runtime.wake()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -207,7 +300,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def start(**kwargs: Any) -> None:
-        runtime.start({k: kwargs[k] for k in ("services", "pools", "deployments")})
+        runtime.start({k: kwargs[k] for k in ("services", "pools")})
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from infscale.adapters import cluster_nodes as cn
 from infscale.api import quantity, v1alpha1
-from infscale.controller import desired
-from infscale.domain import model, optimize
+from infscale.controller import convert, desired
 from infscale.domain import nodes as node_rules
+from infscale.domain import optimize
 from infscale.ports import errors, nodepools, reporting
 
 LOG = logging.getLogger(__name__)
@@ -102,16 +102,6 @@ def pod_requests(pod: Manifest) -> dict[str, float]:
     return total
 
 
-def resources(amounts: Mapping[str, float]) -> model.Resources:
-    """Base-unit amounts (cores, bytes, devices) as the planner's resource vector."""
-    extended = {k: v for k, v in amounts.items() if k not in ("cpu", "memory", "pods")}
-    return model.Resources(
-        cpu=amounts.get("cpu", 0.0),
-        memory_gib=amounts.get("memory", 0.0) / 2**30,
-        extended=extended,
-    )
-
-
 def pods_for_pool(
     spec: v1alpha1.InferenceNodePoolSpec, managed: Sequence[Manifest]
 ) -> list[Manifest]:
@@ -155,6 +145,7 @@ def reconcile_pool(
     ports: PoolPorts,
     limits: node_rules.PoolLimits,
     now_s: float,
+    planned_nodes: int = 0,
 ) -> PoolOutcome:
     """One cycle of one pool; see the module docstring."""
     pool = v1alpha1.InferenceNodePool.model_validate(body)
@@ -186,9 +177,12 @@ def reconcile_pool(
             current = dataclasses.replace(current, empty_since_s=None)
         node_facts.append(current)
 
-    shape = resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
-    pods = [(resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
+    shape = convert.resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
+    pods = [(convert.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
     needed = optimize.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
+    # The plan may ask for nodes before the replicas that need them exist; never fewer than
+    # the pods already there need.
+    needed = max(needed, planned_nodes)
     last_up = parse_time(old_status.get("lastScaleUpTime"))
     action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.can_create)
     outcome.reason = action.reason

@@ -17,7 +17,7 @@ import pydantic
 
 from infscale.api import quantity, v1alpha1
 from infscale.controller import desired
-from infscale.ports import errors, reporting, workloads
+from infscale.ports import errors, metrics, reporting, workloads
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +31,16 @@ class OwnedDeployment:
     replicas: int
     ready_replicas: int
     spec_hash: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceDecision:
+    """What the planner decided for one service this cycle, and why."""
+
+    replicas: Mapping[str, int]
+    reason: str
+    recommended: Mapping[str, int]
+    metrics: metrics.ServiceMetrics | None = None
 
 
 @dataclasses.dataclass
@@ -124,8 +134,10 @@ def reconcile_service(
     owned: Sequence[OwnedDeployment],
     ports: Ports,
     now: str,
+    decision: ServiceDecision | None = None,
 ) -> Outcome:
-    """Bring the service's Deployments, status and Events in line with its spec."""
+    """Bring the service's Deployments, status and Events in line with its spec and the
+    planner's decision (without one, or with replicas.fixed set: the baseline split)."""
     outcome = Outcome()
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
@@ -147,6 +159,11 @@ def reconcile_service(
     paused = (metadata.get("annotations") or {}).get(v1alpha1.PAUSED_ANNOTATION) == "true"
     hold_replicas = paused or spec.mode is v1alpha1.Mode.RECOMMEND
     plan, plan_reason = baseline_replicas(spec, pools)
+    recommended = dict(plan)
+    if decision is not None and spec.replicas.fixed is None:
+        recommended, plan_reason = dict(decision.recommended), decision.reason
+        if not hold_replicas:
+            plan = dict(decision.replicas)
 
     missing_pools = sorted({v.node_pool for v in spec.variants if v.node_pool not in pools})
     applied_replicas: dict[str, int] = {}
@@ -204,8 +221,9 @@ def reconcile_service(
         service=service,
         body=body,
         pools=pools,
-        plan=plan,
+        plan=recommended,
         plan_reason=plan_reason,
+        observed=decision.metrics if decision else None,
         applied=applied_replicas,
         current=current,
         missing_pools=missing_pools,
@@ -234,6 +252,7 @@ def _status(
     pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
     plan: Mapping[str, int],
     plan_reason: str,
+    observed: metrics.ServiceMetrics | None,
     applied: Mapping[str, int],
     current: Mapping[str, OwnedDeployment],
     missing_pools: Sequence[str],
@@ -286,10 +305,11 @@ def _status(
         )
     conditions = [
         ready_condition,
-        cond("MetricsAvailable", None, "NoMetricsSource", "metrics are not read yet"),
-        cond("SLOMet", None, "NoMetrics", "no latency observed yet"),
+        _metrics_condition(cond, observed),
+        _slo_condition(cond, observed, spec.slo.threshold_seconds),
         capacity,
     ]
+    total = observed.total if observed else metrics.Signals()
     recommendation = None
     if spec.mode is v1alpha1.Mode.RECOMMEND or paused:
         recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
@@ -299,6 +319,9 @@ def _status(
         "readyReplicas": total_ready,
         "selector": desired.selector(metadata["name"]),
         "usdPerHour": service_usd_per_hour(spec, pools, applied),
+        "observedRps": _rounded(total.rps),
+        "observedLatencySeconds": _rounded(total.latency_s),
+        "sloAttainment": _rounded(total.slo_attainment),
         "variants": [
             {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
             for v in spec.variants
@@ -307,6 +330,33 @@ def _status(
         "lastDecision": last_decision,
         "recommendation": recommendation,
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _metrics_condition(cond: Any, observed: metrics.ServiceMetrics | None) -> dict[str, Any]:
+    if observed is None:
+        return dict(cond("MetricsAvailable", None, "NoMetricsSource", "no metrics read yet"))
+    if not observed.available:
+        reason = observed.unknown[0] if observed.unknown else "request rate unknown"
+        return dict(cond("MetricsAvailable", False, "MetricsUnknown", reason[:500]))
+    detail = "; ".join(observed.unknown)[:500] or "request rate and latency read"
+    return dict(cond("MetricsAvailable", True, "MetricsRead", detail))
+
+
+def _slo_condition(
+    cond: Any, observed: metrics.ServiceMetrics | None, threshold_s: float
+) -> dict[str, Any]:
+    latency = observed.total.latency_s if observed else None
+    if latency is None:
+        return dict(
+            cond("SLOMet", None, "NoLatency", "no latency observed (no traffic or no data)")
+        )
+    if latency <= threshold_s:
+        return dict(cond("SLOMet", True, "WithinSLO", f"{latency:.3f} s <= {threshold_s} s"))
+    return dict(cond("SLOMet", False, "OverSLO", f"{latency:.3f} s > {threshold_s} s"))
 
 
 def _comparable(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

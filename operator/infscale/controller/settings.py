@@ -22,5 +22,16 @@ class OperatorSettings(BaseModel):
     node_scale_down_cooldown_seconds: float = Field(default=600.0, ge=0, le=86400)
     """A node must be empty this long, and its pool must not have grown within it, before it is
     removed (default 10 min, as Cluster Autoscaler's scale-down-unneeded-time)."""
+    prometheus_url: str | None = None
+    """Prometheus base URL; without it no metrics are read and services keep replicas.min."""
+    prometheus_bearer_token_file: str | None = None
+    """File holding a bearer token for Prometheus (a mounted Secret); never logged."""
+    prometheus_ca_file: str | None = None
+    """CA bundle that signs Prometheus' TLS certificate (a mounted Secret or ConfigMap)."""
+    metrics_rate_window_seconds: int = Field(default=60, ge=5, le=3600)
+    """Window of the PromQL rate() over counters and histograms (default 60 s: four scrapes at
+    Prometheus' usual 15 s interval)."""
+    metrics_staleness_seconds: float = Field(default=90.0, gt=0, le=3600)
+    """A pod's series older than this is stale, hence unknown (default 90 s: six 15 s scrapes)."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose InferenceServices are managed; empty means all (the default)."""

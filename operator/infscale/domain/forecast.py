@@ -6,10 +6,10 @@ fifteen minutes). Holt's linear method (level + trend, adapted to irregular samp
 time constants) follows the ramps of a diurnal curve at O(1) cost and memory per service. Bursty
 inference traffic (the Azure LLM code trace idles for minutes between bursts) breaks any smooth
 model, so a peak hold keeps the forecast at or above the highest rate of the last few minutes,
-and an EWMA of squared one-step errors gives a margin that widens on noisy services. Only upward
-trends are extrapolated: a falling forecast is acted on through the stabilization window, never
-predicted early. ARIMA-class models need per-service fitting and history, and would not beat the
-peak hold on bursts; they do not earn their cost here.
+and an EWMA of squared one-step errors gives a margin that widens on noisy services.
+Only upward trends are extrapolated: a falling forecast is acted on through the stabilization
+window, never predicted early. ARIMA-class models need per-service fitting and history, and would
+not beat the peak hold on bursts; they do not earn their cost here.
 """
 
 from __future__ import annotations

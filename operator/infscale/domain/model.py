@@ -157,7 +157,9 @@ class PlannerState:
     ``history[service][variant]`` holds (time_s, recommended replicas) within the stabilization
     window; ``capacity_rps[service][variant]`` the learned capacity; ``last_active_s[service]``
     the last time traffic was seen; ``pool_scale_up_s`` / ``pool_surplus_since_s`` drive the node
-    cool-down; ``headroom[service]`` is the demand multiplier raised by recent SLO misses.
+    cool-down; ``headroom[service]`` is the demand multiplier raised by recent SLO misses;
+    ``backlog_until_s[service]`` ends the period in which latency is blamed on a backlog left
+    by an overload, not on capacity.
     """
 
     last_replicas: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
@@ -171,6 +173,7 @@ class PlannerState:
     pool_scale_up_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
     pool_surplus_since_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
     headroom: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    backlog_until_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 def state_to_json(state: PlannerState) -> str:
@@ -205,4 +208,5 @@ def state_from_json(text: str) -> PlannerState:
         pool_scale_up_s=raw.get("pool_scale_up_s", {}),
         pool_surplus_since_s=raw.get("pool_surplus_since_s", {}),
         headroom=raw.get("headroom", {}),
+        backlog_until_s=raw.get("backlog_until_s", {}),
     )

@@ -43,6 +43,7 @@ def plan(
     reasons: dict[str, list[str]] = {}
     known: dict[str, bool] = {}
     idle: dict[str, bool] = {}
+    backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
     for svc in services:
         key = svc.key
         obs = observations.get(key, model.Observation())
@@ -53,7 +54,15 @@ def plan(
             for v in svc.variants
             if v.name in obs.variants
         )
-        overloaded = obs.rps is not None and obs.rps > cfg.target_utilization * ready_rps
+        # Without per-variant readiness nothing says the replicas were overwhelmed.
+        overloaded = (
+            obs.rps is not None
+            and bool(obs.variants)
+            and obs.rps > cfg.target_utilization * ready_rps
+        )
+        if overloaded:
+            backlog_until[key] = now_s + cfg.backlog_grace_s
+        in_backlog = overloaded or now_s < backlog_until.get(key, -math.inf)
         caps = {
             v.name: capacity.learn(
                 learned.get(v.name, v.capacity_rps),
@@ -61,7 +70,7 @@ def plan(
                 obs.variants.get(v.name),
                 svc.slo_latency_s,
                 cfg,
-                overloaded,
+                in_backlog,
             )
             for v in svc.variants
         }
@@ -69,7 +78,9 @@ def plan(
         rps_known = obs.rps is not None and math.isfinite(obs.rps)
         known[key] = rps_known
         previous = state.forecasts.get(key, model.ForecastState())
-        head = _headroom(state.headroom.get(key, 1.0), previous.last_s, obs, svc, now_s, cfg)
+        head = _headroom(
+            state.headroom.get(key, 1.0), previous.last_s, obs, svc, now_s, cfg, in_backlog
+        )
         headroom[key] = head
         fstate = forecast.update(previous, obs.rps, now_s, cfg)
         forecasts[key] = fstate
@@ -211,6 +222,7 @@ def plan(
         pool_scale_up_s=scale_up_s,
         pool_surplus_since_s=surplus_since,
         headroom={k: v for k, v in headroom.items() if v > 1.0 + 1e-3},
+        backlog_until_s=backlog_until,
     )
     return result, new_state
 
@@ -222,9 +234,14 @@ def _headroom(
     svc: model.ServiceSpec,
     now_s: float,
     cfg: settings.PlannerSettings,
+    in_backlog: bool = False,
 ) -> float:
-    """Raise the demand multiplier on an SLO miss; let it decay back to 1 while the SLO holds."""
-    if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
+    """Raise the demand multiplier on an SLO miss; let it decay back to 1 while the SLO holds.
+
+    A miss while an overload's backlog drains is explained (more replicas are already coming),
+    so it does not raise the multiplier.
+    """
+    if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s and not in_backlog:
         return min(cfg.headroom_max, current * cfg.headroom_step)
     if last_s is None or current <= 1.0:
         return 1.0

@@ -32,6 +32,11 @@ class PlannerSettings:
     trend_horizon_s: float = 120.0
     """The trend is extrapolated at most this far, however long the lead (damped trend)."""
 
+    backlog_grace_s: float = 120.0
+    """After the service received more than its Ready replicas handle, latency over the SLO is
+    blamed on the backlog for this long (the queue drains and the latency window forgets it):
+    it teaches neither a lower capacity nor more headroom (default 120 s: two 60 s windows)."""
+
     headroom_step: float = 1.25
     """Each decision that sees latency over the SLO multiplies the service's demand by this
     (bursts that outrun the lead time leave no other trace in a rate forecast)."""

@@ -43,9 +43,18 @@ SUPPORTED_PRESETS = ("vllm", "tgi", "sglang")
 
 
 def load_trace(spec: str, seed: int) -> traces.Trace:
-    """`synthetic`, `poisson:RPS[:SECONDS]`, or a file (Azure LLM .csv, Mooncake .jsonl)."""
+    """`synthetic`, `poisson:RPS[:SECONDS]`, `steps:RPS@SECONDS,...` (piecewise-constant
+    Poisson), or a file (Azure LLM .csv, Mooncake .jsonl)."""
     if spec == "synthetic":
         return traces.synthetic(seed=seed)
+    if spec.startswith("steps:"):
+        pieces, start_s = [], 0.0
+        for index, step in enumerate(spec.removeprefix("steps:").split(",")):
+            rate, _, seconds = step.partition("@")
+            piece = traces.poisson(float(rate), float(seconds), seed=seed + index)
+            pieces.append(piece.arrivals_s + start_s)
+            start_s += float(seconds)
+        return traces.Trace(spec, np.concatenate(pieces), start_s)
     if spec.startswith("poisson:"):
         parts = spec.split(":")
         duration_s = float(parts[2]) if len(parts) > 2 else 86400.0

@@ -30,11 +30,12 @@ class Perf:
 def perf_for(capacity_rps: float, slo_threshold_s: float, utilization: float = 0.8) -> Perf:
     """A replica whose sustainable rate at the SLO is about ``capacity_rps``.
 
-    Service takes half the SLO threshold; the slot count makes ``capacity_rps`` an
-    ``utilization`` share of the replica's maximum throughput, so the SLO percentile sits near the
-    threshold at that rate.
+    Service takes a quarter of the SLO threshold (so an idle replica meets the SLO with room to
+    spare, as a real server does); the slot count makes ``capacity_rps`` a ``utilization`` share
+    of the replica's maximum throughput, so queueing pushes the percentile towards the threshold
+    near that rate.
     """
-    service_s = slo_threshold_s / 2
+    service_s = slo_threshold_s / 4
     slots = max(1, math.ceil(capacity_rps * service_s / utilization))
     return Perf(slots=slots, service_s=service_s, cv=0.5)
 

@@ -1,0 +1,5 @@
+{{- define "infscale.labels" -}}
+app.kubernetes.io/name: infscale
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}

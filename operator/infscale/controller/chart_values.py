@@ -1,0 +1,77 @@
+"""The Helm chart's values as a typed model: the source of charts/infscale/values.schema.json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Values(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, use_attribute_docstrings=True,
+        extra="forbid",
+    )  # fmt: skip
+
+
+class Image(_Values):
+    repository: str = "ghcr.io/infscale/operator"
+    """Operator image (build it from operator/Dockerfile)."""
+    tag: str = ""
+    """Image tag; empty means the chart's appVersion."""
+    pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+
+
+class Prometheus(_Values):
+    url: str = ""
+    """Prometheus base URL; empty means no metrics are read and services run replicas.min."""
+    bearer_token_secret: str = ""
+    """Secret (in the release namespace) whose key `token` is sent as a bearer token."""
+    ca_secret: str = ""
+    """Secret whose key `ca.crt` signs Prometheus' TLS certificate."""
+    rate_window_seconds: int = Field(default=60, ge=5, le=3600)
+
+
+class Operator(_Values):
+    interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds between reconcile cycles."""
+    node_scale_down_cooldown_seconds: float = Field(default=600.0, ge=0)
+    """Seconds a node stays empty before it is removed."""
+    max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
+    """Nodes added or removed per pool per cycle at most."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces to manage; empty means all."""
+
+
+class Rbac(_Values):
+    create_nodes: bool = False
+    """Allow creating and deleting Node objects: only the kwok provider (tests, demos) needs it."""
+
+
+class ChartValues(_Values):
+    """Values of the infscale chart."""
+
+    image: Image = Image()
+    prometheus: Prometheus = Prometheus()
+    operator: Operator = Operator()
+    rbac: Rbac = Rbac()
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"},
+        }
+    )
+    """Resources of the operator container."""
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema Helm validates values against."""
+    result = ChartValues.model_json_schema(by_alias=True)
+    result["$schema"] = "https://json-schema.org/draft-07/schema#"
+    return result
+
+
+def render() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,103 @@
+"""Translations between the API objects and the planner's and metrics' vocabularies."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from infscale.api import quantity, v1alpha1
+from infscale.domain import model
+from infscale.ports import metrics
+
+
+def resources(amounts: Mapping[str, int | float | str]) -> model.Resources:
+    """A resource map (quantities) as the planner's vector: cores, GiB and extended counts."""
+    values = {k: quantity.parse(v) for k, v in amounts.items()}
+    extended = {k: v for k, v in values.items() if k not in ("cpu", "memory", "pods")}
+    return model.Resources(
+        cpu=values.get("cpu", 0.0), memory_gib=values.get("memory", 0.0) / 2**30, extended=extended
+    )
+
+
+def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec:
+    return model.PoolSpec(
+        name=name,
+        node=resources(spec.node.capacity),
+        usd_per_hour=spec.usd_per_hour,
+        min_nodes=spec.min_nodes,
+        max_nodes=spec.max_nodes,
+        provisioning_s=float(spec.provisioning_seconds),
+    )
+
+
+def service_spec(
+    namespace: str, name: str, spec: v1alpha1.InferenceServiceSpec, current_total: int
+) -> model.ServiceSpec:
+    """The planner's view of a service; `current_total` turns the percent step into replicas."""
+    step = max(1, math.floor(current_total * spec.scale_down.max_step_percent / 100))
+    fallback = (
+        model.Fallback("fixed", spec.fallback.replicas or 0)
+        if spec.fallback.policy is v1alpha1.FallbackPolicy.FIXED
+        else model.Fallback("hold")
+    )
+    return model.ServiceSpec(
+        namespace=namespace,
+        name=name,
+        variants=tuple(
+            model.VariantSpec(
+                name=v.name,
+                pool=v.node_pool,
+                resources=resources(v.resources),
+                capacity_rps=v.capacity_rps,
+                startup_s=float(v.startup_seconds),
+            )
+            for v in spec.variants
+        ),
+        slo_latency_s=spec.slo.threshold_seconds,
+        slo_percentile=spec.slo.percentile,
+        min_replicas=spec.replicas.min,
+        max_replicas=spec.replicas.max,
+        scale_down_stabilization_s=float(spec.scale_down.stabilization_seconds),
+        scale_down_max_step=step,
+        idle_timeout_s=float(spec.replicas.idle_timeout_seconds),
+        fallback=fallback,
+    )
+
+
+def service_query(
+    namespace: str, name: str, spec: v1alpha1.InferenceServiceSpec
+) -> metrics.ServiceQuery:
+    return metrics.ServiceQuery(
+        namespace=namespace,
+        service=name,
+        preset=spec.metrics.preset.value,
+        slo_metric=spec.slo.metric.value,
+        percentile=spec.slo.percentile,
+        threshold_s=spec.slo.threshold_seconds,
+        request_counter=spec.metrics.request_counter,
+        latency_histogram=spec.metrics.latency_histogram,
+        queue_gauge=spec.metrics.queue_gauge,
+    )
+
+
+def observation(
+    observed: metrics.ServiceMetrics | None,
+    variants: Sequence[str],
+    ready: Mapping[str, int],
+    desired: Mapping[str, int],
+) -> model.Observation:
+    """What the planner sees; a variant without Ready pods serves nothing (a known zero)."""
+    total = observed.total if observed else metrics.Signals()
+    per_variant = {}
+    for name in variants:
+        signals = observed.variants.get(name) if observed else None
+        rps = signals.rps if signals else None
+        if rps is None and observed is not None and observed.available and ready.get(name, 0) == 0:
+            rps = 0.0
+        per_variant[name] = model.VariantObservation(
+            ready_replicas=ready.get(name, 0),
+            desired_replicas=desired.get(name, 0),
+            rps=rps,
+            latency_s=signals.latency_s if signals else None,
+        )
+    return model.Observation(rps=total.rps, latency_s=total.latency_s, variants=per_variant)

@@ -1,0 +1,109 @@
+"""One decision for the whole cluster: metrics in one batched round, then one planner call.
+
+The planner's memory (forecasts, stabilization windows, learned capacities) is kept between
+cycles. A restarted operator rebuilds it conservatively from the cluster: the replicas the
+Deployments run now, and a stabilization window that starts now, so a restart can never cause a
+scale-down that the window would not have allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+
+from infscale.api import v1alpha1
+from infscale.controller import convert, reconciler
+from infscale.domain import model, planner
+from infscale.domain import settings as planner_settings
+from infscale.ports import metrics
+
+LOG = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceInput:
+    key: Key
+    spec: v1alpha1.InferenceServiceSpec
+    held: bool
+    """Recommend mode or paused: the plan is reported, the current replicas stay."""
+
+
+class Decider:
+    """Keeps the planner state and runs one decision per cycle."""
+
+    def __init__(
+        self,
+        source: metrics.MetricsSource | None,
+        cfg: planner_settings.PlannerSettings | None = None,
+    ) -> None:
+        self.source = source
+        self.cfg = cfg or planner_settings.PlannerSettings()
+        self.state = model.PlannerState()
+
+    def decide(
+        self,
+        services: Sequence[ServiceInput],
+        pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+        owned: Mapping[Key, Sequence[reconciler.OwnedDeployment]],
+        now_s: float,
+    ) -> tuple[dict[Key, reconciler.ServiceDecision], dict[str, int]]:
+        """Decisions per service and nodes per pool (from the same plan)."""
+        planned = [s for s in services if s.spec.replicas.fixed is None]
+        queries = [convert.service_query(*s.key, s.spec) for s in planned]
+        observed: dict[Key, metrics.ServiceMetrics] = {}
+        if self.source is not None and queries:
+            observed = self.source.observe(queries)
+        current = {s.key: {d.variant: d.replicas for d in owned.get(s.key, ())} for s in services}
+        ready = {
+            s.key: {d.variant: d.ready_replicas for d in owned.get(s.key, ())} for s in services
+        }
+        specs, observations = [], {}
+        for service in planned:
+            now_replicas = current[service.key]
+            total = sum(now_replicas.values())
+            spec = convert.service_spec(*service.key, service.spec, total)
+            specs.append(spec)
+            observations[spec.key] = convert.observation(
+                observed.get(service.key) if self.source else None,
+                [v.name for v in service.spec.variants],
+                ready[service.key],
+                now_replicas,
+            )
+            self._seed(spec, now_replicas, now_s)
+        pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]
+        plan, new_state = planner.plan(specs, pool_specs, observations, self.state, now_s, self.cfg)
+        decisions: dict[Key, reconciler.ServiceDecision] = {}
+        last_replicas = dict(new_state.last_replicas)
+        for service in planned:
+            key_text = f"{service.key[0]}/{service.key[1]}"
+            recommended = dict(plan.replicas.get(key_text, {}))
+            applied = current[service.key] if service.held else recommended
+            if service.held:
+                last_replicas[key_text] = dict(current[service.key])
+            reasons = plan.reasons.get(key_text, ())[-3:]
+            unknown = observed.get(service.key)
+            if self.source is None:
+                reasons = ("no metrics source configured (--prometheus-url)", *reasons)
+            elif unknown is not None and unknown.unknown:
+                reasons = (f"metrics: {unknown.unknown[0]}", *reasons)
+            decisions[service.key] = reconciler.ServiceDecision(
+                replicas={v.name: applied.get(v.name, 0) for v in service.spec.variants},
+                reason="; ".join(reasons)[:900],
+                recommended=recommended,
+                metrics=observed.get(service.key),
+            )
+        self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
+        return decisions, dict(plan.nodes)
+
+    def _seed(self, spec: model.ServiceSpec, replicas: Mapping[str, int], now_s: float) -> None:
+        """First sight of a service (or a restart): start from what runs, with a fresh window."""
+        if spec.key in self.state.last_replicas:
+            return
+        history = {v.name: ((now_s, replicas.get(v.name, 0)),) for v in spec.variants}
+        self.state = dataclasses.replace(
+            self.state,
+            last_replicas={**self.state.last_replicas, spec.key: dict(replicas)},
+            history={**self.state.history, spec.key: history},
+        )

@@ -1,0 +1,3 @@
+"""e2e tests reuse the integration fixtures (real cluster and Prometheus)."""
+
+from tests.integration.conftest import *  # noqa: F403

@@ -1,0 +1,151 @@
+"""The closed loop on the real cluster: emulated load rises and falls, replicas and nodes follow.
+
+Real API server, real Prometheus scraping the model-server EMULATOR, the operator reading it and
+planning; time is compressed (short windows and startup delays), the rules are the product's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration import waiting
+from tests.integration.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION = "infscale.dev", "v1alpha1"
+# 4 rps, then 30 rps (needs about three 10-rps replicas), then 4 rps again.
+LOAD = "steps:4@40,30@80,4@150"
+
+
+def pool(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceNodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": {"kwok": {}},
+            "node": {
+                "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                "labels": {"infscale.dev/pool": name},
+            },
+            "usdPerHour": 0.8048,
+            "maxNodes": 6,
+            "provisioningSeconds": 3,
+        },
+    }
+
+
+def service(pool_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "chat"},
+        "spec": {
+            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
+            "replicas": {"min": 1, "max": 6},
+            "scaleDown": {"stabilizationSeconds": 15, "maxStepPercent": 50},
+            "variants": [
+                {"name": "l4", "nodePool": pool_name, "capacityRps": 10, "startupSeconds": 2,
+                 "resources": {"nvidia.com/gpu": 1}},
+            ],
+            "template": {
+                "metadata": {"annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "2s"}},
+                "spec": {"containers": [{"name": "server", "image": "emulated"}]},
+            },
+        },
+    }  # fmt: skip
+
+
+@pytest.fixture
+def pool_name(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
+) -> Iterator[str]:
+    name = f"e2e-{unique_name}"
+    custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool(name))
+    yield name
+    custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
+    for node in core.list_node(label_selector=f"infscale.dev/node-pool={name}").items:
+        core.delete_node(node.metadata.name)
+
+
+def test_replicas_and_nodes_follow_emulated_load(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    namespace: str,
+    pool_name: str,
+    prometheus_url: str,
+    prometheus_targets_dir: Path,
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 2.0,
+        "--prometheus-url", prometheus_url, "--rate-window", "10", "--node-cooldown", "5",
+    )  # fmt: skip
+    operator.start()
+    emulator: subprocess.Popen[bytes] | None = None
+    samples: list[tuple[float, int, int, dict[str, Any]]] = []
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "inferenceservices", service(pool_name)
+        )
+
+        def first_replica_ready() -> bool:
+            found = apps.list_namespaced_deployment(namespace).items
+            return any((d.status.ready_replicas or 0) >= 1 for d in found)
+
+        waiting.until(first_replica_ready, timeout_s=60, what="the first replica Ready")
+        emulator_log = (tmp_path / "emulator.log").open("wb")
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "infscale.cli.main", "emulator", "--trace", LOAD, "--port", "0",
+             "--targets-file", str(prometheus_targets_dir / f"e2e-{unique_name}.json")],
+            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
+            stdout=emulator_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        start = time.monotonic()
+        while time.monotonic() - start < 300 and emulator.poll() is None:
+            body = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "inferenceservices", "chat"
+            )
+            assert isinstance(body, dict)
+            status = dict(body.get("status") or {})
+            nodes = len(core.list_node(label_selector=f"infscale.dev/node-pool={pool_name}").items)
+            samples.append((time.monotonic() - start, status.get("replicas", 0), nodes, status))
+            time.sleep(2)
+    finally:
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(timeout=15)
+        operator.stop()
+        print(operator.log()[-6000:])
+        for t, replicas, nodes, status in samples[::3]:
+            print(f"{t:6.0f} s replicas={replicas} nodes={nodes} rps={status.get('observedRps')} "
+                  f"p95={status.get('observedLatencySeconds')}")  # fmt: skip
+
+    peak = max(replicas for _, replicas, _, _ in samples)
+    assert peak >= 3, "replicas must follow the load up"
+    assert max(nodes for _, _, nodes, _ in samples) >= 3, "nodes must follow the replicas"
+    high = [s for t, _, _, s in samples if 80 <= t <= 130]
+    assert any((s.get("observedLatencySeconds") or 9) <= 0.5 for s in high), (
+        "latency must come back within the SLO while the load is high"
+    )
+    final_replicas, final_nodes = samples[-1][1], samples[-1][2]
+    assert final_replicas <= 2, "replicas must come down after the load falls"
+    assert final_nodes <= final_replicas + 1, "empty nodes must go"
+    scaled = [e for e in core.list_namespaced_event(namespace).items if e.reason == "Scaled"]
+    assert len(scaled) <= 12, f"flapping: {len(scaled)} scaling decisions"
+    last = samples[-1][3]
+    assert last["usdPerHour"] > 0
+    assert last["lastDecision"]["reason"]

@@ -1,0 +1,114 @@
+"""The Helm chart against the real API server: lint, render, apply, Pod Security, RBAC."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, utils
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "infscale"
+SNAPSHOT = Path(__file__).with_name("rbac_snapshot.txt")
+KUBE_VERSION = "v1.33.13"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not on PATH: run hack/test.sh (it builds the pinned tools)")
+    return path
+
+
+def render(release: str, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    args = [tool("helm"), "template", release, str(CHART), "--namespace", namespace,
+            "--kube-version", KUBE_VERSION, *(f"--set={s}" for s in sets)]  # fmt: skip
+    output = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(output) if d]
+
+
+def test_helm_lint_passes() -> None:
+    result = subprocess.run(
+        [tool("helm"), "lint", str(CHART), "--kube-version", KUBE_VERSION],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_invalid_values_are_rejected_by_the_schema() -> None:
+    result = subprocess.run(
+        [tool("helm"), "template", "x", str(CHART), "--set", "operator.maxNodeChangesPerCycle=0"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "maxNodeChangesPerCycle" in result.stderr
+
+
+@pytest.fixture
+def installed(api_client: client.ApiClient, namespace: str, unique_name: str) -> Iterator[str]:
+    """The rendered chart applied to the real API server (RBAC for real; pods never run)."""
+    release = f"infscale-{unique_name}"
+    documents = render(release, namespace, "rbac.createNodes=true")
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    for document in documents:
+        if document["kind"] == "Deployment":
+            document["spec"]["replicas"] = 0  # kwok would "run" it; only the object is tested
+        utils.create_from_dict(api_client, document, namespace=namespace)
+    yield release
+    rbac.delete_cluster_role_binding(release)
+    rbac.delete_cluster_role(release)
+
+
+def test_rbac_matches_the_snapshot_and_is_least_privilege(installed: str, namespace: str) -> None:
+    account = f"system:serviceaccount:{namespace}:{installed}"
+    output = subprocess.run(
+        [tool("kubectl"), "auth", "can-i", "--list", f"--as={account}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    # Resource rules only; URL paths and self-reviews are granted to every authenticated user.
+    lines = sorted(
+        " ".join(line.split())
+        for line in output.splitlines()[1:]
+        if line.split() and not line.split()[0].startswith(("[", "selfsubject"))
+    )
+    assert not any(line.split()[-1] == "[*]" for line in lines), "no wildcard verbs"
+    granted = "\n".join(lines) + "\n"
+    assert granted == SNAPSHOT.read_text(), (
+        f"the ServiceAccount's permissions changed; review and update {SNAPSHOT.name}:\n{granted}"
+    )
+    cluster_admin = subprocess.run(
+        [tool("kubectl"), "auth", "can-i", "delete", "secrets", "-A", f"--as={account}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert cluster_admin.stdout.strip() == "no"
+
+
+def test_restricted_pod_security_admits_the_operator_pod(
+    core: client.CoreV1Api, unique_name: str
+) -> None:
+    name = f"restricted-{unique_name}"
+    labels = {"pod-security.kubernetes.io/enforce": "restricted"}
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+    )
+    try:
+        deployment = next(d for d in render("infscale", name) if d["kind"] == "Deployment")
+        template = deployment["spec"]["template"]
+        metadata = {"name": "operator", **template["metadata"]}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+        pod["spec"]["serviceAccountName"] = "default"
+        core.create_namespaced_pod(name, pod, dry_run="All")  # admitted
+        pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+        with pytest.raises(client.ApiException) as rejected:
+            core.create_namespaced_pod(name, pod, dry_run="All")
+        assert rejected.value.status == 403
+        assert "restricted" in str(rejected.value.body)
+    finally:
+        core.delete_namespace(name)
