@@ -21,6 +21,7 @@ class OperatorProcess:
         self.log_path = log_path
         self.interval_s = interval_s
         self.extra_args = extra_args
+        self.metrics_url = ""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,9 +154,19 @@ def small_gpu_node(core: client.CoreV1Api, pools: tuple[str, str]) -> Iterator[s
     core.delete_node(f"node-{pool}")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
 def operator(tmp_path: Path, crds: None) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(tmp_path / "operator.log")
+    port = free_port()
+    process = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--metrics-address", f"127.0.0.1:{port}"
+    )
+    process.metrics_url = f"http://127.0.0.1:{port}/metrics"
     process.start()
     yield process
     process.stop()
@@ -190,6 +202,14 @@ def test_service_lifecycle(
     assert status["selector"] == "infscale.dev/service=chat"
     assert "replicas.min=1 on variant small" in status["lastDecision"]["reason"]
     assert "Scaled" in cluster.event_reasons("chat")
+
+    # The operator's own metrics say the same.
+    with urllib.request.urlopen(operator.metrics_url) as response:
+        exposition = response.read().decode()
+    assert 'infscale_desired_replicas{namespace="' + namespace in exposition
+    assert 'service="chat",variant="small"} 1.0' in exposition
+    cycles = [line for line in exposition.splitlines() if line.startswith("infscale_cycles_total")]
+    assert float(cycles[0].split()[-1]) >= 1
 
     # The operator writes only status: no finalizers, no annotations of its own.
     metadata = cluster.service("chat")["metadata"]

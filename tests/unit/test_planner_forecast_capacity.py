@@ -56,3 +56,15 @@ def test_capacity_ignores_uninformative_samples() -> None:
     unknown = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=None)
     assert capacity.learn(6.0, variant, unknown, 0.5, CFG) == 6.0
     assert capacity.learn(6.0, variant, None, 0.5, CFG) == 6.0
+
+
+def test_a_fall_in_load_does_not_widen_the_margin() -> None:
+    cfg = settings.PlannerSettings()
+    state = model.ForecastState()
+    for t in range(0, 600, 15):
+        state = forecast.update(state, 30.0, float(t), cfg)
+    for t in range(600, 900, 15):
+        state = forecast.update(state, 4.0, float(t), cfg)
+    # Five minutes after a fall from 30 to 4 rps the margin is small and demand near 4 rps.
+    assert state.var_rps2**0.5 < 4.0
+    assert forecast.demand_rps(state, 900.0, 60.0, cfg) < 10.0

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--rate-window", type=int, default=60, help="seconds of PromQL rate() (default 60)"
     )
+    run.add_argument(
+        "--metrics-address", default=None, help="serve operator metrics, e.g. 0.0.0.0:8081"
+    )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     from infscale.emulator import main as emulator
 
@@ -49,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator", help="EMULATED model servers: replay a trace, export their metrics"
     )
     emulator.add_arguments(emulate)
+    from infscale.cli import demo
+
+    demo.add_arguments(commands.add_parser("demo", help="operator + emulator + live view"))
     return parser
 
 
@@ -78,6 +84,10 @@ def run_operator(args: argparse.Namespace) -> int:
         metrics_staleness_seconds=max(1.5 * args.rate_window, 10.0),
     )
     runtime = handlers.Runtime(settings, kube_client.api_client())
+    if args.metrics_address:
+        from infscale.controller import telemetry
+
+        telemetry.serve(args.metrics_address)
     kopf.run(
         registry=handlers.build_registry(runtime),
         standalone=True,
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "operator":
         return run_operator(args)
+    if args.command == "demo":
+        from infscale.cli import demo
+
+        return demo.run(args)
     if args.command == "emulator":
         from infscale.emulator import main as emulator
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, reconciler
-from infscale.domain import model, planner
+from infscale.domain import model, optimize, planner
 from infscale.domain import settings as planner_settings
 from infscale.ports import metrics
 
@@ -95,7 +95,11 @@ class Decider:
                 metrics=observed.get(service.key),
             )
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
-        return decisions, dict(plan.nodes)
+        # Nodes for the replicas decided now: pools grow ahead of the pods that will need them,
+        # and shrink under the pool controller's own safety rules (cool-down, drain).
+        by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
+        pool_map = {p.name: p for p in pool_specs}
+        return decisions, optimize.pool_nodes_needed(by_service, specs, pool_map)
 
     def _seed(self, spec: model.ServiceSpec, replicas: Mapping[str, int], now_s: float) -> None:
         """First sight of a service (or a restart): start from what runs, with a fresh window."""

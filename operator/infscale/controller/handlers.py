@@ -24,7 +24,7 @@ from infscale.adapters import cluster_nodes, pools_fixed, pools_kwok, prometheus
 from infscale.adapters import deployments as deployments_adapter
 from infscale.adapters import reporting as reporting_adapter
 from infscale.api import v1alpha1
-from infscale.controller import decide, desired, pools, reconciler
+from infscale.controller import decide, desired, pools, reconciler, telemetry
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
 from infscale.ports import errors
@@ -132,10 +132,14 @@ class Runtime:
             await asyncio.sleep(self.settings.debounce_seconds)
             self._wakeup.clear()
             snapshot = self._snapshot()
+            started = time.monotonic()
             try:
                 await asyncio.to_thread(self.cycle, *snapshot)
             except Exception:
+                telemetry.ERRORS.labels("cycle").inc()
                 LOG.exception("reconcile cycle failed; retrying next cycle")
+            telemetry.CYCLES.inc()
+            telemetry.CYCLE_SECONDS.observe(time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.settings.interval_seconds)
 
@@ -175,6 +179,8 @@ class Runtime:
             or b["metadata"]["namespace"] in self.settings.namespaces
         ]
         decisions, planned_nodes = self.decide(mine, pools, owned)
+        if self.decider.source is not None:
+            telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
         for body in mine:
             namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
             try:
@@ -187,8 +193,12 @@ class Runtime:
                     decisions.get((namespace, name)),
                 )
             except errors.ClusterError as error:
+                telemetry.ERRORS.labels("service").inc()
                 LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
                 continue
+            telemetry.record_service(namespace, name, outcome.status)
+            if "Scaled" in outcome.events:
+                telemetry.DECISIONS.labels(namespace, name).inc()
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
         self.pools_cycle(pool_bodies, pools, planned_nodes)
@@ -268,8 +278,16 @@ class Runtime:
                     planned_nodes.get(name, 0),
                 )
             except errors.ClusterError as error:
+                telemetry.ERRORS.labels("pool").inc()
                 LOG.error("reconciling pool %s failed: %s", name, error)
                 continue
+            status = outcome.status
+            telemetry.record_pool(
+                name,
+                int(status.get("readyNodes") or 0),
+                int(status.get("desiredNodes") or 0),
+                float(status.get("usdPerHour") or 0.0),
+            )
             if outcome.created or outcome.deleted or outcome.held:
                 LOG.info("pool %s: %s", name, outcome)
 

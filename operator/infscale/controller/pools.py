@@ -46,6 +46,7 @@ class PoolOutcome:
     deleted: list[str] = dataclasses.field(default_factory=list)
     held: list[str] = dataclasses.field(default_factory=list)
     reason: str = ""
+    status: Manifest = dataclasses.field(default_factory=dict)
 
 
 def parse_time(text: str | None) -> float | None:
@@ -232,6 +233,7 @@ def reconcile_pool(
         "lastChange": last_change,
         "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
     }
+    outcome.status = status
     if any(old_status.get(k) != v for k, v in status.items()):
         ports.status.write_pool_status(name, status)
     return outcome

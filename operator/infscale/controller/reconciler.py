@@ -51,6 +51,8 @@ class Outcome:
     deleted: list[str] = dataclasses.field(default_factory=list)
     status_written: bool = False
     events: list[str] = dataclasses.field(default_factory=list)
+    status: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The status as computed this cycle (written or not)."""
 
     @property
     def writes(self) -> int:
@@ -240,6 +242,7 @@ def reconcile_service(
             missing_pools_message(missing_pools),
             outcome,
         )
+    outcome.status = status
     if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
         _write_status(ports, body, status, outcome)
     return outcome

@@ -6,7 +6,7 @@ fifteen minutes). Holt's linear method (level + trend, adapted to irregular samp
 time constants) follows the ramps of a diurnal curve at O(1) cost and memory per service. Bursty
 inference traffic (the Azure LLM code trace idles for minutes between bursts) breaks any smooth
 model, so a peak hold keeps the forecast at or above the highest rate of the last few minutes,
-and an EWMA of squared one-step errors gives a margin that widens on noisy services.
+and an EWMA of squared one-step under-forecasts gives a margin that widens on noisy services.
 Only upward trends are extrapolated: a falling forecast is acted on through the stabilization
 window, never predicted early. ARIMA-class models need per-service fitting and history, and would
 not beat the peak hold on bursts; they do not earn their cost here.
@@ -36,7 +36,10 @@ def update(
     error = rps - predicted
     level = max(0.0, predicted + alpha * error)
     trend = state.trend_rps_per_s + alpha * beta * error / dt_s
-    var = (1.0 - alpha) * state.var_rps2 + alpha * error * error
+    # Only under-forecasts feed the margin: they are what risks the SLO. Over-forecasts while the
+    # level catches up with a fall would otherwise hold capacity up long after a burst ends.
+    shortfall = max(error, 0.0)
+    var = (1.0 - alpha) * state.var_rps2 + alpha * shortfall * shortfall
     return model.ForecastState(
         level_rps=level, trend_rps_per_s=trend, var_rps2=var, last_s=now_s, peaks=peaks
     )

@@ -1,0 +1,231 @@
+"""`infscale demo`: the operator, the model-server EMULATOR and a live view, on the local cluster.
+
+Starts the operator (reading the local Prometheus) and the emulator (replaying a trace, time
+compressed) as subprocesses, shows a refreshing table of every service and pool, and at the end
+prints a report (SLO attainment, cost, cost of static peak provisioning, decisions with reasons)
+and writes a PNG timeline. hack/demo.sh prepares the cluster and runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+from kubernetes import client
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from infscale.adapters import kube_client
+
+GROUP, VERSION = "infscale.dev", "v1alpha1"
+
+
+@dataclasses.dataclass
+class Sample:
+    t_s: float
+    services: dict[str, dict[str, Any]]
+    pools: dict[str, dict[str, Any]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", default="synthetic", help="synthetic, poisson:RPS or a file")
+    parser.add_argument("--speed", type=float, default=20.0, help="time compression of the trace")
+    parser.add_argument("--rate-scale", type=float, default=1.5)
+    parser.add_argument("--duration", type=float, default=240.0, help="seconds of wall time")
+    parser.add_argument("--prometheus-url", default=os.environ.get("INFSCALE_PROMETHEUS_URL"))
+    parser.add_argument(
+        "--targets-dir",
+        default=os.environ.get("INFSCALE_PROMETHEUS_TARGETS_DIR"),
+        type=pathlib.Path,
+    )
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("demo-timeline.png"))
+
+
+def snapshot(custom: client.CustomObjectsApi, started: float) -> Sample:
+    services = _items(custom.list_cluster_custom_object(GROUP, VERSION, "inferenceservices"))
+    pools = _items(custom.list_cluster_custom_object(GROUP, VERSION, "inferencenodepools"))
+    return Sample(
+        t_s=time.monotonic() - started,
+        services={
+            f"{s['metadata']['namespace']}/{s['metadata']['name']}": {
+                "spec": s["spec"],
+                "status": s.get("status") or {},
+            }
+            for s in services
+        },
+        pools={
+            p["metadata"]["name"]: {"spec": p["spec"], "status": p.get("status") or {}}
+            for p in pools
+        },
+    )
+
+
+def _items(listed: object) -> list[dict[str, Any]]:
+    assert isinstance(listed, dict)
+    items: list[dict[str, Any]] = listed["items"]
+    return items
+
+
+def start(command: list[str], log_path: str) -> subprocess.Popen[bytes]:
+    """One of our own subcommands in the background, its output in a log file."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "infscale.cli.main", *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def view(sample: Sample) -> Group:
+    services = Table(title=f"InferenceServices at {sample.t_s:.0f} s (EMULATED model servers)")
+    for column in (
+        "service",
+        "rps",
+        "latency (s)",
+        "SLO (s)",
+        "replicas per variant",
+        "$/h",
+        "last decision",
+    ):
+        services.add_column(column)
+    for key, item in sorted(sample.services.items()):
+        status, slo = item["status"], item["spec"]["slo"]["thresholdSeconds"]
+        latency = status.get("observedLatencySeconds")
+        style = "red" if latency is not None and latency > slo else "green"
+        variants = ", ".join(
+            f"{v['name']}={v.get('readyReplicas', 0)}/{v.get('desiredReplicas', 0)}"
+            for v in status.get("variants", [])
+        )
+        services.add_row(
+            key, _fmt(status.get("observedRps")), f"[{style}]{_fmt(latency)}[/]", str(slo),
+            variants, _fmt(status.get("usdPerHour")),
+            (status.get("lastDecision") or {}).get("reason", "")[:70],
+        )  # fmt: skip
+    pools = Table(title="InferenceNodePools")
+    for column in ("pool", "ready/desired nodes", "$/h", "last change"):
+        pools.add_column(column)
+    for name, item in sorted(sample.pools.items()):
+        status = item["status"]
+        pools.add_row(
+            name, f"{status.get('readyNodes', 0)}/{status.get('desiredNodes', 0)}",
+            _fmt(status.get("usdPerHour")), (status.get("lastChange") or {}).get("reason", "")[:70],
+        )  # fmt: skip
+    return Group(services, pools)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
+    """Attainment, cost, the static-peak comparison, and the timeline PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hours = [(b.t_s - a.t_s) / 3600 for a, b in itertools.pairwise(samples)]
+    cost = sum(
+        h * sum((p["status"].get("usdPerHour") or 0.0) for p in s.pools.values())
+        for h, s in zip(hours, samples, strict=False)
+    )
+    peak_nodes = {
+        name: max(
+            (s.pools[name]["status"].get("readyNodes") or 0) for s in samples if name in s.pools
+        )
+        for name in samples[-1].pools
+    }
+    static = sum(peak_nodes[n] * samples[-1].pools[n]["spec"]["usdPerHour"] for n in peak_nodes)
+    static_cost = static * sum(hours)
+    table = Table(title="Demo report (wall-clock hours; EMULATED servers, kwok nodes)")
+    for column in ("service", "SLO attainment (request-weighted)", "samples over SLO"):
+        table.add_column(column)
+    for key in samples[-1].services:
+        weighted, weight, over = 0.0, 0.0, 0
+        for s in samples:
+            status = s.services.get(key, {}).get("status", {})
+            rps, attainment = status.get("observedRps") or 0.0, status.get("sloAttainment")
+            if attainment is not None:
+                weighted, weight = weighted + rps * attainment, weight + rps
+            latency = status.get("observedLatencySeconds")
+            if latency is not None and latency > s.services[key]["spec"]["slo"]["thresholdSeconds"]:
+                over += 1
+        table.add_row(
+            key, "-" if weight == 0 else f"{weighted / weight:.4f}", f"{over}/{len(samples)}"
+        )
+    console.print(table)
+    console.print(f"node cost: ${cost:.4f} for {sum(hours) * 3600:.0f} s of wall time")
+    if static_cost:
+        console.print(
+            f"static provisioning for the observed peak {peak_nodes} would cost "
+            f"${static_cost:.4f}: infscale paid {cost / static_cost:.2f}x of it"
+        )
+    figure, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
+    times = [s.t_s for s in samples]
+    for key in samples[-1].services:
+
+        def series(field: str, key: str = key) -> list[float]:
+            return [s.services.get(key, {}).get("status", {}).get(field) or 0.0 for s in samples]
+
+        axes[0].plot(times, series("observedRps"), label=f"{key} rps")
+        axes[1].plot(times, series("observedLatencySeconds"), label=f"{key} latency")
+        slo = samples[-1].services[key]["spec"]["slo"]["thresholdSeconds"]
+        axes[1].axhline(slo, linestyle="--", linewidth=0.8, label=f"{key} SLO")
+        axes[2].step(times, series("replicas"), where="post", label=f"{key} replicas")
+    for name in samples[-1].pools:
+        nodes = [s.pools.get(name, {}).get("status", {}).get("readyNodes") or 0 for s in samples]
+        axes[2].step(times, nodes, where="post", linestyle=":", label=f"{name} nodes")
+    total = [sum((p["status"].get("usdPerHour") or 0.0) for p in s.pools.values()) for s in samples]
+    axes[3].step(times, total, where="post", label="infscale $/h")
+    axes[3].axhline(static, linestyle="--", color="grey", label="static peak $/h")
+    for axis, label in zip(axes, ("requests/s", "latency (s)", "count", "USD/hour"), strict=True):
+        axis.set_ylabel(label)
+        axis.legend(fontsize=7, loc="upper right")
+    axes[1].set_yscale("log")
+    axes[3].set_xlabel("seconds")
+    figure.suptitle("infscale demo: demand, latency vs SLO, replicas and nodes, cost")
+    figure.tight_layout()
+    figure.savefig(out, dpi=90)
+    console.print(f"timeline written to {out}")
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if not args.prometheus_url or not args.targets_dir:
+        console.print("[red]set INFSCALE_PROMETHEUS_URL and INFSCALE_PROMETHEUS_TARGETS_DIR "
+                      "(source the env file hack/cluster-up.sh prints)[/]")  # fmt: skip
+        return 2
+    operator = start(
+        ["operator", "--interval", "3", "--prometheus-url", args.prometheus_url,
+         "--rate-window", "15", "--node-cooldown", "20"],
+        "demo-operator.log",
+    )  # fmt: skip
+    emulator = start(
+        ["emulator", "--trace", args.trace, "--speed", str(args.speed),
+         "--rate-scale", str(args.rate_scale),
+         "--targets-file", str(args.targets_dir / "demo-emulator.json")],
+        "demo-emulator.log",
+    )  # fmt: skip
+    custom = client.CustomObjectsApi(kube_client.api_client())
+    started, samples = time.monotonic(), []
+    try:
+        with Live(console=console, refresh_per_second=1) as live:
+            while time.monotonic() - started < args.duration:
+                sample = snapshot(custom, started)
+                samples.append(sample)
+                live.update(view(sample))
+                time.sleep(2)
+    finally:
+        for process in (emulator, operator):
+            process.terminate()
+            process.wait(timeout=20)
+    report(samples, console, args.out)
+    return 0
