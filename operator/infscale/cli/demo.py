@@ -37,8 +37,8 @@ class Sample:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", default="synthetic", help="synthetic, poisson:RPS or a file")
-    parser.add_argument("--speed", type=float, default=20.0, help="time compression of the trace")
-    parser.add_argument("--rate-scale", type=float, default=1.5)
+    parser.add_argument("--speed", type=float, default=15.0, help="time compression of the trace")
+    parser.add_argument("--rate-scale", type=float, default=2.0, help="multiply the trace's rate")
     parser.add_argument("--duration", type=float, default=240.0, help="seconds of wall time")
     parser.add_argument("--prometheus-url", default=os.environ.get("INFSCALE_PROMETHEUS_URL"))
     parser.add_argument(

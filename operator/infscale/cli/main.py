@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prometheus-token-file", default=None, help="bearer token file")
     run.add_argument("--prometheus-ca-file", default=None, help="CA bundle for Prometheus' TLS")
     run.add_argument(
+        "--prometheus-basic-auth-file", default=None, help="file holding user:password"
+    )
+    run.add_argument(
         "--rate-window", type=int, default=60, help="seconds of PromQL rate() (default 60)"
     )
     run.add_argument(
@@ -80,6 +83,7 @@ def run_operator(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url,
         prometheus_bearer_token_file=args.prometheus_token_file,
         prometheus_ca_file=args.prometheus_ca_file,
+        prometheus_basic_auth_file=args.prometheus_basic_auth_file,
         metrics_rate_window_seconds=args.rate_window,
         metrics_staleness_seconds=max(1.5 * args.rate_window, 10.0),
     )

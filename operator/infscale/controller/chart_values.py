@@ -29,6 +29,8 @@ class Prometheus(_Values):
     """Prometheus base URL; empty means no metrics are read and services run replicas.min."""
     bearer_token_secret: str = ""
     """Secret (in the release namespace) whose key `token` is sent as a bearer token."""
+    basic_auth_secret: str = ""
+    """Secret whose key `auth` holds `user:password` for basic auth."""
     ca_secret: str = ""
     """Secret whose key `ca.crt` signs Prometheus' TLS certificate."""
     rate_window_seconds: int = Field(default=60, ge=5, le=3600)

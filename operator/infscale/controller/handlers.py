@@ -79,10 +79,16 @@ class Runtime:
             if settings.prometheus_bearer_token_file:
                 with open(settings.prometheus_bearer_token_file) as handle:
                     token = handle.read().strip()
+            basic_auth = None
+            if settings.prometheus_basic_auth_file:
+                with open(settings.prometheus_basic_auth_file) as handle:
+                    user, _, password = handle.read().strip().partition(":")
+                basic_auth = (user, password)
             source = prometheus.PrometheusMetrics(
                 prometheus.connect(
                     settings.prometheus_url,
                     bearer_token=token,
+                    basic_auth=basic_auth,
                     ca_file=settings.prometheus_ca_file,
                 ),
                 rate_window_s=settings.metrics_rate_window_seconds,

@@ -26,6 +26,8 @@ class OperatorSettings(BaseModel):
     """Prometheus base URL; without it no metrics are read and services keep replicas.min."""
     prometheus_bearer_token_file: str | None = None
     """File holding a bearer token for Prometheus (a mounted Secret); never logged."""
+    prometheus_basic_auth_file: str | None = None
+    """File holding `user:password` for Prometheus basic auth (a mounted Secret); never logged."""
     prometheus_ca_file: str | None = None
     """CA bundle that signs Prometheus' TLS certificate (a mounted Secret or ConfigMap)."""
     metrics_rate_window_seconds: int = Field(default=60, ge=5, le=3600)

@@ -66,10 +66,12 @@ def load_trace(spec: str, seed: int) -> traces.Trace:
 
 
 def arrival_times(trace: traces.Trace, speed: float, rate_scale: float, seed: int) -> np.ndarray:
-    """Wall-clock arrival offsets: the trace compressed by `speed`, its rate scaled."""
+    """Wall-clock arrival offsets: the trace's shape compressed `speed` times in time at the same
+    request rates (arrivals are thinned by 1/speed), then the rate multiplied by `rate_scale`."""
     rng = np.random.default_rng(seed)
     arrivals = np.asarray(trace.arrivals_s, dtype=float) / speed
-    whole, fraction = int(rate_scale), rate_scale - int(rate_scale)
+    scale = rate_scale / speed
+    whole, fraction = int(scale), scale - int(scale)
     copies = [arrivals + rng.uniform(0, 1e-3, arrivals.size) for _ in range(whole)]
     copies.append(arrivals[rng.random(arrivals.size) < fraction])
     return np.sort(np.concatenate(copies))
@@ -264,7 +266,9 @@ def serve(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", default="synthetic", help="synthetic, poisson:RPS, or a file")
-    parser.add_argument("--speed", type=float, default=1.0, help="time compression factor")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="time compression (rates stay the trace's)"
+    )
     parser.add_argument("--rate-scale", type=float, default=1.0, help="multiply the request rate")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
