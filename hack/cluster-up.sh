@@ -61,7 +61,10 @@ start_cluster() {
   # A half-started cluster from an interrupted run is removed first.
   kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
   kwokctl create cluster --name "$CLUSTER_NAME" --config "$INFSCALE_STATE/kwokctl.yaml" \
-    --kubeconfig "$KUBECONFIG_PATH" --wait 120s
+    --kubeconfig "$KUBECONFIG_PATH" --wait 120s >"$INFSCALE_STATE/kwokctl.log" 2>&1 || {
+    tail -40 "$INFSCALE_STATE/kwokctl.log" >&2
+    die "kwokctl could not start the cluster (log: $INFSCALE_STATE/kwokctl.log)"
+  }
   local deadline=$((SECONDS + 60))
   until kubectl --kubeconfig "$KUBECONFIG_PATH" get serviceaccount default >/dev/null 2>&1; do
     ((SECONDS < deadline)) || die "the default service account never appeared"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import waiting
+from tests.integration import manifests, waiting
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -29,21 +29,7 @@ LOAD = "steps:4@40,30@80,4@150"
 
 
 def pool(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceNodePool",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": {"kwok": {}},
-            "node": {
-                "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
-                "labels": {"infscale.dev/pool": name},
-            },
-            "usdPerHour": 0.8048,
-            "maxNodes": 6,
-            "provisioningSeconds": 3,
-        },
-    }
+    return manifests.kwok_pool(name, max_nodes=6, provisioning_s=3, tainted=False)
 
 
 def service(pool_name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import waiting
+from tests.integration import manifests, waiting
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -20,22 +20,7 @@ NODE_POOL_LABEL = "infscale.dev/node-pool"
 
 
 def pool(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceNodePool",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": {"kwok": {}},
-            "node": {
-                "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
-                "labels": {"infscale.dev/pool": name},
-                "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
-            },
-            "usdPerHour": 0.8048,
-            "maxNodes": 4,
-            "provisioningSeconds": 2,
-        },
-    }
+    return manifests.kwok_pool(name)
 
 
 def service(pool_name: str, replicas: int) -> dict[str, Any]:

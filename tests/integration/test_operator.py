@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import waiting
+from tests.integration import manifests, waiting
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -22,25 +22,7 @@ POOL_LABEL = "infscale.dev/pool"
 
 
 def pool_manifest(name: str, gpus: int, usd_per_hour: float) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceNodePool",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": {"kwok": {}},
-            "node": {
-                "capacity": {
-                    "cpu": str(8 * gpus),
-                    "memory": f"{32 * gpus}Gi",
-                    "nvidia.com/gpu": str(gpus),
-                },
-                "labels": {POOL_LABEL: name},
-                "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
-            },
-            "usdPerHour": usd_per_hour,
-            "maxNodes": 4,
-        },
-    }
+    return manifests.kwok_pool(name, gpus=gpus, usd_per_hour=usd_per_hour, provisioning_s=300)
 
 
 def service_manifest(name: str, big: str, small: str) -> dict[str, Any]:

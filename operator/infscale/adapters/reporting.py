@@ -24,40 +24,33 @@ class KubernetesReporter:
         self._core = client.CoreV1Api(api_client)
 
     def write_service_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        try:
-            self._custom.patch_namespaced_custom_object_status(
-                v1alpha1.GROUP,
-                v1alpha1.VERSION,
-                namespace,
-                "inferenceservices",
-                name,
-                {"status": status},
-                _content_type="application/merge-patch+json",
-            )
-        except client.ApiException as error:
-            if error.status == 404:
-                return
-            raise errors.ClusterError(
-                f"writing status of InferenceService {namespace}/{name}: "
-                + errors.api_message(error.body, f"{error.status} {error.reason}"),
-                status=error.status,
-            ) from error
+        self._merge_status(f"InferenceService {namespace}/{name}", status, namespace, name)
 
     def write_pool_status(self, name: str, status: dict[str, Any]) -> None:
+        self._merge_status(f"InferenceNodePool {name}", status, None, name)
+
+    def _merge_status(
+        self, what: str, status: dict[str, Any], namespace: str | None, name: str
+    ) -> None:
+        """Merge-patch the status subresource; an object deleted meanwhile is not an error."""
+        body = {"status": status}
+        group, version, kind = v1alpha1.GROUP, v1alpha1.VERSION, "merge-patch+json"
         try:
-            self._custom.patch_cluster_custom_object_status(
-                v1alpha1.GROUP,
-                v1alpha1.VERSION,
-                "inferencenodepools",
-                name,
-                {"status": status},
-                _content_type="application/merge-patch+json",
-            )
+            if namespace is None:
+                self._custom.patch_cluster_custom_object_status(
+                    group, version, "inferencenodepools", name, body,
+                    _content_type=f"application/{kind}",
+                )  # fmt: skip
+            else:
+                self._custom.patch_namespaced_custom_object_status(
+                    group, version, namespace, "inferenceservices", name, body,
+                    _content_type=f"application/{kind}",
+                )  # fmt: skip
         except client.ApiException as error:
             if error.status == 404:
                 return
             raise errors.ClusterError(
-                f"writing status of InferenceNodePool {name}: "
+                f"writing status of {what}: "
                 + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error
