@@ -125,6 +125,26 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def decisions(core: client.CoreV1Api, samples: list[Sample], console: Console) -> None:
+    """The scaling decisions infscale took, with its reasons (from the services' Events)."""
+    table = Table(title="Scaling decisions (Events), most recent last")
+    for column in ("time", "service", "decision and reason"):
+        table.add_column(column)
+    namespaces = {key.split("/")[0] for key in samples[-1].services}
+    events = []
+    for namespace in sorted(namespaces):
+        for event in core.list_namespaced_event(namespace).items:
+            if event.reason == "Scaled" and event.source and event.source.component == "infscale":
+                events.append(event)
+    events.sort(key=lambda e: str(e.last_timestamp or e.first_timestamp))
+    for event in events[-15:]:
+        stamp = event.last_timestamp or event.first_timestamp
+        when = stamp.strftime("%H:%M:%S") if stamp else "-"
+        table.add_row(when, event.involved_object.name, (event.message or "")[:160])
+    console.print(table)
+    console.print(f"{len(events)} scaling decisions in all")
+
+
 def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
     """Attainment, cost, the static-peak comparison, and the timeline PNG."""
     import matplotlib
@@ -214,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
          "--targets-file", str(args.targets_dir / "demo-emulator.json")],
         "demo-emulator.log",
     )  # fmt: skip
-    custom = client.CustomObjectsApi(kube_client.api_client())
+    api = kube_client.api_client()
+    custom = client.CustomObjectsApi(api)
     started, samples = time.monotonic(), []
     try:
         with Live(console=console, refresh_per_second=1) as live:
@@ -227,5 +248,6 @@ def run(args: argparse.Namespace) -> int:
         for process in (emulator, operator):
             process.terminate()
             process.wait(timeout=20)
+    decisions(client.CoreV1Api(api), samples, console)
     report(samples, console, args.out)
     return 0
