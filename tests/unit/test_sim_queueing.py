@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -72,8 +73,12 @@ def test_synthetic_is_seeded_and_has_idle_gaps() -> None:
     assert rates.min() < 0.5 * rates.mean() < rates.max()
 
 
-@pytest.mark.skipif(not TRACES.exists(), reason="shared traces not present on this machine")
 def test_readers_on_the_shared_traces() -> None:
+    if not TRACES.exists():
+        # CI always has ../shared beside the clone: there a missing trace is a failure.
+        if os.environ.get("CI"):
+            pytest.fail(f"shared traces missing at {TRACES}")
+        pytest.skip(f"shared traces not present at {TRACES}")
     code = traces.read_azure_llm(TRACES / "azure-llm-2023" / "AzureLLMInferenceTrace_code.csv")
     assert code.arrivals_s.size == 8819
     assert 3400 < code.duration_s < 3500
