@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import datetime
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -171,20 +170,21 @@ class Runtime:
             labels = deployment["metadata"].get("labels") or {}
             key = (deployment["metadata"]["namespace"], labels.get(desired.SERVICE_LABEL, ""))
             owned.setdefault(key, []).append(_owned(deployment))
-        pools = {}
+        specs: dict[str, v1alpha1.InferenceNodePoolSpec] = {}
         for name, pool_body in pool_bodies.items():
             try:
-                pools[name] = v1alpha1.InferenceNodePool.model_validate(pool_body).spec
+                specs[name] = v1alpha1.InferenceNodePool.model_validate(pool_body).spec
             except pydantic.ValidationError as error:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now_s = time.time()  # one clock reading for the whole cycle
+        now = pools.format_time(now_s)
         mine = [
             b
             for b in services
             if not self.settings.namespaces
             or b["metadata"]["namespace"] in self.settings.namespaces
         ]
-        decisions, planned_nodes = self.decide(mine, pools, owned)
+        decisions, planned_nodes = self.decide(mine, specs, owned, now_s)
         if self.decider.source is not None:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
         for body in mine:
@@ -192,7 +192,7 @@ class Runtime:
             try:
                 outcome = reconciler.reconcile_service(
                     body,
-                    pools,
+                    specs,
                     owned.get((namespace, name), []),
                     self.ports,
                     now,
@@ -207,13 +207,14 @@ class Runtime:
                 telemetry.DECISIONS.labels(namespace, name).inc()
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
-        self.pools_cycle(pool_bodies, pools, planned_nodes)
+        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s)
 
     def decide(
         self,
         bodies: Sequence[Mapping[str, Any]],
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         owned: Mapping[tuple[str, str], list[reconciler.OwnedDeployment]],
+        now_s: float,
     ) -> tuple[dict[tuple[str, str], reconciler.ServiceDecision], dict[str, int]]:
         """The planner's decisions; if it fails, every service holds what it runs.
 
@@ -233,7 +234,7 @@ class Runtime:
             held = paused or spec.mode is v1alpha1.Mode.RECOMMEND
             inputs.append(decide.ServiceInput((meta["namespace"], meta["name"]), spec, held))
         try:
-            return self.decider.decide(inputs, pools, owned, time.time())
+            return self.decider.decide(inputs, pools, owned, now_s)
         except Exception as error:
             LOG.exception("the planner failed; every service holds its replicas")
             held = {}
@@ -251,6 +252,7 @@ class Runtime:
         pool_bodies: Mapping[str, Mapping[str, Any]],
         specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         planned_nodes: Mapping[str, int],
+        now_s: float,
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
@@ -262,7 +264,6 @@ class Runtime:
         by_node: dict[str, list[dict[str, Any]]] = {}
         for pod in scheduled:
             by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
-        now = time.time()
         for name, spec in specs.items():
             limits = node_rules.PoolLimits(
                 min_nodes=spec.min_nodes,
@@ -280,7 +281,7 @@ class Runtime:
                     managed,
                     self.pool_ports,
                     limits,
-                    now,
+                    now_s,
                     planned_nodes.get(name, 0),
                 )
             except errors.ClusterError as error:

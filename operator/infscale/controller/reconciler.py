@@ -15,8 +15,8 @@ from typing import Any
 
 import pydantic
 
-from infscale.api import quantity, v1alpha1
-from infscale.controller import desired
+from infscale.api import v1alpha1
+from infscale.controller import convert, desired
 from infscale.ports import errors, metrics, reporting, workloads
 
 LOG = logging.getLogger(__name__)
@@ -67,14 +67,12 @@ class Ports:
 
 
 def replicas_per_node(variant: v1alpha1.Variant, pool: v1alpha1.InferenceNodePoolSpec) -> int:
-    """How many replicas of the variant fit on one node of the pool (0: none fits)."""
-    fits = math.inf
-    for name, need in variant.resources.items():
-        need_value = quantity.parse(need)
-        if need_value > 0:
-            have = quantity.parse(pool.node.capacity.get(name, 0))
-            fits = min(fits, math.floor(have / need_value + 1e-9))
-    return 1 if fits == math.inf else int(fits)
+    """How many replicas of the variant fit on one node of the pool (0: none fits); a variant
+    that requests nothing counts as one per node."""
+    need = convert.resources(variant.resources)
+    if not any(value > 0 for value in need.as_dict().values()):
+        return 1
+    return need.fits_per_node(convert.resources(pool.node.capacity))
 
 
 def usd_per_rps(variant: v1alpha1.Variant, pool: v1alpha1.InferenceNodePoolSpec) -> float:
