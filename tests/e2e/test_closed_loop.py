@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "infscale.dev", "v1alpha1"
-# 4 rps, then 30 rps (needs about three 10-rps replicas), then 4 rps again.
-LOAD = "steps:4@40,30@80,4@150"
+# 4 rps, then 30 rps (needs about three 10-rps replicas), then 4 rps again for long enough that
+# the forecast (60 s level, 60 s peak hold) and the 15 s window have clearly played out.
+LOAD = "steps:4@40,30@80,4@210"
 
 
 def pool(name: str) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def pool_name(
         core.delete_node(node.metadata.name)
 
 
+@pytest.mark.timeout(600)  # about six minutes of emulated traffic; the default is 300 s
 def test_replicas_and_nodes_follow_emulated_load(
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
@@ -101,7 +103,7 @@ def test_replicas_and_nodes_follow_emulated_load(
             stdout=emulator_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         start = time.monotonic()
-        while time.monotonic() - start < 300 and emulator.poll() is None:
+        while time.monotonic() - start < 360 and emulator.poll() is None:
             body = custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, "inferenceservices", "chat"
             )
