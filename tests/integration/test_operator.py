@@ -316,7 +316,12 @@ def test_restart_mid_way_loses_nothing(
     try:
         cluster.create_service(service_manifest("chat", *pools))
         waiting.until(lambda: cluster.replicas("chat-small") == 1, timeout_s=30, what="chat-small")
-        decided = cluster.service("chat")["status"]["lastDecision"]
+        # The Deployment is applied before the status patch: wait for the decision to be written.
+        decided = waiting.until(
+            lambda: cluster.service("chat").get("status", {}).get("lastDecision"),
+            timeout_s=30,
+            what="a lastDecision in status",
+        )
     finally:
         first.kill()
 
