@@ -120,6 +120,14 @@ main() {
   [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]] && targets=(uv prometheus kwok etcd helm kubernetes)
   command -v go >/dev/null || die "Go >= 1.26 is needed to build the tools (https://go.dev/dl)"
   local t total=$SECONDS
+  # One builder at a time: a second caller (another test run, the demo) waits for the first
+  # instead of deleting the build directory under it.
+  mkdir -p "$TOOLS_DIR"
+  exec {lock}>"$TOOLS_DIR/.lock"
+  if ! flock -n "$lock"; then
+    log "another tools.sh is building; waiting for it"
+    flock "$lock"
+  fi
   for t in "${targets[@]}"; do
     if is_built "$t" "$(version_of "$t")"; then
       log "tool $t $(version_of "$t"): cached"

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.integration import crds as crd_files
-from tests.integration import operator_process, waiting
+from tests.integration import manifests, operator_process, waiting
 
 HOW_TO_START = (
     "start the local cluster with `hack/cluster-up.sh` (or run everything with `hack/test.sh`)"
@@ -112,3 +112,21 @@ def crds(api_client: client.ApiClient) -> None:
 @pytest.fixture(scope="session")
 def custom(api_client: client.ApiClient, crds: None) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+def pools(api_client: client.ApiClient, crds: None, unique_name: str) -> Iterator[tuple[str, str]]:
+    custom = client.CustomObjectsApi(api_client)
+    names = (f"{unique_name}-big", f"{unique_name}-small")
+    for name, gpus, price in ((names[0], 8, 55.04), (names[1], 1, 0.8048)):
+        custom.create_cluster_custom_object(
+            manifests.GROUP,
+            manifests.VERSION,
+            "inferencenodepools",
+            manifests.pool_manifest(name, gpus, price),
+        )
+    yield names
+    for name in names:
+        custom.delete_cluster_custom_object(
+            manifests.GROUP, manifests.VERSION, "inferencenodepools", name
+        )

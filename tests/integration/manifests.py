@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernetes import client
+
 GROUP, VERSION = "infscale.dev", "v1alpha1"
+POOL_LABEL = "infscale.dev/pool"
 
 
 def kwok_pool(
@@ -35,3 +38,86 @@ def kwok_pool(
             "provisioningSeconds": provisioning_s,
         },
     }
+
+
+def pool_manifest(name: str, gpus: int, usd_per_hour: float) -> dict[str, Any]:
+    return kwok_pool(name, gpus=gpus, usd_per_hour=usd_per_hour, provisioning_s=300)
+
+
+def service_manifest(name: str, big: str, small: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
+            "replicas": {"min": 1, "max": 10},
+            "variants": [
+                {
+                    "name": "big",
+                    "nodePool": big,
+                    "resources": {"nvidia.com/gpu": 1},
+                    "capacityRps": 30,
+                },
+                {
+                    "name": "small",
+                    "nodePool": small,
+                    "resources": {"nvidia.com/gpu": 1},
+                    "capacityRps": 6,
+                },
+            ],
+            "template": {
+                "metadata": {"annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "1s"}},
+                "spec": {"containers": [{"name": "server", "image": "emulated/server:v1"}]},
+            },
+        },
+    }
+
+
+class Cluster:
+    """Small helpers over the typed clients for the operator tests."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def service(self, name: str) -> dict[str, Any]:
+        result = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", name
+        )
+        assert isinstance(result, dict)
+        return result
+
+    def create_service(self, body: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", body
+        )
+
+    def patch_service(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", name, patch
+        )
+
+    def replicas(self, deployment: str) -> int | None:
+        try:
+            return int(
+                self.apps.read_namespaced_deployment(deployment, self.namespace).spec.replicas
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        for cond in (self.service(name).get("status") or {}).get("conditions", []):
+            if cond["type"] == kind:
+                return dict(cond)
+        return None
+
+    def event_reasons(self, name: str) -> list[str]:
+        events = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        ).items
+        return [str(e.reason) for e in events]

@@ -59,6 +59,7 @@ class FakePrometheus:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.failing: set[str] = set()
+        self.rejected: set[str] = set()
         self.texts: list[str] = []
 
     def __call__(self, text: str) -> list[dict[str, Any]]:
@@ -69,6 +70,8 @@ class FakePrometheus:
                 name = match.group(1)
                 if name in self.failing:
                     raise ConnectionError("connection refused")
+                if name in self.rejected:
+                    raise ValueError("HTTP 400: bad_data")
                 return self.rows.get((kind, name), [])
         raise AssertionError(f"unexpected query {text}")
 
@@ -256,6 +259,31 @@ def test_prometheus_error_is_unknown_with_the_reason() -> None:
     result = adapter(fake).observe([query()])[("team-a", "chat")]
     assert result.total.rps is None
     assert any("failed: connection refused" in r for r in result.unknown)
+
+
+def test_an_unreachable_prometheus_costs_one_query_per_round() -> None:
+    def down(text: str) -> list[dict[str, Any]]:
+        calls.append(text)
+        raise TimeoutError("read timed out")
+
+    calls: list[str] = []
+    source = prometheus.PrometheusMetrics(down, clock=lambda: NOW)
+    results = source.observe([query(), query(service="embed")])
+    assert len(calls) == 1
+    for result in results.values():
+        assert result.total.rps is None
+        assert any("skipped: Prometheus unreachable (TimeoutError)" in r for r in result.unknown)
+
+
+def test_a_bad_query_does_not_skip_the_others() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.rejected.add("vllm:time_to_first_token_seconds")
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.total.rps == 5
+    assert result.total.latency_s is None
+    assert any("bad_data" in r for r in result.unknown)
+    assert not any("skipped" in r for r in result.unknown)
 
 
 def test_partial_one_variant_missing() -> None:

@@ -234,14 +234,22 @@ class PrometheusMetrics:
         families = self._families(resolved.values())
         results: dict[Family, dict[tuple[str, str], _Series]] = {}
         errors: dict[Family, str] = {}
+        unreachable: str | None = None
         for family, keys in families.items():
+            if unreachable is not None:
+                # One timeout per round, not one per family: a hung Prometheus must not stall
+                # the cycle for every service.
+                errors[family] = f"Prometheus query for {family[1]} skipped: {unreachable}"
+                continue
             text = self.builder.build(family, keys)
             self._queries_issued += 1
             try:
                 rows = self._query(text)
             except Exception as error:  # every backend failure becomes "unknown", with a reason
-                LOG.warning("Prometheus query for %s failed: %s", family[1], error)
+                LOG.warning("Prometheus query for %s failed: %s", family[1], _short(error))
                 errors[family] = f"Prometheus query for {family[1]} failed: {_short(error)}"
+                if _is_unreachable(error):
+                    unreachable = f"Prometheus unreachable ({type(error).__name__})"
                 continue
             results[family] = self._parse(family, rows, set(keys))
         now = self._clock()
@@ -394,6 +402,14 @@ class PrometheusMetrics:
         )
 
 
+def _is_unreachable(error: BaseException) -> bool:
+    """A connection failure or timeout (the server is down or hung), as opposed to an answer
+    about one query (a bad query, an overload of one expensive family)."""
+    import requests
+
+    return isinstance(error, (requests.ConnectionError, requests.Timeout, TimeoutError, OSError))
+
+
 def _short(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return text if len(text) <= 200 else text[:200] + "..."
@@ -411,7 +427,8 @@ def connect(
 ) -> QueryFn:
     """A query function for a Prometheus at `url`, with auth, TLS, a timeout and retries.
 
-    Retries back off exponentially on connection errors and 5xx answers; the last failure raises.
+    Retries back off exponentially on refused connections and 5xx answers; the last failure
+    raises.
     """
     import requests
     from prometheus_api_client import PrometheusConnect
@@ -426,7 +443,10 @@ def connect(
         auth=basic_auth,
         session=session,
         timeout=timeout_s,
-        retry=Retry(total=retries, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)),
+        # A read timeout is not retried: a hung server would cost (retries + 1) x timeout.
+        retry=Retry(
+            total=retries, read=0, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)
+        ),
         method="POST",
     )
 

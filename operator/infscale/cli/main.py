@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
+import uuid
 
 import infscale
 
@@ -48,6 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-address", default=None, help="serve operator metrics, e.g. 0.0.0.0:8081"
     )
+    run.add_argument(
+        "--prometheus-timeout", type=float, default=10.0, help="seconds per PromQL query"
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a Lease (run several replicas for high availability)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+    )
+    run.add_argument("--leader-election-id", default="infscale-leader", help="the Lease's name")
+    run.add_argument(
+        "--lease-duration", type=float, default=15.0, help="seconds (client-go default 15)"
+    )
+    run.add_argument(
+        "--renew-deadline", type=float, default=10.0, help="seconds (client-go default 10)"
+    )
+    run.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
     run.add_argument("--verbose", action="store_true", help="debug logging")
     from infscale.emulator import main as emulator
 
@@ -85,9 +109,24 @@ def run_operator(args: argparse.Namespace) -> int:
         prometheus_ca_file=args.prometheus_ca_file,
         prometheus_basic_auth_file=args.prometheus_basic_auth_file,
         metrics_rate_window_seconds=args.rate_window,
+        prometheus_timeout_seconds=args.prometheus_timeout,
         metrics_staleness_seconds=max(1.5 * args.rate_window, 10.0),
     )
-    runtime = handlers.Runtime(settings, kube_client.api_client())
+    api_client = kube_client.api_client()
+    elector = None
+    if args.leader_elect:
+        from infscale.adapters import leases
+        from infscale.controller import leader
+
+        identity = os.environ.get("POD_NAME") or socket.gethostname()
+        elector = leader.LeaderElector(
+            leases.KubernetesLeases(
+                api_client, args.leader_election_namespace, args.leader_election_id
+            ),
+            f"{identity}_{uuid.uuid4().hex[:8]}",
+            leader.Timing(args.lease_duration, args.renew_deadline, args.retry_period),
+        )
+    runtime = handlers.Runtime(settings, api_client, elector)
     if args.metrics_address:
         from infscale.controller import telemetry
 

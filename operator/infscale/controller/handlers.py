@@ -19,11 +19,11 @@ import kopf
 import pydantic
 from kubernetes import client
 
-from infscale.adapters import cluster_nodes, pools_fixed, pools_kwok, prometheus
+from infscale.adapters import cluster_nodes, pools_clusterapi, pools_fixed, pools_kwok, prometheus
 from infscale.adapters import deployments as deployments_adapter
 from infscale.adapters import reporting as reporting_adapter
 from infscale.api import v1alpha1
-from infscale.controller import decide, desired, pools, reconciler, telemetry
+from infscale.controller import decide, desired, leader, pools, reconciler, telemetry
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
 from infscale.ports import errors
@@ -52,8 +52,14 @@ def _owned(body: Mapping[str, Any]) -> reconciler.OwnedDeployment:
 class Runtime:
     """The loop: wakes on changes or every interval, snapshots the indexes, reconciles all."""
 
-    def __init__(self, settings: OperatorSettings, api_client: client.ApiClient) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        api_client: client.ApiClient,
+        elector: leader.LeaderElector | None = None,
+    ) -> None:
         self.settings = settings
+        self.elector = elector
         self.deployments = deployments_adapter.KubernetesDeployments(api_client)
         self.ports = reconciler.Ports(
             workloads=self.deployments,
@@ -67,7 +73,7 @@ class Runtime:
                 "kwok": pools_kwok.KwokPools(api_client),
                 "external": pools_fixed.FixedPools("external"),
                 "static": pools_fixed.FixedPools("static"),
-                "clusterapi": pools_fixed.FixedPools("clusterapi (not supported yet)"),
+                "clusterapi": pools_clusterapi.ClusterApiPools(api_client),
             },
             status=reporter,
             events=reporter,
@@ -89,6 +95,7 @@ class Runtime:
                     bearer_token=token,
                     basic_auth=basic_auth,
                     ca_file=settings.prometheus_ca_file,
+                    timeout_s=settings.prometheus_timeout_seconds,
                 ),
                 rate_window_s=settings.metrics_rate_window_seconds,
                 staleness_s=settings.metrics_staleness_seconds,
@@ -97,6 +104,7 @@ class Runtime:
         self._wakeup = asyncio.Event()
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._election: asyncio.Task[None] | None = None
         self._seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def wake(self) -> None:
@@ -124,10 +132,29 @@ class Runtime:
     def start(self, indexes: dict[str, kopf.Index[Any, Any]]) -> None:
         self._indexes = indexes
         self._task = asyncio.create_task(self._run(), name="infscale-reconcile-loop")
+        if self.elector is not None:
+            self._election = asyncio.create_task(self._elect(), name="infscale-leader-election")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._election):
+            if task is not None:
+                task.cancel()
+        if self.elector is not None:
+            await asyncio.to_thread(self.elector.release)
+
+    def may_act(self) -> bool:
+        """Whether this replica may write: always alone, only as the leader among several."""
+        return self.elector is None or self.elector.is_leader()
+
+    async def _elect(self) -> None:
+        assert self.elector is not None
+        while True:
+            was_leader = self.elector.is_leader()
+            leading = await asyncio.to_thread(self.elector.step)
+            telemetry.LEADER.set(1 if leading else 0)
+            if leading and not was_leader:
+                self.wake()
+            await asyncio.sleep(self.elector.timing.retry_s)
 
     async def _run(self) -> None:
         # kopf calls event handlers only after every index is filled: the first wake-up means the
@@ -136,6 +163,11 @@ class Runtime:
         while True:
             await asyncio.sleep(self.settings.debounce_seconds)
             self._wakeup.clear()
+            if not self.may_act():
+                LOG.debug("not the leader: standing by")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.settings.interval_seconds)
+                continue
             snapshot = self._snapshot()
             started = time.monotonic()
             try:
@@ -189,6 +221,9 @@ class Runtime:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
         for body in mine:
             namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+            if not self.may_act():
+                LOG.warning("leadership lost mid-cycle: no further writes")
+                return
             try:
                 outcome = reconciler.reconcile_service(
                     body,
@@ -207,7 +242,8 @@ class Runtime:
                 telemetry.DECISIONS.labels(namespace, name).inc()
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
-        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s)
+        if self.may_act():
+            self.pools_cycle(pool_bodies, specs, planned_nodes, now_s)
 
     def decide(
         self,
@@ -265,6 +301,8 @@ class Runtime:
         for pod in scheduled:
             by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
         for name, spec in specs.items():
+            if not self.may_act():
+                return
             limits = node_rules.PoolLimits(
                 min_nodes=spec.min_nodes,
                 max_nodes=spec.max_nodes,

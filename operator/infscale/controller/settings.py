@@ -30,6 +30,9 @@ class OperatorSettings(BaseModel):
     """File holding `user:password` for Prometheus basic auth (a mounted Secret); never logged."""
     prometheus_ca_file: str | None = None
     """CA bundle that signs Prometheus' TLS certificate (a mounted Secret or ConfigMap)."""
+    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Seconds one PromQL query may take (default 10). A hung Prometheus costs one timeout per
+    cycle: the rest of that round is skipped and every signal is unknown."""
     metrics_rate_window_seconds: int = Field(default=60, ge=5, le=3600)
     """Window of the PromQL rate() over counters and histograms (default 60 s: four scrapes at
     Prometheus' usual 15 s interval)."""

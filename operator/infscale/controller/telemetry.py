@@ -30,6 +30,9 @@ SERVICE_COST = Gauge("infscale_service_usd_per_hour", "Node cost share", SERVICE
 ATTAINMENT = Gauge(
     "infscale_slo_attainment", "Share of requests within the SLO", SERVICE, registry=REGISTRY
 )
+LEADER = Gauge(
+    "infscale_leader", "1 while this replica holds the leader Lease and acts", registry=REGISTRY
+)
 POOL_NODES = Gauge("infscale_pool_nodes", "Nodes per pool", ("pool", "state"), registry=REGISTRY)
 POOL_COST = Gauge(
     "infscale_pool_usd_per_hour", "Cost of a pool's nodes", ("pool",), registry=REGISTRY
