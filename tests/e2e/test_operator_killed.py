@@ -135,11 +135,11 @@ def test_three_sigkills_lose_and_duplicate_nothing(
             assert all(c == 1 for c in counted.values()), f"duplicate nodes {counted}"
             assert not any(n.spec.unschedulable for n in nodes(pool)), "a node left cordoned"
         deployments = sorted(
-            d.metadata.name for d in cluster.apps.list_namespaced_deployment(namespace).items
+            str(d.metadata.name) for d in cluster.apps.list_namespaced_deployment(namespace).items
         )
         assert deployments == ["chat-gpu", "embed-gpu"], f"orphans: {deployments}"
         pods = cluster.core.list_namespaced_pod(namespace).items
-        assert sorted(p.status.phase for p in pods) == ["Running"] * 4
+        assert sorted(str(p.status.phase) for p in pods) == ["Running"] * 4
         assert len(operators) == 4
         for process in operators:
             assert "Traceback" not in process.log(), process.log()[-3000:]

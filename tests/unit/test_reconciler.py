@@ -187,6 +187,27 @@ def test_missing_node_pool_is_a_condition_not_a_crash() -> None:
     assert [r for t, r, _ in cluster.events if t == "Warning"] == ["NodePoolNotFound"], "repeated"
 
 
+def test_pods_the_scheduler_refuses_beyond_provisioning_time_are_reported() -> None:
+    cluster = fakes.FakeCluster()
+    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    provisioning = pools()["gpu-l4"].provisioning_seconds
+    taint = "0/3 nodes are available: 3 node(s) had untolerated taint {x: }"
+
+    def capacity(waited_s: float) -> dict[str, Any]:
+        body = {**chat(), "status": cluster.statuses.get(("team-a", "chat"))}
+        stuck = [reconciler.StuckPod("l4", waited_s, taint)]
+        reconciler.reconcile_service(body, pools(), owned_from(cluster), ports, NOW, None, stuck)
+        conditions = cluster.statuses[("team-a", "chat")]["conditions"]
+        return next(c for c in conditions if c["type"] == "CapacityAvailable")
+
+    assert capacity(provisioning)["status"] == "True", "a node may still be on its way"
+    late = capacity(provisioning + 31)
+    assert (late["status"], late["reason"]) == ("False", "PodsUnschedulable")
+    assert "variant l4" in late["message"]
+    assert taint in late["message"]
+    assert [r for t, r, _ in cluster.events if t == "Warning"] == ["PodsUnschedulable"]
+
+
 class RejectingCluster(fakes.FakeCluster):
     """An API server that refuses the Deployment of one variant."""
 

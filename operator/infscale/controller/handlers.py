@@ -216,6 +216,8 @@ class Runtime:
             if not self.settings.namespaces
             or b["metadata"]["namespace"] in self.settings.namespaces
         ]
+        managed = self.nodes.managed_pods()
+        stuck = stuck_pods(managed, now_s)
         decisions, planned_nodes = self.decide(mine, specs, owned, now_s)
         if self.decider.source is not None:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
@@ -232,6 +234,8 @@ class Runtime:
                     self.ports,
                     now,
                     decisions.get((namespace, name)),
+                    stuck.get((namespace, name), ()),
+                    grace_s=2 * self.settings.interval_seconds + 10,
                 )
             except errors.ClusterError as error:
                 telemetry.ERRORS.labels("service").inc()
@@ -243,7 +247,7 @@ class Runtime:
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
         if self.may_act():
-            self.pools_cycle(pool_bodies, specs, planned_nodes, now_s)
+            self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, managed)
 
     def decide(
         self,
@@ -289,13 +293,14 @@ class Runtime:
         specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         planned_nodes: Mapping[str, int],
         now_s: float,
+        managed_pods: Sequence[Mapping[str, Any]],
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
             return
         all_nodes, scheduled = self.nodes.snapshot()
         managed = [
-            p for p in self.nodes.managed_pods() if desired.SERVICE_LABEL in p["metadata"]["labels"]
+            dict(p) for p in managed_pods if desired.SERVICE_LABEL in p["metadata"]["labels"]
         ]
         by_node: dict[str, list[dict[str, Any]]] = {}
         for pod in scheduled:
@@ -335,6 +340,31 @@ class Runtime:
             )
             if outcome.created or outcome.deleted or outcome.held:
                 LOG.info("pool %s: %s", name, outcome)
+
+
+def stuck_pods(
+    pods: Iterable[Mapping[str, Any]], now_s: float
+) -> dict[tuple[str, str], list[reconciler.StuckPod]]:
+    """Managed pods the scheduler refused, per (namespace, service)."""
+    stuck: dict[tuple[str, str], list[reconciler.StuckPod]] = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                created = pools.parse_time(meta.get("creationTimestamp")) or now_s
+                key = (meta["namespace"], labels.get(desired.SERVICE_LABEL, ""))
+                stuck.setdefault(key, []).append(
+                    reconciler.StuckPod(
+                        variant=labels.get(desired.VARIANT_LABEL, ""),
+                        unschedulable_s=now_s - created,
+                        message=str(condition.get("message") or "no reason given"),
+                    )
+                )
+    return stuck
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:

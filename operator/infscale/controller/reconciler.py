@@ -60,6 +60,17 @@ class Outcome:
 
 
 @dataclasses.dataclass(frozen=True)
+class StuckPod:
+    """A pod of the service the scheduler has refused (PodScheduled=False, Unschedulable)."""
+
+    variant: str
+    unschedulable_s: float
+    """Seconds since the pod was created."""
+    message: str
+    """The scheduler's reason, e.g. `0/4 nodes are available: 4 node(s) had untolerated taint`."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Ports:
     workloads: workloads.WorkloadScaler
     status: reporting.StatusWriter
@@ -135,9 +146,15 @@ def reconcile_service(
     ports: Ports,
     now: str,
     decision: ServiceDecision | None = None,
+    stuck_pods: Sequence[StuckPod] = (),
+    grace_s: float = 30.0,
 ) -> Outcome:
     """Bring the service's Deployments, status and Events in line with its spec and the
-    planner's decision (without one, or with replicas.fixed set: the baseline split)."""
+    planner's decision (without one, or with replicas.fixed set: the baseline split).
+
+    Pods the scheduler has refused for longer than their pool's provisioning time plus
+    `grace_s` are reported (CapacityAvailable=False): a node that never takes them (a foreign
+    taint, a too-small shape) is a fault no added node can fix."""
     outcome = Outcome()
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
@@ -217,8 +234,10 @@ def reconcile_service(
                 "is no longer in the spec", outcome,
             )  # fmt: skip
 
+    unschedulable = _unschedulable_message(spec, pools, stuck_pods, grace_s)
     status = _status(
         service=service,
+        unschedulable=unschedulable,
         body=body,
         pools=pools,
         plan=recommended,
@@ -240,15 +259,42 @@ def reconcile_service(
             missing_pools_message(missing_pools),
             outcome,
         )
+    if unschedulable and not _had_condition(previous_conditions, "CapacityAvailable", "False"):
+        _event(ports, body, "Warning", "PodsUnschedulable", unschedulable, outcome)
     outcome.status = status
     if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
         _write_status(ports, body, status, outcome)
     return outcome
 
 
+def _unschedulable_message(
+    spec: v1alpha1.InferenceServiceSpec,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    stuck_pods: Sequence[StuckPod],
+    grace_s: float,
+) -> str:
+    by_variant = {v.name: v for v in spec.variants}
+    parts = []
+    for name in sorted({p.variant for p in stuck_pods}):
+        variant = by_variant.get(name)
+        pool = pools.get(variant.node_pool) if variant else None
+        if variant is None or pool is None:
+            continue
+        waited = [p for p in stuck_pods if p.variant == name]
+        late = [p for p in waited if p.unschedulable_s > pool.provisioning_seconds + grace_s]
+        if late:
+            parts.append(
+                f"{len(late)} pod(s) of variant {name} unschedulable for over "
+                f"{pool.provisioning_seconds + grace_s:.0f} s on pool {variant.node_pool}: "
+                f"{late[0].message}"
+            )
+    return "; ".join(parts)[:1000]
+
+
 def _status(
     *,
     service: v1alpha1.InferenceService,
+    unschedulable: str,
     body: Mapping[str, Any],
     pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
     plan: Mapping[str, int],
@@ -292,6 +338,8 @@ def _status(
         capacity = cond(
             "CapacityAvailable", False, "NodePoolNotFound", missing_pools_message(missing_pools)
         )
+    elif unschedulable:
+        capacity = cond("CapacityAvailable", False, "PodsUnschedulable", unschedulable)
     else:
         capacity = cond("CapacityAvailable", True, "NodePoolsFound", "every node pool exists")
     if rejected:
