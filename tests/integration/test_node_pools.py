@@ -217,3 +217,63 @@ def test_a_pod_disruption_budget_holds_a_node_until_it_allows_eviction(
     finally:
         operator.stop()
         print(operator.log()[-4000:])
+
+
+def test_an_operator_killed_during_a_scale_down_neither_loses_nor_duplicates_nodes(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    pool_name: str,
+    tmp_path: Path,
+) -> None:
+    seen: set[str] = set()
+
+    def nodes_now() -> set[str]:
+        names = {str(n.metadata.name) for n in pool_nodes(core, pool_name)}
+        seen.update(names)
+        return names
+
+    log = tmp_path / "operator.log"
+    operator = OperatorProcess(log, 1.0, "--node-cooldown", "3")
+    operator.start()
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "inferenceservices", service(pool_name, 3)
+        )
+        waiting.until(lambda: len(ready_pods(core, namespace)) == 3, timeout_s=60, what="3 ready")
+        assert len(nodes_now()) == 3
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "inferenceservices", "chat",
+            {"spec": {"replicas": {"fixed": 1}}},
+        )  # fmt: skip
+
+        def cooling_down() -> bool:
+            nodes_now()
+            return any(
+                "infscale.dev/empty-since" in (n.metadata.annotations or {})
+                for n in pool_nodes(core, pool_name)
+            )
+
+        # Killed while empty nodes cool down (their markers live on the nodes), and again
+        # right after the first node went.
+        waiting.until(cooling_down, timeout_s=30, what="an empty node cooling down")
+        operator.kill()
+        operator = OperatorProcess(log, 1.0, "--node-cooldown", "3")
+        operator.start()
+        waiting.until(lambda: len(nodes_now()) < 3, timeout_s=60, what="a node removed")
+        operator.kill()
+        operator = OperatorProcess(log, 1.0, "--node-cooldown", "3")
+        operator.start()
+        serving = ready_pods(core, namespace)
+        assert len(serving) == 1
+        keep = {serving[0].spec.node_name}
+        waiting.until(lambda: nodes_now() == keep, timeout_s=60, what=f"only {keep} left")
+        time.sleep(3)
+        assert nodes_now() == keep
+        assert len(seen) == 3, f"no node bought during the scale-down: {sorted(seen)}"
+        assert [p.metadata.name for p in ready_pods(core, namespace)] == [
+            serving[0].metadata.name
+        ], "the serving replica was never disturbed"
+    finally:
+        operator.stop()
+        print(operator.log()[-4000:])

@@ -23,5 +23,8 @@ class FixedPools:
     ) -> list[str]:
         raise errors.ClusterError(f"pool {pool} is {self.kind}: infscale does not add its nodes")
 
+    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+        return 0
+
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:
         raise errors.ClusterError(f"pool {pool} is {self.kind}: infscale does not remove its nodes")

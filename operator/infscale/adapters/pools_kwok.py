@@ -63,6 +63,9 @@ class KwokPools:
             names.append(name)
         return names
 
+    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+        return 0  # the Node exists as soon as create_nodes returns
+
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:
         try:
             self._core.delete_node(node)

@@ -119,13 +119,16 @@ class MachineDeploymentRef(ApiModel):
     """The Cluster API MachineDeployment that backs the pool."""
 
     namespace: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    """Namespace of the MachineDeployment (cluster.x-k8s.io/v1beta1)."""
     name: str = Field(min_length=1, max_length=253)
+    """Name of the MachineDeployment."""
 
 
 class ClusterApiProvider(ApiModel):
     """Nodes are Machines of a Cluster API MachineDeployment, resized by its scale subresource."""
 
     machine_deployment: MachineDeploymentRef
+    """The MachineDeployment whose Machines (with the pool's labels and taints) are the nodes."""
 
 
 class ExternalProvider(ApiModel):

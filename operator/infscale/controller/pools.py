@@ -6,6 +6,12 @@ drains), advance drains (evict through the Eviction API, delete a node only once
 DaemonSet pods is left and no foreign pod ever was), and report in status and Events. Every
 marker lives on the node or in the pool's status, so a restarted operator continues where the
 last one stopped.
+
+A provider may remove a node later than it is asked to (clusterapi: Cluster API drains and
+deletes the Machine's node). Such a node is marked `infscale.dev/removing-since`: it is leaving,
+so it is neither counted as active nor revived; it still costs until it is gone, and the
+(idempotent) removal is asked for again each cycle in case someone undid it. Likewise nodes asked
+for that have not appeared yet (`pending_nodes`) count as provisioning nodes.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from infscale.ports import errors, nodepools, reporting
 
 LOG = logging.getLogger(__name__)
 Manifest = dict[str, Any]
+REMOVING_ANNOTATION = "infscale.dev/removing-since"
 
 
 class NodeWriter(Protocol):
@@ -155,6 +162,16 @@ def reconcile_pool(
     provider = ports.providers[kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
 
+    leaving = [
+        n for n in members if REMOVING_ANNOTATION in (n["metadata"].get("annotations") or {})
+    ]
+    members = [n for n in members if n not in leaving]
+    for node in leaving:
+        try:
+            provider.delete_node(name, spec, node["metadata"]["name"])
+        except errors.ClusterError as error:
+            LOG.error("%s", error)
+
     for node in members:
         taints = node.get("spec", {}).get("taints") or []
         conditions = node.get("status", {}).get("conditions") or []
@@ -177,6 +194,13 @@ def reconcile_pool(
             ports.nodes.patch_node(current.name, _annotate(cn.EMPTY_ANNOTATION, None))
             current = dataclasses.replace(current, empty_since_s=None)
         node_facts.append(current)
+    # Nodes asked for that have not appeared yet (clusterapi machines still provisioning) count,
+    # so they are not bought twice; never Ready, never drained (never empty for the cool-down).
+    pending = provider.pending_nodes(name, spec)
+    node_facts += [
+        node_rules.NodeFacts(name=f"provisioning-{i + 1}", ready=False, created_s=now_s)
+        for i in range(pending)
+    ]
 
     shape = convert.resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
     pods = [(convert.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
@@ -210,9 +234,12 @@ def reconcile_pool(
         _advance_drain(
             name, spec, node_name, pods_by_node.get(node_name, []), provider, ports, outcome
         )
+    for node_name in outcome.deleted:
+        # Gone already (kwok: the patch finds nothing) or leaving soon (clusterapi).
+        ports.nodes.patch_node(node_name, _annotate(REMOVING_ANNOTATION, format_time(now_s)))
 
     ready = sum(1 for n in node_facts if n.ready and n.name not in outcome.deleted)
-    count = len(node_facts) - len(outcome.deleted) + len(outcome.created)
+    count = len(node_facts) - len(outcome.deleted) + len(outcome.created) + len(leaving)
     allocatable: dict[str, float] = {}
     for node in members:
         if _ready(node) and node["metadata"]["name"] not in outcome.deleted:

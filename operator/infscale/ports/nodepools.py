@@ -16,12 +16,21 @@ class NodePoolProvider(Protocol):
     def create_nodes(
         self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, count: int
     ) -> list[str]:
-        """Ask for `count` more nodes; returns their names. Each appears with the pool's labels,
-        taints and the startup taint until it is ready. Not idempotent: every call adds nodes.
+        """Ask for `count` more nodes; returns their names (or, where nodes are named later, as
+        with clusterapi, one description per requested machine). Each node appears with the
+        pool's labels and taints (kwok: and the startup taint until Ready). Not idempotent:
+        every call adds nodes; callers count `pending_nodes` first.
         Raises `infscale.ports.errors.ClusterError` on failure."""
         ...
 
+    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+        """Nodes asked for that have no Node object yet (clusterapi: Machines still
+        provisioning); 0 where nodes appear at once. Read from the cluster, so it survives a
+        restart. Raises `infscale.ports.errors.ClusterError` on failure."""
+        ...
+
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:
-        """Remove an empty, cordoned node; a node already gone is not an error.
+        """Remove an empty, cordoned node; a node already gone is not an error. Idempotent.
+        The node may outlive the call (clusterapi: Cluster API drains and deletes it later).
         Raises `infscale.ports.errors.ClusterError` on failure."""
         ...

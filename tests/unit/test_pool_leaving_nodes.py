@@ -1,0 +1,112 @@
+"""The pool controller with a provider whose nodes come and go later (clusterapi): a node whose
+removal was asked for is leaving, never revived nor drained again, and its removal is re-asserted;
+nodes asked for but not there yet count, so they are not bought twice."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from infscale.api import v1alpha1
+from infscale.controller import pools
+from infscale.domain import nodes as node_rules
+
+NOW = 10_000.0
+POOL: dict[str, Any] = {
+    "metadata": {"name": "p", "generation": 1},
+    "spec": {
+        "provider": {"clusterapi": {"machineDeployment": {"namespace": "capi", "name": "md"}}},
+        "node": {"capacity": {"cpu": "8", "memory": "32Gi"}, "labels": {"pool": "p"}},
+        "usdPerHour": 1.0,
+        "maxNodes": 5,
+    },
+}
+LIMITS = node_rules.PoolLimits(min_nodes=0, max_nodes=5, scale_down_cooldown_s=0)
+
+
+@dataclasses.dataclass
+class Recorder:
+    calls: list[str] = dataclasses.field(default_factory=list)
+    can_create: bool = True
+    pending: int = 0
+
+    def patch_node(self, name: str, patch: dict[str, Any]) -> None:
+        self.calls.append(f"patch {name} {patch}")
+
+    def evict(self, namespace: str, name: str) -> str | None:
+        self.calls.append(f"evict {name}")
+        return None
+
+    def create_nodes(
+        self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, count: int
+    ) -> list[str]:
+        self.calls.append(f"create {count}")
+        return [f"new{i}" for i in range(count)]
+
+    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+        return self.pending
+
+    def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:
+        self.calls.append(f"delete {node}")
+
+    def write_pool_status(self, name: str, status: dict[str, Any]) -> None:
+        pass
+
+    def record(self, involved: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        self.calls.append(f"event {reason}")
+
+
+def node(name: str, **annotations: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"pool": "p"},
+            "annotations": annotations,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"unschedulable": bool(annotations)},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def reconcile(
+    members: list[dict[str, Any]], planned: int, pending: int = 0
+) -> tuple[Recorder, pools.PoolOutcome]:
+    recorder = Recorder(pending=pending)
+    ports = pools.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
+    outcome = pools.reconcile_pool("p", POOL, members, {}, [], ports, LIMITS, NOW, planned)
+    return recorder, outcome
+
+
+def test_a_leaving_node_is_not_revived_and_its_removal_is_reasserted() -> None:
+    leaving = node(
+        "old",
+        **{
+            "infscale.dev/draining-since": "2026-01-01T00:00:00Z",
+            pools.REMOVING_ANNOTATION: "2026-01-01T00:00:00Z",
+        },
+    )
+    recorder, outcome = reconcile([leaving], planned=1)
+    assert "delete old" in recorder.calls
+    assert not any(c.startswith("patch old") for c in recorder.calls), "not uncordoned"
+    assert "create 1" in recorder.calls, "a replacement, since the leaving node does not count"
+    assert outcome.deleted == []
+    assert outcome.status["usdPerHour"] == 2.0, "the leaving node costs until it is gone"
+
+
+def test_a_removed_node_is_marked_leaving() -> None:
+    draining = node("idle", **{"infscale.dev/draining-since": "2026-01-01T00:00:00Z"})
+    recorder, outcome = reconcile([draining], planned=0)
+    assert outcome.deleted == ["idle"]
+    assert recorder.calls.index("delete idle") < next(
+        i for i, c in enumerate(recorder.calls) if pools.REMOVING_ANNOTATION in c
+    )
+
+
+def test_nodes_still_provisioning_are_not_bought_again_and_cost() -> None:
+    recorder, outcome = reconcile([node("a")], planned=3, pending=2)
+    assert not any(c.startswith("create") for c in recorder.calls)
+    assert outcome.status["usdPerHour"] == 3.0
+    assert outcome.status["readyNodes"] == 1
+    recorder, _ = reconcile([node("a")], planned=4, pending=2)
+    assert "create 1" in recorder.calls
