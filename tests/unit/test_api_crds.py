@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,14 @@ def test_schema_is_structural(build: Any) -> None:
 def test_quantities_are_int_or_string() -> None:
     schema = crd.inference_node_pool_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     capacity = schema["properties"]["spec"]["properties"]["node"]["properties"]["capacity"]
-    assert capacity["additionalProperties"] == {"x-kubernetes-int-or-string": True}
+    values = capacity["additionalProperties"]
+    assert values["x-kubernetes-int-or-string"] is True
+    assert values["minimum"] == 0
+    pattern = re.compile(values["pattern"])
+    for good in ("1", "500m", "32Gi", "1.5", "1e3", "+2", ".5", "2E-3"):
+        assert pattern.match(good), good
+    for bad in ("", "-1", "1GiB", "abc", "1 Gi", "0x10"):
+        assert not pattern.match(bad), bad
 
 
 def test_inference_service_has_the_scale_subresource() -> None:

@@ -9,7 +9,7 @@ a message a user understands; the docstring of each field becomes its `kubectl e
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -19,8 +19,15 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 PAUSED_ANNOTATION = "infscale.dev/paused"
 
-# A Kubernetes quantity: 1, "500m", "32Gi".
-Quantity = int | str
+# A non-negative Kubernetes quantity: 1, "500m", "32Gi", "1.5e3" (the API server checks the
+# pattern on strings and the minimum on integers; the operator reads only accepted objects).
+QUANTITY = (
+    r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+    r"([KMGTPE]i|[numkMGTPE]|[eE][+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))?$"
+)
+Quantity = Annotated[
+    int | str, Field(json_schema_extra={"pattern": QUANTITY, "maxLength": 64, "minimum": 0})
+]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A resource name such as cpu, memory or nvidia.com/gpu.
 RESOURCE_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"
