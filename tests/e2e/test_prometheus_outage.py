@@ -102,7 +102,7 @@ def test_prometheus_outage_never_scales_down(
             lambda: set(metrics_available().values()) == {"True"} and min(replicas().values()) >= 2,
             timeout_s=120, what="every service reading metrics at >= 2 replicas",
         )  # fmt: skip
-        time.sleep(20)  # steady state: the load is constant
+        time.sleep(10)  # steady state: the load is constant
         before, nodes_before = replicas(), nodes()
         print(f"before the outage: replicas {before}, nodes {nodes_before}")
 

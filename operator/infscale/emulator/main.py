@@ -44,7 +44,7 @@ SUPPORTED_PRESETS = ("vllm", "tgi", "sglang")
 
 def load_trace(spec: str, seed: int) -> traces.Trace:
     """`synthetic`, `poisson:RPS[:SECONDS]`, `steps:RPS@SECONDS,...` (piecewise-constant
-    Poisson), or a file (Azure LLM .csv, Mooncake .jsonl)."""
+    Poisson), or a file (Azure LLM .csv, Azure Functions per-minute .csv, Mooncake .jsonl)."""
     if spec == "synthetic":
         return traces.synthetic(seed=seed)
     if spec.startswith("steps:"):
@@ -62,6 +62,11 @@ def load_trace(spec: str, seed: int) -> traces.Trace:
     path = pathlib.Path(spec)
     if path.suffix == ".jsonl":
         return traces.read_mooncake(path, seed=seed)
+    with path.open() as handle:
+        if handle.readline().startswith("HashFunction"):
+            # Azure Functions per-minute counts: a day's shape at 5 rps on average
+            # (--rate-scale changes the mean).
+            return traces.read_azure_functions(path, mean_rps=5.0, seed=seed)
     return traces.read_azure_llm(path)
 
 
