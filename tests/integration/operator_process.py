@@ -22,6 +22,8 @@ class OperatorProcess:
         self.interval_s = interval_s
         self.extra_args = extra_args
         self.metrics_url = ""
+        self.env: dict[str, str] = {}
+        """Extra environment, e.g. a KUBECONFIG with other credentials."""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -37,7 +39,7 @@ class OperatorProcess:
                 *self.extra_args,
             ],
             cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator"), **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from kubernetes import client, config
+from urllib3.util.retry import Retry
+
+THROTTLE_RETRY = Retry(
+    total=6,
+    connect=2,
+    read=0,
+    status=6,
+    status_forcelist=(429,),
+    allowed_methods=None,  # a 429 means the request was not served: safe to repeat any verb
+    backoff_factor=0.25,
+    backoff_max=8,
+    respect_retry_after_header=True,
+    raise_on_status=False,  # out of retries: the 429 surfaces as an ApiException
+)
+"""API Priority and Fairness answers 429 with Retry-After when it sheds load: wait and retry.
+Conflicts (409) need no retry here: Deployments are server-side applied with force and status
+is merge-patched, neither carries a resourceVersion; the Lease handles its own."""
 
 
 def api_client() -> client.ApiClient:
     """A client for the cluster the operator runs against."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        loaded = config.new_client_from_config()  # type: ignore[no-untyped-call]
-        assert isinstance(loaded, client.ApiClient)
-        return loaded
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.retries = THROTTLE_RETRY
+    return client.ApiClient(configuration)
