@@ -36,6 +36,11 @@ def service(
     )
 
 
-def observe(rps: float | None, latency_s: float | None = None) -> model.Observation:
-    """A service-level observation."""
-    return model.Observation(rps=rps, latency_s=latency_s)
+HEALTHY_LATENCY_S = 0.2
+
+
+def observe(rps: float | None, latency_s: float | None = HEALTHY_LATENCY_S) -> model.Observation:
+    """A service-level observation: the latency is known (within the SLO) when there is traffic;
+    pass ``latency_s=None`` for a known rate with an unknown latency (partial data)."""
+    known_latency = latency_s if rps is not None and rps > 0 else None
+    return model.Observation(rps=rps, latency_s=known_latency)

@@ -97,3 +97,62 @@ def test_unknown_metrics_never_scale_down_and_say_why() -> None:
         decisions, _ = decider.decide(inputs, {"gpu": POOL}, owned(4), 1000.0 + 400 * step)
         assert decisions[KEY].replicas["l4"] == 4
     assert "Prometheus query failed" in decisions[KEY].reason
+
+
+class PartialMetrics(FakeMetrics):
+    """Three Ready pods, but only ``fresh`` of them have a series (the rest are stale)."""
+
+    def __init__(self, rps: float, fresh: int) -> None:
+        super().__init__(rps=rps)
+        self.fresh = fresh
+
+    def observe(
+        self, queries: Sequence[metrics.ServiceQuery]
+    ) -> dict[tuple[str, str], metrics.ServiceMetrics]:
+        self.calls += 1
+        pods = {f"chat-l4-{i}": metrics.Signals(rps=self.signals.rps) for i in range(self.fresh)}
+        unknown = (
+            ("stale series (older than 60 s) for pods ['chat-l4-9']",) if self.fresh < 3 else ()
+        )
+        return {
+            q.key: metrics.ServiceMetrics(
+                total=self.signals,
+                variants={"l4": self.signals},
+                pods=pods,
+                pod_variant=dict.fromkeys(pods, "l4"),
+                unknown=unknown,
+            )
+            for q in queries
+        }
+
+
+def test_stale_pod_series_block_scale_down_but_not_scale_up() -> None:
+    inputs = [decide.ServiceInput(KEY, SPEC, held=False)]
+    decider = decide.Decider(PartialMetrics(rps=1.0, fresh=2))
+    for step in range(4):
+        decisions, nodes = decider.decide(inputs, {"gpu": POOL}, owned(3), 1000.0 + 400 * step)
+        assert decisions[KEY].replicas["l4"] == 3
+        assert nodes["gpu"] >= 3
+    assert "missing request rate of 1 of 3 Ready l4 pod(s)" in decisions[KEY].reason
+    up = decide.Decider(PartialMetrics(rps=60.0, fresh=2))
+    decisions, _ = up.decide(inputs, {"gpu": POOL}, owned(3), 1000.0)
+    assert decisions[KEY].replicas["l4"] >= 6
+    # Every Ready pod reporting: the same low rate scales down after the window.
+    complete = decide.Decider(PartialMetrics(rps=1.0, fresh=3))
+    complete.decide(inputs, {"gpu": POOL}, owned(3), 1000.0)
+    later, _ = complete.decide(inputs, {"gpu": POOL}, owned(3), 1400.0)
+    assert later[KEY].replicas["l4"] < 3
+
+
+def test_missing_signals_from_pods() -> None:
+    nan_pod = metrics.ServiceMetrics(
+        total=metrics.Signals(rps=3.0),
+        variants={"l4": metrics.Signals(rps=3.0)},
+        pods={"a": metrics.Signals(rps=3.0), "b": metrics.Signals()},
+        pod_variant={"a": "l4", "b": "l4"},
+    )
+    gaps = decide.missing_signals(nan_pod, {"l4": 2})
+    assert gaps[0] == "request rate of pod b"
+    assert "1 of 2 Ready l4" in gaps[1]
+    assert decide.missing_signals(metrics.empty("Prometheus down"), {"l4": 2}) == ()
+    assert decide.missing_signals(None, {"l4": 2}) == ()

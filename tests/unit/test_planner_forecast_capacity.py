@@ -24,6 +24,23 @@ def test_peak_hold_keeps_a_burst_for_its_window() -> None:
     assert forecast.demand_rps(state, 600.0, 60.0, CFG) < 10.0
 
 
+def test_peak_is_held_for_the_lead_time_within_bounds() -> None:
+    state = model.ForecastState()
+    for t, rps in [(0, 1.0), (15, 50.0)] + [(t, 1.0) for t in range(30, 2000, 15)]:
+        state = forecast.update(state, rps, float(t), CFG)
+        if 300 < t <= 360:  # a 360 s lead (300 s node + 60 s start) still holds the burst
+            assert forecast.demand_rps(state, float(t), 360.0, CFG) >= 50.0
+            assert forecast.demand_rps(state, float(t), 60.0, CFG) < 10.0
+        if CFG.peak_hold_max_s + 15 < t:  # a slower pool holds it no longer than the bound
+            assert forecast.demand_rps(state, float(t), 5000.0, CFG) < 10.0
+    # The margin widens the smooth forecast only: a held peak is not inflated by it.
+    bursty = model.ForecastState()
+    for t, rps in [(0, 1.0), (15, 50.0), (30, 1.0), (45, 1.0)]:
+        bursty = forecast.update(bursty, rps, float(t), CFG)
+    assert bursty.var_rps2 > 0
+    assert forecast.demand_rps(bursty, 45.0, 360.0, CFG) == 50.0
+
+
 def test_ramp_is_extrapolated_but_bounded() -> None:
     state = model.ForecastState()
     for t in range(0, 900, 15):

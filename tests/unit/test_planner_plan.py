@@ -27,7 +27,8 @@ def _run(
 
 def test_scales_up_at_once_and_down_after_the_window() -> None:
     svc = fx.service(scale_down_stabilization_s=300)
-    plans, _ = _run(svc, [(0, 5.0), (15, 60.0)] + [(15 + 15 * i, 5.0) for i in range(1, 60)])
+    # The burst is held for the lead time (H100: 600 s provisioning + 90 s start), then the window.
+    plans, _ = _run(svc, [(0, 5.0), (15, 60.0)] + [(15 + 15 * i, 5.0) for i in range(1, 90)])
     totals = [p.total_replicas(svc.key) for p in plans]
     assert totals[1] > totals[0]  # up at once
     assert totals[2] == totals[1]  # no drop right after the burst
@@ -173,3 +174,69 @@ def test_latency_from_an_overload_backlog_teaches_neither_capacity_nor_headroom(
         _, state = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 15.0 * i)
     assert state.capacity_rps[svc.key][variant] == pytest.approx(capacity)
     assert svc.key not in state.headroom
+
+
+def _partial(rps: float, l4_rps: float | None, ready: int = 6) -> model.Observation:
+    """A known service rate, but the L4 replicas' own series may be missing (None)."""
+    return model.Observation(
+        rps=rps,
+        latency_s=0.2,
+        variants={
+            "h100": model.VariantObservation(rps=0.0),
+            "l4": model.VariantObservation(
+                ready_replicas=ready, desired_replicas=ready, rps=l4_rps, latency_s=0.2
+            ),
+        },
+    )
+
+
+def test_partial_data_blocks_scale_down_names_the_signal_and_keeps_nodes() -> None:
+    svc = fx.service(scale_down_stabilization_s=0)
+    start = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 6}}, last_nodes={"l4": 6})
+    # Complete data at a low rate: the service shrinks (no window).
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: _partial(2.0, 2.0)}, start, 1000.0, CFG)
+    assert plan.total_replicas(svc.key) < 6
+    # One variant's series missing while the service rate is present: hold, and say why.
+    plan, state = planner.plan(
+        [svc], fx.pools(), {svc.key: _partial(2.0, None)}, start, 1000.0, CFG
+    )
+    assert plan.replicas[svc.key]["l4"] == 6
+    assert plan.nodes["l4"] == 6
+    assert any("missing l4 request rate" in r for r in plan.reasons[svc.key])
+    # Even empty surplus nodes past their cool-down stay while the data is partial.
+    surplus = dataclasses.replace(start, last_nodes={"l4": 8}, pool_surplus_since_s={"l4": 0.0})
+    held, _ = planner.plan([svc], fx.pools(), {svc.key: _partial(2.0, None)}, surplus, 1000.0, CFG)
+    assert held.nodes["l4"] == 8
+    assert any("never scale down on unknown data" in r for r in held.reasons["pool:l4"])
+    freed, _ = planner.plan([svc], fx.pools(), {svc.key: _partial(2.0, 2.0)}, surplus, 1000.0, CFG)
+    assert freed.nodes["l4"] < 8
+    # The known signals may still scale it up.
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: _partial(90.0, None)}, state, 1015.0, CFG)
+    capacity = sum(svc.variant(v).capacity_rps * n for v, n in plan.replicas[svc.key].items())
+    assert capacity >= 90.0
+    assert plan.replicas[svc.key]["l4"] >= 6
+
+
+def test_missing_signals_reported_by_the_source_or_an_unknown_latency_block_scale_down() -> None:
+    svc = fx.service(scale_down_stabilization_s=0)
+    start = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 6}}, last_nodes={"l4": 6})
+    stale = dataclasses.replace(_partial(2.0, 2.0), missing=("request rate of pod chat-l4-x",))
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: stale}, start, 1000.0, CFG)
+    assert plan.replicas[svc.key]["l4"] == 6
+    assert any("pod chat-l4-x" in r for r in plan.reasons[svc.key])
+    no_latency = fx.observe(2.0, latency_s=None)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: no_latency}, start, 1000.0, CFG)
+    assert plan.replicas[svc.key]["l4"] == 6
+    assert any("service latency" in r for r in plan.reasons[svc.key])
+    assert planner.missing_signals(svc, _partial(2.0, 2.0)) == ()
+    # A variant without Ready replicas serves nothing: its silence is not missing data.
+    assert planner.missing_signals(svc, _partial(0.0, None, ready=0)) == ()
+
+
+def test_partial_data_never_scales_to_zero() -> None:
+    svc = fx.service(min_replicas=0, idle_timeout_s=60, scale_down_stabilization_s=0)
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 1}})
+    gap = dataclasses.replace(fx.observe(0.0), missing=("request rate of pod chat-l4-x",))
+    for i in range(20):
+        plan, state = planner.plan([svc], fx.pools(), {svc.key: gap}, state, 15.0 * i, CFG)
+        assert plan.total_replicas(svc.key) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import given, settings
@@ -88,3 +89,56 @@ def test_idempotent_for_equal_inputs(steps: list[float | None], final: float | N
     a = planner.plan([svc], fx.pools(), {svc.key: fx.observe(final)}, state, now_s, CFG)
     b = planner.plan([svc], fx.pools(), {svc.key: fx.observe(final)}, state, now_s, CFG)
     assert a == b
+
+
+def _observation(rps: float | None, gap: int, l4_ready: int) -> model.Observation:
+    """``gap``: 0 complete, 1 the L4 series missing, 2 a pod reported missing, 3 no latency."""
+    l4 = model.VariantObservation(
+        ready_replicas=l4_ready,
+        desired_replicas=l4_ready,
+        rps=None if gap == 1 else (rps or 0.0) * 0.5,
+        latency_s=0.2,
+    )
+    obs = model.Observation(
+        rps=rps,
+        latency_s=None if gap == 3 else 0.2,
+        variants={"h100": model.VariantObservation(), "l4": l4},
+    )
+    if gap == 2:
+        obs = dataclasses.replace(obs, missing=("request rate of pod chat-l4-0",))
+    return obs
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first=st.floats(min_value=0.0, max_value=150.0),
+    later=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.floats(min_value=0.0, max_value=200.0)),
+            st.integers(min_value=0, max_value=3),
+            st.integers(min_value=1, max_value=8),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    min_replicas=st.integers(min_value=0, max_value=2),
+)
+def test_never_scales_down_on_unknown_or_partial_data(
+    first: float, later: list[tuple[float | None, int, int]], min_replicas: int
+) -> None:
+    svc = fx.service(min_replicas=min_replicas, scale_down_stabilization_s=0, idle_timeout_s=30)
+    pools = fx.pools()
+    plan, state = planner.plan(
+        [svc], pools, {svc.key: _observation(first, 0, 1)}, model.PlannerState(), 0.0, CFG
+    )
+    for i, (rps, gap, ready) in enumerate(later, start=1):
+        previous = plan
+        obs = _observation(rps, gap, ready)
+        plan, state = planner.plan([svc], pools, {svc.key: obs}, state, 60.0 * i, CFG)
+        partial = rps is None or (gap != 0 and not (gap == 3 and not rps))
+        if partial:
+            for variant, count in previous.replicas[svc.key].items():
+                assert plan.replicas[svc.key][variant] >= count
+            for pool, count in previous.nodes.items():
+                assert plan.nodes[pool] >= count
+            assert any("unknown" in r or "missing" in r for r in plan.reasons[svc.key])

@@ -119,3 +119,14 @@ def test_planner_in_the_simulator_meets_the_slo_on_a_smooth_trace() -> None:
     assert result.slo_attainment >= 0.98
     assert result.cost_usd > 0
     assert len(policy.decision_s) == pytest.approx(900 / 15 + 1, abs=1)
+
+
+def test_planner_adopts_the_warm_start_like_the_operator() -> None:
+    # As controller.decide does after a restart: the stabilization window starts with what runs,
+    # so the warm replicas are not dropped before the planner has watched a full window.
+    policy = policies.Infscale(SERVICE, SCEN.domain_pools())
+    policy.seed_state({"l4": 2}, {"l4": 2})
+    assert policy.state.history[SERVICE.key]["l4"] == ((0.0, 2),)
+    idle = model.Observation(rps=0.5, latency_s=0.1)
+    view = engine.View(0.0, idle, 0, 0, [], {"l4": 2}, {"l4": 2}, 0, {"l4": 2})
+    assert policy.decide(view).replicas["l4"] == 2

@@ -65,11 +65,12 @@ class Decider:
             total = sum(now_replicas.values())
             spec = convert.service_spec(*service.key, service.spec, total)
             specs.append(spec)
-            observations[spec.key] = convert.observation(
-                observed.get(service.key) if self.source else None,
-                [v.name for v in service.spec.variants],
-                ready[service.key],
-                now_replicas,
+            seen = observed.get(service.key) if self.source else None
+            observations[spec.key] = dataclasses.replace(
+                convert.observation(
+                    seen, [v.name for v in service.spec.variants], ready[service.key], now_replicas
+                ),
+                missing=missing_signals(seen, ready[service.key]),
             )
             self._seed(spec, now_replicas, now_s)
         pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]
@@ -111,3 +112,35 @@ class Decider:
             last_replicas={**self.state.last_replicas, spec.key: dict(replicas)},
             history={**self.state.history, spec.key: history},
         )
+
+
+def missing_signals(
+    observed: metrics.ServiceMetrics | None, ready: Mapping[str, int]
+) -> tuple[str, ...]:
+    """Per-pod gaps behind a known service rate: the planner then scales up only.
+
+    A pod whose rate is NaN/Inf, and Ready pods of a variant without a fresh series (stale or
+    never scraped): the service's rate then undercounts, so it must not drive a scale-down.
+    Checked only where the source reports pods at all; a wholly unknown rate is the planner's
+    plain "unknown" case.
+    """
+    if observed is None or not observed.available:
+        return ()
+    gaps = [
+        f"request rate of pod {pod}"
+        for pod, sig in sorted(observed.pods.items())
+        if sig.rps is None
+    ]
+    if observed.pod_variant:
+        reporting: dict[str, int] = {}
+        for pod, variant in observed.pod_variant.items():
+            sig = observed.pods.get(pod)
+            if sig is not None and sig.rps is not None:
+                reporting[variant] = reporting.get(variant, 0) + 1
+        for variant, count in sorted(ready.items()):
+            if count > reporting.get(variant, 0):
+                gaps.append(
+                    f"request rate of {count - reporting.get(variant, 0)} of {count} Ready "
+                    f"{variant} pod(s) (stale or missing series)"
+                )
+    return tuple(gaps)

@@ -5,8 +5,9 @@ rate over the next lead time (pod start, plus node provisioning when no node is 
 fifteen minutes). Holt's linear method (level + trend, adapted to irregular sample intervals by
 time constants) follows the ramps of a diurnal curve at O(1) cost and memory per service. Bursty
 inference traffic (the Azure LLM code trace idles for minutes between bursts) breaks any smooth
-model, so a peak hold keeps the forecast at or above the highest rate of the last few minutes,
-and an EWMA of squared one-step under-forecasts gives a margin that widens on noisy services.
+model, so a peak hold keeps the forecast at or above the highest rate seen within the lead time
+(capacity released now could not return before a burst that recent recurs), and an EWMA of
+squared one-step under-forecasts widens the smooth forecast on noisy services.
 Only upward trends are extrapolated: a falling forecast is acted on through the stabilization
 window, never predicted early. ARIMA-class models need per-service fitting and history, and would
 not beat the peak hold on bursts; they do not earn their cost here.
@@ -26,7 +27,7 @@ def update(
     if rps is None or not math.isfinite(rps):
         return state
     rps = max(0.0, rps)
-    peaks = _push_peak(state.peaks, now_s, rps, cfg.peak_hold_s)
+    peaks = _push_peak(state.peaks, now_s, rps, max(cfg.peak_hold_s, cfg.peak_hold_max_s))
     if state.last_s is None:
         return model.ForecastState(level_rps=rps, last_s=now_s, peaks=peaks)
     dt_s = max(now_s - state.last_s, 1e-3)
@@ -46,18 +47,26 @@ def update(
 
 
 def demand_rps(
-    state: model.ForecastState, now_s: float, lead_s: float, cfg: settings.PlannerSettings
+    state: model.ForecastState,
+    now_s: float,
+    lead_s: float,
+    cfg: settings.PlannerSettings,
+    hold_lead_s: float | None = None,
 ) -> float:
-    """The rate to provision for over the next ``lead_s`` seconds, margin included."""
+    """The rate to provision for over the next ``lead_s`` seconds, margin included.
+
+    Peaks are held for ``hold_lead_s`` (the lead of the capacity in use; default ``lead_s``),
+    within ``[peak_hold_s, peak_hold_max_s]``.
+    """
     horizon_s = min(max(0.0, lead_s), cfg.trend_horizon_s)
     trend_part = max(0.0, state.trend_rps_per_s) * horizon_s
     trend_part = min(trend_part, cfg.max_trend_growth * state.level_rps)
-    peak = max(
-        (r for t, r in state.peaks if now_s - t <= cfg.peak_hold_s),
-        default=0.0,
-    )
-    base = max(state.level_rps + trend_part, peak)
-    return max(0.0, base + cfg.margin_sigmas * math.sqrt(max(state.var_rps2, 0.0)))
+    hold_lead_s = lead_s if hold_lead_s is None else hold_lead_s
+    hold_s = min(max(cfg.peak_hold_s, hold_lead_s), max(cfg.peak_hold_s, cfg.peak_hold_max_s))
+    peak = max((r for t, r in state.peaks if now_s - t <= hold_s), default=0.0)
+    # The margin widens the smooth forecast; the held peak is an observed rate, not a guess.
+    margin = cfg.margin_sigmas * math.sqrt(max(state.var_rps2, 0.0))
+    return max(0.0, state.level_rps + trend_part + margin, peak)
 
 
 def _push_peak(

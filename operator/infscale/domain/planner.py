@@ -42,6 +42,7 @@ def plan(
     demands: list[optimize.Demand] = []
     reasons: dict[str, list[str]] = {}
     known: dict[str, bool] = {}
+    unknown_why: dict[str, str] = {}
     idle: dict[str, bool] = {}
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
     for svc in services:
@@ -76,7 +77,14 @@ def plan(
         }
         capacities[key] = caps
         rps_known = obs.rps is not None and math.isfinite(obs.rps)
-        known[key] = rps_known
+        gaps = missing_signals(svc, obs)
+        # Partial data: the known signals may still scale up; nothing may scale down.
+        known[key] = rps_known and not gaps
+        if rps_known and gaps:
+            unknown_why[key] = "missing " + ", ".join(gaps)
+            why.append(f"{unknown_why[key]}: scale-up only, no scale-down, nodes kept")
+        elif not rps_known:
+            unknown_why[key] = "request rate unknown"
         previous = state.forecasts.get(key, model.ForecastState())
         head = _headroom(
             state.headroom.get(key, 1.0), previous.last_s, obs, svc, now_s, cfg, in_backlog
@@ -95,14 +103,23 @@ def plan(
             ),
             default=0.0,
         )
-        demand = forecast.demand_rps(fstate, now_s, lead_s, cfg) * head
+        # Bursts are held for as long as the capacity now in use would take to come back.
+        in_use = [v for v in svc.variants if (state.last_replicas.get(key) or {}).get(v.name, 0)]
+        hold_lead_s = max(
+            (
+                v.startup_s + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
+                for v in in_use
+            ),
+            default=lead_s,
+        )
+        demand = forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s) * head
         if head > 1.0 + 1e-3:
             why.append(f"recent SLO misses: demand x{head:.2f} headroom")
         last = state.last_replicas.get(key)
         min_total = svc.min_replicas
         idle_for_s = now_s - last_active.get(key, now_s)
         is_idle = (
-            rps_known
+            known[key]
             and svc.min_replicas == 0
             and (obs.rps or 0.0) <= 0
             and idle_for_s >= svc.idle_timeout_s
@@ -167,6 +184,7 @@ def plan(
             observations.get(key),
             now_s,
             known[key],
+            unknown_why.get(key, ""),
         )
         replicas[key] = decision.replicas
         history[key] = decision.history
@@ -181,6 +199,12 @@ def plan(
         reasons[key].extend(decision.reasons)
 
     needed = optimize.pool_nodes_needed(replicas, services, pool_map)
+    # A pool that hosts a variant of a service with unknown data keeps its nodes this cycle.
+    held_by: dict[str, list[str]] = {}
+    for svc in services:
+        if not known[svc.key]:
+            for pool_name in sorted({v.pool for v in svc.variants}):
+                held_by.setdefault(pool_name, []).append(svc.key)
     nodes: dict[str, int] = {}
     scale_up_s = dict(state.pool_scale_up_s)
     surplus_since: dict[str, float] = {}
@@ -193,6 +217,7 @@ def plan(
             state.pool_surplus_since_s.get(name),
             now_s,
             cfg,
+            held_by=tuple(held_by.get(name, ())),
         )
         nodes[name] = node_decision.nodes
         if node_decision.scale_up_s is not None:
@@ -225,6 +250,32 @@ def plan(
         backlog_until_s=backlog_until,
     )
     return result, new_state
+
+
+def missing_signals(svc: model.ServiceSpec, obs: model.Observation) -> tuple[str, ...]:
+    """The signals this service's decision needs that are unknown while others are present.
+
+    The request rate of every variant with Ready replicas, the latency of anything with traffic,
+    and whatever the metrics source reported missing (``Observation.missing``). An entirely
+    unknown request rate is not listed here: it is the plain "unknown" case.
+    """
+    gaps: list[str] = []
+    if _finite(obs.rps) and (obs.rps or 0.0) > 0 and not _finite(obs.latency_s):
+        gaps.append("service latency")
+    for variant in svc.variants:
+        seen = obs.variants.get(variant.name)
+        if seen is None or seen.ready_replicas <= 0:
+            continue
+        if not _finite(seen.rps):
+            gaps.append(f"{variant.name} request rate")
+        elif (seen.rps or 0.0) > 0 and not _finite(seen.latency_s):
+            gaps.append(f"{variant.name} latency")
+    gaps.extend(m for m in obs.missing if m not in gaps)
+    return tuple(gaps)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _headroom(

@@ -20,8 +20,15 @@ class PlannerSettings:
     """Time constant of the forecast trend: slower than the level so one sample is not a trend."""
 
     peak_hold_s: float = 60.0
-    """The forecast never falls below the highest rate seen within this window (burst guard;
-    longer holds are the stabilization window's job, which keeps replicas, not demand)."""
+    """The forecast never falls below the highest rate seen within the lead time of the capacity
+    the service runs on (startup, plus provisioning when its pool has no free node), and at
+    least within this window. Capacity released now could not be back within that lead, so a
+    burst seen that recently is held, not forgotten: bursts shorter than node provisioning can
+    only be met by capacity that is already there."""
+
+    peak_hold_max_s: float = 900.0
+    """Upper bound of that hold, however slow the pool (a 10-min H100 node would otherwise hold
+    a burst for 11 min); longer holds are the stabilization window's job."""
 
     margin_sigmas: float = 1.0
     """Uncertainty margin in standard deviations of the one-step forecast error."""
@@ -37,9 +44,11 @@ class PlannerSettings:
     blamed on the backlog for this long (the queue drains and the latency window forgets it):
     it teaches neither a lower capacity nor more headroom (default 120 s: two 60 s windows)."""
 
-    headroom_step: float = 1.25
+    headroom_step: float = 1.1
     """Each decision that sees latency over the SLO multiplies the service's demand by this
-    (bursts that outrun the lead time leave no other trace in a rate forecast)."""
+    (bursts that outrun the lead time leave no other trace in a rate forecast). One miss stays
+    in the 60 s latency window for about four 15 s decisions, so one episode raises demand by
+    about 1.1^4 = 1.46 (1.25 gave 2.4, capped: it doubled a peak that was already held)."""
 
     headroom_max: float = 2.0
     """Upper bound of that multiplier."""

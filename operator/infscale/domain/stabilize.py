@@ -32,8 +32,13 @@ def replicas(
     obs: model.Observation | None,
     now_s: float,
     data_known: bool,
+    unknown_why: str = "",
 ) -> ReplicaDecision:
-    """Apply the scale-down window, step bound, unknown-data hold and make-before-break."""
+    """Apply the scale-down window, step bound, unknown-data hold and make-before-break.
+
+    ``data_known`` False (the rate, or any signal the decision needs, is unknown) allows
+    scale-up only; ``unknown_why`` names what is missing for the reason.
+    """
     window_s = service.scale_down_stabilization_s
     new_history: dict[str, tuple[tuple[float, int], ...]] = {}
     target: dict[str, int] = {}
@@ -55,7 +60,10 @@ def replicas(
             continue
         if not data_known:
             target[name] = current
-            reasons.append(f"hold {name} at {current}: request rate unknown, never scale down")
+            reasons.append(
+                f"hold {name} at {current}: {unknown_why or 'request rate unknown'}, "
+                "never scale down on unknown data"
+            )
             continue
         held = max(n for _, n in window)
         value = max(rec, min(held, current))
@@ -110,8 +118,12 @@ def nodes(
     surplus_since_s: float | None,
     now_s: float,
     cfg: settings.PlannerSettings,
+    held_by: tuple[str, ...] = (),
 ) -> NodeDecision:
-    """Grow at once; shrink to ``needed`` only after the surplus stayed empty and cooled down."""
+    """Grow at once; shrink to ``needed`` only after the surplus stayed empty and cooled down.
+
+    ``held_by`` names services with unknown data on this pool: it does not shrink this cycle.
+    """
     reasons: list[str] = []
     required = max(pool.min_nodes, min(needed, pool.max_nodes))
     if needed > pool.max_nodes:
@@ -126,6 +138,12 @@ def nodes(
         return NodeDecision(last, scale_up_s, None, tuple(reasons))
     since = now_s if surplus_since_s is None else surplus_since_s
     empty_for = now_s - since
+    if held_by:
+        reasons.append(
+            f"keep {last} nodes ({last - required} surplus): data unknown for "
+            f"{', '.join(held_by)}, never scale down on unknown data"
+        )
+        return NodeDecision(last, scale_up_s, since, tuple(reasons))
     cooled = scale_up_s is None or now_s - scale_up_s >= cfg.node_cooldown_s
     if empty_for >= cfg.node_unneeded_s and cooled:
         reasons.append(f"release {last - required} empty node(s) {last}->{required}")
