@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, utils
+
+from tests.integration import waiting
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +115,70 @@ def test_restricted_pod_security_admits_the_operator_pod(
         assert "restricted" in str(rejected.value.body)
     finally:
         core.delete_namespace(name)
+
+
+SERVICEMONITOR_CRD = Path(__file__).with_name("testdata") / "servicemonitor-crd.yaml"
+
+
+@pytest.fixture
+def servicemonitor_crd(api_client: client.ApiClient) -> Iterator[None]:
+    """The ServiceMonitor kind served by the API server (a minimal test CRD, see its header);
+    removed afterwards unless it was there before (a real Prometheus Operator's)."""
+    extensions = client.ApiextensionsV1Api(api_client)
+    body = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
+    name = body["metadata"]["name"]
+    try:
+        extensions.read_custom_resource_definition(name)
+        created = False
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+        extensions.create_custom_resource_definition(body)
+        created = True
+
+    def established() -> bool:
+        crd = extensions.read_custom_resource_definition(name)
+        conditions = (crd.status and crd.status.conditions) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    waiting.until(established, timeout_s=30, what=f"CRD {name} Established")
+    yield
+    if created:
+        extensions.delete_custom_resource_definition(name)
+
+
+def test_servicemonitor_and_dashboard_apply_to_the_api_server(
+    api_client: client.ApiClient, namespace: str, servicemonitor_crd: None
+) -> None:
+    release = "infscale-monitoring"
+    documents = render(
+        release, namespace, "replicas=0", "serviceMonitor.enabled=true",
+        "serviceMonitor.labels.release=kps", "grafanaDashboard.enabled=true",
+    )  # fmt: skip
+    # Only the namespaced objects: the cluster-wide RBAC is applied by the `installed` fixture.
+    namespaced = [d for d in documents if d["kind"] not in ("ClusterRole", "ClusterRoleBinding")]
+    kinds = sorted(d["kind"] for d in namespaced)
+    assert kinds == [
+        "ConfigMap", "Deployment", "Service", "ServiceAccount", "ServiceMonitor",
+    ]  # fmt: skip
+    custom = client.CustomObjectsApi(api_client)
+    for document in namespaced:
+        if document["kind"] == "ServiceMonitor":
+            custom.create_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", namespace, "servicemonitors", document
+            )
+        else:
+            utils.create_from_dict(api_client, document, namespace=namespace)
+    [rendered] = [d for d in namespaced if d["kind"] == "ServiceMonitor"]
+    stored = custom.get_namespaced_custom_object(
+        "monitoring.coreos.com", "v1", namespace, "servicemonitors", release
+    )
+    assert stored["spec"] == rendered["spec"], "the API server pruned or changed the spec"
+    core = client.CoreV1Api(api_client)
+    service = core.read_namespaced_service(f"{release}-metrics", namespace)
+    assert [p.port for p in service.spec.ports] == [8081]
+    config_map = core.read_namespaced_config_map(f"{release}-grafana-dashboard", namespace)
+    assert config_map.metadata.labels["grafana_dashboard"] == "1"
+    assert json.loads(config_map.data["infscale.json"])["uid"] == "infscale-operator"
+    deployment = client.AppsV1Api(api_client).read_namespaced_deployment(release, namespace)
+    assert deployment.spec.replicas == 0

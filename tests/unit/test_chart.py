@@ -1,12 +1,20 @@
-"""The Helm chart's generated parts match their sources."""
+"""The Helm chart: generated parts match their sources; optional pieces render; the dashboard."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
-from infscale.controller import chart_values
+from infscale.controller import chart_values, telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "infscale"
@@ -29,3 +37,198 @@ def test_default_values_validate_and_match_the_model_defaults() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     parsed = chart_values.ChartValues.model_validate(values)
     assert parsed == chart_values.ChartValues()
+
+
+# ---- rendering with the optional monitoring pieces on (helm template, no cluster) ----
+
+DASHBOARD = CHART / "dashboards" / "infscale.json"
+HACK = ROOT / "hack"
+
+
+def _pinned_helm() -> Path:
+    versions = dict(
+        line.split("#")[0].strip().split("=", 1)
+        for line in (HACK / "versions.env").read_text().splitlines()
+        if "=" in line.split("#")[0]
+    )
+    cache = Path(os.environ.get("INFSCALE_CACHE", Path.home() / ".cache" / "infscale"))
+    return cache / "tools" / f"helm-{versions['HELM_VERSION']}" / "bin" / "helm"
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """helm from PATH, else the pinned build in the tools cache (hack/tools.sh builds it)."""
+    found = shutil.which("helm")
+    if found:
+        return found
+    pinned = _pinned_helm()
+    if not pinned.is_file():
+        subprocess.run([str(HACK / "tools.sh"), "helm"], check=True)
+    return str(pinned)
+
+
+def helm_template(helm: str, *sets: str, check: bool = True) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [helm, "template", "infscale", str(CHART), "--namespace", "infscale-system",
+         "--kube-version", "v1.33.13", *(f"--set={s}" for s in sets)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if not check:
+        assert result.returncode != 0, "helm template accepted invalid values"
+        raise HelmRejectedError(result.stderr)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+class HelmRejectedError(Exception):
+    pass
+
+
+def by_kind(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    kinds: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        assert {"apiVersion", "kind", "metadata"} <= document.keys(), document
+        assert document["kind"] not in kinds, f"two {document['kind']} objects"
+        kinds[document["kind"]] = document
+    return kinds
+
+
+def test_defaults_render_no_servicemonitor_and_no_dashboard(helm: str) -> None:
+    kinds = by_kind(helm_template(helm))
+    assert "ServiceMonitor" not in kinds
+    assert "ConfigMap" not in kinds
+    assert kinds["Deployment"]["spec"]["replicas"] == 1
+
+
+def test_servicemonitor_scrapes_the_operators_metrics_port(helm: str) -> None:
+    kinds = by_kind(
+        helm_template(helm, "serviceMonitor.enabled=true", "serviceMonitor.labels.release=kps",
+                      "serviceMonitor.interval=15s")
+    )  # fmt: skip
+    monitor, service, deployment = kinds["ServiceMonitor"], kinds["Service"], kinds["Deployment"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "infscale-system"
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    # The ServiceMonitor selects the metrics Service, in the release namespace ...
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["infscale-system"]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s"}
+    # ... whose `metrics` port reaches the container port the operator serves /metrics on.
+    [port] = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [container] = pod["spec"]["containers"]
+    [target] = [p for p in container["ports"] if p["name"] == port["targetPort"]]
+    assert target["containerPort"] == port["port"] == 8081
+    assert f"--metrics-address=0.0.0.0:{target['containerPort']}" in container["args"]
+
+
+def test_grafana_dashboard_configmap_holds_the_dashboard(helm: str) -> None:
+    kinds = by_kind(
+        helm_template(helm, "grafanaDashboard.enabled=true",
+                      "grafanaDashboard.annotations.grafana_folder=infscale")
+    )  # fmt: skip
+    config_map = kinds["ConfigMap"]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["namespace"] == "infscale-system"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "infscale"}
+    assert json.loads(config_map["data"]["infscale.json"]) == json.loads(DASHBOARD.read_text())
+    elsewhere = by_kind(
+        helm_template(helm, "grafanaDashboard.enabled=true", "grafanaDashboard.namespace=grafana")
+    )
+    assert elsewhere["ConfigMap"]["metadata"]["namespace"] == "grafana"
+
+
+def test_replicas_zero_installs_everything_but_runs_no_operator_pod(helm: str) -> None:
+    kinds = by_kind(helm_template(helm, "replicas=0"))
+    assert kinds["Deployment"]["spec"]["replicas"] == 0
+    assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds.keys()
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("serviceMonitor.interval=soon", "interval"),
+        ("serviceMonitor.interval=30s30s", "interval"),
+        ("serviceMonitor.enable=true", "enable"),
+        ("grafanaDashboard.labels=x", "labels"),
+        ("replicas=-1", "replicas"),
+    ],
+)
+def test_bad_monitoring_values_are_rejected_by_the_schema(
+    helm: str, setting: str, field: str
+) -> None:
+    with pytest.raises(HelmRejectedError, match=field):
+        helm_template(helm, setting, check=False)
+
+
+# ---- the dashboard queries only what the operator exports ----
+
+
+def exported_series() -> dict[str, set[str]]:
+    """Every series name the operator's /metrics can carry, with its label names."""
+    labels = {
+        metric._name: set(metric._labelnames)
+        for metric in vars(telemetry).values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    series: dict[str, set[str]] = {}
+    for family in telemetry.REGISTRY.collect():
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "gauge": ("",),
+        }[family.type]
+        for suffix in suffixes:
+            extra = {"le"} if suffix == "_bucket" else set()
+            series[family.name + suffix] = labels[family.name] | extra
+    return series
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    return queries
+
+
+def test_dashboard_is_grafana_json_with_a_prometheus_datasource_variable() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"]
+    assert dashboard["title"]
+    assert dashboard["panels"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        assert panel["targets"], panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+
+
+def test_every_metric_the_dashboard_queries_is_exported_with_those_labels() -> None:
+    series = exported_series()
+    used: set[str] = set()
+    for query in dashboard_queries():
+        names = set(re.findall(r"\binfscale_[a-z_]+\b", query))
+        assert names, f"no infscale metric in {query!r}"
+        unknown = names - series.keys()
+        assert not unknown, f"{query!r} reads {unknown}, which the operator does not export"
+        grouped = re.findall(r"\bby \(([^)]*)\)", query) + re.findall(r"\{([^}]*)\}", query)
+        label_names = {
+            label.strip().split("=")[0].rstrip("!~")
+            for group in grouped
+            for label in group.split(",")
+            if label.strip()
+        }
+        label_names |= set(re.findall(r"label_values\([^,]+,\s*(\w+)\)", query))
+        available = set.union(*(series[name] for name in names))
+        assert label_names <= available, f"{query!r} uses labels {label_names - available}"
+        used |= names
+    families = {family.name for family in telemetry.REGISTRY.collect()}
+    shown = {family for family in families if any(name.startswith(family) for name in used)}
+    assert shown == families, f"not on the dashboard: {families - shown}"

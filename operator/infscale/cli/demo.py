@@ -1,31 +1,40 @@
 """`infscale demo`: the operator, the model-server EMULATOR and a live view, on the local cluster.
 
-Starts the operator (reading the local Prometheus) and the emulator (replaying a trace, time
-compressed) as subprocesses, shows a refreshing table of every service and pool, and at the end
-prints a report (SLO attainment, cost, cost of static peak provisioning, decisions with reasons)
-and writes a PNG timeline. hack/demo.sh prepares the cluster and runs it.
+Applies the manifests in examples/ with every duration in them divided by `--speed` (the same
+time compression the emulator applies to the trace), starts the operator (reading the local
+Prometheus, as the chart's ServiceAccount when `--operator-kubeconfig` is given) and the emulator
+as subprocesses, shows a refreshing table of every service and pool, and at the end prints a
+report (SLO attainment, cost, cost of static peak provisioning, decisions with reasons) and writes
+a PNG timeline. hack/demo.sh installs the chart, mints the ServiceAccount's token and runs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import itertools
+import math
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
+import yaml
 from kubernetes import client
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from infscale.adapters import kube_client
+from infscale.api import v1alpha1
 
 GROUP, VERSION = "infscale.dev", "v1alpha1"
+POD_READY_DELAY = "pod-ready.stage.kwok.x-k8s.io/delay"
 
 
 @dataclasses.dataclass
@@ -47,6 +56,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=pathlib.Path,
     )
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("demo-timeline.png"))
+    parser.add_argument(
+        "--examples",
+        type=pathlib.Path,
+        default=pathlib.Path("examples"),
+        help="directory of manifests to apply, time-compressed by --speed",
+    )
+    parser.add_argument(
+        "--operator-kubeconfig",
+        type=pathlib.Path,
+        default=os.environ.get("INFSCALE_DEMO_OPERATOR_KUBECONFIG"),
+        help="kubeconfig the operator runs with (hack/demo.sh: the chart's ServiceAccount)",
+    )
+
+
+def _default(model: type[Any], field: str) -> int:
+    value = model.model_fields[field].default
+    assert isinstance(value, int)
+    return value
+
+
+def _compress(seconds: int, speed: float) -> int:
+    """A duration in the compressed time of the demo: never 0 unless it was 0."""
+    return 0 if seconds == 0 else max(1, math.ceil(seconds / speed))
+
+
+def compress(documents: Iterable[dict[str, Any]], speed: float) -> list[dict[str, Any]]:
+    """The manifests with every duration the planner and kwok act on divided by `speed`.
+
+    Node provisioning, replica startup (also as the kwok pod-ready delay of the service's pods:
+    the slowest variant's, as the template is shared), the scale-down stabilization window and
+    the idle timeout; unset fields get their compressed default. Everything else is unchanged.
+    """
+    result = []
+    for original in documents:
+        document = copy.deepcopy(original)
+        ours = document.get("apiVersion") == f"{GROUP}/{VERSION}"
+        kind, spec = document.get("kind") if ours else None, document.get("spec") or {}
+        if kind == "InferenceNodePool":
+            default = _default(v1alpha1.InferenceNodePoolSpec, "provisioning_seconds")
+            spec["provisioningSeconds"] = _compress(spec.get("provisioningSeconds", default), speed)
+        elif kind == "InferenceService":
+            default = _default(v1alpha1.Variant, "startup_seconds")
+            for variant in spec["variants"]:
+                variant["startupSeconds"] = _compress(variant.get("startupSeconds", default), speed)
+            scale_down = spec.setdefault("scaleDown", {})
+            default = _default(v1alpha1.ScaleDown, "stabilization_seconds")
+            window = scale_down.get("stabilizationSeconds", default)
+            scale_down["stabilizationSeconds"] = _compress(window, speed)
+            replicas = spec.setdefault("replicas", {})
+            default = _default(v1alpha1.Replicas, "idle_timeout_seconds")
+            idle = replicas.get("idleTimeoutSeconds", default)
+            replicas["idleTimeoutSeconds"] = _compress(idle, speed)
+            slowest = max(v["startupSeconds"] for v in spec["variants"])
+            metadata = spec.setdefault("template", {}).setdefault("metadata", {})
+            metadata.setdefault("annotations", {})[POD_READY_DELAY] = f"{slowest}s"
+        result.append(document)
+    return result
+
+
+def apply_examples(directory: pathlib.Path, speed: float, console: Console) -> None:
+    """`kubectl apply` the directory's manifests, time-compressed (as the cluster admin)."""
+    documents = [
+        document
+        for path in sorted(directory.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise SystemExit("kubectl is not on PATH: source the env file hack/cluster-up.sh prints")
+    console.print(f"applying {directory}/ with every duration divided by {speed:g}")
+    subprocess.run(  # noqa: S603 - kubectl from PATH, our own manifests
+        [kubectl, "apply", "-f", "-"],
+        input=yaml.safe_dump_all(compress(documents, speed), sort_keys=False),
+        text=True,
+        check=True,
+    )
 
 
 def snapshot(custom: client.CustomObjectsApi, started: float) -> Sample:
@@ -74,13 +160,19 @@ def _items(listed: object) -> list[dict[str, Any]]:
     return items
 
 
-def start(command: list[str], log_path: str) -> subprocess.Popen[bytes]:
+def start(
+    command: list[str], log_path: str, kubeconfig: pathlib.Path | None = None
+) -> subprocess.Popen[bytes]:
     """One of our own subcommands in the background, its output in a log file."""
+    env = dict(os.environ)
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
     with open(log_path, "wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "infscale.cli.main", *command],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
 
 
@@ -217,27 +309,59 @@ def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
     console.print(f"timeline written to {out}")
 
 
+def wait_for_min_replicas(
+    custom: client.CustomObjectsApi, console: Console, timeout_s: float
+) -> None:
+    """Traffic starts once every service runs its replicas.min, as it would where a service is
+    deployed before its users arrive (else the first requests queue while the first nodes are
+    still being provisioned, and the demo starts with a backlog no autoscaler could avoid)."""
+    started, default_min = time.monotonic(), _default(v1alpha1.Replicas, "min")
+    with console.status("waiting for every service's replicas.min to be Ready") as status:
+        while time.monotonic() - started < timeout_s:
+            waiting = {
+                key: f"{item['status'].get('readyReplicas') or 0}/{minimum}"
+                for key, item in snapshot(custom, started).services.items()
+                if (item["status"].get("readyReplicas") or 0)
+                < (minimum := item["spec"].get("replicas", {}).get("min", default_min))
+            }
+            if not waiting:
+                console.print(f"replicas.min Ready after {time.monotonic() - started:.0f} s")
+                return
+            status.update(f"waiting for replicas.min to be Ready (ready/min): {waiting}")
+            time.sleep(1)
+    console.print(f"[yellow]replicas.min not Ready after {timeout_s:.0f} s; starting anyway[/]")
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if not args.prometheus_url or not args.targets_dir:
         console.print("[red]set INFSCALE_PROMETHEUS_URL and INFSCALE_PROMETHEUS_TARGETS_DIR "
                       "(source the env file hack/cluster-up.sh prints)[/]")  # fmt: skip
         return 2
+    apply_examples(args.examples, args.speed, console)
+    if args.operator_kubeconfig is None:
+        console.print("[yellow]no --operator-kubeconfig: the operator runs with your own "
+                      "credentials, not the chart's ServiceAccount[/]")  # fmt: skip
+    else:
+        console.print(f"the operator runs as the user in {args.operator_kubeconfig}")
     operator = start(
         ["operator", "--interval", "3", "--prometheus-url", args.prometheus_url,
          "--rate-window", "15", "--node-cooldown", "20"],
         "demo-operator.log",
+        args.operator_kubeconfig,
     )  # fmt: skip
-    emulator = start(
-        ["emulator", "--trace", args.trace, "--speed", str(args.speed),
-         "--rate-scale", str(args.rate_scale),
-         "--targets-file", str(args.targets_dir / "demo-emulator.json")],
-        "demo-emulator.log",
-    )  # fmt: skip
+    processes = [operator]
     api = kube_client.api_client()
     custom = client.CustomObjectsApi(api)
-    started, samples = time.monotonic(), []
     try:
+        wait_for_min_replicas(custom, console, timeout_s=180)
+        emulator = [
+            "emulator", "--trace", args.trace, "--speed", str(args.speed),
+            "--rate-scale", str(args.rate_scale),
+            "--targets-file", str(args.targets_dir / "demo-emulator.json"),
+        ]  # fmt: skip
+        processes.append(start(emulator, "demo-emulator.log"))
+        started, samples = time.monotonic(), []
         with Live(console=console, refresh_per_second=1) as live:
             while time.monotonic() - started < args.duration:
                 sample = snapshot(custom, started)
@@ -245,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
                 live.update(view(sample))
                 time.sleep(2)
     finally:
-        for process in (emulator, operator):
+        for process in reversed(processes):
             process.terminate()
             process.wait(timeout=20)
     decisions(client.CoreV1Api(api), samples, console)

@@ -8,6 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+DURATION = (
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
+"""A Prometheus duration such as 30s or 1m30s (the Prometheus Operator CRDs' `Duration` pattern)."""
+
 
 class _Values(BaseModel):
     model_config = ConfigDict(
@@ -52,13 +57,38 @@ class Rbac(_Values):
     """Allow creating and deleting Node objects: only the kwok provider (tests, demos) needs it."""
 
 
+class ServiceMonitor(_Values):
+    enabled: bool = False
+    """Create a Prometheus Operator ServiceMonitor for the operator's /metrics (port 8081)."""
+    interval: str = Field(default="30s", min_length=1, pattern=DURATION)
+    """How often Prometheus scrapes the operator."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels, e.g. the `release` label your Prometheus' serviceMonitorSelector matches."""
+
+
+class GrafanaDashboard(_Values):
+    enabled: bool = False
+    """Create a ConfigMap holding the infscale Grafana dashboard (for Grafana's sidecar)."""
+    namespace: str = ""
+    """Namespace of the ConfigMap; empty means the release namespace."""
+    labels: dict[str, str] = Field(default_factory=lambda: {"grafana_dashboard": "1"})
+    """Labels the Grafana sidecar selects dashboards by."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations, e.g. `grafana_folder` for the sidecar's folder."""
+
+
 class ChartValues(_Values):
     """Values of the infscale chart."""
 
     image: Image = Image()
+    replicas: int = Field(default=1, ge=0)
+    """Operator pods; 0 installs CRDs, RBAC and settings only (the operator runs elsewhere, as in
+    hack/demo.sh)."""
     prometheus: Prometheus = Prometheus()
     operator: Operator = Operator()
     rbac: Rbac = Rbac()
+    service_monitor: ServiceMonitor = ServiceMonitor()
+    grafana_dashboard: GrafanaDashboard = GrafanaDashboard()
     resources: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
             "requests": {"cpu": "100m", "memory": "256Mi"},
