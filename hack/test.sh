@@ -39,7 +39,7 @@ summary() {
 trap summary EXIT
 
 python_env() {
-  "$HACK_DIR/tools.sh" uv
+  "$HACK_DIR/tools.sh" uv helm  # helm: the unit tests render the chart
   export PATH="$(tools_path):$PATH" UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
   uv sync --locked --quiet
 }
@@ -58,7 +58,7 @@ cluster() {
 }
 integration() { uv run --locked pytest -q tests/integration tests/e2e; }
 
-phase "python environment (uv)" python_env
+phase "python environment (uv, helm)" python_env
 phase "lint, types, import contract" lint
 phase "unit tests" unit
 phase "tools and cluster-up" cluster

@@ -72,7 +72,7 @@ def installed(api_client: client.ApiClient, namespace: str, unique_name: str) ->
 def test_rbac_matches_the_snapshot_and_is_least_privilege(installed: str, namespace: str) -> None:
     account = f"system:serviceaccount:{namespace}:{installed}"
     output = subprocess.run(
-        [tool("kubectl"), "auth", "can-i", "--list", f"--as={account}"],
+        [tool("kubectl"), "auth", "can-i", "--list", f"--as={account}", "-n", namespace],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     # Resource rules only; URL paths and self-reviews are granted to every authenticated user.
@@ -159,7 +159,8 @@ def test_servicemonitor_and_dashboard_apply_to_the_api_server(
     namespaced = [d for d in documents if d["kind"] not in ("ClusterRole", "ClusterRoleBinding")]
     kinds = sorted(d["kind"] for d in namespaced)
     assert kinds == [
-        "ConfigMap", "Deployment", "Service", "ServiceAccount", "ServiceMonitor",
+        "ConfigMap", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount",
+        "ServiceMonitor",
     ]  # fmt: skip
     custom = client.CustomObjectsApi(api_client)
     for document in namespaced:

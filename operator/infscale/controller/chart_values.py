@@ -77,13 +77,25 @@ class GrafanaDashboard(_Values):
     """Annotations, e.g. `grafana_folder` for the sidecar's folder."""
 
 
+class LeaderElection(_Values):
+    """Every replica competes for one Lease; only its holder acts (client-go's defaults)."""
+
+    lease_duration_seconds: float = Field(default=15.0, gt=0, le=300)
+    """How long a standby waits on an unrenewed Lease before it takes over."""
+    renew_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long the leader may fail to renew before it stops acting (below the duration)."""
+    retry_period_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often every replica renews or tries to acquire (below the deadline)."""
+
+
 class ChartValues(_Values):
     """Values of the infscale chart."""
 
     image: Image = Image()
     replicas: int = Field(default=1, ge=0)
     """Operator pods; 0 installs CRDs, RBAC and settings only (the operator runs elsewhere, as in
-    hack/demo.sh)."""
+    hack/demo.sh). Above 1, one replica leads and the others stand by (leaderElection)."""
+    leader_election: LeaderElection = LeaderElection()
     prometheus: Prometheus = Prometheus()
     operator: Operator = Operator()
     rbac: Rbac = Rbac()

@@ -392,6 +392,12 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # The chart installs the CRDs before the operator: no need to list or watch
+        # CustomResourceDefinitions (which would need RBAC on them).
+        settings.scanning.disabled = True
+
+    @kopf.on.startup(registry=registry)
     async def start(**kwargs: Any) -> None:
         runtime.start({k: kwargs[k] for k in ("services", "pools")})
 
