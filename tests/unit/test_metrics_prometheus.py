@@ -64,6 +64,8 @@ class FakePrometheus:
 
     def __call__(self, text: str) -> list[dict[str, Any]]:
         self.texts.append(text)
+        if text == "vector(1)":
+            return [{"metric": {}, "value": [NOW, "1"]}]
         for kind, pattern in self.PATTERNS:
             match = pattern.search(text)
             if match:
@@ -269,10 +271,28 @@ def test_an_unreachable_prometheus_costs_one_query_per_round() -> None:
     calls: list[str] = []
     source = prometheus.PrometheusMetrics(down, clock=lambda: NOW)
     results = source.observe([query(), query(service="embed")])
-    assert len(calls) == 1
+    assert calls[1:] == ["vector(1)"], "one query, one probe, then nothing"
     for result in results.values():
         assert result.total.rps is None
         assert any("skipped: Prometheus unreachable (TimeoutError)" in r for r in result.unknown)
+
+
+def test_one_slow_family_does_not_blind_the_other_services() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.serve_pod("e0", "cpu", rps=3, service="embed")
+
+    def one_family_times_out(text: str) -> list[dict[str, Any]]:
+        if "custom_requests_total" in text:
+            raise TimeoutError("read timed out")
+        return fake(text)
+
+    slow = query(service="slow", preset="generic", request_counter="custom_requests_total")
+    source = prometheus.PrometheusMetrics(one_family_times_out, staleness_s=30, clock=lambda: NOW)
+    results = source.observe([slow, query(), query(service="embed")])
+    assert results[("team-a", "slow")].total.rps is None
+    assert results[("team-a", "chat")].total.rps == 5
+    assert results[("team-a", "embed")].total.rps == 3
 
 
 def test_a_bad_query_does_not_skip_the_others() -> None:

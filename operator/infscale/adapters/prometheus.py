@@ -237,8 +237,8 @@ class PrometheusMetrics:
         unreachable: str | None = None
         for family, keys in families.items():
             if unreachable is not None:
-                # One timeout per round, not one per family: a hung Prometheus must not stall
-                # the cycle for every service.
+                # One timeout (and a probe) per round, not one per family: a hung Prometheus
+                # must not stall the cycle for every service.
                 errors[family] = f"Prometheus query for {family[1]} skipped: {unreachable}"
                 continue
             text = self.builder.build(family, keys)
@@ -248,12 +248,23 @@ class PrometheusMetrics:
             except Exception as error:  # every backend failure becomes "unknown", with a reason
                 LOG.warning("Prometheus query for %s failed: %s", family[1], _short(error))
                 errors[family] = f"Prometheus query for {family[1]} failed: {_short(error)}"
-                if _is_unreachable(error):
+                if _is_unreachable(error) and not self._answers():
                     unreachable = f"Prometheus unreachable ({type(error).__name__})"
                 continue
             results[family] = self._parse(family, rows, set(keys))
         now = self._clock()
         return {key: self._assemble(r, results, errors, now) for key, r in resolved.items()}
+
+    def _answers(self) -> bool:
+        """Whether Prometheus answers a trivial query: tells a server that is down or hung from
+        one expensive query (one service's family) that timed out, which must not blind the
+        other services."""
+        self._queries_issued += 1
+        try:
+            self._query("vector(1)")
+        except Exception:  # any failure of the probe: treat the server as unreachable
+            return False
+        return True
 
     def _families(self, resolved: Iterable[Resolved]) -> dict[Family, list[tuple[str, str]]]:
         families: dict[Family, list[tuple[str, str]]] = defaultdict(list)
