@@ -169,7 +169,9 @@ def _milp(
     n_r, n_p, n_s = len(pairs), len(pool_names), len(demands)
     off_n, off_u, off_d = n_r, n_r + n_p, n_r + n_p + n_s
     n_vars = off_d + n_r
-    # An uncovered rps must cost more than any whole node that could cover it.
+    # An uncovered rps must cost more than any whole node that could cover it. The penalty is
+    # linear, so a sliver under max_price / penalty (< 0.1 rps) may stay uncovered when covering
+    # it would take a whole new node: well inside the forecast's own margin.
     min_capacity = min((c for d in demands for c in d.capacity_rps.values() if c > 0), default=1.0)
     max_price = max((p.usd_per_hour for p in pools.values()), default=1.0)
     penalty = 10.0 * max_price * max(1.0, 1.0 / min_capacity) + 1.0
