@@ -205,9 +205,13 @@ def test_a_pod_disruption_budget_holds_a_node_until_it_allows_eviction(
 
         held = waiting.until(draining, timeout_s=30, what="a node chosen for draining")[0]
         assert held.spec.unschedulable
-        time.sleep(5)
+        waiting.until(
+            lambda: "refused by a PodDisruptionBudget" in operator.log(),
+            timeout_s=30,
+            what="an eviction refused by the budget",
+        )
+        time.sleep(3)
         assert len(pool_nodes(core, pool_name)) == 2, "the budget must hold the node"
-        assert "refused by a PodDisruptionBudget" in operator.log()
 
         policy.delete_namespaced_pod_disruption_budget("chat", namespace)
         waiting.until(

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
+from infscale.adapters import kube_client
 from infscale.ports import errors
 
 POOL_LABEL = "infscale.dev/node-pool"
@@ -26,19 +27,21 @@ class ClusterNodes:
 
     def snapshot(self) -> tuple[list[Manifest], list[Manifest]]:
         """Every node and every scheduled pod, as plain JSON objects."""
-        nodes = self._core.list_node(_preload_content=False)
-        pods = self._core.list_pod_for_all_namespaces(
-            field_selector="spec.nodeName!=", _preload_content=False
-        )
+        with kube_client.listing("nodes and scheduled pods"):
+            nodes = self._core.list_node(_preload_content=False)
+            pods = self._core.list_pod_for_all_namespaces(
+                field_selector="spec.nodeName!=", _preload_content=False
+            )
         node_items: list[Manifest] = json.loads(nodes.data)["items"]  # type: ignore[attr-defined]
         pod_items: list[Manifest] = json.loads(pods.data)["items"]  # type: ignore[attr-defined]
         return node_items, pod_items
 
     def managed_pods(self) -> list[Manifest]:
         """Every pod of an infscale variant, scheduled or not."""
-        pods = self._core.list_pod_for_all_namespaces(
-            label_selector="infscale.dev/service", _preload_content=False
-        )
+        with kube_client.listing("infscale pods"):
+            pods = self._core.list_pod_for_all_namespaces(
+                label_selector="infscale.dev/service", _preload_content=False
+            )
         items: list[Manifest] = json.loads(pods.data)["items"]  # type: ignore[attr-defined]
         return items
 

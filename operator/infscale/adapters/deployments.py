@@ -7,6 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
+from infscale.adapters import kube_client
 from infscale.ports import errors
 
 FIELD_MANAGER = "infscale"
@@ -38,9 +39,10 @@ class KubernetesDeployments:
 
     def list_owned(self) -> list[dict[str, Any]]:
         """Every Deployment infscale manages, as plain JSON (read fresh each cycle)."""
-        response = self._apps.list_deployment_for_all_namespaces(
-            label_selector="app.kubernetes.io/managed-by=infscale", _preload_content=False
-        )
+        with kube_client.listing("infscale Deployments"):
+            response = self._apps.list_deployment_for_all_namespaces(
+                label_selector="app.kubernetes.io/managed-by=infscale", _preload_content=False
+            )
         items: list[dict[str, Any]] = json.loads(response.data)["items"]  # type: ignore[attr-defined]
         return items
 

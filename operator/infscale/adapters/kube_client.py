@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from kubernetes import client, config
 from urllib3.util.retry import Retry
+
+from infscale.ports import errors
 
 THROTTLE_RETRY = Retry(
     total=6,
@@ -31,3 +36,14 @@ def api_client() -> client.ApiClient:
         config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.retries = THROTTLE_RETRY
     return client.ApiClient(configuration)
+
+
+@contextlib.contextmanager
+def listing(what: str) -> Iterator[None]:
+    """A failed read becomes a ClusterError naming `what`: the cycle logs one line and retries
+    next time instead of a traceback."""
+    try:
+        yield
+    except client.ApiException as error:
+        message = errors.api_message(error.body, f"{error.status} {error.reason}")
+        raise errors.ClusterError(f"listing {what}: {message}", status=error.status) from error

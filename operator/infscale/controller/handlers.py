@@ -172,6 +172,9 @@ class Runtime:
             started = time.monotonic()
             try:
                 await asyncio.to_thread(self.cycle, *snapshot)
+            except errors.ClusterError as error:  # the API server refused or throttled a read
+                telemetry.ERRORS.labels("cycle").inc()
+                LOG.error("reconcile cycle failed: %s; retrying next cycle", error)
             except Exception:
                 telemetry.ERRORS.labels("cycle").inc()
                 LOG.exception("reconcile cycle failed; retrying next cycle")
