@@ -236,9 +236,16 @@ def test_restart_mid_way_loses_nothing(
     second.start()
     try:
         waiting.until(lambda: cluster.replicas("chat-small") == 2, timeout_s=30, what="2 replicas")
-        status = cluster.service("chat")["status"]
+
+        def caught_up() -> dict[str, Any] | None:
+            body = cluster.service("chat")
+            status = body.get("status") or {}
+            current = status.get("observedGeneration") == body["metadata"]["generation"]
+            return status if current else None
+
+        # As above, the status follows the Deployment: wait for it, then read the decision.
+        status = waiting.until(caught_up, timeout_s=30, what="the status of generation 2")
         assert status["lastDecision"]["reason"] != decided["reason"]
-        assert status["observedGeneration"] == cluster.service("chat")["metadata"]["generation"]
         deployments = cluster.apps.list_namespaced_deployment(namespace).items
         assert sorted(str(d.metadata.name) for d in deployments) == ["chat-big", "chat-small"]
     finally:
