@@ -152,7 +152,7 @@ def reconcile_service(
     """Bring the service's Deployments, status and Events in line with its spec and the
     planner's decision (without one, or with replicas.fixed set: the baseline split).
 
-    Pods the scheduler has refused for longer than their pool's provisioning time plus
+    Pods the scheduler has refused for longer than twice their pool's provisioning time plus
     `grace_s` are reported (CapacityAvailable=False): a node that never takes them (a foreign
     taint, a too-small shape) is a fault no added node can fix."""
     outcome = Outcome()
@@ -281,12 +281,13 @@ def _unschedulable_message(
         if variant is None or pool is None:
             continue
         waited = [p for p in stuck_pods if p.variant == name]
-        late = [p for p in waited if p.unschedulable_s > pool.provisioning_seconds + grace_s]
+        # Two provisioning periods: a node may wait one behind the per-cycle limit.
+        patience_s = 2 * pool.provisioning_seconds + grace_s
+        late = [p for p in waited if p.unschedulable_s > patience_s]
         if late:
             parts.append(
                 f"{len(late)} pod(s) of variant {name} unschedulable for over "
-                f"{pool.provisioning_seconds + grace_s:.0f} s on pool {variant.node_pool}: "
-                f"{late[0].message}"
+                f"{patience_s:.0f} s on pool {variant.node_pool}: {late[0].message}"
             )
     return "; ".join(parts)[:1000]
 
