@@ -59,11 +59,8 @@ def pool_name(
     custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
 ) -> Iterator[str]:
     name = f"e2e-{unique_name}"
-    custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool(name))
-    yield name
-    custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
-    for node in core.list_node(label_selector=f"infscale.dev/node-pool={name}").items:
-        core.delete_node(node.metadata.name)
+    with manifests.created_pools(custom, core, pool(name)):
+        yield name
 
 
 @pytest.mark.timeout(600)  # about six minutes of emulated traffic; the default is 300 s

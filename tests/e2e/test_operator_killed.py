@@ -48,14 +48,9 @@ def two_pools(
     custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
 ) -> Iterator[tuple[str, str]]:
     names = (f"{unique_name}-a", f"{unique_name}-b")
-    for name in names:
-        body = manifests.kwok_pool(name, max_nodes=8, provisioning_s=2)
-        custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", body)
-    yield names
-    for name in names:
-        custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
-        for node in core.list_node(label_selector=f"infscale.dev/node-pool={name}").items:
-            core.delete_node(node.metadata.name)
+    bodies = [manifests.kwok_pool(n, max_nodes=8, provisioning_s=2) for n in names]
+    with manifests.created_pools(custom, core, *bodies):
+        yield names
 
 
 @pytest.mark.timeout(400)

@@ -51,12 +51,10 @@ def pool(
     custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
 ) -> Iterator[str]:
     name = f"outage-{unique_name}"
-    body = manifests.kwok_pool(name, max_nodes=30, provisioning_s=1, tainted=False)
-    custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", body)
-    yield name
-    custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
-    for node in core.list_node(label_selector=f"infscale.dev/node-pool={name}").items:
-        core.delete_node(node.metadata.name)
+    with manifests.created_pools(
+        custom, core, manifests.kwok_pool(name, max_nodes=30, provisioning_s=1, tainted=False)
+    ):
+        yield name
 
 
 @pytest.mark.timeout(600)

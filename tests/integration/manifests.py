@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from kubernetes import client
@@ -121,3 +123,21 @@ class Cluster:
             self.namespace, field_selector=f"involvedObject.name={name}"
         ).items
         return [str(e.reason) for e in events]
+
+
+@contextlib.contextmanager
+def created_pools(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, *bodies: dict[str, Any]
+) -> Iterator[None]:
+    """InferenceNodePools that exist for the block; afterwards they and the nodes the operator
+    made for them are deleted."""
+    for body in bodies:
+        custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", body)
+    try:
+        yield
+    finally:
+        for body in bodies:
+            name = body["metadata"]["name"]
+            custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
+            for node in core.list_node(label_selector=f"infscale.dev/node-pool={name}").items:
+                core.delete_node(node.metadata.name)
