@@ -36,6 +36,27 @@ def test_fluid_packing_is_repaired_by_first_fit() -> None:
     assert alloc.nodes["c"] == 3
 
 
+def test_milp_counts_whole_replicas_per_node() -> None:
+    # 3-cpu replicas take a whole 4-cpu node: four of them cost 4 nodes ($4), not the fluid 3
+    # ($3), so two 2-rps replicas on $1.60 nodes ($3.20) are the cheaper cover of 4 rps.
+    pools = {
+        "cpu": model.PoolSpec("cpu", model.Resources(4, 64), 1.0, 0, 10, 60),
+        "gpu": model.PoolSpec("gpu", model.Resources(4, 64, {GPU: 1}), 1.6, 0, 10, 60),
+    }
+    svc = model.ServiceSpec(
+        "ns",
+        "s",
+        (
+            model.VariantSpec("cpu", "cpu", model.Resources(3, 1), 1.0, 10),
+            model.VariantSpec("gpu", "gpu", model.Resources(1, 1, {GPU: 1}), 2.0, 10),
+        ),
+        min_replicas=0,
+    )
+    alloc = optimize.optimize([_demand(svc, 4.0)], pools, settings.PlannerSettings())
+    assert alloc.replicas[svc.key] == {"cpu": 0, "gpu": 2}
+    assert alloc.nodes == {"cpu": 0, "gpu": 2}
+
+
 def test_milp_prefers_the_cheapest_cover() -> None:
     pools = {p.name: p for p in fx.pools()}
     svc = fx.service()

@@ -10,11 +10,14 @@ feasible and the shortfall is reported), continuous new replicas ``d[s,v] >= r[s
     s.t.      sum_v capacity_rps[s,v] r[s,v] + u[s] >= demand_rps[s]
               min_total[s] <= sum_v r[s,v] <= max_total[s]
               sum_{(s,v) on p} request[v,k] r[s,v] <= shape[p,k] n[p]   for each resource k
+              sum_{(s,v) on p} r[s,v] / fits[v,p] <= n[p]                (whole replicas per node)
 
-The per-resource constraint is the fluid relaxation of bin packing; the integer solution is then
-checked by first-fit-decreasing onto real node shapes and the node count raised where needed, so
-the plan always packs. HiGHS (``scipy.optimize.milp``) solves it with a time limit; if it finds no
-solution in time the greedy allocator (cheapest usd per rps first) is used instead.
+The per-resource rows are the fluid relaxation of bin packing; the share row counts what a node
+really holds of each shape (two 3-cpu replicas never share a 4-cpu node), exact for a pool of one
+shape and conservative for mixed shapes. The node count of the plan is then what
+first-fit-decreasing needs on the real node shapes, so the plan always packs. HiGHS
+(``scipy.optimize.milp``) solves it with a time limit; if it finds no solution in time the greedy
+allocator (cheapest usd per rps first) is used instead.
 """
 
 from __future__ import annotations
@@ -233,6 +236,9 @@ def _milp(
         for dim in dims:
             entries = [(k, pairs[k][1].resources.as_dict().get(dim, 0.0)) for k in on_pool]
             add_row([*entries, (off_n + j, -shape.get(dim, 0.0))], -np.inf, 0.0)
+        if on_pool:  # whole replicas per node: 3-cpu replicas on 4-cpu nodes take one node each
+            shares = [(k, replica_share(pairs[k][1], pools[name])) for k in on_pool]
+            add_row([*shares, (off_n + j, -1.0)], -np.inf, 0.0)
 
     matrix = sparse.csr_array((vals, (rows, cols)), shape=(len(row_lb), n_vars))
     result = sp_optimize.milp(
@@ -255,22 +261,21 @@ def _milp(
     for dem in demands:  # variants that cannot run anywhere get an explicit zero
         for variant in dem.service.variants:
             replicas[dem.service.key].setdefault(variant.name, 0)
-    nodes = {name: round(float(x[off_n + j])) for name, j in pool_index.items()}
     shortfall = {d.service.key: max(0.0, float(x[off_u + i])) for i, d in enumerate(demands)}
     method = "milp" if result.status == 0 else "milp-time-limit"
-    return Allocation(replicas, _repack(replicas, demands, pools, nodes), shortfall, method)
+    return Allocation(replicas, _repack(replicas, demands, pools), shortfall, method)
 
 
 def _repack(
     replicas: Mapping[str, Mapping[str, int]],
     demands: Sequence[Demand],
     pools: Mapping[str, model.PoolSpec],
-    nodes: Mapping[str, int],
 ) -> dict[str, int]:
-    """Raise node counts where the fluid packing under-counted (first-fit-decreasing check)."""
+    """Node counts from first-fit-decreasing on the real shapes, within the pool's bounds (the
+    program's own count may be higher where its share row over-counts mixed shapes)."""
     needed = pool_nodes_needed(replicas, [d.service for d in demands], pools)
     return {
-        name: max(nodes.get(name, pool.min_nodes), min(needed.get(name, 0), pool.max_nodes))
+        name: max(pool.min_nodes, min(needed.get(name, 0), pool.max_nodes))
         for name, pool in pools.items()
     }
 
@@ -325,8 +330,7 @@ def _greedy(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], why:
                 break
         replicas[dem.service.key] = chosen
         shortfall[dem.service.key] = max(0.0, left_rps)
-    nodes = {name: pool.min_nodes for name, pool in pools.items()}
-    return Allocation(replicas, _repack(replicas, demands, pools, nodes), shortfall, why)
+    return Allocation(replicas, _repack(replicas, demands, pools), shortfall, why)
 
 
 def _room_for(variant: model.VariantSpec, room: Mapping[str, float]) -> int:
