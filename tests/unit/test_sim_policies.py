@@ -110,6 +110,19 @@ def test_oracle_pays_startup_ahead_of_a_step_and_beats_static() -> None:
     assert solution.fluid_floor_usd <= solution.cost_usd
 
 
+def test_oracle_burst_need_sees_a_one_second_burst_its_minute_hides() -> None:
+    # 60 requests in one second of an otherwise idle minute: 1 rps over the minute, but served
+    # within 0.5 s of waiting only at 60 / (1 + 0.5) = 40 rps.
+    trace = traces.Trace("burst", np.concatenate([np.full(60, 30.2), [90.0]]), 120.0)
+    need = oracle.burst_rps(trace, 2, 60.0, wait_s=0.5)
+    assert need[0] == pytest.approx(40.0)
+    # Windows reach back across the slice boundary: 31 s from the burst to second 60.
+    assert need[1] == pytest.approx(60 / 31.5)
+    # A steady 5 rps needs its rate (the 60 s window), not more.
+    steady = traces.Trace("steady", np.arange(0, 120, 0.2), 120.0)
+    assert oracle.burst_rps(steady, 2, 60.0, wait_s=0.5)[1] == pytest.approx(5.0, rel=0.05)
+
+
 def test_planner_in_the_simulator_meets_the_slo_on_a_smooth_trace() -> None:
     trace = traces.synthetic(seed=3, duration_s=900.0, bursts=0, idle_gaps=0)
     policy = policies.Infscale(SERVICE, SCEN.domain_pools())

@@ -33,6 +33,7 @@ from infscale.sim import autoscaler, engine, oracle, policies, scenario, traces
 ATTAINMENT_BAR = 0.99
 HPA_FRACTIONS = (0.5, 0.7, 0.9)
 KEDA_THRESHOLDS = (1.0, 2.0, 4.0)
+ORACLE_BURST_FACTORS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,15 +116,20 @@ def bench_one(
             f"attainment {res.slo_attainment:.4f} ({time.perf_counter() - t0:.1f} s)"
         )
 
-    solution = oracle.solve(trace, scen)
-    first = solution.replicas[0]
-    run(
-        "oracle",
-        policies.Schedule("oracle", solution.slice_s, solution.replicas, solution.nodes),
-        False,
-        (first, solution.nodes[0]),
-        f"ILP {solution.status}; fluid floor ${solution.fluid_floor_usd:.2f}",
-    )
+    # The ILP sees the queue as a fluid; its schedule is replayed here, and its burst need raised
+    # until the replay reaches the bar: the oracle is the cheapest schedule found that does.
+    for burst_factor in ORACLE_BURST_FACTORS:
+        solution = oracle.solve(trace, scen, attainment=ATTAINMENT_BAR, burst_factor=burst_factor)
+        run(
+            "oracle",
+            policies.Schedule("oracle", solution.slice_s, solution.replicas, solution.nodes),
+            False,
+            (solution.replicas[0], solution.nodes[0]),
+            f"ILP {solution.status}, burst need x{burst_factor:g}; "
+            f"fluid floor ${solution.fluid_floor_usd:.2f}",
+        )
+        if results["oracle"][1].slo_attainment >= ATTAINMENT_BAR:
+            break
     main = policies.Infscale(service, pools)
     main.seed_state(*warm)
     run("infscale", main, False)
@@ -200,6 +206,27 @@ def comparable(records: Sequence[Record], role: str, ours: Record) -> Record | N
     """The baseline to compare infscale with: the cheapest setting of ``role`` that reaches the
     bar, or infscale's own attainment if that is lower; else its best attainment."""
     return best_of(records, role, min(ATTAINMENT_BAR, ours.slo_attainment))
+
+
+def replica_attainment(
+    scen: scenario.Scenario,
+    variant: str,
+    rps_per_replica: float,
+    replicas: int = 4,
+    requests: int = 20_000,
+    seed: int = 2,
+) -> float:
+    """SLO attainment of ``replicas`` fixed replicas of one variant under about ``requests``
+    Poisson arrivals at ``rps_per_replica`` each (at most 20 minutes of them): what a scenario's
+    ``capacity_rps`` claims, checked in the simulator."""
+    spec = scen.domain_service().variant(variant)
+    pool = {p.name: p for p in scen.domain_pools()}[spec.pool]
+    nodes = {pool.name: optimize.nodes_needed([(spec.resources, replicas)], pool.node)}
+    rate_rps = rps_per_replica * replicas
+    arrivals = traces.poisson(rate_rps, min(1200.0, requests / rate_rps), seed=seed)
+    fixed = policies.Static(variant, replicas, nodes)
+    sim = engine.Simulator(arrivals, scen, fixed, initial={variant: replicas}, initial_nodes=nodes)
+    return sim.run().slo_attainment
 
 
 def planning_time(
