@@ -29,6 +29,21 @@ def test_scenarios_load_with_cited_prices(name: str) -> None:
         assert variant.resources.fits_per_node(pools[variant.pool].node) >= 1
 
 
+@pytest.mark.parametrize(
+    ("name", "variant"),
+    [(s, v.name) for s in ("three-pool", "gpu-classes") for v in scenario.load(s).variants],
+)
+def test_spec_capacity_is_a_cautious_share_of_what_the_replica_sustains(
+    name: str, variant: str
+) -> None:
+    # Every variant's capacity_rps is 70-100 % of the rate its simulated replicas sustain at
+    # the 0.99 attainment bar, so no variant is favoured by a kinder spec than the others.
+    scen = scenario.load(name)
+    spec_rps = scen.domain_service().variant(variant).capacity_rps
+    assert bench.replica_attainment(scen, variant, spec_rps) >= bench.ATTAINMENT_BAR
+    assert bench.replica_attainment(scen, variant, spec_rps / 0.7) < bench.ATTAINMENT_BAR
+
+
 def test_three_pool_has_a_large_gpu_a_small_gpu_and_cpu() -> None:
     pools = scenario.load("three-pool").domain_pools()
     gpus = sorted(p.node.extended.get(model.GPU, 0) for p in pools)
