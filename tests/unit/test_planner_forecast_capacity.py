@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from infscale.domain import capacity, forecast, model, settings
 from tests.unit import planner_fixtures as fx
 
@@ -64,6 +66,16 @@ def test_capacity_learning_is_damped_and_bounded() -> None:
     for _ in range(200):
         cap = capacity.learn(cap, variant, fast, 0.5, CFG)
     assert cap <= CFG.capacity_max_factor * 6.0 + 1e-9
+
+
+def test_capacity_creeps_up_when_loaded_near_the_estimate_and_still_fast() -> None:
+    variant = fx.service().variant("l4")  # spec 6 rps
+    near = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=10.0, latency_s=0.1)
+    cap = capacity.learn(6.0, variant, near, 0.5, CFG)  # 5 rps each: 83 % of the estimate
+    assert 6.0 < cap <= 6.0 * (1 + CFG.capacity_max_step_fraction)
+    # Near the estimate but not well inside the SLO: no evidence of room.
+    busy = dataclasses.replace(near, latency_s=0.45)
+    assert capacity.learn(6.0, variant, busy, 0.5, CFG) == 6.0
 
 
 def test_capacity_ignores_uninformative_samples() -> None:

@@ -152,6 +152,18 @@ def test_slo_misses_raise_headroom_which_decays() -> None:
     assert svc.key not in state.headroom
 
 
+def test_a_miss_the_capacity_learner_explains_raises_no_headroom() -> None:
+    # Two L4 replicas at 4 rps each (under their 6 rps estimate) miss the SLO: the learner lowers
+    # the L4 estimate, and that one symptom does not also inflate demand.
+    svc = fx.service(scale_down_stabilization_s=0)
+    l4 = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=8.0, latency_s=3.0)
+    slow = model.Observation(rps=8.0, latency_s=3.0, variants={"l4": l4})
+    _, state = _run(svc, [(0, 8.0)])
+    _, state = planner.plan([svc], fx.pools(), {svc.key: slow}, state, 15.0)
+    assert state.capacity_rps[svc.key]["l4"] < 6.0
+    assert svc.key not in state.headroom
+
+
 def test_latency_from_an_overload_backlog_teaches_neither_capacity_nor_headroom() -> None:
     # One replica meets a burst, more are added, and the backlog keeps latency high for a while:
     # that must not lower the learned capacity nor inflate demand after the burst.

@@ -4,9 +4,10 @@ A sample is one cycle's (per-replica rate, latency at the SLO percentile) of a v
 replicas. Latency over the SLO at a rate below the estimate proves the estimate too high; latency
 well under the SLO at a rate above the estimate proves it too low. Latency while the service
 as a whole is overloaded is blamed on the backlog, not on the capacity. Anything else says nothing
-(a lightly loaded replica meeting its SLO tells us nothing about its limit). Each update moves a
-fraction of the way, by at most a bounded step, within fixed multiples of the spec's figure, so
-one bad sample cannot swing the plan.
+(a lightly loaded replica meeting its SLO tells us nothing about its limit; one loaded to
+``capacity_probe_utilization`` of its estimate and still well inside the SLO nudges it up). Each
+update moves a fraction of the way, by at most a bounded step, within fixed multiples of the
+spec's figure, so one bad sample cannot swing the plan.
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ def learn(
     per_replica_rps = obs.rps / obs.ready_replicas
     too_slow = not overloaded and obs.latency_s > slo_latency_s and per_replica_rps < current_rps
     fast_enough = obs.latency_s <= cfg.capacity_ok_latency_fraction * slo_latency_s
-    if not (too_slow or (fast_enough and per_replica_rps > current_rps)):
+    near_estimate = per_replica_rps >= cfg.capacity_probe_utilization * current_rps
+    if not (too_slow or (fast_enough and near_estimate)):
         return current_rps
-    candidate = per_replica_rps
+    # Near the estimate and still fast: there is room above it. The planner never loads a
+    # replica past its estimate, so without this creep a cautious spec would never be corrected.
+    candidate = (
+        per_replica_rps
+        if too_slow
+        else max(per_replica_rps, current_rps * (1.0 + cfg.capacity_max_step_fraction))
+    )
     step = cfg.capacity_learning_rate * (candidate - current_rps)
     max_step = cfg.capacity_max_step_fraction * current_rps
     updated = current_rps + max(-max_step, min(max_step, step))

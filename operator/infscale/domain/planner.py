@@ -86,8 +86,17 @@ def plan(
         elif not rps_known:
             unknown_why[key] = "request rate unknown"
         previous = state.forecasts.get(key, model.ForecastState())
+        # A miss the capacity learner took as its own (it lowered an estimate) is not counted
+        # again as headroom: both at once would shrink supply and grow demand for one symptom.
+        learned_down = any(caps[v.name] < learned.get(v.name, v.capacity_rps) for v in svc.variants)
         head = _headroom(
-            state.headroom.get(key, 1.0), previous.last_s, obs, svc, now_s, cfg, in_backlog
+            state.headroom.get(key, 1.0),
+            previous.last_s,
+            obs,
+            svc,
+            now_s,
+            cfg,
+            in_backlog or learned_down,
         )
         headroom[key] = head
         fstate = forecast.update(previous, obs.rps, now_s, cfg)
@@ -285,14 +294,14 @@ def _headroom(
     svc: model.ServiceSpec,
     now_s: float,
     cfg: settings.PlannerSettings,
-    in_backlog: bool = False,
+    explained: bool = False,
 ) -> float:
     """Raise the demand multiplier on an SLO miss; let it decay back to 1 while the SLO holds.
 
-    A miss while an overload's backlog drains is explained (more replicas are already coming),
-    so it does not raise the multiplier.
+    A miss that is explained (``explained``: an overload's backlog drains and more replicas are
+    already coming, or the capacity learner lowered an estimate for it) does not raise it.
     """
-    if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s and not in_backlog:
+    if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s and not explained:
         return min(cfg.headroom_max, current * cfg.headroom_step)
     if last_s is None or current <= 1.0:
         return 1.0

@@ -71,6 +71,12 @@ class PlannerSettings:
     capacity_ok_latency_fraction: float = 0.7
     """Raise capacity only from samples whose latency is below this fraction of the SLO."""
 
+    capacity_probe_utilization: float = 0.8
+    """A replica serving at least this share of its estimate with latency under
+    ``capacity_ok_latency_fraction`` of the SLO raises the estimate by one damped step (about 2 %
+    per sample): the planner never loads replicas past their estimate, so only this can correct a
+    cautious spec upwards."""
+
     solver_time_limit_s: float = 0.5
     """Time limit of the MILP (HiGHS); past it the best incumbent or the greedy plan is used."""
 
