@@ -226,8 +226,10 @@ class Kpa:
 class Static:
     """Fixed replicas and nodes for the whole trace."""
 
-    def __init__(self, variant: str, replicas: int, nodes: Mapping[str, int]) -> None:
-        self.name = "static-peak"
+    def __init__(
+        self, variant: str, replicas: int, nodes: Mapping[str, int], name: str = "static-peak"
+    ) -> None:
+        self.name = name
         self.tick_s = 3600.0
         self.replicas = {variant: replicas}
         self.nodes = dict(nodes)
