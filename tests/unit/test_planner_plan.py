@@ -152,6 +152,21 @@ def test_slo_misses_raise_headroom_which_decays() -> None:
     assert svc.key not in state.headroom
 
 
+def test_after_an_slo_miss_peaks_are_held_for_two_leads() -> None:
+    # L4 replicas run (lead 300 s node + 120 s start). A 12 rps peak, then 2 rps: 585 s later
+    # the peak is forgotten, unless the SLO was missed at the peak; then it is held 840 s.
+    svc = fx.service(scale_down_stabilization_s=0)
+    calm = [(15.0 * i, 2.0) for i in range(2, 41)]
+    plans, _ = _run(svc, [(0, 12.0), (15.0, 12.0), *calm])
+    assert plans[-1].demand_rps[svc.key] < 12.0
+    _, state = _run(svc, [(0, 12.0)])
+    missed = model.Observation(rps=12.0, latency_s=3.0)
+    _, state = planner.plan([svc], fx.pools(), {svc.key: missed}, state, 15.0)
+    plans, _ = _run(svc, calm, state)
+    assert plans[-1].demand_rps[svc.key] >= 12.0
+    assert any("SLO missed 585 s ago: peaks held 840 s" in r for r in plans[-1].reasons[svc.key])
+
+
 def test_a_miss_the_capacity_learner_explains_raises_no_headroom() -> None:
     # Two L4 replicas at 4 rps each (under their 6 rps estimate) miss the SLO: the learner lowers
     # the L4 estimate, and that one symptom does not also inflate demand.

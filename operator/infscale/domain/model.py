@@ -162,7 +162,8 @@ class PlannerState:
     the last time traffic was seen; ``pool_scale_up_s`` / ``pool_surplus_since_s`` drive the node
     cool-down; ``headroom[service]`` is the demand multiplier raised by recent SLO misses;
     ``backlog_until_s[service]`` ends the period in which latency is blamed on a backlog left
-    by an overload, not on capacity.
+    by an overload, not on capacity; ``missed_slo_s[service]`` is when latency was last over the
+    SLO (peaks are held longer for a while after).
     """
 
     last_replicas: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
@@ -177,6 +178,7 @@ class PlannerState:
     pool_surplus_since_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
     headroom: Mapping[str, float] = dataclasses.field(default_factory=dict)
     backlog_until_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    missed_slo_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 def state_to_json(state: PlannerState) -> str:
@@ -212,4 +214,5 @@ def state_from_json(text: str) -> PlannerState:
         pool_surplus_since_s=raw.get("pool_surplus_since_s", {}),
         headroom=raw.get("headroom", {}),
         backlog_until_s=raw.get("backlog_until_s", {}),
+        missed_slo_s=raw.get("missed_slo_s", {}),
     )

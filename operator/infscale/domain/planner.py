@@ -45,6 +45,7 @@ def plan(
     unknown_why: dict[str, str] = {}
     idle: dict[str, bool] = {}
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
+    missed = {k: t for k, t in state.missed_slo_s.items() if now_s - t <= cfg.miss_memory_s}
     for svc in services:
         key = svc.key
         obs = observations.get(key, model.Observation())
@@ -121,6 +122,17 @@ def plan(
             ),
             default=lead_s,
         )
+        if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
+            missed[key] = now_s
+        # A service that missed its SLO lately has bursts that outrun its lead: hold them longer.
+        missed_ago_s = now_s - missed.get(key, -math.inf)
+        if missed_ago_s <= cfg.miss_memory_s:
+            hold_lead_s *= cfg.miss_hold_factor
+            why.append(
+                f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s"
+                if missed_ago_s > 0
+                else f"SLO missed now: peaks held {hold_lead_s:.0f} s"
+            )
         demand = forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s) * head
         if head > 1.0 + 1e-3:
             why.append(f"recent SLO misses: demand x{head:.2f} headroom")
@@ -257,6 +269,7 @@ def plan(
         pool_surplus_since_s=surplus_since,
         headroom={k: v for k, v in headroom.items() if v > 1.0 + 1e-3},
         backlog_until_s=backlog_until,
+        missed_slo_s=missed,
     )
     return result, new_state
 

@@ -33,6 +33,15 @@ class PlannerSettings:
     margin_sigmas: float = 1.0
     """Uncertainty margin in standard deviations of the one-step forecast error."""
 
+    miss_hold_factor: float = 2.0
+    """After an SLO miss, peaks are held this many times longer (two leads instead of one): a
+    burst that outran the lead once tends to come back (the Azure code trace bursts every few
+    minutes, after quiet spells longer than one lead), and capacity released between two such
+    bursts is not back for the second."""
+
+    miss_memory_s: float = 1800.0
+    """How long an SLO miss keeps that longer hold (half an hour)."""
+
     max_trend_growth: float = 0.5
     """Trend extrapolation adds at most this fraction of the level (bounds runaway ramps)."""
 
