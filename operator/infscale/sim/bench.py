@@ -32,8 +32,8 @@ from infscale.domain import model, optimize, planner
 from infscale.sim import autoscaler, engine, oracle, policies, scenario, traces
 
 ATTAINMENT_BAR = 0.99
-HPA_FRACTIONS = (0.5, 0.7, 0.9)
-KEDA_THRESHOLDS = (1.0, 2.0, 4.0)
+HPA_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # of the base variant's capacity_rps
+KEDA_THRESHOLDS = (0.5, 1.0, 2.0, 4.0, 8.0)  # waiting requests per replica
 ORACLE_BURST_FACTORS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
