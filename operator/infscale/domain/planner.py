@@ -128,11 +128,7 @@ def plan(
         missed_ago_s = now_s - missed.get(key, -math.inf)
         if missed_ago_s <= cfg.miss_memory_s:
             hold_lead_s *= cfg.miss_hold_factor
-            why.append(
-                f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s"
-                if missed_ago_s > 0
-                else f"SLO missed now: peaks held {hold_lead_s:.0f} s"
-            )
+            why.append(f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s")
         demand = forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s) * head
         if head > 1.0 + 1e-3:
             why.append(f"recent SLO misses: demand x{head:.2f} headroom")

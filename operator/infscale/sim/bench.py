@@ -436,14 +436,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         table.add_column(col)
     for rec in all_records:
-        if rec.role == "static-bar":
-            same = [r for r in all_records if r.trace == rec.trace and r.scenario == rec.scenario]
-            if best_of(same, "static-bar") != rec:
-                continue
-        if rec.role in ("hpa", "keda", "single-variant"):
+        if rec.role in ("hpa", "keda", "single-variant", "static-bar"):
             same = [r for r in all_records if r.trace == rec.trace and r.scenario == rec.scenario]
             ours = best_of(same, "infscale")
-            best = comparable(same, rec.role, ours) if ours is not None else None
+            if rec.role == "static-bar":
+                best = best_of(same, rec.role)
+            else:
+                best = comparable(same, rec.role, ours) if ours is not None else None
             if best is None or best.policy != rec.policy:
                 continue
         table.add_row(

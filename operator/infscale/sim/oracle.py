@@ -125,12 +125,11 @@ def solve(
         lb.append(lo)
         ub.append(hi)
 
+    drain_rps = [perf[var.name].slots / perf[var.name].service_s for var in variants]
     for t in range(n_t):
         upper[zi(t)] = 1.0
-        ids = list(enumerate(variants))
-        sustained = [(xi(t, v), var.capacity_rps) for v, var in ids]
-        row(sustained, float(mean[t]), np.inf)
-        drain = [(xi(t, v), perf[var.name].slots / perf[var.name].service_s) for v, var in ids]
+        row([(xi(t, v), var.capacity_rps) for v, var in enumerate(variants)], mean[t], np.inf)
+        drain = [(xi(t, v), rate) for v, rate in enumerate(drain_rps)]
         row([*drain, (zi(t), float(burst[t]))], float(burst[t]), np.inf)
         if service.min_replicas > 0:
             row([(xi(t, v), 1.0) for v in range(n_v)], float(service.min_replicas), np.inf)
