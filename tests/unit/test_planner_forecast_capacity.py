@@ -97,3 +97,31 @@ def test_a_fall_in_load_does_not_widen_the_margin() -> None:
     # Five minutes after a fall from 30 to 4 rps the margin is small and demand near 4 rps.
     assert state.var_rps2**0.5 < 4.0
     assert forecast.demand_rps(state, 900.0, 60.0, cfg) < 10.0
+
+
+def test_gains_above_the_spec_are_given_back_at_once_when_too_slow() -> None:
+    variant = fx.service().variant("l4")  # spec 6 rps
+    slow = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=14.0, latency_s=0.8)
+    # Probes had raised the estimate to 9; the replicas miss the SLO at 7 each: back to 7 now.
+    assert capacity.learn(9.0, variant, slow, 0.5, CFG) == 7.0
+    # Below the spec learning stays damped: one sample moves at most 10 %.
+    slower = dataclasses.replace(slow, rps=6.0)
+    assert capacity.learn(9.0, variant, slower, 0.5, CFG) == 6.0
+    assert capacity.learn(6.0, variant, slower, 0.5, CFG) >= 6.0 * 0.9 - 1e-9
+
+
+def test_probes_stay_under_the_rate_last_seen_too_slow() -> None:
+    variant = fx.service().variant("l4")  # spec 6 rps
+    near = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=6.5, latency_s=0.1)
+    assert capacity.too_slow_at(7.0, near, 0.5) is None
+    slow = dataclasses.replace(near, latency_s=0.8)
+    assert capacity.too_slow_at(7.0, slow, 0.5) == 6.5
+    assert capacity.too_slow_at(7.0, slow, 0.5, overloaded=True) is None  # the backlog's fault
+    cap = 7.0
+    for _ in range(100):
+        cap = capacity.learn(cap, variant, near, 0.5, CFG, ceiling_rps=7.5)
+    assert 7.0 < cap <= CFG.capacity_ceiling_fraction * 7.5 + 1e-9
+    free = 7.0
+    for _ in range(100):
+        free = capacity.learn(free, variant, near, 0.5, CFG)
+    assert free > 7.5  # without the ceiling the same samples probe past it

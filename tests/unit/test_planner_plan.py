@@ -120,6 +120,7 @@ def test_scale_down_step_is_bounded() -> None:
 def test_state_round_trips_through_json_and_plans_are_deterministic() -> None:
     svc = fx.service()
     _, state = _run(svc, [(0, 10.0), (15, 20.0), (30, None), (45, 3.0)])
+    state = dataclasses.replace(state, capacity_ceiling={svc.key: {"l4": (5.5, 40.0)}})
     text = model.state_to_json(state)
     assert model.state_from_json(text) == state
     a = planner.plan([svc], fx.pools(), {svc.key: fx.observe(7.0)}, state, 60.0)

@@ -163,7 +163,8 @@ class PlannerState:
     cool-down; ``headroom[service]`` is the demand multiplier raised by recent SLO misses;
     ``backlog_until_s[service]`` ends the period in which latency is blamed on a backlog left
     by an overload, not on capacity; ``missed_slo_s[service]`` is when latency was last over the
-    SLO (peaks are held longer for a while after).
+    SLO (peaks are held longer for a while after); ``capacity_ceiling[service][variant]`` is the
+    (per-replica rps, time_s) at which the variant was last seen too slow.
     """
 
     last_replicas: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
@@ -179,6 +180,9 @@ class PlannerState:
     headroom: Mapping[str, float] = dataclasses.field(default_factory=dict)
     backlog_until_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
     missed_slo_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    capacity_ceiling: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def state_to_json(state: PlannerState) -> str:
@@ -215,4 +219,8 @@ def state_from_json(text: str) -> PlannerState:
         headroom=raw.get("headroom", {}),
         backlog_until_s=raw.get("backlog_until_s", {}),
         missed_slo_s=raw.get("missed_slo_s", {}),
+        capacity_ceiling={
+            svc: {var: (float(rps), float(t)) for var, (rps, t) in per.items()}
+            for svc, per in raw.get("capacity_ceiling", {}).items()
+        },
     )

@@ -46,6 +46,7 @@ def plan(
     idle: dict[str, bool] = {}
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
     missed = {k: t for k, t in state.missed_slo_s.items() if now_s - t <= cfg.miss_memory_s}
+    ceilings: dict[str, dict[str, tuple[float, float]]] = {}
     for svc in services:
         key = svc.key
         obs = observations.get(key, model.Observation())
@@ -65,6 +66,22 @@ def plan(
         if overloaded:
             backlog_until[key] = now_s + cfg.backlog_grace_s
         in_backlog = overloaded or now_s < backlog_until.get(key, -math.inf)
+        ceiling = {
+            v: c
+            for v, c in state.capacity_ceiling.get(key, {}).items()
+            if now_s - c[1] <= cfg.capacity_ceiling_memory_s
+        }
+        for v in svc.variants:
+            slow_rps = capacity.too_slow_at(
+                learned.get(v.name, v.capacity_rps),
+                obs.variants.get(v.name),
+                svc.slo_latency_s,
+                in_backlog,
+            )
+            if slow_rps is not None:
+                ceiling[v.name] = (slow_rps, now_s)
+        if ceiling:
+            ceilings[key] = ceiling
         caps = {
             v.name: capacity.learn(
                 learned.get(v.name, v.capacity_rps),
@@ -73,6 +90,7 @@ def plan(
                 svc.slo_latency_s,
                 cfg,
                 in_backlog,
+                ceiling[v.name][0] if v.name in ceiling else None,
             )
             for v in svc.variants
         }
@@ -266,6 +284,7 @@ def plan(
         headroom={k: v for k, v in headroom.items() if v > 1.0 + 1e-3},
         backlog_until_s=backlog_until,
         missed_slo_s=missed,
+        capacity_ceiling=ceilings,
     )
     return result, new_state
 

@@ -86,6 +86,14 @@ class PlannerSettings:
     per sample): the planner never loads replicas past their estimate, so only this can correct a
     cautious spec upwards."""
 
+    capacity_ceiling_fraction: float = 0.95
+    """Upward probes stay below this share of the per-replica rate at which the variant was last
+    seen too slow (a replica sharing a queue with others can look fast well past its limit)."""
+
+    capacity_ceiling_memory_s: float = 3600.0
+    """How long that rate is remembered (the service's request mix, and so its capacity, may
+    change)."""
+
     solver_time_limit_s: float = 0.5
     """Time limit of the MILP (HiGHS); past it the best incumbent or the greedy plan is used."""
 
