@@ -249,16 +249,24 @@ class Simulator:
         del self.replicas[replica.ident]
 
     def _place(self, now_s: float, instant: bool = False) -> None:
+        ready_nodes: dict[str, list[Node]] = {}
+        no_room: set[str] = set()  # placing only fills nodes: a variant that fits nowhere stays so
         for replica in sorted(self.pending_pods(), key=lambda r: r.ident):
+            if replica.variant in no_room:
+                continue
             variant = self.service.variant(replica.variant)
             need = variant.resources.as_dict()
+            if variant.pool not in ready_nodes:
+                ready_nodes[variant.pool] = [
+                    n for n in self.live_nodes(variant.pool) if n.ready_s <= now_s
+                ]
             candidates = [
                 n
-                for n in self.live_nodes(variant.pool)
-                if n.ready_s <= now_s
-                and all(n.free.get(k, 0.0) + 1e-9 >= v for k, v in need.items())
+                for n in ready_nodes[variant.pool]
+                if all(n.free.get(k, 0.0) + 1e-9 >= v for k, v in need.items())
             ]
             if not candidates:
+                no_room.add(replica.variant)
                 continue
             node = min(candidates, key=lambda n: sum(n.free.values()))  # most allocated
             for key, amount in need.items():

@@ -133,9 +133,16 @@ class ReplicaQueue:
     def _dispatch(self, now_s: float) -> None:
         if not self.queue:
             return
+        ready = [r for r in self.replicas.values() if not r.removed and r.busy < r.perf.slots]
+        if not ready:
+            return  # every slot taken: the request waits (the common case in a backlog)
         order = {v: i for i, v in enumerate(self.variant_order)}
-        ready = [r for r in self.replicas.values() if not r.removed]
-        ready.sort(key=lambda r: (order.get(r.variant, len(order)), r.busy))
+
+        def rank(r: _Replica) -> tuple[int, int]:
+            return (order.get(r.variant, len(order)), r.busy)
+
+        # One waiting request goes to the first replica in that order (min is stable like sort).
+        ready = [min(ready, key=rank)] if len(self.queue) == 1 else sorted(ready, key=rank)
         for replica in ready:
             while replica.busy < replica.perf.slots and self.queue:
                 arrival_s = self.queue.popleft()
