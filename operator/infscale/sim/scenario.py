@@ -13,6 +13,7 @@ import pydantic
 import yaml
 
 from infscale.domain import model
+from infscale.sim import traces
 
 SCENARIO_DIR = pathlib.Path(__file__).parent / "scenarios"
 
@@ -66,6 +67,13 @@ class _Slo(pydantic.BaseModel):
     percentile: float = 95.0
 
 
+class _Traffic(pydantic.BaseModel):
+    """How much of a trace the service carries: ``tenants`` shifted copies of it."""
+
+    tenants: int = pydantic.Field(1, ge=1)
+    shift_s: float = pydantic.Field(60.0, ge=0.0)
+
+
 class Scenario(pydantic.BaseModel):
     """One scenario file."""
 
@@ -76,6 +84,11 @@ class Scenario(pydantic.BaseModel):
     pools: list[_Pool]
     variants: list[_Variant]
     service: _Service = _Service()
+    traffic: _Traffic = _Traffic()
+
+    def workload(self, trace: traces.Trace, seed: int = 0) -> traces.Trace:
+        """The trace as this scenario's service receives it (see :func:`traces.superpose`)."""
+        return traces.superpose(trace, self.traffic.tenants, self.traffic.shift_s, seed)
 
     def domain_pools(self) -> list[model.PoolSpec]:
         """The pools as the planner sees them."""

@@ -136,6 +136,23 @@ def synthetic(
     return _finish(f"synthetic-s{seed}", arrivals, duration_s)
 
 
+def superpose(trace: Trace, tenants: int, shift_s: float = 60.0, seed: int = 0) -> Trace:
+    """``tenants`` copies of a trace on one service: a bigger service with the same curve.
+
+    Each copy but the first is shifted by a uniform offset within ``shift_s`` either way and
+    wrapped around the span, so the curve (diurnal shape, busy and quiet spells) is kept at the
+    scale of minutes while second-scale bursts of different tenants do not line up. Copying
+    arrivals in place instead would multiply every one-second burst by ``tenants``.
+    """
+    if tenants <= 1:
+        return trace
+    rng = np.random.default_rng(seed)
+    span = max(trace.duration_s, 1e-9)
+    offsets = np.concatenate([[0.0], rng.uniform(-shift_s, shift_s, tenants - 1)])
+    arrivals = np.sort(((trace.arrivals_s[None, :] + offsets[:, None]) % span).ravel())
+    return Trace(f"{trace.name}-x{tenants}", arrivals, trace.duration_s)
+
+
 def poisson(rate_rps: float, duration_s: float, seed: int = 0) -> Trace:
     """Homogeneous Poisson arrivals (queueing-theory checks)."""
     rng = np.random.default_rng(seed)
