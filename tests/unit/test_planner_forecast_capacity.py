@@ -110,18 +110,22 @@ def test_gains_above_the_spec_are_given_back_at_once_when_too_slow() -> None:
     assert capacity.learn(6.0, variant, slower, 0.5, CFG) >= 6.0 * 0.9 - 1e-9
 
 
-def test_probes_stay_under_the_rate_last_seen_too_slow() -> None:
+def test_probes_stay_under_the_rate_last_seen_too_slow_and_near_the_spec() -> None:
     variant = fx.service().variant("l4")  # spec 6 rps
-    near = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=6.5, latency_s=0.1)
+    near = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=5.5, latency_s=0.1)
     assert capacity.too_slow_at(7.0, near, 0.5) is None
     slow = dataclasses.replace(near, latency_s=0.8)
-    assert capacity.too_slow_at(7.0, slow, 0.5) == 6.5
+    assert capacity.too_slow_at(7.0, slow, 0.5) == 5.5
     assert capacity.too_slow_at(7.0, slow, 0.5, overloaded=True) is None  # the backlog's fault
-    cap = 7.0
+    cap = 6.0
     for _ in range(100):
-        cap = capacity.learn(cap, variant, near, 0.5, CFG, ceiling_rps=7.5)
-    assert 7.0 < cap <= CFG.capacity_ceiling_fraction * 7.5 + 1e-9
-    free = 7.0
+        cap = capacity.learn(cap, variant, near, 0.5, CFG, ceiling_rps=6.5)
+    assert 6.0 < cap <= CFG.capacity_ceiling_fraction * 6.5 + 1e-9
+    free = 6.0
     for _ in range(100):
         free = capacity.learn(free, variant, near, 0.5, CFG)
-    assert free > 7.5  # without the ceiling the same samples probe past it
+    assert free > 6.5  # without the ceiling the same samples probe past it
+    fast = dataclasses.replace(near, rps=60.0)  # ten times the spec, and fast
+    for _ in range(100):
+        free = capacity.learn(free, variant, fast, 0.5, CFG)
+    assert free <= CFG.capacity_probe_max_factor * 6.0 + 1e-9  # probes stay near the spec

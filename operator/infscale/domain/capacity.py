@@ -58,20 +58,22 @@ def learn(
     near_estimate = per_replica_rps >= cfg.capacity_probe_utilization * current_rps
     if not (too_slow or (fast_enough and near_estimate)):
         return current_rps
-    # Near the estimate and still fast: there is room above it. The planner never loads a
-    # replica past its estimate, so without this creep a cautious spec would never be corrected.
-    probe = current_rps * (1.0 + cfg.capacity_max_step_fraction)
-    if ceiling_rps is not None:
-        probe = min(probe, cfg.capacity_ceiling_fraction * ceiling_rps)
-    if not too_slow and probe <= current_rps:
-        return current_rps
-    candidate = per_replica_rps if too_slow else max(per_replica_rps, probe)
-    if not too_slow and ceiling_rps is not None:
-        candidate = min(candidate, probe)
     if too_slow and current_rps > variant.capacity_rps:
         # What probes gained above the spec is given back at once, down to the spec at most:
         # an overshoot costs the SLO every cycle it stands, and the spec is the cautious prior.
         return max(variant.capacity_rps, per_replica_rps)
+    if too_slow:
+        candidate = per_replica_rps
+    else:
+        # Near the estimate and still fast: there is room above it. The planner never loads a
+        # replica past its estimate, so without this probe a cautious spec is never corrected.
+        limit = cfg.capacity_probe_max_factor * variant.capacity_rps
+        if ceiling_rps is not None:
+            limit = min(limit, cfg.capacity_ceiling_fraction * ceiling_rps)
+        step_up = current_rps * (1.0 + cfg.capacity_max_step_fraction)
+        candidate = min(max(per_replica_rps, step_up), limit)
+        if candidate <= current_rps:
+            return current_rps
     step = cfg.capacity_learning_rate * (candidate - current_rps)
     max_step = cfg.capacity_max_step_fraction * current_rps
     updated = current_rps + max(-max_step, min(max_step, step))

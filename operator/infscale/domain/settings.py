@@ -86,6 +86,11 @@ class PlannerSettings:
     per sample): the planner never loads replicas past their estimate, so only this can correct a
     cautious spec upwards."""
 
+    capacity_probe_max_factor: float = 1.2
+    """Probes raise an estimate to at most this multiple of the spec. Latency stays flat until
+    a many-slot replica is nearly saturated, so a probe that waits for latency to rise walks up
+    to the knee and leaves no room for a ramp; a spec that is further off should be fixed."""
+
     capacity_ceiling_fraction: float = 0.95
     """Upward probes stay below this share of the per-replica rate at which the variant was last
     seen too slow (a replica sharing a queue with others can look fast well past its limit)."""
