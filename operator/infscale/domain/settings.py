@@ -39,8 +39,9 @@ class PlannerSettings:
     minutes, after quiet spells longer than one lead), and capacity released between two such
     bursts is not back for the second."""
 
-    miss_memory_s: float = 1800.0
-    """How long an SLO miss keeps that longer hold (half an hour)."""
+    miss_memory_s: float = 3600.0
+    """How long an SLO miss keeps that longer hold (an hour: the synthetic trace's 3x bursts came
+    back 45 min after the first, when half an hour had let the replicas go)."""
 
     max_trend_growth: float = 0.5
     """Trend extrapolation adds at most this fraction of the level (bounds runaway ramps)."""
