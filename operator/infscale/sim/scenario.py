@@ -70,8 +70,8 @@ class _Slo(pydantic.BaseModel):
 class _Traffic(pydantic.BaseModel):
     """How much of a trace the service carries: ``tenants`` shifted copies of it."""
 
-    tenants: int = pydantic.Field(1, ge=1)
-    shift_s: float = pydantic.Field(60.0, ge=0.0)
+    tenants: int = pydantic.Field(default=1, ge=1)
+    shift_s: float = pydantic.Field(default=60.0, ge=0.0)
 
 
 class Scenario(pydantic.BaseModel):
