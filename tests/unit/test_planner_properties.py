@@ -27,6 +27,7 @@ def _services(n: int, min_replicas: int) -> list[model.ServiceSpec]:
     min_replicas=st.integers(min_value=0, max_value=2),
 )
 @example(rps=[7.0, 67.0, 132.015625], max_nodes=16, min_replicas=0)  # found by CI
+@example(rps=[0.0, 91.0, 91.0], max_nodes=1, min_replicas=2)  # an idle service's minimum
 def test_capacity_covers_demand_whenever_pools_allow(
     rps: list[float], max_nodes: int, min_replicas: int
 ) -> None:
@@ -43,7 +44,10 @@ def test_capacity_covers_demand_whenever_pools_allow(
     h100 = services[0].variant("h100")
     gpus_per_node = h100.resources.fits_per_node(pool_map["h100"].node)
     per_replica = h100.capacity_rps * CFG.target_utilization
-    per_service = [math.ceil(plan.demand_rps[s.key] / per_replica) for s in services]
+    # (each service's min replicas take room too, wherever they are placed)
+    per_service = [
+        max(math.ceil(plan.demand_rps[s.key] / per_replica), s.min_replicas) for s in services
+    ]
     feasible = sum(per_service) <= gpus_per_node * max_nodes and all(
         n <= s.max_replicas for n, s in zip(per_service, services, strict=True)
     )
