@@ -66,20 +66,9 @@ def plan(
         if overloaded:
             backlog_until[key] = now_s + cfg.backlog_grace_s
         in_backlog = overloaded or now_s < backlog_until.get(key, -math.inf)
-        ceiling = {
-            v: c
-            for v, c in state.capacity_ceiling.get(key, {}).items()
-            if now_s - c[1] <= cfg.capacity_ceiling_memory_s
-        }
-        for v in svc.variants:
-            slow_rps = capacity.too_slow_at(
-                learned.get(v.name, v.capacity_rps),
-                obs.variants.get(v.name),
-                svc.slo_latency_s,
-                in_backlog,
-            )
-            if slow_rps is not None:
-                ceiling[v.name] = (slow_rps, now_s)
+        ceiling = _ceilings(
+            svc, obs, learned, state.capacity_ceiling.get(key, {}), now_s, cfg, in_backlog
+        )
         if ceiling:
             ceilings[key] = ceiling
         caps = {
@@ -287,6 +276,29 @@ def plan(
         capacity_ceiling=ceilings,
     )
     return result, new_state
+
+
+def _ceilings(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    learned: Mapping[str, float],
+    previous: Mapping[str, tuple[float, float]],
+    now_s: float,
+    cfg: settings.PlannerSettings,
+    in_backlog: bool,
+) -> dict[str, tuple[float, float]]:
+    """Per variant, the (per-replica rps, time) at which it was last seen too slow, if lately."""
+    kept = {v: c for v, c in previous.items() if now_s - c[1] <= cfg.capacity_ceiling_memory_s}
+    for v in svc.variants:
+        slow_rps = capacity.too_slow_at(
+            learned.get(v.name, v.capacity_rps),
+            obs.variants.get(v.name),
+            svc.slo_latency_s,
+            in_backlog,
+        )
+        if slow_rps is not None:
+            kept[v.name] = (slow_rps, now_s)
+    return kept
 
 
 def missing_signals(svc: model.ServiceSpec, obs: model.Observation) -> tuple[str, ...]:
