@@ -160,8 +160,8 @@ def bench_one(
     # foresight nor reaction (BASELINES.md asks for the best static allocation). Attainment
     # grows with replicas, so a bisection over (static_n, 4 x static_n] finds it.
     low, high = static_n, min(service.max_replicas, 4 * static_n)
-    reached = attained >= ATTAINMENT_BAR or high <= low
-    if not reached and run_static("static-bar", high, f"static-{high}x{base}") >= ATTAINMENT_BAR:
+    search = attained < ATTAINMENT_BAR and high > low
+    if search and run_static("static-bar", high, f"static-{high}x{base}") >= ATTAINMENT_BAR:
         while high - low > 1:
             mid = (low + high) // 2
             if run_static("static-bar", mid, f"static-{mid}x{base}") >= ATTAINMENT_BAR:
