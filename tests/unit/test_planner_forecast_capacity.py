@@ -129,3 +129,45 @@ def test_probes_stay_under_the_rate_last_seen_too_slow_and_near_the_spec() -> No
     for _ in range(100):
         free = capacity.learn(free, variant, fast, 0.5, CFG)
     assert free <= CFG.capacity_probe_max_factor * 6.0 + 1e-9  # probes stay near the spec
+
+
+def _hours(rates: dict[int, float], hours: int, base: list[float]) -> model.ForecastState:
+    """Samples every 15 s for ``hours`` hours at ``base[hour]`` rps, ``rates`` overriding
+    given minutes (counted from the start)."""
+    state = model.ForecastState()
+    for t in range(0, hours * 3600, 15):
+        rps = rates.get(t // 60, base[t // 3600])
+        state = forecast.update(state, rps, float(t), CFG)
+    return state
+
+
+def test_a_burst_that_came_on_the_hour_twice_is_provisioned_ahead_of_the_third() -> None:
+    # A 3x burst in minute 5 of hours 0 and 1; the traffic doubled after hour 0.
+    state = _hours({5: 30.0, 65: 60.0}, 2, [10.0, 20.0])
+    for t in range(7200, 7380, 15):
+        state = forecast.update(state, 20.0, float(t), CFG)
+    # 120 s before it is due, a 120 s lead sees it coming, in proportion to today's traffic
+    # (hour 0's burst counts as 60 rps now):
+    assert forecast.seasonal_rps(state, 7380.0, 120.0, CFG) == 60.0
+    # a 30 s lead does not need it yet, and it is not expected in the middle of the hour:
+    assert forecast.seasonal_rps(state, 7380.0, 30.0, CFG) == 0.0
+    assert forecast.seasonal_rps(state, 7200.0 + 1800.0, 120.0, CFG) == 0.0
+
+
+def test_a_burst_seen_once_or_a_small_one_is_not_expected_again() -> None:
+    once = _hours({65: 30.0}, 2, [10.0, 10.0])
+    assert forecast.seasonal_rps(once, 7200.0 + 240.0, 120.0, CFG) == 0.0
+    small = _hours({5: 12.0, 65: 12.0}, 2, [10.0, 10.0])  # 1.2x the usual rate: noise
+    assert forecast.seasonal_rps(small, 7200.0 + 240.0, 120.0, CFG) == 0.0
+    # Nor before two whole periods were seen, nor when turned off.
+    young = _hours({5: 30.0}, 1, [10.0])
+    assert forecast.seasonal_rps(young, 3600.0 + 240.0, 120.0, CFG) == 0.0
+    off = dataclasses.replace(CFG, season_s=0.0)
+    assert forecast.update(model.ForecastState(), 5.0, 0.0, off).minutes == ()
+
+
+def test_the_seasonal_memory_is_bounded() -> None:
+    state = _hours({}, 4, [10.0, 10.0, 10.0, 10.0])
+    buckets = (CFG.season_periods + 0.5) * CFG.season_s / CFG.season_bucket_s
+    assert len(state.minutes) <= buckets + 2
+    assert [i for i, _ in state.minutes] == sorted({i for i, _ in state.minutes})

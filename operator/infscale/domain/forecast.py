@@ -1,4 +1,4 @@
-"""Demand forecast per service: Holt smoothing with peak hold and an uncertainty margin.
+"""Demand forecast per service: Holt smoothing, peak hold, recurring bursts and a margin.
 
 Why this model: decisions run every 15-30 s on thousands of services, and what matters is the
 rate over the next lead time (pod start, plus node provisioning when no node is free; one to
@@ -7,7 +7,9 @@ time constants) follows the ramps of a diurnal curve at O(1) cost and memory per
 inference traffic (the Azure LLM code trace idles for minutes between bursts) breaks any smooth
 model, so a peak hold keeps the forecast at or above the highest rate seen within the lead time
 (capacity released now could not return before a burst that recent recurs), and an EWMA of
-squared one-step under-forecasts widens the smooth forecast on noisy services.
+squared one-step under-forecasts widens the smooth forecast on noisy services. Bursts that
+recur on a clock (timer-triggered work on the hour) are remembered per minute of the last
+periods and provisioned for a lead time before they return (:func:`seasonal_rps`).
 Only upward trends are extrapolated: a falling forecast is acted on through the stabilization
 window, never predicted early. ARIMA-class models need per-service fitting and history, and would
 not beat the peak hold on bursts; they do not earn their cost here.
@@ -16,6 +18,7 @@ not beat the peak hold on bursts; they do not earn their cost here.
 from __future__ import annotations
 
 import math
+import statistics
 
 from infscale.domain import model, settings
 
@@ -28,8 +31,9 @@ def update(
         return state
     rps = max(0.0, rps)
     peaks = _push_peak(state.peaks, now_s, rps, max(cfg.peak_hold_s, cfg.peak_hold_max_s))
+    minutes = _push_minute(state.minutes, now_s, rps, cfg)
     if state.last_s is None:
-        return model.ForecastState(level_rps=rps, last_s=now_s, peaks=peaks)
+        return model.ForecastState(level_rps=rps, last_s=now_s, peaks=peaks, minutes=minutes)
     dt_s = max(now_s - state.last_s, 1e-3)
     alpha = 1.0 - math.exp(-dt_s / cfg.level_tau_s)
     beta = 1.0 - math.exp(-dt_s / cfg.trend_tau_s)
@@ -42,7 +46,12 @@ def update(
     shortfall = max(error, 0.0)
     var = (1.0 - alpha) * state.var_rps2 + alpha * shortfall * shortfall
     return model.ForecastState(
-        level_rps=level, trend_rps_per_s=trend, var_rps2=var, last_s=now_s, peaks=peaks
+        level_rps=level,
+        trend_rps_per_s=trend,
+        var_rps2=var,
+        last_s=now_s,
+        peaks=peaks,
+        minutes=minutes,
     )
 
 
@@ -69,6 +78,40 @@ def demand_rps(
     return max(0.0, state.level_rps + trend_part + margin, peak)
 
 
+def seasonal_rps(
+    state: model.ForecastState, now_s: float, lead_s: float, cfg: settings.PlannerSettings
+) -> float:
+    """The rate of a burst that recurs with period ``season_s`` and is due within ``lead_s``;
+    0 when none is.
+
+    For each of the last ``season_periods`` periods: the highest rate in the same phase window
+    (now to now + lead, one bucket of slack), scaled by today's median rate (the last half
+    period) over that period's median around the window (half a period either side), so bursts
+    grow and shrink with the traffic. A burst counts only if it reached ``season_min_ratio``
+    times that median in every one of those periods; the smallest scaled rate is expected.
+    """
+    if cfg.season_s <= 0 or not state.minutes:
+        return 0.0
+    rates = dict(state.minutes)
+    bucket_s = cfg.season_bucket_s
+    half = int(cfg.season_s / 2 / bucket_s)
+    now_i = math.floor(now_s / bucket_s)
+    today = statistics.median(r for i, r in rates.items() if now_i - half <= i <= now_i)
+    expected = []
+    for k in range(1, cfg.season_periods + 1):
+        lo = math.floor((now_s - k * cfg.season_s) / bucket_s)
+        hi = math.floor((now_s + max(lead_s, 0.0) - k * cfg.season_s) / bucket_s) + 1
+        window = [rates[i] for i in range(lo, hi + 1) if i in rates]
+        around = [r for i, r in rates.items() if lo - half <= i <= hi + half]
+        if not window or len(around) < half:  # that period was not seen well enough
+            return 0.0
+        usual = statistics.median(around)
+        if max(window) < cfg.season_min_ratio * usual or max(window) <= 0:
+            return 0.0
+        expected.append(max(window) * (today / usual if usual > 0 else 1.0))
+    return min(expected)
+
+
 def _push_peak(
     peaks: tuple[tuple[float, float], ...], now_s: float, rps: float, hold_s: float
 ) -> tuple[tuple[float, float], ...]:
@@ -77,4 +120,21 @@ def _push_peak(
     while kept and kept[-1][1] <= rps:
         kept.pop()
     kept.append((now_s, rps))
+    return tuple(kept)
+
+
+def _push_minute(
+    minutes: tuple[tuple[int, float], ...], now_s: float, rps: float, cfg: settings.PlannerSettings
+) -> tuple[tuple[int, float], ...]:
+    """The highest rate per bucket, as far back as :func:`seasonal_rps` looks."""
+    if cfg.season_s <= 0:
+        return ()
+    index = math.floor(now_s / cfg.season_bucket_s)
+    periods = cfg.season_periods + 0.5
+    oldest = index - math.ceil(periods * cfg.season_s / cfg.season_bucket_s) - 1
+    kept = [(i, r) for i, r in minutes if i >= oldest]
+    if kept and kept[-1][0] == index:
+        kept[-1] = (index, max(kept[-1][1], rps))
+    else:
+        kept.append((index, rps))
     return tuple(kept)

@@ -151,6 +151,7 @@ class ForecastState:
     var_rps2: float = 0.0
     last_s: float | None = None
     peaks: tuple[tuple[float, float], ...] = ()  # (time_s, rps), decreasing rps: a peak-hold queue
+    minutes: tuple[tuple[int, float], ...] = ()  # (bucket, highest rps in it), oldest first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +201,7 @@ def state_from_json(text: str) -> PlannerState:
             var_rps2=float(f["var_rps2"]),
             last_s=None if f["last_s"] is None else float(f["last_s"]),
             peaks=tuple((float(t), float(r)) for t, r in f["peaks"]),
+            minutes=tuple((int(i), float(r)) for i, r in f.get("minutes", ())),
         )
         for key, f in raw.get("forecasts", {}).items()
     }

@@ -136,7 +136,15 @@ def plan(
         if missed_ago_s <= cfg.miss_memory_s:
             hold_lead_s *= cfg.miss_hold_factor
             why.append(f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s")
-        demand = forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s) * head
+        demand = forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s)
+        recurring = forecast.seasonal_rps(fstate, now_s, lead_s, cfg)
+        if recurring > demand:
+            why.append(
+                f"a burst came at this time in each of the last {cfg.season_periods} periods of "
+                f"{cfg.season_s:.0f} s: {recurring:.2f} rps expected within the lead"
+            )
+            demand = recurring
+        demand *= head
         if head > 1.0 + 1e-3:
             why.append(f"recent SLO misses: demand x{head:.2f} headroom")
         last = state.last_replicas.get(key)

@@ -43,6 +43,22 @@ class PlannerSettings:
     """How long an SLO miss keeps that longer hold (an hour: the synthetic trace's 3x bursts came
     back 45 min after the first, when half an hour had let the replicas go)."""
 
+    season_s: float = 3600.0
+    """Period of recurring bursts: timer-triggered work starts on the hour (the Azure Functions
+    day is 1.4-3.9x its hour's median rate in minute 0 of each of its 24 hours). A burst seen at
+    the same phase of each of the last ``season_periods`` periods is provisioned for ahead of
+    its next return, a lead time early. 0 turns this off."""
+
+    season_bucket_s: float = 60.0
+    """Resolution of that memory: the highest observed rate per bucket of this length."""
+
+    season_periods: int = 2
+    """A burst counts as seasonal only once it has come at the same phase this many periods in
+    a row (one would replay every random burst an hour later)."""
+
+    season_min_ratio: float = 1.3
+    """And only if it reached this multiple of the median rate around it each time."""
+
     max_trend_growth: float = 0.5
     """Trend extrapolation adds at most this fraction of the level (bounds runaway ramps)."""
 
