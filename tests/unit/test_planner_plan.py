@@ -268,3 +268,15 @@ def test_partial_data_never_scales_to_zero() -> None:
     for i in range(20):
         plan, state = planner.plan([svc], fx.pools(), {svc.key: gap}, state, 15.0 * i, CFG)
         assert plan.total_replicas(svc.key) == 1
+
+
+def test_a_burst_that_recurs_on_the_hour_is_planned_for_before_it_returns() -> None:
+    # 6 rps with 18 rps in minute 5 of hours 0 and 1 (one decision a minute); the lead is the
+    # H100's 690 s.
+    svc = fx.service()
+    _, state = _run(svc, [(60.0 * m, 18.0 if m in (5, 65) else 6.0) for m in range(0, 110)])
+    early, state = _run(svc, [(6600.0, 6.0)], state)  # the burst is 900 s away: not yet
+    assert early[0].demand_rps[svc.key] < 18.0
+    plans, _ = _run(svc, [(60.0 * m, 6.0) for m in range(111, 116)], state)
+    assert plans[-1].demand_rps[svc.key] >= 18.0  # at 6900 s: 600 s before it is due
+    assert any("in each of the last 2 periods" in r for r in plans[-1].reasons[svc.key])
