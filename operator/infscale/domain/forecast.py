@@ -96,13 +96,13 @@ def seasonal_rps(
     bucket_s = cfg.season_bucket_s
     half = int(cfg.season_s / 2 / bucket_s)
     now_i = math.floor(now_s / bucket_s)
-    today = statistics.median(r for i, r in rates.items() if now_i - half <= i <= now_i)
+    today = statistics.median(_between(rates, now_i - half, now_i))
     expected = []
     for k in range(1, cfg.season_periods + 1):
         lo = math.floor((now_s - k * cfg.season_s) / bucket_s)
         hi = math.floor((now_s + max(lead_s, 0.0) - k * cfg.season_s) / bucket_s) + 1
-        window = [rates[i] for i in range(lo, hi + 1) if i in rates]
-        around = [r for i, r in rates.items() if lo - half <= i <= hi + half]
+        window = _between(rates, lo, hi)
+        around = _between(rates, lo - half, hi + half)
         if not window or len(around) < half:  # that period was not seen well enough
             return 0.0
         usual = statistics.median(around)
@@ -110,6 +110,10 @@ def seasonal_rps(
             return 0.0
         expected.append(max(window) * (today / usual if usual > 0 else 1.0))
     return min(expected)
+
+
+def _between(rates: dict[int, float], first: int, last: int) -> list[float]:
+    return [rates[i] for i in range(first, last + 1) if i in rates]
 
 
 def _push_peak(
