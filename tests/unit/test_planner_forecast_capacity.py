@@ -171,3 +171,29 @@ def test_the_seasonal_memory_is_bounded() -> None:
     buckets = (CFG.season_periods + 0.5) * CFG.season_s / CFG.season_bucket_s
     assert len(state.minutes) <= buckets + 2
     assert [i for i, _ in state.minutes] == sorted({i for i, _ in state.minutes})
+
+
+def test_the_seasonal_memory_needs_the_same_minute_a_burst_and_recent_data() -> None:
+    lead = 690.0  # an H100's: the window one period ago spans 12 minutes
+    moved = _hours({5: 30.0, 72: 30.0}, 2, [10.0, 10.0])  # minute 5, then minute 12
+    assert forecast.seasonal_rps(moved, 7200.0 + 60.0, lead, CFG) == 0.0
+    blips = _hours({3: 0.1, 63: 0.1}, 2, [0.0, 0.0])  # an idle service: any blip is "3x"
+    assert forecast.seasonal_rps(blips, 7200.0 + 60.0, lead, CFG) == 0.0
+    # After a long metrics outage there is nothing to scale by: no burst is expected, and
+    # nothing fails.
+    state = _hours({5: 30.0, 65: 30.0}, 2, [10.0, 10.0])
+    assert forecast.seasonal_rps(state, 7200.0 + 1800.0 + 60.0, lead, CFG) == 0.0
+
+
+def test_the_seasonal_memory_works_with_a_decision_every_five_minutes() -> None:
+    state = model.ForecastState()
+    for t in range(0, 7200, 300):  # a 30 rps burst in minutes 5-9 of hours 0 and 1
+        state = forecast.update(state, 30.0 if (t % 3600) // 60 in range(5, 10) else 10.0, t, CFG)
+    assert forecast.seasonal_rps(state, 7200.0, 300.0, CFG) == 30.0
+
+
+def test_the_seasonal_memory_keeps_one_maximum_per_minute_when_the_clock_goes_back() -> None:
+    state = model.ForecastState()
+    for t, rps in [(6000.0, 50.0), (6060.0, 10.0), (6010.0, 5.0)]:
+        state = forecast.update(state, rps, t, CFG)
+    assert state.minutes == ((100, 50.0), (101, 10.0))

@@ -280,3 +280,12 @@ def test_a_burst_that_recurs_on_the_hour_is_planned_for_before_it_returns() -> N
     plans, _ = _run(svc, [(60.0 * m, 6.0) for m in range(111, 116)], state)
     assert plans[-1].demand_rps[svc.key] >= 18.0  # at 6900 s: 600 s before it is due
     assert any("in each of the last 2 periods" in r for r in plans[-1].reasons[svc.key])
+
+
+def test_a_service_scaled_to_zero_wakes_up_before_a_burst_on_the_hour() -> None:
+    svc = fx.service(min_replicas=0, idle_timeout_s=600)
+    quiet = [(60.0 * m, 18.0 if m in (5, 65) else 0.0) for m in range(0, 110)]
+    plans, state = _run(svc, quiet)
+    assert sum(plans[-1].replicas[svc.key].values()) == 0  # idle since minute 65
+    plans, _ = _run(svc, [(60.0 * m, 0.0) for m in range(110, 116)], state)
+    assert sum(plans[-1].replicas[svc.key].values()) > 0  # at 6900 s: 600 s before it

@@ -84,32 +84,49 @@ def seasonal_rps(
     """The rate of a burst that recurs with period ``season_s`` and is due within ``lead_s``;
     0 when none is.
 
-    For each of the last ``season_periods`` periods: the highest rate in the same phase window
-    (now to now + lead, one bucket of slack), scaled by today's median rate (the last half
-    period) over that period's median around the window (half a period either side), so bursts
-    grow and shrink with the traffic. A burst counts only if it reached ``season_min_ratio``
-    times that median in every one of those periods; the smallest scaled rate is expected.
+    For each minute (bucket) due within the lead, capped at half a period, and each of the
+    last ``season_periods`` periods: the highest rate at that minute of the period (one bucket
+    of slack either side), scaled by today's median rate (the last half period) over that
+    period's median around it (half a period either side), so bursts grow and shrink with the
+    traffic. A minute counts only if its burst reached ``season_min_ratio`` times that median,
+    and ``season_min_burst_rps``, in every one of those periods; it is expected at the smallest
+    of its scaled rates, and the highest such minute is the answer.
     """
-    if cfg.season_s <= 0 or not state.minutes:
+    bucket_s = cfg.season_bucket_s
+    if cfg.season_s <= 0 or bucket_s <= 0 or cfg.season_periods < 1 or not state.minutes:
         return 0.0
     rates = dict(state.minutes)
-    bucket_s = cfg.season_bucket_s
     half = int(cfg.season_s / 2 / bucket_s)
     now_i = math.floor(now_s / bucket_s)
-    today = statistics.median(_between(rates, now_i - half, now_i))
-    expected = []
+    recent = _between(rates, now_i - half, now_i)
+    if not recent:  # nothing observed lately (a metrics outage): nothing to scale by
+        return 0.0
+    today = statistics.median(recent)
+    ahead = math.floor(min(max(lead_s, 0.0), cfg.season_s / 2) / bucket_s)
+    periods = []  # (first bucket of the window that period, scale to today, the usual rate)
     for k in range(1, cfg.season_periods + 1):
-        lo = math.floor((now_s - k * cfg.season_s) / bucket_s)
-        hi = math.floor((now_s + max(lead_s, 0.0) - k * cfg.season_s) / bucket_s) + 1
-        window = _between(rates, lo, hi)
-        around = _between(rates, lo - half, hi + half)
-        if not window or len(around) < half:  # that period was not seen well enough
+        first = math.floor((now_s - k * cfg.season_s) / bucket_s)
+        around = _between(rates, first - half, first + ahead + half)
+        # That period must have been watched at least 40 % as densely as the last half period
+        # (decisions may come every 15 s or every 5 min; a young memory has not seen it yet).
+        density = len(recent) / (half + 1)
+        if len(around) < max(3.0, 0.4 * density * (2 * half + ahead + 1)):
             return 0.0
         usual = statistics.median(around)
-        if max(window) < cfg.season_min_ratio * usual or max(window) <= 0:
-            return 0.0
-        expected.append(max(window) * (today / usual if usual > 0 else 1.0))
-    return min(expected)
+        periods.append((first, today / usual if usual > 0 else 1.0, usual))
+    floor_rps = cfg.season_min_burst_rps
+    best = 0.0
+    for offset in range(ahead + 1):
+        expected = math.inf
+        for first, scale, usual in periods:
+            at = first + offset
+            burst = max(rates.get(i, 0.0) for i in (at - 1, at, at + 1))
+            if burst < max(cfg.season_min_ratio * usual, floor_rps):
+                expected = 0.0
+                break
+            expected = min(expected, burst * scale)
+        best = max(best, expected)
+    return best
 
 
 def _between(rates: dict[int, float], first: int, last: int) -> list[float]:
@@ -139,6 +156,10 @@ def _push_minute(
     kept = [(i, r) for i, r in minutes if i >= oldest]
     if kept and kept[-1][0] == index:
         kept[-1] = (index, max(kept[-1][1], rps))
+    elif kept and kept[-1][0] > index:  # the clock went back: merge, keep the order
+        merged = dict(kept)
+        merged[index] = max(merged.get(index, rps), rps)
+        kept = sorted(merged.items())
     else:
         kept.append((index, rps))
     return tuple(kept)

@@ -155,6 +155,7 @@ def plan(
             and svc.min_replicas == 0
             and (obs.rps or 0.0) <= 0
             and idle_for_s >= svc.idle_timeout_s
+            and recurring <= 0  # a burst on the hour is due: warm up for it
         )
         idle[key] = is_idle
         if svc.min_replicas == 0 and not is_idle and (last is None or sum(last.values()) > 0):

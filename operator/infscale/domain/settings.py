@@ -59,6 +59,9 @@ class PlannerSettings:
     season_min_ratio: float = 1.3
     """And only if it reached this multiple of the median rate around it each time."""
 
+    season_min_burst_rps: float = 1.0
+    """And this rate (a mostly idle service's median is 0, and any blip is a multiple of it)."""
+
     max_trend_growth: float = 0.5
     """Trend extrapolation adds at most this fraction of the level (bounds runaway ramps)."""
 
