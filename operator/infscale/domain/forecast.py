@@ -92,9 +92,9 @@ def seasonal_rps(
     and ``season_min_burst_rps``, in every one of those periods; it is expected at the smallest
     of its scaled rates, and the highest such minute is the answer.
     """
-    bucket_s = cfg.season_bucket_s
-    if cfg.season_s <= 0 or bucket_s <= 0 or cfg.season_periods < 1 or not state.minutes:
+    if not _season_on(cfg) or not state.minutes:
         return 0.0
+    bucket_s = cfg.season_bucket_s
     rates = dict(state.minutes)
     half = int(cfg.season_s / 2 / bucket_s)
     now_i = math.floor(now_s / bucket_s)
@@ -103,14 +103,14 @@ def seasonal_rps(
         return 0.0
     today = statistics.median(recent)
     ahead = math.floor(min(max(lead_s, 0.0), cfg.season_s / 2) / bucket_s)
+    # Each period must have been watched at least 40 % as densely as the last half period
+    # (decisions may come every 15 s or every 5 min; a young memory has not seen it yet).
+    needed = max(3.0, 0.4 * len(recent) / (half + 1) * (2 * half + ahead + 1))
     periods = []  # (first bucket of the window that period, scale to today, the usual rate)
     for k in range(1, cfg.season_periods + 1):
         first = math.floor((now_s - k * cfg.season_s) / bucket_s)
         around = _between(rates, first - half, first + ahead + half)
-        # That period must have been watched at least 40 % as densely as the last half period
-        # (decisions may come every 15 s or every 5 min; a young memory has not seen it yet).
-        density = len(recent) / (half + 1)
-        if len(around) < max(3.0, 0.4 * density * (2 * half + ahead + 1)):
+        if len(around) < needed:
             return 0.0
         usual = statistics.median(around)
         periods.append((first, today / usual if usual > 0 else 1.0, usual))
@@ -127,6 +127,10 @@ def seasonal_rps(
             expected = min(expected, burst * scale)
         best = max(best, expected)
     return best
+
+
+def _season_on(cfg: settings.PlannerSettings) -> bool:
+    return cfg.season_s > 0 and cfg.season_bucket_s > 0 and cfg.season_periods >= 1
 
 
 def _between(rates: dict[int, float], first: int, last: int) -> list[float]:
@@ -148,7 +152,7 @@ def _push_minute(
     minutes: tuple[tuple[int, float], ...], now_s: float, rps: float, cfg: settings.PlannerSettings
 ) -> tuple[tuple[int, float], ...]:
     """The highest rate per bucket, as far back as :func:`seasonal_rps` looks."""
-    if cfg.season_s <= 0:
+    if not _season_on(cfg):
         return ()
     index = math.floor(now_s / cfg.season_bucket_s)
     periods = cfg.season_periods + 0.5
