@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from infscale.domain import model, optimize, settings
 from tests.unit import planner_fixtures as fx
 
@@ -108,3 +110,25 @@ def test_shared_nodes_across_services() -> None:
         [_demand(s, 20.0, 1) for s in only_h100], pools, settings.PlannerSettings()
     )
     assert alloc.nodes["h100"] == 1
+
+
+def test_cheapest_cover_by_node_share_and_the_cost_of_moving_to_it() -> None:
+    pools = {p.name: p for p in fx.pools()}
+    svc = fx.service()
+    cold = {"h100": 690.0, "l4": 420.0}
+    # 10 rps: two L4 replicas ($1.61/h) beat an H100 replica's eighth of a node ($6.88/h).
+    dem = optimize.Demand(svc, 10.0, {"h100": 30.0, "l4": 6.0}, 1, 40, {"l4": 1}, cold)
+    cover = optimize.cheapest_cover(dem, pools)
+    assert cover is not None
+    assert (cover.variant, cover.replicas) == ("l4", 2)
+    assert abs(cover.usd_per_hour - 2 * 0.8048) < 1e-9
+    assert abs(cover.move_usd - 0.8048 * 420.0 / 3600.0) < 1e-9  # one new replica, cold
+    at_most_one = optimize.cheapest_cover(dataclasses.replace(dem, max_total=1), pools)
+    assert at_most_one is not None
+    assert at_most_one.variant == "h100"
+    assert abs(at_most_one.move_usd - 55.04 / 8 * 690.0 / 3600.0) < 1e-9
+    at_least_three = optimize.cheapest_cover(dataclasses.replace(dem, min_total=3), pools)
+    assert at_least_three is not None
+    assert at_least_three.replicas == 3
+    share = optimize.share_usd_per_hour({"h100": 1, "l4": 2}, svc, pools)
+    assert abs(share - (55.04 / 8 + 2 * 0.8048)) < 1e-9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -120,7 +121,11 @@ def test_scale_down_step_is_bounded() -> None:
 def test_state_round_trips_through_json_and_plans_are_deterministic() -> None:
     svc = fx.service()
     _, state = _run(svc, [(0, 10.0), (15, 20.0), (30, None), (45, 3.0)])
-    state = dataclasses.replace(state, capacity_ceiling={svc.key: {"l4": (5.5, 40.0)}})
+    state = dataclasses.replace(
+        state,
+        capacity_ceiling={svc.key: {"l4": (5.5, 40.0)}},
+        excess_paid={svc.key: (0.05, 45.0)},
+    )
     text = model.state_to_json(state)
     assert model.state_from_json(text) == state
     a = planner.plan([svc], fx.pools(), {svc.key: fx.observe(7.0)}, state, 60.0)
@@ -289,3 +294,59 @@ def test_a_service_scaled_to_zero_wakes_up_before_a_burst_on_the_hour() -> None:
     assert sum(plans[-1].replicas[svc.key].values()) == 0  # idle since minute 65
     plans, _ = _run(svc, [(60.0 * m, 0.0) for m in range(110, 116)], state)
     assert sum(plans[-1].replicas[svc.key].values()) > 0  # at 6900 s: 600 s before it
+
+
+def _two_gpu_classes() -> tuple[model.ServiceSpec, list[model.PoolSpec], model.PlannerState]:
+    """One A10G ($1.006/h, 8 rps) running where one L4 ($0.8048/h, 6 rps) would do."""
+    gpu = model.Resources(4, 16, {model.GPU: 1})
+    pools = [
+        model.PoolSpec("a10g", gpu, 1.006, 0, 4, 300),
+        model.PoolSpec("l4", gpu, 0.8048, 0, 4, 300),
+    ]
+    variants = (
+        model.VariantSpec("a10g", "a10g", gpu, 8.0, 120),
+        model.VariantSpec("l4", "l4", gpu, 6.0, 120),
+    )
+    svc = model.ServiceSpec("team-a", "chat", variants, min_replicas=1, max_replicas=4)
+    state = model.PlannerState(
+        last_replicas={svc.key: {"a10g": 1, "l4": 0}}, last_nodes={"a10g": 1, "l4": 0}
+    )
+    return svc, pools, state
+
+
+def _minutes_on(
+    svc: model.ServiceSpec,
+    pools: list[model.PoolSpec],
+    state: model.PlannerState,
+    rates: list[float | None],
+    cfg: settings.PlannerSettings = CFG,
+) -> tuple[list[model.Plan], model.PlannerState]:
+    """One decision every 15 s, each rate held for a minute."""
+    plans = []
+    for i in range(4 * len(rates)):
+        obs = fx.observe(rates[i // 4])
+        plan, state = planner.plan([svc], pools, {svc.key: obs}, state, 15.0 * i, cfg)
+        plans.append(plan)
+    return plans, state
+
+
+def test_a_dearer_variant_is_left_once_its_excess_has_paid_for_the_move() -> None:
+    # Moving costs the L4's node for its 420 s cold start ($0.094); staying costs $0.20/h more.
+    # The switch cost in the objective alone would keep the A10G for good; the excess pays for
+    # the move after 28 min.
+    svc, pools, state = _two_gpu_classes()
+    plans, _ = _minutes_on(svc, pools, state, [3.0] * 35)
+    moved_at = next(i for i, p in enumerate(plans) if p.replicas[svc.key]["l4"] > 0)
+    assert 4 * 27 <= moved_at <= 4 * 29
+    assert any("what moving costs ($0.094)" in r for r in plans[moved_at].reasons[svc.key])
+    assert plans[moved_at].replicas[svc.key]["a10g"] == 1  # make-before-break
+    never = dataclasses.replace(CFG, move_after_paid=math.inf)
+    stays, _ = _minutes_on(svc, pools, state, [3.0] * 60, never)
+    assert all(p.replicas[svc.key] == {"a10g": 1, "l4": 0} for p in stays)
+
+
+def test_time_with_unknown_data_neither_pays_towards_a_move_nor_undoes_what_was_paid() -> None:
+    svc, pools, state = _two_gpu_classes()
+    plans, _ = _minutes_on(svc, pools, state, [3.0] * 20 + [None] * 20 + [3.0] * 12)
+    moved_at = next(i for i, p in enumerate(plans) if p.replicas[svc.key]["l4"] > 0)
+    assert 4 * 47 <= moved_at <= 4 * 49  # 28 min of known data

@@ -165,7 +165,9 @@ class PlannerState:
     ``backlog_until_s[service]`` ends the period in which latency is blamed on a backlog left
     by an overload, not on capacity; ``missed_slo_s[service]`` is when latency was last over the
     SLO (peaks are held longer for a while after); ``capacity_ceiling[service][variant]`` is the
-    (per-replica rps, time_s) at which the variant was last seen too slow.
+    (per-replica rps, time_s) at which the variant was last seen too slow;
+    ``excess_paid[service]`` is the (usd, time_s) its allocation has cost over the cheapest cover
+    of its demand, since that became cheaper (a move is made once it has paid for itself).
     """
 
     last_replicas: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
@@ -184,6 +186,7 @@ class PlannerState:
     capacity_ceiling: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(
         default_factory=dict
     )
+    excess_paid: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
 def state_to_json(state: PlannerState) -> str:
@@ -224,5 +227,8 @@ def state_from_json(text: str) -> PlannerState:
         capacity_ceiling={
             svc: {var: (float(rps), float(t)) for var, (rps, t) in per.items()}
             for svc, per in raw.get("capacity_ceiling", {}).items()
+        },
+        excess_paid={
+            svc: (float(usd), float(t)) for svc, (usd, t) in raw.get("excess_paid", {}).items()
         },
     )

@@ -44,6 +44,17 @@ class Demand:
     max_total: int
     current: Mapping[str, int] = dataclasses.field(default_factory=dict)
     cold_start_s: Mapping[str, float] = dataclasses.field(default_factory=dict)  # per new replica
+    switch_weight: float | None = None  # None: the settings'; 0 once a move has been paid for
+
+
+@dataclasses.dataclass(frozen=True)
+class Cover:
+    """The cheapest single-variant cover of one demand, by node share, and the cost of moving."""
+
+    variant: str
+    replicas: int
+    usd_per_hour: float
+    move_usd: float  # paid once: the new replicas' node share while they start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +81,39 @@ def usd_per_rps_hour(
     if capacity_rps <= 0 or math.isinf(share):
         return math.inf
     return pool.usd_per_hour * share / capacity_rps
+
+
+def share_usd_per_hour(
+    replicas: Mapping[str, int], service: model.ServiceSpec, pools: Mapping[str, model.PoolSpec]
+) -> float:
+    """What a service's replicas cost by the share of a node each one occupies."""
+    total = 0.0
+    for variant in service.variants:
+        count = replicas.get(variant.name, 0)
+        pool = pools.get(variant.pool)
+        if count > 0 and pool is not None:
+            total += count * pool.usd_per_hour * replica_share(variant, pool)
+    return total
+
+
+def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | None:
+    """The single variant that covers ``dem`` (within its bounds) at the lowest node share."""
+    best: Cover | None = None
+    for variant in dem.service.variants:
+        pool = pools.get(variant.pool)
+        cap = dem.capacity_rps.get(variant.name, 0.0)
+        if pool is None or cap <= 0 or math.isinf(replica_share(variant, pool)):
+            continue
+        count = max(dem.min_total, math.ceil(dem.demand_rps / cap - 1e-9))
+        if count > min(dem.max_total, variant.resources.fits_per_node(pool.node) * pool.max_nodes):
+            continue
+        share_usd = pool.usd_per_hour * replica_share(variant, pool)
+        new = max(0, count - dem.current.get(variant.name, 0))
+        cold_s = dem.cold_start_s.get(variant.name, variant.startup_s)
+        cover = Cover(variant.name, count, count * share_usd, new * share_usd * cold_s / 3600.0)
+        if best is None or (cover.usd_per_hour, cover.variant) < (best.usd_per_hour, best.variant):
+            best = cover
+    return best
 
 
 def nodes_needed(items: Sequence[tuple[model.Resources, int]], node: model.Resources) -> int:
@@ -187,7 +231,9 @@ def _milp(
         share_usd = pool.usd_per_hour * replica_share(variant, pool)
         c[k] = 1e-4 * share_usd
         cold_s = demands[i].cold_start_s.get(variant.name, variant.startup_s)
-        c[off_d + k] = cfg.switch_weight * share_usd * cold_s / cfg.amortize_s
+        weight = demands[i].switch_weight
+        weight = cfg.switch_weight if weight is None else weight
+        c[off_d + k] = weight * share_usd * cold_s / cfg.amortize_s
         integrality[k] = 1
         upper[k] = min(
             demands[i].max_total, variant.resources.fits_per_node(pool.node) * pool.max_nodes

@@ -8,10 +8,14 @@ operator and the simulator call this same function; the clock is the ``now_s`` a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
 from infscale.domain import capacity, forecast, model, optimize, settings, stabilize
+
+_EXCESS_STEP_MAX_S = 300.0
+"""A longer gap between decisions (a restart, a metrics outage) counts as this long."""
 
 
 def plan(
@@ -47,6 +51,8 @@ def plan(
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
     missed = {k: t for k, t in state.missed_slo_s.items() if now_s - t <= cfg.miss_memory_s}
     ceilings: dict[str, dict[str, tuple[float, float]]] = {}
+    covers: dict[str, optimize.Cover] = {}
+    moving: set[str] = set()
     for svc in services:
         key = svc.key
         obs = observations.get(key, model.Observation())
@@ -176,21 +182,32 @@ def plan(
                     f"scale up x{boost:.2f}"
                 )
         min_total = min(min_total, svc.max_replicas)
-        demands.append(
-            optimize.Demand(
-                service=svc,
-                demand_rps=demand,
-                capacity_rps={v: c * cfg.target_utilization for v, c in caps.items()},
-                min_total=min_total,
-                max_total=svc.max_replicas,
-                current=dict(last or {}),
-                cold_start_s={
-                    v.name: v.startup_s
-                    + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
-                    for v in svc.variants
-                },
-            )
+        dem = optimize.Demand(
+            service=svc,
+            demand_rps=demand,
+            capacity_rps={v: c * cfg.target_utilization for v, c in caps.items()},
+            min_total=min_total,
+            max_total=svc.max_replicas,
+            current=dict(last or {}),
+            cold_start_s={
+                v.name: v.startup_s
+                + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
+                for v in svc.variants
+            },
         )
+        cover = optimize.cheapest_cover(dem, pool_map)
+        if cover is not None:
+            covers[key] = cover
+            paid = state.excess_paid.get(key, (0.0, now_s))[0]
+            if cover.move_usd > 0 and paid >= cfg.move_after_paid * cover.move_usd:
+                dem = dataclasses.replace(dem, switch_weight=0.0)
+                moving.add(key)
+                why.append(
+                    f"the allocation has cost ${paid:.3f} more than {cover.replicas} "
+                    f"{cover.variant} since that became cheaper, what moving costs "
+                    f"(${cover.move_usd:.3f}): no switch cost weighed this cycle"
+                )
+        demands.append(dem)
         observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"
         why.append(
             f"demand {demand:.2f} rps over a {lead_s:.0f} s lead (observed {observed} rps); "
@@ -201,9 +218,22 @@ def plan(
 
     replicas: dict[str, dict[str, int]] = {}
     history: dict[str, dict[str, tuple[tuple[float, int], ...]]] = {}
+    excess_paid: dict[str, tuple[float, float]] = {}
     for svc in services:
         key = svc.key
         raw = allocation.replicas.get(key, {})
+        cover = covers.get(key)
+        paid, since_s = state.excess_paid.get(key, (0.0, now_s))
+        if cover is None or key in moving or idle[key]:
+            pass  # a move starts (or nothing is left to move): the count starts again
+        elif not known[key]:
+            if paid > 0:
+                excess_paid[key] = (paid, now_s)  # unknown data pays nothing and loses nothing
+        else:
+            excess = optimize.share_usd_per_hour(raw, svc, pool_map) - cover.usd_per_hour
+            if excess > 1e-6:
+                step_s = min(max(0.0, now_s - since_s), _EXCESS_STEP_MAX_S)
+                excess_paid[key] = (paid + excess * step_s / 3600.0, now_s)
         if idle[key]:
             replicas[key] = {v.name: 0 for v in svc.variants}
             history[key] = {}
@@ -283,6 +313,7 @@ def plan(
         backlog_until_s=backlog_until,
         missed_slo_s=missed,
         capacity_ceiling=ceilings,
+        excess_paid=excess_paid,
     )
     return result, new_state
 

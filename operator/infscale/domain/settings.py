@@ -136,6 +136,14 @@ class PlannerSettings:
     """A new replica's cold start (startup, plus provisioning when its pool has no free node) is
     paid once; the objective spreads it over this long, the expected life of a decision."""
 
+    move_after_paid: float = 1.0
+    """The switch cost can keep a service on a dearer variant for good (a $0.20/h saving never
+    outweighs a node's cold start spread over ``amortize_s``). So the planner adds up what the
+    service's allocation costs over the cheapest cover of the same demand; once that excess
+    reaches this multiple of what the move costs (the new replicas' node share while they
+    start), the next decision weighs no switch cost for it and it moves. Rent or buy: the
+    excess paid is never more than the move would have cost. ``inf`` turns it off."""
+
     node_unneeded_s: float = 120.0
     """A pool shrinks only after its surplus nodes have been unneeded (empty) this long."""
 
