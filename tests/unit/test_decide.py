@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Sequence
+
+import pytest
 
 from infscale.api import v1alpha1
 from infscale.controller import decide, reconciler
@@ -156,3 +160,43 @@ def test_missing_signals_from_pods() -> None:
     assert "1 of 2 Ready l4" in gaps[1]
     assert decide.missing_signals(metrics.empty("Prometheus down"), {"l4": 2}) == ()
     assert decide.missing_signals(None, {"l4": 2}) == ()
+
+
+def test_learned_memory_is_saved_when_due_and_a_restart_goes_on_from_it() -> None:
+    service = [decide.ServiceInput(KEY, SPEC, held=False)]
+    first = decide.Decider(FakeMetrics(rps=20.0), save_memory_s=60.0)
+    saved: dict[float, str | None] = {}
+    for step in range(9):
+        now_s = 1000.0 + 15.0 * step
+        decisions, _ = first.decide(service, {"gpu": POOL}, owned(2), now_s)
+        saved[now_s] = decisions[KEY].memory
+    assert [t for t, memory in saved.items() if memory] == [1060.0, 1120.0]
+    memory = saved[1120.0]
+    assert memory is not None
+    restored, saved_at = decide.decode_memory(memory)
+    assert saved_at == 1120.0
+    assert restored.forecasts["team-a/chat"] == first.state.forecasts["team-a/chat"]
+    assert restored.capacity_rps["team-a/chat"] == first.state.capacity_rps["team-a/chat"]
+    assert not restored.last_replicas  # replicas and windows come from the cluster
+
+    # A restart: the new operator goes on from the saved forecast and hourly-burst memory; the
+    # replicas come from the Deployments and the stabilization window starts afresh.
+    with_memory = [decide.ServiceInput(KEY, SPEC, held=False, memory=memory)]
+    second = decide.Decider(FakeMetrics(rps=20.0), save_memory_s=60.0)
+    second.decide(with_memory, {"gpu": POOL}, owned(3), 1200.0)
+    fresh = decide.Decider(FakeMetrics(rps=20.0), save_memory_s=60.0)
+    fresh.decide(service, {"gpu": POOL}, owned(3), 1200.0)
+    minutes = second.state.forecasts["team-a/chat"].minutes
+    assert minutes[0][0] < fresh.state.forecasts["team-a/chat"].minutes[0][0]  # from before
+    assert second.state.history["team-a/chat"] == fresh.state.history["team-a/chat"]
+
+
+def test_unreadable_memory_is_ignored_and_never_unbounded() -> None:
+    service = [decide.ServiceInput(KEY, SPEC, held=False, memory="v1:not base64 at all")]
+    decider = decide.Decider(FakeMetrics(rps=20.0))
+    decisions, _ = decider.decide(service, {"gpu": POOL}, owned(2), 1000.0)
+    assert decisions[KEY].replicas["l4"] >= 2
+    bomb = "v1:" + base64.b64encode(zlib.compress(b"0" * (4 << 20))).decode()
+    for text in ("v0:e30=", "v1:" + base64.b64encode(zlib.compress(b"[1, 2]")).decode(), bomb):
+        with pytest.raises(ValueError, match=r"format|TypeError|larger"):
+            decide.decode_memory(text)

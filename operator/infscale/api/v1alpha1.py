@@ -464,6 +464,10 @@ class InferenceServiceStatus(ApiModel):
     last_decision: Decision | None = None
     recommendation: str | None = None
     """In Recommend mode: what Auto mode would do."""
+    planner_memory: str | None = None
+    """What the planner has learned of this service (forecast, hourly bursts, capacities),
+    compressed; saved every few minutes so that a restarted operator goes on from it. Opaque;
+    removing it only makes the planner learn again."""
 
 
 class InferenceService(ApiModel):

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-basic-auth-file", default=None, help="file holding user:password"
     )
     run.add_argument(
+        "--memory-save-seconds",
+        type=float,
+        default=300.0,
+        help="seconds between saves of the planner's memory in status (0: never; default 300)",
+    )
+    run.add_argument(
         "--rate-window", type=int, default=60, help="seconds of PromQL rate() (default 60)"
     )
     run.add_argument(
@@ -111,6 +117,7 @@ def run_operator(args: argparse.Namespace) -> int:
         metrics_rate_window_seconds=args.rate_window,
         prometheus_timeout_seconds=args.prometheus_timeout,
         metrics_staleness_seconds=max(1.5 * args.rate_window, 10.0),
+        planner_memory_save_seconds=args.memory_save_seconds,
     )
     api_client = kube_client.api_client()
     elector = None

@@ -1,15 +1,21 @@
 """One decision for the whole cluster: metrics in one batched round, then one planner call.
 
 The planner's memory (forecasts, stabilization windows, learned capacities) is kept between
-cycles. A restarted operator rebuilds it conservatively from the cluster: the replicas the
-Deployments run now, and a stabilization window that starts now, so a restart can never cause a
-scale-down that the window would not have allowed.
+cycles. What it has learned of each service (forecast, burst memory, capacities, SLO misses) is
+also saved in the service's ``status.plannerMemory`` every few minutes, and a restarted
+operator (or a new leader) takes it from there. The rest it rebuilds conservatively from the
+cluster: the replicas the Deployments run now, and a stabilization window that starts now, so a
+restart can never cause a scale-down that the window would not have allowed.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
 import logging
+import zlib
 from collections.abc import Mapping, Sequence
 
 from infscale.api import v1alpha1
@@ -20,6 +26,31 @@ from infscale.ports import metrics
 
 LOG = logging.getLogger(__name__)
 Key = tuple[str, str]
+MEMORY_FORMAT = "v1:"
+MEMORY_MAX_BYTES = 1 << 20  # decompressed; a service's memory is a few KiB
+
+
+def encode_memory(state: model.PlannerState, key: str, now_s: float) -> str:
+    """One service's learned state as ``status.plannerMemory``: versioned, compressed, base64."""
+    payload = json.dumps(
+        {"savedAt": now_s, "state": model.state_to_json(model.learned(state, key))}
+    )
+    return MEMORY_FORMAT + base64.b64encode(zlib.compress(payload.encode(), 9)).decode()
+
+
+def decode_memory(text: str) -> tuple[model.PlannerState, float]:
+    """The state and save time in ``status.plannerMemory``; ValueError if it is not readable."""
+    if not text.startswith(MEMORY_FORMAT):
+        raise ValueError(f"unknown format (expected a {MEMORY_FORMAT!r} prefix)")
+    try:
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(base64.b64decode(text[len(MEMORY_FORMAT) :]), MEMORY_MAX_BYTES)
+        if inflate.unconsumed_tail:
+            raise ValueError(f"larger than {MEMORY_MAX_BYTES} bytes")
+        payload = json.loads(raw)
+        return model.state_from_json(payload["state"]), float(payload["savedAt"])
+    except (binascii.Error, zlib.error, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{type(error).__name__}: {error}") from error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +59,8 @@ class ServiceInput:
     spec: v1alpha1.InferenceServiceSpec
     held: bool
     """Recommend mode or paused: the plan is reported, the current replicas stay."""
+    memory: str | None = None
+    """``status.plannerMemory`` as last saved."""
 
 
 class Decider:
@@ -37,10 +70,13 @@ class Decider:
         self,
         source: metrics.MetricsSource | None,
         cfg: planner_settings.PlannerSettings | None = None,
+        save_memory_s: float = 300.0,
     ) -> None:
         self.source = source
         self.cfg = cfg or planner_settings.PlannerSettings()
         self.state = model.PlannerState()
+        self.save_memory_s = save_memory_s  # 0: never saved
+        self._saved_s: dict[str, float] = {}
 
     def decide(
         self,
@@ -72,7 +108,7 @@ class Decider:
                 ),
                 missing=missing_signals(seen, ready[service.key]),
             )
-            self._seed(spec, now_replicas, now_s)
+            self._seed(spec, now_replicas, now_s, service.memory)
         pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]
         plan, new_state = planner.plan(specs, pool_specs, observations, self.state, now_s, self.cfg)
         decisions: dict[Key, reconciler.ServiceDecision] = {}
@@ -89,23 +125,51 @@ class Decider:
                 reasons = ("no metrics source configured (--prometheus-url)", *reasons)
             elif unknown is not None and unknown.unknown:
                 reasons = (f"metrics: {unknown.unknown[0]}", *reasons)
+            memory = None
+            due_s = self._saved_s.get(key_text, now_s) + self.save_memory_s
+            if self.save_memory_s > 0 and now_s >= due_s:
+                memory = encode_memory(new_state, key_text, now_s)
+                self._saved_s[key_text] = now_s
             decisions[service.key] = reconciler.ServiceDecision(
                 replicas={v.name: applied.get(v.name, 0) for v in service.spec.variants},
                 reason="; ".join(reasons)[:900],
                 recommended=recommended,
                 metrics=observed.get(service.key),
+                memory=memory,
             )
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
+        planned_keys = {s.key for s in specs}
+        self._saved_s = {k: t for k, t in self._saved_s.items() if k in planned_keys}
         # Nodes for the replicas decided now: pools grow ahead of the pods that will need them,
         # and shrink under the pool controller's own safety rules (cool-down, drain).
         by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
         pool_map = {p.name: p for p in pool_specs}
         return decisions, optimize.pool_nodes_needed(by_service, specs, pool_map)
 
-    def _seed(self, spec: model.ServiceSpec, replicas: Mapping[str, int], now_s: float) -> None:
-        """First sight of a service (or a restart): start from what runs, with a fresh window."""
+    def _seed(
+        self,
+        spec: model.ServiceSpec,
+        replicas: Mapping[str, int],
+        now_s: float,
+        memory: str | None,
+    ) -> None:
+        """First sight of a service (or a restart): start from what runs, with a fresh window,
+        and with what the planner had learned of it when it last saved its memory."""
         if spec.key in self.state.last_replicas:
             return
+        self._saved_s[spec.key] = now_s
+        if memory:
+            try:
+                learned, saved_s = decode_memory(memory)
+            except ValueError as error:
+                LOG.warning(
+                    "%s: status.plannerMemory unreadable (%s): starting fresh", spec.key, error
+                )
+            else:
+                self.state = model.with_learned(self.state, spec.key, learned)
+                LOG.info(
+                    "%s: planner memory restored (saved %.0f s ago)", spec.key, now_s - saved_s
+                )
         history = {v.name: ((now_s, replicas.get(v.name, 0)),) for v in spec.variants}
         self.state = dataclasses.replace(
             self.state,

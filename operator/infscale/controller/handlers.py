@@ -100,7 +100,7 @@ class Runtime:
                 rate_window_s=settings.metrics_rate_window_seconds,
                 staleness_s=settings.metrics_staleness_seconds,
             )
-        self.decider = decide.Decider(source)
+        self.decider = decide.Decider(source, save_memory_s=settings.planner_memory_save_seconds)
         self._wakeup = asyncio.Event()
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -275,7 +275,10 @@ class Runtime:
                 continue  # reconcile_service reports it
             paused = (meta.get("annotations") or {}).get(v1alpha1.PAUSED_ANNOTATION) == "true"
             held = paused or spec.mode is v1alpha1.Mode.RECOMMEND
-            inputs.append(decide.ServiceInput((meta["namespace"], meta["name"]), spec, held))
+            memory = (body.get("status") or {}).get("plannerMemory")
+            inputs.append(
+                decide.ServiceInput((meta["namespace"], meta["name"]), spec, held, memory)
+            )
         try:
             return self.decider.decide(inputs, pools, owned, now_s)
         except Exception as error:

@@ -41,6 +41,8 @@ class ServiceDecision:
     reason: str
     recommended: Mapping[str, int]
     metrics: metrics.ServiceMetrics | None = None
+    memory: str | None = None
+    """What the planner has learned of the service, to save in status (when due)."""
 
 
 @dataclasses.dataclass
@@ -261,6 +263,8 @@ def reconcile_service(
         )
     if unschedulable and not _had_condition(previous_conditions, "CapacityAvailable", "False"):
         _event(ports, body, "Warning", "PodsUnschedulable", unschedulable, outcome)
+    if decision is not None and decision.memory is not None:
+        status["plannerMemory"] = decision.memory
     outcome.status = status
     if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
         _write_status(ports, body, status, outcome)

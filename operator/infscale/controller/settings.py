@@ -38,5 +38,10 @@ class OperatorSettings(BaseModel):
     Prometheus' usual 15 s interval)."""
     metrics_staleness_seconds: float = Field(default=90.0, gt=0, le=3600)
     """A pod's series older than this is stale, hence unknown (default 90 s: six 15 s scrapes)."""
+    planner_memory_save_seconds: float = Field(default=300.0, ge=0, le=86400)
+    """Seconds between saves of what the planner has learned of each service (its forecast,
+    hourly bursts and capacities) in the service's `status.plannerMemory`, from which a
+    restarted operator or a new leader goes on (default 300: one status write per service per
+    5 min; 0 never saves, and a restart then relearns from scratch)."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose InferenceServices are managed; empty means all (the default)."""

@@ -189,6 +189,38 @@ class PlannerState:
     excess_paid: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
+LEARNED = (
+    "forecasts",
+    "capacity_rps",
+    "capacity_ceiling",
+    "headroom",
+    "missed_slo_s",
+    "backlog_until_s",
+    "excess_paid",
+)
+"""The per-service parts of the state that only the planner knows: what it has learned of the
+traffic and the variants. The rest (replicas, windows, nodes) is rebuilt from the cluster."""
+
+
+def learned(state: PlannerState, key: str) -> PlannerState:
+    """What the planner has learned about one service, alone."""
+    return PlannerState(
+        **{f: {key: getattr(state, f)[key]} for f in LEARNED if key in getattr(state, f)}
+    )
+
+
+def with_learned(state: PlannerState, key: str, memory: PlannerState) -> PlannerState:
+    """``state`` with one service's learned parts taken from ``memory``."""
+    return dataclasses.replace(
+        state,
+        **{
+            f: {**getattr(state, f), key: getattr(memory, f)[key]}
+            for f in LEARNED
+            if key in getattr(memory, f)
+        },
+    )
+
+
 def state_to_json(state: PlannerState) -> str:
     """Serialise a state (tuples become lists)."""
     return json.dumps(dataclasses.asdict(state), sort_keys=True)
