@@ -350,3 +350,33 @@ def test_time_with_unknown_data_neither_pays_towards_a_move_nor_undoes_what_was_
     plans, _ = _minutes_on(svc, pools, state, [3.0] * 20 + [None] * 20 + [3.0] * 12)
     moved_at = next(i for i, p in enumerate(plans) if p.replicas[svc.key]["l4"] > 0)
     assert 4 * 47 <= moved_at <= 4 * 49  # 28 min of known data
+
+
+def _saturated(queued: float | None) -> model.Observation:
+    """Two Ready L4 replicas complete 12 rps, their capacity, with ``queued`` requests waiting."""
+    l4 = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=12.0, latency_s=8.0)
+    return model.Observation(rps=12.0, latency_s=8.0, variants={"l4": l4}, queued=queued)
+
+
+def test_a_backlog_the_spare_capacity_cannot_clear_adds_capacity_to_clear_it() -> None:
+    # The rate counts completions: saturated replicas complete what they can, so the rate alone
+    # says they suffice while the queue stays. 240 requests over the 690 s lead is +0.35 rps.
+    svc = fx.service()
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 2}})
+    plans = {}
+    for queued in (None, 0.0, 240.0):
+        plans[queued], _ = planner.plan([svc], fx.pools(), {svc.key: _saturated(queued)}, state, 0)
+    assert plans[240.0].demand_rps[svc.key] == pytest.approx(
+        plans[None].demand_rps[svc.key] + 240.0 / 690.0
+    )
+    assert plans[0.0].demand_rps[svc.key] == plans[None].demand_rps[svc.key]
+    assert any("240 request(s) queued" in r for r in plans[240.0].reasons[svc.key])
+
+
+def test_a_backlog_the_spare_capacity_clears_within_the_lead_adds_nothing() -> None:
+    svc = fx.service()
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 4}})
+    l4 = model.VariantObservation(ready_replicas=4, desired_replicas=4, rps=12.0, latency_s=0.3)
+    obs = model.Observation(rps=12.0, latency_s=0.3, variants={"l4": l4}, queued=100.0)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0)
+    assert not any("queued" in r for r in plan.reasons[svc.key])

@@ -100,4 +100,6 @@ def observation(
             rps=rps,
             latency_s=signals.latency_s if signals else None,
         )
-    return model.Observation(rps=total.rps, latency_s=total.latency_s, variants=per_variant)
+    return model.Observation(
+        rps=total.rps, latency_s=total.latency_s, variants=per_variant, queued=total.queue
+    )

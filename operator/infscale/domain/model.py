@@ -118,6 +118,8 @@ class Observation:
     rps: float | None = None
     latency_s: float | None = None
     variants: Mapping[str, VariantObservation] = dataclasses.field(default_factory=dict)
+    queued: float | None = None
+    """Requests waiting in the service's queues (the servers' queue gauge, summed)."""
     missing: tuple[str, ...] = ()
     """Signals the metrics source knows to be missing although others are present (a pod's
     stale or NaN series, ...), each named for the reason; any entry forbids scale-down."""

@@ -151,6 +151,14 @@ def plan(
             )
             demand = recurring
         demand *= head
+        queued = obs.queued if _finite(obs.queued) else 0.0
+        spare_rps = ready_rps - (obs.rps or 0.0)
+        if cfg.backlog_drain and queued and lead_s > 0 and queued > spare_rps * lead_s:
+            demand += queued / lead_s
+            why.append(
+                f"{queued:.0f} request(s) queued, more than the spare capacity clears within the "
+                f"lead: +{queued / lead_s:.2f} rps to clear them"
+            )
         if head > 1.0 + 1e-3:
             why.append(f"recent SLO misses: demand x{head:.2f} headroom")
         last = state.last_replicas.get(key)

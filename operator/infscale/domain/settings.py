@@ -144,6 +144,10 @@ class PlannerSettings:
     start), the next decision weighs no switch cost for it and it moves. Rent or buy: the
     excess paid is never more than the move would have cost. ``inf`` turns it off."""
 
+    backlog_drain: bool = True
+    """A queue that the spare capacity would clear only after more than a lead time (or never:
+    replicas saturated, the rate is what they complete) gets capacity to clear it within one."""
+
     node_unneeded_s: float = 120.0
     """A pool shrinks only after its surplus nodes have been unneeded (empty) this long."""
 

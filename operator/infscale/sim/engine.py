@@ -20,9 +20,11 @@ The model (what is simulated, and what is not):
   released. Either the policy sizes the pools (infscale, the oracle, static), or the simulated
   Cluster Autoscaler does (pod baselines; see ``autoscaler``).
 - Housekeeping (readiness, placement, metrics samples) runs every second; the policy runs every
-  ``policy.tick_s``. Metrics are what Prometheus would give: the arrival rate over the last 30 s,
-  the latency percentile of requests completed in the last 60 s (unknown when none completed,
-  or inside a configured metrics outage), queue depth and in-flight requests.
+  ``policy.tick_s``. Metrics are what Prometheus would give: the rate of requests completed
+  over the last 30 s (a server's success counter: saturated replicas cap it below the arrival
+  rate, and at zero replicas it is zero whatever arrives), the latency percentile of requests
+  completed in the last 60 s (unknown when none completed, or inside a configured metrics
+  outage), queue depth and in-flight requests.
 """
 
 from __future__ import annotations
@@ -304,9 +306,6 @@ class Simulator:
         return any(a <= now_s < b for a, b in self.outages_s)
 
     def _view(self, now_s: float) -> View:
-        arrivals = self.trace.arrivals_s
-        lo = int(np.searchsorted(arrivals, now_s - RATE_WINDOW_S))
-        hi = int(np.searchsorted(arrivals, now_s))
         span = min(RATE_WINDOW_S, max(now_s, 1.0))
         while self.completions and self.completions[0][0] < now_s - LATENCY_WINDOW_S:
             self.completions.popleft()
@@ -328,8 +327,10 @@ class Simulator:
                     else float(np.percentile([lat for _, lat in done], self.percentile))
                 ),
             )
+        served = sum(1 for t, _, _ in self.completions if t >= now_s - RATE_WINDOW_S)
         obs = model.Observation(
-            rps=None if outage or now_s < 1.0 else (hi - lo) / span,
+            rps=None if outage or now_s < 1.0 else served / span,
+            queued=None if outage else float(self.rq.waiting),
             latency_s=latency,
             variants=per_variant,
         )
