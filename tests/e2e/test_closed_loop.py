@@ -6,9 +6,7 @@ planning; time is compressed (short windows and startup delays), the rules are t
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +16,10 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import OperatorProcess, start_emulator
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "infscale.dev", "v1alpha1"
 # 4 rps, then 30 rps (needs about three 10-rps replicas), then 4 rps again for long enough that
 # the forecast (60 s level, 60 s peak hold) and the 15 s window have clearly played out.
@@ -92,12 +89,9 @@ def test_replicas_and_nodes_follow_emulated_load(
             return any((d.status.ready_replicas or 0) >= 1 for d in found)
 
         waiting.until(first_replica_ready, timeout_s=60, what="the first replica Ready")
-        emulator_log = (tmp_path / "emulator.log").open("wb")
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "infscale.cli.main", "emulator", "--trace", LOAD, "--port", "0",
-             "--targets-file", str(prometheus_targets_dir / f"e2e-{unique_name}.json")],
-            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
-            stdout=emulator_log, stderr=subprocess.STDOUT,
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
+            "--targets-file", str(prometheus_targets_dir / f"e2e-{unique_name}.json"),
         )  # fmt: skip
         start = time.monotonic()
         while time.monotonic() - start < 360 and emulator.poll() is None:

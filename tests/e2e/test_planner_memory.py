@@ -4,9 +4,7 @@ operator started after a SIGKILL goes on from it instead of learning from nothin
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +17,11 @@ from infscale.domain import model
 from tests.e2e.test_prometheus_outage import service
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import OperatorProcess, start_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SAVE_S = 3.0
 
 
@@ -63,11 +60,9 @@ def test_a_restarted_operator_goes_on_from_the_saved_memory(
     try:
         first.start()
         cluster.create_service(service("chat", pool))
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "infscale.cli.main", "emulator", "--trace", "poisson:8",
-             "--port", "0", "--targets-file", str(prometheus.targets_dir / "emulator.json")],
-            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
-            stdout=(tmp_path / "emulator.log").open("wb"), stderr=subprocess.STDOUT,
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
+            "--targets-file", str(prometheus.targets_dir / "emulator.json"),
         )  # fmt: skip
         before, saved_s = waiting.until(
             memory, timeout_s=120, what="status.plannerMemory with an observed rate"

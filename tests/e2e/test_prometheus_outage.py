@@ -4,9 +4,7 @@ within a cycle; when Prometheus returns, the system converges and stays."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +15,11 @@ from kubernetes import client
 
 from tests.integration import manifests, waiting
 from tests.integration.manifests import GROUP, VERSION, Cluster
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import OperatorProcess, start_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = [f"s{i}" for i in range(5)]
 INTERVAL_S, TIMEOUT_S = 1.0, 2.0
 
@@ -90,11 +87,9 @@ def test_prometheus_outage_never_scales_down(
         operator.start()
         for name in SERVICES:
             cluster.create_service(service(name, pool))
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "infscale.cli.main", "emulator", "--trace", "poisson:8",
-             "--port", "0", "--targets-file", str(prometheus.targets_dir / "emulator.json")],
-            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
-            stdout=(tmp_path / "emulator.log").open("wb"), stderr=subprocess.STDOUT,
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
+            "--targets-file", str(prometheus.targets_dir / "emulator.json"),
         )  # fmt: skip
         waiting.until(
             lambda: set(metrics_available().values()) == {"True"} and min(replicas().values()) >= 2,

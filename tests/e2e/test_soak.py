@@ -5,10 +5,8 @@ attainment and cost in trace time."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from kubernetes import client
 
 from tests.integration import manifests, waiting
 from tests.integration.manifests import GROUP, VERSION, Cluster
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import OperatorProcess, start_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -92,12 +90,10 @@ def test_a_compressed_day_of_azure_functions(
         assert operator.process is not None
         cluster.create_service(service(pool))
         waiting.until(lambda: cluster.replicas("functions-l4") == 1, timeout_s=60, what="1 replica")
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "infscale.cli.main", "emulator", "--trace", str(TRACE),
-             "--speed", str(SPEED), "--rate-scale", "2", "--duration", str(WALL_S), "--port", "0",
-             "--targets-file", str(prometheus_targets_dir / f"soak-{unique_name}.json")],
-            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
-            stdout=(tmp_path / "emulator.log").open("wb"), stderr=subprocess.STDOUT,
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", str(TRACE), "--speed", str(SPEED),
+            "--rate-scale", "2", "--duration", str(WALL_S), "--port", "0",
+            "--targets-file", str(prometheus_targets_dir / f"soak-{unique_name}.json"),
         )  # fmt: skip
         start = time.monotonic()
         while emulator.poll() is None and time.monotonic() - start < WALL_S + 30:

@@ -61,3 +61,15 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_emulator(log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """The model-server EMULATOR (`infscale emulator ARGS`) as a subprocess, its output in
+    ``log_path``; the caller terminates it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "infscale.cli.main", "emulator", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,10 +19,10 @@ from infscale.adapters import prometheus
 from infscale.emulator import model as emulated
 from infscale.ports import metrics
 from tests.integration import waiting
+from tests.integration.operator_process import start_emulator
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "infscale.dev", "v1alpha1"
 RATE_RPS = 60.0
 WINDOW_S = 60
@@ -91,17 +89,10 @@ def node(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
 def emulator(
     prometheus_targets_dir: Path, unique_name: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    log = (tmp_path / "emulator.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "infscale.cli.main", "emulator",
-            "--trace", f"poisson:{RATE_RPS}", "--port", "0", "--duration", "600",
-            "--targets-file", str(prometheus_targets_dir / f"emulator-{unique_name}.json"),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process = start_emulator(
+        tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
+        "--duration", "600",
+        "--targets-file", str(prometheus_targets_dir / f"emulator-{unique_name}.json"),
     )  # fmt: skip
     yield process
     process.terminate()
