@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import zlib
 from collections.abc import Sequence
 
@@ -200,3 +201,15 @@ def test_unreadable_memory_is_ignored_and_never_unbounded() -> None:
     for text in ("v0:e30=", "v1:" + base64.b64encode(zlib.compress(b"[1, 2]")).decode(), bomb):
         with pytest.raises(ValueError, match=r"format|TypeError|larger"):
             decide.decode_memory(text)
+
+
+def test_the_servers_queue_reaches_the_planner() -> None:
+    # One saturated replica completes its 10 rps while 3000 requests wait: the rate alone asks for
+    # nothing more; the queue, read through the same metrics source, asks for more replicas.
+    plain, queued = FakeMetrics(rps=10.0, latency_s=30.0), FakeMetrics(rps=10.0, latency_s=30.0)
+    queued.signals = dataclasses.replace(queued.signals, queue=3000.0)
+    service = [decide.ServiceInput(KEY, SPEC, held=False)]
+    without, _ = decide.Decider(plain).decide(service, {"gpu": POOL}, owned(1), 1000.0)
+    with_queue, _ = decide.Decider(queued).decide(service, {"gpu": POOL}, owned(1), 1000.0)
+    assert with_queue[KEY].replicas["l4"] > without[KEY].replicas["l4"]
+    assert "3000 request(s) queued" in with_queue[KEY].reason

@@ -338,7 +338,9 @@ def test_a_dearer_variant_is_left_once_its_excess_has_paid_for_the_move() -> Non
     plans, _ = _minutes_on(svc, pools, state, [3.0] * 35)
     moved_at = next(i for i, p in enumerate(plans) if p.replicas[svc.key]["l4"] > 0)
     assert 4 * 27 <= moved_at <= 4 * 29
-    assert any("what moving costs ($0.094)" in r for r in plans[moved_at].reasons[svc.key])
+    assert any(
+        "as much as moving there costs ($0.094)" in r for r in plans[moved_at].reasons[svc.key]
+    )
     assert plans[moved_at].replicas[svc.key]["a10g"] == 1  # make-before-break
     never = dataclasses.replace(CFG, move_after_paid=math.inf)
     stays, _ = _minutes_on(svc, pools, state, [3.0] * 60, never)

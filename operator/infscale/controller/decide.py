@@ -119,7 +119,7 @@ class Decider:
             applied = current[service.key] if service.held else recommended
             if service.held:
                 last_replicas[key_text] = dict(current[service.key])
-            reasons = plan.reasons.get(key_text, ())[-3:]
+            reasons = plan.reasons.get(key_text, ())[-5:]  # what drove demand, then the moves
             unknown = observed.get(service.key)
             if self.source is None:
                 reasons = ("no metrics source configured (--prometheus-url)", *reasons)

@@ -211,8 +211,8 @@ def plan(
                 dem = dataclasses.replace(dem, switch_weight=0.0)
                 moving.add(key)
                 why.append(
-                    f"the allocation has cost ${paid:.3f} more than {cover.replicas} "
-                    f"{cover.variant} since that became cheaper, what moving costs "
+                    f"since {cover.replicas} {cover.variant} became cheaper the allocation has "
+                    f"cost ${paid:.3f} more, as much as moving there costs "
                     f"(${cover.move_usd:.3f}): no switch cost weighed this cycle"
                 )
         demands.append(dem)
