@@ -73,6 +73,11 @@ def replica_share(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
     return math.inf if fits == 0 else 1.0 / fits
 
 
+def replica_usd_per_hour(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
+    """What one replica costs by the share of a node it occupies (inf if it never fits)."""
+    return pool.usd_per_hour * replica_share(variant, pool)
+
+
 def usd_per_rps_hour(
     variant: model.VariantSpec, pool: model.PoolSpec, capacity_rps: float
 ) -> float:
@@ -92,7 +97,7 @@ def share_usd_per_hour(
         count = replicas.get(variant.name, 0)
         pool = pools.get(variant.pool)
         if count > 0 and pool is not None:
-            total += count * pool.usd_per_hour * replica_share(variant, pool)
+            total += count * replica_usd_per_hour(variant, pool)
     return total
 
 
@@ -104,10 +109,10 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
         cap = dem.capacity_rps.get(variant.name, 0.0)
         if pool is None or cap <= 0 or math.isinf(replica_share(variant, pool)):
             continue
+        share_usd = replica_usd_per_hour(variant, pool)
         count = max(dem.min_total, math.ceil(dem.demand_rps / cap - 1e-9))
         if count > min(dem.max_total, variant.resources.fits_per_node(pool.node) * pool.max_nodes):
             continue
-        share_usd = pool.usd_per_hour * replica_share(variant, pool)
         new = max(0, count - dem.current.get(variant.name, 0))
         cold_s = dem.cold_start_s.get(variant.name, variant.startup_s)
         cover = Cover(variant.name, count, count * share_usd, new * share_usd * cold_s / 3600.0)
@@ -228,7 +233,7 @@ def _milp(
     upper = np.full(n_vars, np.inf)
     integrality = np.zeros(n_vars)
     for k, (i, variant, pool) in enumerate(pairs):
-        share_usd = pool.usd_per_hour * replica_share(variant, pool)
+        share_usd = replica_usd_per_hour(variant, pool)
         c[k] = 1e-4 * share_usd
         cold_s = demands[i].cold_start_s.get(variant.name, variant.startup_s)
         weight = demands[i].switch_weight

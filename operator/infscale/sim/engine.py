@@ -314,9 +314,11 @@ class Simulator:
         recent = [lat for _, lat, _ in self.completions]
         latency = float(np.percentile(recent, self.percentile)) if recent and not outage else None
         per_variant: dict[str, model.VariantObservation] = {}
+        served = 0  # completions over the rate window, all variants: the success counter's rate
         for variant in self.service.variants:
             done = [(t, lat) for t, lat, v in self.completions if v == variant.name]
             recent_done = [lat for t, lat in done if t >= now_s - RATE_WINDOW_S]
+            served += len(recent_done)
             per_variant[variant.name] = model.VariantObservation(
                 ready_replicas=ready[variant.name],
                 desired_replicas=self.desired[variant.name],
@@ -327,7 +329,6 @@ class Simulator:
                     else float(np.percentile([lat for _, lat in done], self.percentile))
                 ),
             )
-        served = sum(1 for t, _, _ in self.completions if t >= now_s - RATE_WINDOW_S)
         obs = model.Observation(
             rps=None if outage or now_s < 1.0 else served / span,
             queued=None if outage else float(self.rq.waiting),
