@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from infscale.cli import main as cli
 from infscale.controller import chart_values, telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,10 +68,13 @@ def helm() -> str:
     return str(pinned)
 
 
-def helm_template(helm: str, *sets: str, check: bool = True) -> list[dict[str, Any]]:
+def helm_template(
+    helm: str, *sets: str, check: bool = True, values: Path | None = None
+) -> list[dict[str, Any]]:
+    files = ["--values", str(values)] if values else []
     result = subprocess.run(
         [helm, "template", "infscale", str(CHART), "--namespace", "infscale-system",
-         "--kube-version", "v1.33.13", *(f"--set={s}" for s in sets)],
+         "--kube-version", "v1.33.13", *files, *(f"--set={s}" for s in sets)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if not check:
@@ -145,6 +149,24 @@ def test_replicas_zero_installs_everything_but_runs_no_operator_pod(helm: str) -
     kinds = by_kind(helm_template(helm, "replicas=0"))
     assert kinds["Deployment"]["spec"]["replicas"] == 0
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds.keys()
+
+
+def test_the_arrival_rate_template_reaches_the_operator_verbatim(helm: str, tmp_path: Path) -> None:
+    # Quotes, braces, commas, `#` and `$1`: nothing of it may be mangled on the way to argv.
+    query = (
+        'sum(label_replace(rate(istio_requests_total{reporter="destination",'
+        'destination_service_namespace="$namespace",destination_service_name="$service"}[1m]),'
+        ' "x", "$1", "y", "(.*)")) # gateway'
+    )
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"prometheus": {"arrivalRateQuery": query}}))
+    for forbid in (False, True):
+        sets = ["prometheus.serviceArrivalQueries=false"] if forbid else []
+        deployment = by_kind(helm_template(helm, *sets, values=values))["Deployment"]
+        argv = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        args = cli.build_parser().parse_args(argv)
+        assert args.arrival_rate_query == query
+        assert args.forbid_service_arrival_queries is forbid
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from infscale.api import v1alpha1
-from infscale.controller import decide, reconciler
+from infscale.controller import convert, decide, reconciler
 from infscale.ports import metrics
 
 POOL = v1alpha1.InferenceNodePoolSpec.model_validate(
@@ -38,8 +38,11 @@ KEY = ("team-a", "chat")
 class FakeMetrics:
     """A metrics source with a fixed answer; counts its calls."""
 
-    def __init__(self, rps: float | None, latency_s: float | None = 0.2) -> None:
+    def __init__(
+        self, rps: float | None, latency_s: float | None = 0.2, arrival_rps: float | None = None
+    ) -> None:
         self.signals = metrics.Signals(rps=rps, latency_s=latency_s)
+        self.arrival_rps = arrival_rps
         self.calls = 0
 
     @property
@@ -54,10 +57,11 @@ class FakeMetrics:
         return {
             q.key: metrics.ServiceMetrics(
                 total=self.signals,
-                variants={"l4": self.signals},
+                variants={"l4": self.signals} if self.signals.rps is not None else {},
                 pods={},
                 pod_variant={},
                 unknown=unknown,
+                arrival_rps=self.arrival_rps,
             )
             for q in queries
         }
@@ -213,3 +217,63 @@ def test_the_servers_queue_reaches_the_planner() -> None:
     with_queue, _ = decide.Decider(queued).decide(service, {"gpu": POOL}, owned(1), 1000.0)
     assert with_queue[KEY].replicas["l4"] > without[KEY].replicas["l4"]
     assert "3000 request(s) queued" in with_queue[KEY].reason
+
+
+@pytest.mark.parametrize("arrival_rps", [None, 0.0, 6.0])
+def test_a_service_scaled_to_zero_wakes_only_on_arrivals(arrival_rps: float | None) -> None:
+    # No pods, so the servers report nothing; only a gateway's arrival rate can see traffic.
+    spec = SPEC.model_copy(
+        update={"replicas": v1alpha1.Replicas(min=0, max=10, idle_timeout_seconds=60)}
+    )
+    source = FakeMetrics(rps=None, latency_s=None, arrival_rps=arrival_rps)
+    service = [decide.ServiceInput(KEY, spec, held=False)]
+    decision, _ = decide.Decider(source).decide(service, {"gpu": POOL}, owned(0), 1000.0)
+    woken = decision[KEY].replicas["l4"]
+    if arrival_rps:
+        assert woken == 1, "6 rps needs one 10-rps replica"
+        assert "demand 6.00 rps" in decision[KEY].reason
+    else:
+        assert woken == 0
+    gateway = 'sum(rate(istio_requests_total{destination_service_name="chat"}[1m]))'
+    assert decision[KEY].reason.startswith(decide.ASLEEP_WITHOUT_ARRIVALS) == (woken == 0)
+    metrics_spec = v1alpha1.MetricsSpec(arrival_rate_query=gateway)
+    asked = [decide.ServiceInput(KEY, spec.model_copy(update={"metrics": metrics_spec}), False)]
+    again, _ = decide.Decider(source).decide(asked, {"gpu": POOL}, owned(0), 1000.0)
+    assert decide.ASLEEP_WITHOUT_ARRIVALS not in again[KEY].reason
+
+
+def test_the_arrival_query_is_the_services_own_else_the_operators_template() -> None:
+    template = (
+        'sum(rate(gw_total{ns="$namespace",svc="$service"}[1m]))'
+        ' + 0 * label_replace(vector(0), "a", "$1", "b", "(.*)")'
+    )
+    own = 'sum(rate(my_gateway_total{app="chat"}[1m]))'
+    spec = SPEC.model_copy(update={"metrics": v1alpha1.MetricsSpec(arrival_rate_query=own)})
+    assert convert.arrival_query("team-a", "chat", SPEC, None, True) is None
+    filled = convert.arrival_query("team-a", "chat", SPEC, template, True)
+    assert filled is not None
+    assert filled.startswith('sum(rate(gw_total{ns="team-a",svc="chat"}[1m]))')
+    assert '"$1"' in filled, "other $ text stays as it is"
+    assert convert.arrival_query("team-a", "chat", spec, template, True) == own
+    assert convert.arrival_query("team-a", "chat", spec, template, False) == filled
+    assert convert.arrival_query("team-a", "chat", spec, None, False) is None
+
+
+def test_a_forbidden_service_query_is_not_run_and_status_says_so() -> None:
+    own = "sum(rate(other_teams_secret_total[1m]))"
+    spec = SPEC.model_copy(update={"metrics": v1alpha1.MetricsSpec(arrival_rate_query=own)})
+    asked: list[metrics.ServiceQuery] = []
+
+    class Recording(FakeMetrics):
+        def observe(
+            self, queries: Sequence[metrics.ServiceQuery]
+        ) -> dict[tuple[str, str], metrics.ServiceMetrics]:
+            asked.extend(queries)
+            return super().observe(queries)
+
+    decider = decide.Decider(Recording(rps=5.0), service_arrival_queries=False)
+    decision, _ = decider.decide(
+        [decide.ServiceInput(KEY, spec, held=False)], {"gpu": POOL}, owned(1), 1000.0
+    )
+    assert [q.arrival_rate_query for q in asked] == [None]
+    assert decision[KEY].reason.startswith(decide.IGNORED_ARRIVAL_QUERY)

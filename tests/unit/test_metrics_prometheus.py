@@ -46,6 +46,10 @@ def labels(
     }
 
 
+ARRIVAL_TERM_TEXT = 'label_replace(sum({}), "infscale_arrivals_of", "{}", "", "")'
+ARRIVAL_TERM = re.compile(r'label_replace\(sum\((.+?)\), "infscale_arrivals_of", "(\d+)", "", ""\)')
+
+
 class FakePrometheus:
     """Answers PromQL text from canned rows per (kind, metric); records every query."""
 
@@ -61,11 +65,14 @@ class FakePrometheus:
         self.failing: set[str] = set()
         self.rejected: set[str] = set()
         self.texts: list[str] = []
+        self.arrivals: dict[str, str] = {}  # arrival-rate expression -> its sum (or "NaN")
 
     def __call__(self, text: str) -> list[dict[str, Any]]:
         self.texts.append(text)
         if text == "vector(1)":
             return [{"metric": {}, "value": [NOW, "1"]}]
+        if text.startswith("label_replace("):
+            return self.answer_arrivals(text)
         for kind, pattern in self.PATTERNS:
             match = pattern.search(text)
             if match:
@@ -76,6 +83,19 @@ class FakePrometheus:
                     raise ValueError("HTTP 400: bad_data")
                 return self.rows.get((kind, name), [])
         raise AssertionError(f"unexpected query {text}")
+
+    def answer_arrivals(self, text: str) -> list[dict[str, Any]]:
+        """One batched request of tagged arrival-rate expressions, as Prometheus evaluates it:
+        an expression that does not parse fails the whole request."""
+        tagged = ARRIVAL_TERM.findall(text)
+        assert " or ".join(f"{ARRIVAL_TERM_TEXT.format(e, i)}" for e, i in tagged) == text
+        if any(expression in self.rejected for expression, _ in tagged):
+            raise ValueError("HTTP 400: bad_data: parse error")
+        return [
+            row({prometheus.ARRIVAL_LABEL: index}, self.arrivals[expression])
+            for expression, index in tagged
+            if expression in self.arrivals
+        ]
 
     def serve_pod(
         self, pod: str, variant: str, rps: float, service: str = "chat", age_s: float = 0
@@ -356,3 +376,69 @@ def test_injected_metric_name_is_never_queried() -> None:
     assert any(
         "not a valid Prometheus metric name" in r for r in result[("team-a", "chat")].unknown
     )
+
+
+def gateway(service: str) -> str:
+    return f'sum(rate(gateway_requests_total{{service="{service}"}}[1m]))'
+
+
+def test_arrival_rates_of_many_services_take_one_more_query() -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.arrivals = {gateway("chat"): "7.5", gateway("embed"): "0"}
+    source = adapter(fake)
+    services = [query(service=s, arrival_rate_query=gateway(s)) for s in ("chat", "embed")]
+    results = source.observe([*services, query(service="plain")])
+    assert source.queries_issued == 7, "the six families and one arrival-rate request"
+    chat, embed = results[("team-a", "chat")], results[("team-a", "embed")]
+    assert (chat.total.rps, chat.arrival_rps) == (5, 7.5)
+    # No pods at all (scaled to zero): the gateway's zero is a known rate.
+    assert embed.total.rps is None
+    assert embed.arrival_rps == 0
+    assert embed.available
+    assert results[("team-a", "plain")].arrival_rps is None
+
+
+def test_no_arrival_request_without_arrival_queries() -> None:
+    fake = FakePrometheus()
+    adapter(fake).observe([query()])
+    assert not any("label_replace" in t for t in fake.texts)
+
+
+@pytest.mark.parametrize("answer", [None, "NaN", "+Inf", "-1"])
+def test_a_missing_or_bad_arrival_rate_is_unknown(answer: str | None) -> None:
+    fake = FakePrometheus()
+    if answer is not None:
+        fake.arrivals[gateway("chat")] = answer
+    result = adapter(fake).observe([query(arrival_rate_query=gateway("chat"))])
+    chat = result[("team-a", "chat")]
+    assert chat.arrival_rps is None
+    assert not chat.available
+    assert any(r.startswith("arrival-rate query returned") for r in chat.unknown)
+
+
+def test_one_bad_arrival_expression_blinds_no_other_service() -> None:
+    fake = FakePrometheus()
+    fake.arrivals = {gateway("chat"): "3", gateway("embed"): "2"}
+    fake.rejected.add("sum(rate(oops[1m])")
+    services = [query(service=s, arrival_rate_query=gateway(s)) for s in ("chat", "embed")]
+    typo = query(service="typo", arrival_rate_query="sum(rate(oops[1m])")
+    results = adapter(fake).observe([services[0], typo, services[1]])
+    assert results[("team-a", "chat")].arrival_rps == 3
+    assert results[("team-a", "embed")].arrival_rps == 2
+    bad = results[("team-a", "typo")]
+    assert bad.arrival_rps is None
+    assert any("arrival-rate query failed: " in r and "bad_data" in r for r in bad.unknown)
+
+
+def test_an_unreachable_prometheus_skips_the_arrival_request() -> None:
+    def down(text: str) -> list[dict[str, Any]]:
+        calls.append(text)
+        raise ConnectionError("connection refused")
+
+    calls: list[str] = []
+    source = prometheus.PrometheusMetrics(down, clock=lambda: NOW)
+    result = source.observe([query(arrival_rate_query=gateway("chat"))])[("team-a", "chat")]
+    assert len(calls) == 2, "one query, one probe"
+    assert result.arrival_rps is None
+    assert any("arrival-rate query skipped: Prometheus unreachable" in r for r in result.unknown)

@@ -161,6 +161,9 @@ def promql_regex_alternatives(values: Iterable[str]) -> str:
     return escaped.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+ARRIVAL_LABEL = "infscale_arrivals_of"  # tags each service's arrival-rate answer in one request
+
+
 class QueryBuilder:
     """PromQL text for each family, scoped to a set of services."""
 
@@ -252,8 +255,67 @@ class PrometheusMetrics:
                     unreachable = f"Prometheus unreachable ({type(error).__name__})"
                 continue
             results[family] = self._parse(family, rows, set(keys))
+        arrivals = self._arrivals([q for q in queries if q.arrival_rate_query], unreachable)
         now = self._clock()
-        return {key: self._assemble(r, results, errors, now) for key, r in resolved.items()}
+        observed = {}
+        for key, r in resolved.items():
+            found = self._assemble(r, results, errors, now)
+            if key in arrivals:
+                rps, why = arrivals[key]
+                reasons = metrics.merge_reasons(found.unknown, (why,) if why else ())
+                found = dataclasses.replace(found, arrival_rps=rps, unknown=reasons)
+            observed[key] = found
+        return observed
+
+    def _arrivals(
+        self, queries: Sequence[metrics.ServiceQuery], unreachable: str | None
+    ) -> dict[tuple[str, str], tuple[float | None, str | None]]:
+        """Each service's arrival-rate query, all in one PromQL request: every expression is
+        summed and tagged with its index. If that request fails on its own (one bad
+        expression), each is asked alone, so one service's typo blinds no other service."""
+        if not queries:
+            return {}
+        if unreachable is not None:
+            why = f"arrival-rate query skipped: {unreachable}"
+            return {q.key: (None, why) for q in queries}
+        answers: dict[int, tuple[float | None, str | None]] = {}
+        try:
+            answers = self._arrival_round(list(enumerate(queries)))
+        except Exception as error:  # a backend failure: each expression alone tells which
+            if _is_unreachable(error) and not self._answers():
+                why = f"arrival-rate query failed: Prometheus unreachable ({type(error).__name__})"
+                return {q.key: (None, why) for q in queries}
+            for index, query in enumerate(queries):
+                try:
+                    answers.update(self._arrival_round([(index, query)]))
+                except Exception as alone:  # this expression fails: unknown, with the reason
+                    answers[index] = (None, f"arrival-rate query failed: {_short(alone)}")
+        return {q.key: answers.get(i, (None, None)) for i, q in enumerate(queries)}
+
+    def _arrival_round(
+        self, indexed: Sequence[tuple[int, metrics.ServiceQuery]]
+    ) -> dict[int, tuple[float | None, str | None]]:
+        text = " or ".join(
+            f'label_replace(sum({q.arrival_rate_query}), "{ARRIVAL_LABEL}", "{i}", "", "")'
+            for i, q in indexed
+        )
+        self._queries_issued += 1
+        values: dict[str, float] = {}
+        for row in self._query(text):
+            try:
+                values[row["metric"][ARRIVAL_LABEL]] = float(row["value"][1])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+        answers: dict[int, tuple[float | None, str | None]] = {}
+        for index, _ in indexed:
+            value = values.get(str(index))
+            if value is None:
+                answers[index] = (None, "arrival-rate query returned no series")
+            elif not math.isfinite(value) or value < 0:
+                answers[index] = (None, f"arrival-rate query returned {value}")
+            else:
+                answers[index] = (value, None)
+        return answers
 
     def _answers(self) -> bool:
         """Whether Prometheus answers a trivial query: tells a server that is down or hung from

@@ -294,6 +294,13 @@ class MetricsSpec(ApiModel):
     """Histogram of the SLO metric, without the _bucket suffix (overrides the preset's)."""
     queue_gauge: str | None = Field(default=None, max_length=200, pattern=METRIC_NAME)
     """Gauge of requests waiting in the server's queue (overrides the preset's)."""
+    arrival_rate_query: str | None = Field(default=None, min_length=1, max_length=2000)
+    """PromQL for the requests/s arriving for this service in front of its model servers (a
+    gateway, ingress or load-balancer counter), e.g.
+    `sum(rate(istio_requests_total{destination_service_name="embed"}[1m]))`. It exists while the
+    service has no replicas, so a service scaled to zero wakes when requests arrive; while it has
+    replicas, the planner takes the larger of this and the servers' completed requests/s. An
+    empty result is unknown, not zero (append `or vector(0)` to read no series as no traffic)."""
 
 
 class Replicas(ApiModel):
@@ -453,6 +460,9 @@ class InferenceServiceStatus(ApiModel):
     """Label selector of the service's pods (the scale subresource reads it)."""
     observed_rps: float | None = None
     """Request rate over all variants; absent when unknown."""
+    arrival_rps: float | None = None
+    """Requests/s arriving in front of the servers (spec.metrics.arrivalRateQuery); absent when
+    unknown or not asked for."""
     observed_latency_seconds: float | None = None
     """The SLO metric at the SLO percentile; absent when unknown."""
     slo_attainment: float | None = None

@@ -55,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate-window", type=int, default=60, help="seconds of PromQL rate() (default 60)"
     )
     run.add_argument(
+        "--arrival-rate-query",
+        default=None,
+        help="PromQL of each service's arrival rate at a gateway, with $namespace and $service",
+    )
+    run.add_argument(
+        "--forbid-service-arrival-queries",
+        action="store_true",
+        help="ignore spec.metrics.arrivalRateQuery (tenants' PromQL) and use only the template",
+    )
+    run.add_argument(
         "--metrics-address", default=None, help="serve operator metrics, e.g. 0.0.0.0:8081"
     )
     run.add_argument(
@@ -118,6 +128,8 @@ def run_operator(args: argparse.Namespace) -> int:
         prometheus_timeout_seconds=args.prometheus_timeout,
         metrics_staleness_seconds=max(1.5 * args.rate_window, 10.0),
         planner_memory_save_seconds=args.memory_save_seconds,
+        arrival_rate_query=args.arrival_rate_query,
+        service_arrival_queries=not args.forbid_service_arrival_queries,
     )
     api_client = kube_client.api_client()
     elector = None

@@ -39,6 +39,12 @@ class Prometheus(_Values):
     ca_secret: str = ""
     """Secret whose key `ca.crt` signs Prometheus' TLS certificate."""
     rate_window_seconds: int = Field(default=60, ge=5, le=3600)
+    arrival_rate_query: str = Field(default="", max_length=2000)
+    """PromQL of each service's arrival rate at a gateway, with `$namespace` and `$service`;
+    with it a service scaled to zero wakes when requests arrive. Empty: none."""
+    service_arrival_queries: bool = True
+    """Run services' own spec.metrics.arrivalRateQuery (PromQL with the operator's Prometheus
+    credentials); false where tenants must not read each other's series."""
 
 
 class Operator(_Values):

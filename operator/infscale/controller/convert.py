@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Mapping, Sequence
 
 from infscale.api import quantity, v1alpha1
@@ -65,7 +66,7 @@ def service_spec(
 
 
 def service_query(
-    namespace: str, name: str, spec: v1alpha1.InferenceServiceSpec
+    namespace: str, name: str, spec: v1alpha1.InferenceServiceSpec, arrival_query: str | None
 ) -> metrics.ServiceQuery:
     return metrics.ServiceQuery(
         namespace=namespace,
@@ -77,7 +78,25 @@ def service_query(
         request_counter=spec.metrics.request_counter,
         latency_histogram=spec.metrics.latency_histogram,
         queue_gauge=spec.metrics.queue_gauge,
+        arrival_rate_query=arrival_query,
     )
+
+
+def arrival_query(
+    namespace: str,
+    name: str,
+    spec: v1alpha1.InferenceServiceSpec,
+    template: str | None,
+    service_queries: bool,
+) -> str | None:
+    """The service's arrival-rate PromQL: its own (where the operator allows it), else the
+    operator's template with `$namespace` and `$service` filled in (names are DNS labels, safe in
+    a PromQL string; other `$` text, as label_replace's `$1`, is left as it is)."""
+    if spec.metrics.arrival_rate_query and service_queries:
+        return spec.metrics.arrival_rate_query
+    if template:
+        return string.Template(template).safe_substitute(namespace=namespace, service=name)
+    return None
 
 
 def observation(
@@ -86,7 +105,10 @@ def observation(
     ready: Mapping[str, int],
     desired: Mapping[str, int],
 ) -> model.Observation:
-    """What the planner sees; a variant without Ready pods serves nothing (a known zero)."""
+    """What the planner sees; a variant without Ready pods serves nothing (a known zero).
+
+    The service's rate is the larger of the servers' completions and the arrival-rate query.
+    """
     total = observed.total if observed else metrics.Signals()
     per_variant = {}
     for name in variants:
@@ -100,6 +122,12 @@ def observation(
             rps=rps,
             latency_s=signals.latency_s if signals else None,
         )
+    # The servers count completions, a gateway counts arrivals: the larger is the demand (a
+    # queue hides arrivals from completions; at zero replicas only the gateway sees traffic).
+    rates = [r for r in (total.rps, observed.arrival_rps if observed else None) if r is not None]
     return model.Observation(
-        rps=total.rps, latency_s=total.latency_s, variants=per_variant, queued=total.queue
+        rps=max(rates) if rates else None,
+        latency_s=total.latency_s,
+        variants=per_variant,
+        queued=total.queue,
     )

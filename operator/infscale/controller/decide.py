@@ -63,6 +63,17 @@ class ServiceInput:
     """``status.plannerMemory`` as last saved."""
 
 
+ASLEEP_WITHOUT_ARRIVALS = (
+    "at zero replicas no server reports requests, so only a burst due on the schedule wakes "
+    "this service: set spec.metrics.arrivalRateQuery (or the operator's arrivalRateQuery) to a "
+    "gateway's request rate to wake it when requests arrive"
+)
+IGNORED_ARRIVAL_QUERY = (
+    "spec.metrics.arrivalRateQuery ignored: this operator runs no per-service PromQL "
+    "(it runs with --forbid-service-arrival-queries)"
+)
+
+
 class Decider:
     """Keeps the planner state and runs one decision per cycle."""
 
@@ -71,8 +82,12 @@ class Decider:
         source: metrics.MetricsSource | None,
         cfg: planner_settings.PlannerSettings | None = None,
         save_memory_s: float = 300.0,
+        arrival_template: str | None = None,
+        service_arrival_queries: bool = True,
     ) -> None:
         self.source = source
+        self.arrival_template = arrival_template  # OperatorSettings.arrival_rate_query
+        self.service_arrival_queries = service_arrival_queries
         self.cfg = cfg or planner_settings.PlannerSettings()
         self.state = model.PlannerState()
         self.save_memory_s = save_memory_s  # 0: never saved
@@ -87,7 +102,13 @@ class Decider:
     ) -> tuple[dict[Key, reconciler.ServiceDecision], dict[str, int]]:
         """Decisions per service and nodes per pool (from the same plan)."""
         planned = [s for s in services if s.spec.replicas.fixed is None]
-        queries = [convert.service_query(*s.key, s.spec) for s in planned]
+        arrivals = {
+            s.key: convert.arrival_query(
+                *s.key, s.spec, self.arrival_template, self.service_arrival_queries
+            )
+            for s in planned
+        }
+        queries = [convert.service_query(*s.key, s.spec, arrivals[s.key]) for s in planned]
         observed: dict[Key, metrics.ServiceMetrics] = {}
         if self.source is not None and queries:
             observed = self.source.observe(queries)
@@ -125,6 +146,10 @@ class Decider:
                 reasons = ("no metrics source configured (--prometheus-url)", *reasons)
             elif unknown is not None and unknown.unknown:
                 reasons = (f"metrics: {unknown.unknown[0]}", *reasons)
+            if not sum(applied.values()) and not arrivals[service.key]:
+                reasons = (ASLEEP_WITHOUT_ARRIVALS, *reasons)
+            if service.spec.metrics.arrival_rate_query and not self.service_arrival_queries:
+                reasons = (IGNORED_ARRIVAL_QUERY, *reasons)
             memory = None
             due_s = self._saved_s.get(key_text, now_s) + self.save_memory_s
             if self.save_memory_s > 0 and now_s >= due_s:

@@ -100,7 +100,12 @@ class Runtime:
                 rate_window_s=settings.metrics_rate_window_seconds,
                 staleness_s=settings.metrics_staleness_seconds,
             )
-        self.decider = decide.Decider(source, save_memory_s=settings.planner_memory_save_seconds)
+        self.decider = decide.Decider(
+            source,
+            save_memory_s=settings.planner_memory_save_seconds,
+            arrival_template=settings.arrival_rate_query,
+            service_arrival_queries=settings.service_arrival_queries,
+        )
         self._wakeup = asyncio.Event()
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None

@@ -374,6 +374,7 @@ def _status(
         "selector": desired.selector(metadata["name"]),
         "usdPerHour": service_usd_per_hour(spec, pools, applied),
         "observedRps": _rounded(total.rps),
+        "arrivalRps": _rounded(observed.arrival_rps if observed else None),
         "observedLatencySeconds": _rounded(total.latency_s),
         "sloAttainment": _rounded(total.slo_attainment),
         "variants": [

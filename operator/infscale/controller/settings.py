@@ -43,5 +43,17 @@ class OperatorSettings(BaseModel):
     hourly bursts and capacities) in the service's `status.plannerMemory`, from which a
     restarted operator or a new leader goes on (default 300: one status write per service per
     5 min; 0 never saves, and a restart then relearns from scratch)."""
+    arrival_rate_query: str | None = Field(default=None, min_length=1, max_length=2000)
+    """PromQL for every service's arrival rate in front of its servers (a gateway's counter),
+    with `$namespace` and `$service` standing for the service's namespace and name, e.g.
+    `sum(rate(istio_requests_total{reporter="destination",destination_service_namespace=
+    "$namespace",destination_service_name="$service"}[1m]))`. With it, a service scaled to zero
+    wakes when requests arrive (default none: only servers' metrics are read). A service's own
+    `spec.metrics.arrivalRateQuery` wins over it."""
+    service_arrival_queries: bool = True
+    """Whether a service's `spec.metrics.arrivalRateQuery` is run (default true). Its PromQL runs
+    with the operator's Prometheus credentials, so an application team could read other teams'
+    series through its status: in a cluster whose tenants must not, set false and use
+    `arrival_rate_query`."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose InferenceServices are managed; empty means all (the default)."""

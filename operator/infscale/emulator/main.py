@@ -40,6 +40,9 @@ LOG = logging.getLogger(__name__)
 LABELS = ["namespace", "infscale_dev_service", "infscale_dev_variant", "pod"]
 SERVICE_LABEL, VARIANT_LABEL = "infscale.dev/service", "infscale.dev/variant"
 SUPPORTED_PRESETS = ("vllm", "tgi", "sglang")
+# What a gateway or ingress in front of the servers counts (istio_requests_total and the like):
+# arrivals, also while a service has no replicas. For spec.metrics.arrivalRateQuery.
+GATEWAY_COUNTER = "emulator_gateway_requests_total"
 
 
 def load_trace(spec: str, seed: int) -> traces.Trace:
@@ -51,10 +54,11 @@ def load_trace(spec: str, seed: int) -> traces.Trace:
         pieces, start_s = [], 0.0
         for index, step in enumerate(spec.removeprefix("steps:").split(",")):
             rate, _, seconds = step.partition("@")
-            piece = traces.poisson(float(rate), float(seconds), seed=seed + index)
-            pieces.append(piece.arrivals_s + start_s)
+            if float(rate) > 0:  # a rate of 0 is a quiet spell
+                piece = traces.poisson(float(rate), float(seconds), seed=seed + index)
+                pieces.append(piece.arrivals_s + start_s)
             start_s += float(seconds)
-        return traces.Trace(spec, np.concatenate(pieces), start_s)
+        return traces.Trace(spec, np.concatenate(pieces) if pieces else np.zeros(0), start_s)
     if spec.startswith("poisson:"):
         parts = spec.split(":")
         duration_s = float(parts[2]) if len(parts) > 2 else 86400.0
@@ -93,6 +97,16 @@ class Exporter(Collector):
             pods = [
                 (s.preset, p) for s in self.emulator.services.values() for p in s.model.all_pods()
             ]
+            arrived = [(s.model.namespace, s.model.name, s.model.arrived)
+                       for s in self.emulator.services.values()]  # fmt: skip
+        gateway = CounterMetricFamily(
+            GATEWAY_COUNTER.removesuffix("_total"),
+            "EMULATED gateway: requests that arrived for the service, served or not",
+            labels=["namespace", "service"],
+        )
+        for namespace, name, count in arrived:
+            gateway.add_metric([namespace, name], count)
+        yield gateway
         for preset in SUPPORTED_PRESETS:
             chosen = [p for name, p in pods if name == preset]
             if chosen:

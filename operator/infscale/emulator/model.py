@@ -76,6 +76,8 @@ class EmulatedService:
         self.pods: dict[str, PodCounters] = {}
         self.truth: collections.deque[servers.Completion] = collections.deque()
         self._perf: dict[str, servers.Perf] = {}
+        self.arrived = 0
+        """Requests that reached the service, served or not (the emulated gateway's counter)."""
 
     def set_pods(self, ready: Mapping[str, tuple[str, servers.Perf]]) -> None:
         """The Ready pods (name -> (variant, perf)); pods that went away stop taking requests."""
@@ -91,6 +93,7 @@ class EmulatedService:
                 del self.pods[pod]
 
     def arrive(self, at_s: float) -> None:
+        self.arrived += 1
         self._record(self.queue.arrive(at_s))
 
     def advance(self, to_s: float) -> None:

@@ -39,6 +39,8 @@ class ServiceQuery:
     request_counter: str | None = None
     latency_histogram: str | None = None
     queue_gauge: str | None = None
+    arrival_rate_query: str | None = None
+    """PromQL for the requests/s arriving in front of the servers (a gateway's counter)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -70,11 +72,14 @@ class ServiceMetrics:
     pods: Mapping[str, Signals]
     pod_variant: Mapping[str, str]
     unknown: tuple[str, ...] = ()
+    arrival_rps: float | None = None
+    """Requests/s arriving in front of the servers (the arrival-rate query), None if not asked
+    for or unknown."""
 
     @property
     def available(self) -> bool:
-        """True when the request rate is known; latency may still be unknown without traffic."""
-        return self.total.rps is not None
+        """True when a request rate is known; latency may still be unknown without traffic."""
+        return self.total.rps is not None or self.arrival_rps is not None
 
 
 class MetricsSource(Protocol):
@@ -83,7 +88,9 @@ class MetricsSource(Protocol):
     def observe(self, queries: Sequence[ServiceQuery]) -> dict[tuple[str, str], ServiceMetrics]:
         """Signals for every query, keyed by (namespace, service).
 
-        Issues a bounded number of backend queries per call, independent of len(queries).
+        Issues a bounded number of backend queries per call, independent of len(queries)
+        (the arrival-rate queries are one request; only while one of them fails is each asked
+        alone).
         Never raises for backend failures: they become unknown values with reasons.
         Safe to call repeatedly (no state besides counters).
         """
