@@ -277,3 +277,23 @@ def test_a_forbidden_service_query_is_not_run_and_status_says_so() -> None:
     )
     assert [q.arrival_rate_query for q in asked] == [None]
     assert decision[KEY].reason.startswith(decide.IGNORED_ARRIVAL_QUERY)
+
+
+@pytest.mark.parametrize("asks_arrivals", [False, True])
+def test_asleep_is_not_lost_metrics_unless_the_arrivals_are_unknown(asks_arrivals: bool) -> None:
+    # With no replica no server reports anything: that is sleep, not a metrics outage, so a
+    # Fixed fallback must not wake the service (it would flap: wake, idle, sleep, wake...). If
+    # the arrival rate is asked for and unknown, requests may be arriving: the fallback holds.
+    query = 'sum(rate(gateway_requests_total{service="chat"}[1m]))' if asks_arrivals else None
+    spec = SPEC.model_copy(
+        update={
+            "replicas": v1alpha1.Replicas(min=0, max=10, idle_timeout_seconds=60),
+            "fallback": v1alpha1.Fallback(policy=v1alpha1.FallbackPolicy.FIXED, replicas=2),
+            "metrics": v1alpha1.MetricsSpec(arrival_rate_query=query),
+        }
+    )
+    decider = decide.Decider(FakeMetrics(rps=None, latency_s=None))
+    service = [decide.ServiceInput(KEY, spec, held=False)]
+    for now_s in (1000.0, 1015.0, 1030.0):
+        decision, _ = decider.decide(service, {"gpu": POOL}, owned(0), now_s)
+        assert decision[KEY].replicas["l4"] == (2 if asks_arrivals else 0)

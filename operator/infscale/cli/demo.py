@@ -32,6 +32,7 @@ from rich.table import Table
 
 from infscale.adapters import kube_client
 from infscale.api import v1alpha1
+from infscale.emulator import main as emulator
 
 GROUP, VERSION = "infscale.dev", "v1alpha1"
 POD_READY_DELAY = "pod-ready.stage.kwok.x-k8s.io/delay"
@@ -42,6 +43,12 @@ class Sample:
     t_s: float
     services: dict[str, dict[str, Any]]
     pools: dict[str, dict[str, Any]]
+
+
+# The emulator plays the gateway: its count of arrivals wakes a service scaled to zero (embed).
+DEMO_ARRIVALS = (
+    f'sum(rate({emulator.GATEWAY_COUNTER}{{namespace="$namespace",service="$service"}}[15s]))'
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -346,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"the operator runs as the user in {args.operator_kubeconfig}")
     operator = start(
         ["operator", "--interval", "3", "--prometheus-url", args.prometheus_url,
-         "--rate-window", "15", "--node-cooldown", "20"],
+         "--rate-window", "15", "--node-cooldown", "20", "--arrival-rate-query", DEMO_ARRIVALS],
         "demo-operator.log",
         args.operator_kubeconfig,
     )  # fmt: skip
@@ -355,12 +362,12 @@ def run(args: argparse.Namespace) -> int:
     custom = client.CustomObjectsApi(api)
     try:
         wait_for_min_replicas(custom, console, timeout_s=180)
-        emulator = [
+        emulator_args = [
             "emulator", "--trace", args.trace, "--speed", str(args.speed),
             "--rate-scale", str(args.rate_scale),
             "--targets-file", str(args.targets_dir / "demo-emulator.json"),
         ]  # fmt: skip
-        processes.append(start(emulator, "demo-emulator.log"))
+        processes.append(start(emulator_args, "demo-emulator.log"))
         started, samples = time.monotonic(), []
         with Live(console=console, refresh_per_second=1) as live:
             while time.monotonic() - started < args.duration:

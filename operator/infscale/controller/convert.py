@@ -104,10 +104,14 @@ def observation(
     variants: Sequence[str],
     ready: Mapping[str, int],
     desired: Mapping[str, int],
+    arrivals_expected: bool = False,
 ) -> model.Observation:
     """What the planner sees; a variant without Ready pods serves nothing (a known zero).
 
-    The service's rate is the larger of the servers' completions and the arrival-rate query.
+    The service's rate is the larger of the servers' completions and the arrival-rate query
+    (``arrivals_expected``: the service has one). A service with no replica at all, desired or
+    Ready, is asleep: no server completes anything, a known zero and no loss of metrics (so no
+    fallback wakes it), unless its arrival rate is asked for and unknown.
     """
     total = observed.total if observed else metrics.Signals()
     per_variant = {}
@@ -124,7 +128,12 @@ def observation(
         )
     # The servers count completions, a gateway counts arrivals: the larger is the demand (a
     # queue hides arrivals from completions; at zero replicas only the gateway sees traffic).
-    rates = [r for r in (total.rps, observed.arrival_rps if observed else None) if r is not None]
+    asleep = not any(ready.values()) and not any(desired.values())
+    completions = 0.0 if asleep and total.rps is None else total.rps
+    arrivals = observed.arrival_rps if observed else None
+    rates = [r for r in (completions, arrivals) if r is not None]
+    if asleep and arrivals_expected and arrivals is None:
+        rates = []
     return model.Observation(
         rps=max(rates) if rates else None,
         latency_s=total.latency_s,

@@ -125,7 +125,11 @@ class Decider:
             seen = observed.get(service.key) if self.source else None
             observations[spec.key] = dataclasses.replace(
                 convert.observation(
-                    seen, [v.name for v in service.spec.variants], ready[service.key], now_replicas
+                    seen,
+                    [v.name for v in service.spec.variants],
+                    ready[service.key],
+                    now_replicas,
+                    arrivals_expected=arrivals[service.key] is not None,
                 ),
                 missing=missing_signals(seen, ready[service.key]),
             )
