@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,6 @@ GROUP, VERSION = "infscale.dev", "v1alpha1"
 # 4 rps, then 30 rps (needs about three 10-rps replicas), then 4 rps again for long enough that
 # the forecast (60 s level, 60 s peak hold) and the 15 s window have clearly played out.
 LOAD = "steps:4@40,30@80,4@210"
-
-
-def pool(name: str) -> dict[str, Any]:
-    return manifests.kwok_pool(name, max_nodes=6, provisioning_s=3, tainted=False)
 
 
 def service(pool_name: str) -> dict[str, Any]:
@@ -59,13 +54,7 @@ def settled(samples: list[tuple[float, int, int, dict[str, Any]]]) -> bool:
     return len(last) == 3 and all(t > 130 and r <= 2 and n <= r + 1 for t, r, n, _ in last)
 
 
-@pytest.fixture
-def pool_name(
-    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
-) -> Iterator[str]:
-    name = f"e2e-{unique_name}"
-    with manifests.created_pools(custom, core, pool(name)):
-        yield name
+pool_name = manifests.kwok_pool_fixture("e2e", max_nodes=6, provisioning_s=3, tainted=False)
 
 
 @pytest.mark.timeout(600)  # about six minutes of emulated traffic; the default is 300 s

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,7 @@ pytestmark = pytest.mark.integration
 SAVE_S = 3.0
 
 
-@pytest.fixture
-def pool(
-    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
-) -> Iterator[str]:
-    name = f"memory-{unique_name}"
-    with manifests.created_pools(
-        custom, core, manifests.kwok_pool(name, max_nodes=10, provisioning_s=1, tainted=False)
-    ):
-        yield name
+pool = manifests.kwok_pool_fixture("memory", max_nodes=10, provisioning_s=1, tainted=False)
 
 
 @pytest.mark.timeout(400)

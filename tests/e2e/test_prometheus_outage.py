@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +42,7 @@ def service(name: str, pool: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.fixture
-def pool(
-    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
-) -> Iterator[str]:
-    name = f"outage-{unique_name}"
-    with manifests.created_pools(
-        custom, core, manifests.kwok_pool(name, max_nodes=30, provisioning_s=1, tainted=False)
-    ):
-        yield name
+pool = manifests.kwok_pool_fixture("outage", max_nodes=30, provisioning_s=1, tainted=False)
 
 
 @pytest.mark.timeout(600)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +70,7 @@ def service(pool: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.fixture
-def pool(
-    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
-) -> Iterator[str]:
-    name = f"runaway-{unique_name}"
-    with manifests.created_pools(
-        custom, core, manifests.kwok_pool(name, max_nodes=MAX_NODES, provisioning_s=1)
-    ):
-        yield name
+pool = manifests.kwok_pool_fixture("runaway", max_nodes=MAX_NODES, provisioning_s=1)
 
 
 @pytest.mark.timeout(300)

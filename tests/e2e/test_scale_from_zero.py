@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +39,7 @@ def sleepy(name: str, pool: str, arrival_query: str | None) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def pool(
-    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
-) -> Iterator[str]:
-    name = f"zero-{unique_name}"
-    with manifests.created_pools(
-        custom, core, manifests.kwok_pool(name, max_nodes=8, provisioning_s=1, tainted=False)
-    ):
-        yield name
+pool = manifests.kwok_pool_fixture("zero", max_nodes=8, provisioning_s=1, tainted=False)
 
 
 @pytest.mark.timeout(300)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +53,7 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
-@pytest.fixture
-def pool(
-    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
-) -> Iterator[str]:
-    name = f"soak-{unique_name}"
-    with manifests.created_pools(
-        custom, core, manifests.kwok_pool(name, max_nodes=10, provisioning_s=2, tainted=False)
-    ):
-        yield name
+pool = manifests.kwok_pool_fixture("soak", max_nodes=10, provisioning_s=2, tainted=False)
 
 
 @pytest.mark.timeout(600)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 GROUP, VERSION = "infscale.dev", "v1alpha1"
@@ -141,3 +142,18 @@ def created_pools(
             custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
             for node in core.list_node(label_selector=f"infscale.dev/node-pool={name}").items:
                 core.delete_node(node.metadata.name)
+
+
+def kwok_pool_fixture(prefix: str, **pool: Any) -> Callable[..., Iterator[str]]:
+    """A test's own InferenceNodePool of kwok nodes (`kwok_pool` with these arguments), named
+    `<prefix>-<unique name>`, as a fixture yielding its name; deleted with its nodes after."""
+
+    @pytest.fixture
+    def fixture(
+        custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
+    ) -> Iterator[str]:
+        name = f"{prefix}-{unique_name}"
+        with created_pools(custom, core, kwok_pool(name, **pool)):
+            yield name
+
+    return fixture
