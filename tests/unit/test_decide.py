@@ -297,3 +297,17 @@ def test_asleep_is_not_lost_metrics_unless_the_arrivals_are_unknown(asks_arrival
     for now_s in (1000.0, 1015.0, 1030.0):
         decision, _ = decider.decide(service, {"gpu": POOL}, owned(0), now_s)
         assert decision[KEY].replicas["l4"] == (2 if asks_arrivals else 0)
+
+
+def test_a_new_service_that_must_run_has_not_started_rather_than_slept() -> None:
+    # min 1 and no Deployment yet: nothing is known of its traffic (its first forecast must not
+    # read a zero rate, as a saved planner memory would then show).
+    decider = decide.Decider(FakeMetrics(rps=None, latency_s=None))
+    decision, _ = decider.decide(
+        [decide.ServiceInput(KEY, SPEC, held=False)], {"gpu": POOL}, {}, 1000.0
+    )
+    assert decision[KEY].replicas["l4"] == 1
+    assert "request rate unknown" in decision[KEY].reason
+    assert f"{KEY[0]}/{KEY[1]}" not in decider.state.forecasts or (
+        decider.state.forecasts[f"{KEY[0]}/{KEY[1]}"].last_s is None
+    )

@@ -105,13 +105,16 @@ def observation(
     ready: Mapping[str, int],
     desired: Mapping[str, int],
     arrivals_expected: bool = False,
+    may_sleep: bool = False,
 ) -> model.Observation:
     """What the planner sees; a variant without Ready pods serves nothing (a known zero).
 
     The service's rate is the larger of the servers' completions and the arrival-rate query
-    (``arrivals_expected``: the service has one). A service with no replica at all, desired or
-    Ready, is asleep: no server completes anything, a known zero and no loss of metrics (so no
-    fallback wakes it), unless its arrival rate is asked for and unknown.
+    (``arrivals_expected``: the service has one). A service that may scale to zero
+    (``may_sleep``: replicas.min is 0) with no replica at all, desired or Ready, is asleep: no
+    server completes anything, a known zero and no loss of metrics (so no fallback wakes it),
+    unless its arrival rate is asked for and unknown. (A new service with min 1 or more that has
+    no replica yet has not started: its rate is unknown until its servers report.)
     """
     total = observed.total if observed else metrics.Signals()
     per_variant = {}
@@ -128,7 +131,7 @@ def observation(
         )
     # The servers count completions, a gateway counts arrivals: the larger is the demand (a
     # queue hides arrivals from completions; at zero replicas only the gateway sees traffic).
-    asleep = not any(ready.values()) and not any(desired.values())
+    asleep = may_sleep and not any(ready.values()) and not any(desired.values())
     completions = 0.0 if asleep and total.rps is None else total.rps
     arrivals = observed.arrival_rps if observed else None
     rates = [r for r in (completions, arrivals) if r is not None]

@@ -130,6 +130,7 @@ class Decider:
                     ready[service.key],
                     now_replicas,
                     arrivals_expected=arrivals[service.key] is not None,
+                    may_sleep=service.spec.replicas.min == 0,
                 ),
                 missing=missing_signals(seen, ready[service.key]),
             )
