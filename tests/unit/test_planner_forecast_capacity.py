@@ -154,6 +154,20 @@ def test_a_burst_that_came_on_the_hour_twice_is_provisioned_ahead_of_the_third()
     assert forecast.seasonal_rps(state, 7200.0 + 1800.0, 120.0, CFG) == 0.0
 
 
+def test_the_burst_that_was_due_is_remembered_but_neither_held_nor_smoothed() -> None:
+    steady = _hours({}, 1, [10.0])
+    due = forecast.update(steady, 28.0, 3600.0, CFG, expected_rps=30.0)
+    assert (due.level_rps, due.var_rps2, due.peaks) == (steady.level_rps, steady.var_rps2,
+                                                        steady.peaks)  # fmt: skip
+    assert dict(due.minutes)[60] == 28.0  # its minute, for the next period
+    assert forecast.demand_rps(due, 3615.0, 300.0, CFG) < 15.0
+    # Half again above the expected one is a surprise: held and smoothed like any burst.
+    surprise = forecast.update(steady, 46.0, 3600.0, CFG, expected_rps=30.0)
+    assert forecast.demand_rps(surprise, 3615.0, 300.0, CFG) == 46.0
+    unexpected = forecast.update(steady, 28.0, 3600.0, CFG)
+    assert forecast.demand_rps(unexpected, 3615.0, 300.0, CFG) == 28.0
+
+
 def test_a_burst_seen_once_or_a_small_one_is_not_expected_again() -> None:
     once = _hours({65: 30.0}, 2, [10.0, 10.0])
     assert forecast.seasonal_rps(once, 7200.0 + 240.0, 120.0, CFG) == 0.0

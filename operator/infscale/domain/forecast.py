@@ -17,6 +17,7 @@ not beat the peak hold on bursts; they do not earn their cost here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 
@@ -24,14 +25,28 @@ from infscale.domain import model, settings
 
 
 def update(
-    state: model.ForecastState, rps: float | None, now_s: float, cfg: settings.PlannerSettings
+    state: model.ForecastState,
+    rps: float | None,
+    now_s: float,
+    cfg: settings.PlannerSettings,
+    expected_rps: float = 0.0,
 ) -> model.ForecastState:
-    """Fold one observed rate into the forecaster; an unknown rate (None) changes nothing."""
+    """Fold one observed rate into the forecaster; an unknown rate (None) changes nothing.
+
+    ``expected_rps``: the recurring burst due now (:func:`seasonal_rps` with no lead). A rate
+    within it is that burst: the per-minute memory keeps it for its next period, but it is no
+    error of the smooth forecast and no peak to hold, since it comes back a period later, not
+    within the lead.
+    """
     if rps is None or not math.isfinite(rps):
         return state
     rps = max(0.0, rps)
-    peaks = _push_peak(state.peaks, now_s, rps, max(cfg.peak_hold_s, cfg.peak_hold_max_s))
+    hold_s = max(cfg.peak_hold_s, cfg.peak_hold_max_s)
     minutes = _push_minute(state.minutes, now_s, rps, cfg)
+    if state.last_s is not None and state.level_rps < rps <= expected_rps * HOLD_SURPRISE:
+        peaks = tuple((t, r) for t, r in state.peaks if now_s - t <= hold_s)
+        return dataclasses.replace(state, last_s=now_s, peaks=peaks, minutes=minutes)
+    peaks = _push_peak(state.peaks, now_s, rps, hold_s)
     if state.last_s is None:
         return model.ForecastState(level_rps=rps, last_s=now_s, peaks=peaks, minutes=minutes)
     dt_s = max(now_s - state.last_s, 1e-3)
@@ -53,6 +68,9 @@ def update(
         peaks=peaks,
         minutes=minutes,
     )
+
+
+HOLD_SURPRISE = 1.5  # a burst this much above the recurring one expected is held as any other
 
 
 def demand_rps(
@@ -82,7 +100,15 @@ def seasonal_rps(
     state: model.ForecastState, now_s: float, lead_s: float, cfg: settings.PlannerSettings
 ) -> float:
     """The rate of a burst that recurs with period ``season_s`` and is due within ``lead_s``;
-    0 when none is.
+    0 when none is (the highest of :func:`seasonal_profile`)."""
+    return max(seasonal_profile(state, now_s, lead_s, cfg), default=0.0)
+
+
+def seasonal_profile(
+    state: model.ForecastState, now_s: float, lead_s: float, cfg: settings.PlannerSettings
+) -> list[float]:
+    """The rate expected of a burst recurring with period ``season_s``, for each minute from
+    now to ``lead_s`` ahead (0 where none is due; empty when nothing can be said).
 
     For each minute (bucket) due within the lead, capped at half a period, and each of the
     last ``season_periods`` periods: the highest rate at that minute of the period (one bucket
@@ -90,17 +116,17 @@ def seasonal_rps(
     period's median around it (half a period either side), so bursts grow and shrink with the
     traffic. A minute counts only if its burst reached ``season_min_ratio`` times that median,
     and ``season_min_burst_rps``, in every one of those periods; it is expected at the smallest
-    of its scaled rates, and the highest such minute is the answer.
+    of its scaled rates.
     """
     if not _season_on(cfg) or not state.minutes:
-        return 0.0
+        return []
     bucket_s = cfg.season_bucket_s
     rates = dict(state.minutes)
     half = int(cfg.season_s / 2 / bucket_s)
     now_i = math.floor(now_s / bucket_s)
     recent = _between(rates, now_i - half, now_i)
     if not recent:  # nothing observed lately (a metrics outage): nothing to scale by
-        return 0.0
+        return []
     today = statistics.median(recent)
     ahead = math.floor(min(max(lead_s, 0.0), cfg.season_s / 2) / bucket_s)
     # Each period must have been watched at least 40 % as densely as the last half period
@@ -111,11 +137,11 @@ def seasonal_rps(
         first = math.floor((now_s - k * cfg.season_s) / bucket_s)
         around = _between(rates, first - half, first + ahead + half)
         if len(around) < needed:
-            return 0.0
+            return []
         usual = statistics.median(around)
         periods.append((first, today / usual if usual > 0 else 1.0, usual))
     floor_rps = cfg.season_min_burst_rps
-    best = 0.0
+    profile = []
     for offset in range(ahead + 1):
         expected = math.inf
         for first, scale, usual in periods:
@@ -125,8 +151,8 @@ def seasonal_rps(
                 expected = 0.0
                 break
             expected = min(expected, burst * scale)
-        best = max(best, expected)
-    return best
+        profile.append(expected)
+    return profile
 
 
 def _season_on(cfg: settings.PlannerSettings) -> bool:

@@ -113,12 +113,6 @@ def plan(
             in_backlog or learned_down,
         )
         headroom[key] = head
-        fstate = forecast.update(previous, obs.rps, now_s, cfg)
-        forecasts[key] = fstate
-        if rps_known and (obs.rps or 0.0) > 0:
-            last_active[key] = now_s
-        elif key not in last_active and rps_known:
-            last_active[key] = now_s  # idle time counts from the first observation
         lead_s = max(
             (
                 v.startup_s + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
@@ -126,6 +120,16 @@ def plan(
             ),
             default=0.0,
         )
+        # Bursts that recur on the clock, per minute of the lead, from the memory before this
+        # sample; the one due this minute explains a rate above the smooth level.
+        profile = forecast.seasonal_profile(previous, now_s, lead_s, cfg)
+        recurring = max(profile, default=0.0)
+        fstate = forecast.update(previous, obs.rps, now_s, cfg, profile[0] if profile else 0.0)
+        forecasts[key] = fstate
+        if rps_known and (obs.rps or 0.0) > 0:
+            last_active[key] = now_s
+        elif key not in last_active and rps_known:
+            last_active[key] = now_s  # idle time counts from the first observation
         # Bursts are held for as long as the capacity now in use would take to come back.
         in_use = [v for v in svc.variants if (state.last_replicas.get(key) or {}).get(v.name, 0)]
         hold_lead_s = max(
@@ -143,7 +147,6 @@ def plan(
             hold_lead_s *= cfg.miss_hold_factor
             why.append(f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s")
         demand = forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s)
-        recurring = forecast.seasonal_rps(fstate, now_s, lead_s, cfg)
         if recurring > demand:
             why.append(
                 f"a burst came at this time in each of the last {cfg.season_periods} periods of "
