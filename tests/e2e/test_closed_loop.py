@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
-from tests.integration.operator_process import OperatorProcess, start_emulator
+from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -101,9 +101,7 @@ def test_replicas_and_nodes_follow_emulated_load(
             samples.append((time.monotonic() - start, status.get("replicas", 0), nodes, status))
             time.sleep(2)
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=15)
+        stop_emulator(emulator)
         operator.stop()
         print(operator.log()[-6000:])
         for t, replicas, nodes, status in samples[::3]:

@@ -16,7 +16,7 @@ from infscale.domain import model
 from tests.e2e.test_prometheus_outage import service
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
-from tests.integration.operator_process import OperatorProcess, start_emulator
+from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -83,9 +83,7 @@ def test_a_restarted_operator_goes_on_from_the_saved_memory(
         assert after.minutes[0][0] == first_minute  # learned before the restart
         assert "Traceback" not in first.log() + second.log()
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=15)
+        stop_emulator(emulator)
         first.stop()
         second.stop()
         prometheus.stop()

@@ -14,7 +14,7 @@ from kubernetes import client
 
 from tests.integration import manifests, waiting
 from tests.integration.manifests import GROUP, VERSION, Cluster
-from tests.integration.operator_process import OperatorProcess, start_emulator
+from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -135,9 +135,7 @@ def test_prometheus_outage_never_scales_down(
         assert all(1 <= n <= 6 for n in replicas().values())
         assert "Traceback" not in operator.log()
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=15)
+        stop_emulator(emulator)
         operator.stop()
         prometheus.stop()
         print(operator.log()[-4000:])

@@ -20,7 +20,7 @@ from infscale.controller import decide
 from tests.e2e.test_prometheus_outage import service
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
-from tests.integration.operator_process import OperatorProcess, start_emulator
+from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -77,9 +77,7 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
             samples.append((now, wake, plain))
             time.sleep(1)
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=15)
+        stop_emulator(emulator)
         operator.stop()
         prometheus.stop()
         print(operator.log()[-4000:])

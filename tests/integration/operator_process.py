@@ -73,3 +73,10 @@ def start_emulator(log_path: Path, *args: str) -> subprocess.Popen[bytes]:
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
+
+
+def stop_emulator(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop an emulator from :func:`start_emulator`, if one was started."""
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=15)
