@@ -290,7 +290,7 @@ class PrometheusMetrics:
                     answers.update(self._arrival_round([(index, query)]))
                 except Exception as alone:  # this expression fails: unknown, with the reason
                     answers[index] = (None, f"arrival-rate query failed: {_short(alone)}")
-        return {q.key: answers.get(i, (None, None)) for i, q in enumerate(queries)}
+        return {q.key: answers[i] for i, q in enumerate(queries)}
 
     def _arrival_round(
         self, indexed: Sequence[tuple[int, metrics.ServiceQuery]]

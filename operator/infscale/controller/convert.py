@@ -132,13 +132,14 @@ def observation(
     # The servers count completions, a gateway counts arrivals: the larger is the demand (a
     # queue hides arrivals from completions; at zero replicas only the gateway sees traffic).
     asleep = may_sleep and not any(ready.values()) and not any(desired.values())
-    completions = 0.0 if asleep and total.rps is None else total.rps
     arrivals = observed.arrival_rps if observed else None
-    rates = [r for r in (completions, arrivals) if r is not None]
     if asleep and arrivals_expected and arrivals is None:
-        rates = []
+        rps = None  # requests may be arriving that nothing sees
+    else:
+        completions = 0.0 if asleep and total.rps is None else total.rps
+        rps = max((r for r in (completions, arrivals) if r is not None), default=None)
     return model.Observation(
-        rps=max(rates) if rates else None,
+        rps=rps,
         latency_s=total.latency_s,
         variants=per_variant,
         queued=total.queue,

@@ -33,7 +33,7 @@ def update(
 ) -> model.ForecastState:
     """Fold one observed rate into the forecaster; an unknown rate (None) changes nothing.
 
-    ``expected_rps``: the recurring burst due now (:func:`seasonal_rps` with no lead). A rate
+    ``expected_rps``: the recurring burst due now (the first of :func:`seasonal_profile`). A rate
     within it is that burst: the per-minute memory keeps it for its next period, but it is no
     error of the smooth forecast and no peak to hold, since it comes back a period later, not
     within the lead.
