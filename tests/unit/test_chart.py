@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,9 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from infscale.cli import main as cli
 from infscale.controller import chart_values, telemetry
+from infscale.controller import settings as settings_module
+from infscale.controller.settings import PlannerTuning
+from infscale.domain.settings import PlannerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "infscale"
@@ -254,3 +258,62 @@ def test_every_metric_the_dashboard_queries_is_exported_with_those_labels() -> N
     families = {family.name for family in telemetry.REGISTRY.collect()}
     shown = {family for family in families if any(name.startswith(family) for name in used)}
     assert shown == families, f"not on the dashboard: {families - shown}"
+
+
+# ---- the planner's tuning ----
+
+
+def test_planner_values_reach_the_planner_and_defaults_pass_nothing(helm: str) -> None:
+    def planner_of(*sets: str) -> Any:
+        deployment = by_kind(helm_template(helm, *sets))["Deployment"]
+        argv = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return cli.build_parser().parse_args(argv).planner
+
+    assert planner_of() is None
+    tuned = planner_of("planner.marginSigmas=2", "planner.seasonSeconds=0").apply()
+    defaults = PlannerSettings()
+    assert (tuned.margin_sigmas, tuned.season_s) == (2.0, 0.0)
+    assert dataclasses.replace(tuned, margin_sigmas=1.0, season_s=3600.0) == defaults
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("planner.marginSigma=2", "marginSigma"),  # a typo is not silently ignored
+        ("planner.targetUtilization=2", "targetUtilization"),
+        ("planner.seasonPeriods=0", "seasonPeriods"),
+    ],
+)
+def test_bad_planner_values_are_rejected_by_the_schema(helm: str, setting: str, field: str) -> None:
+    with pytest.raises(HelmRejectedError, match=field):
+        helm_template(helm, setting, check=False)
+
+
+def test_the_operator_refuses_planner_tuning_no_planner_could_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for text, says in [
+        ('{"peakHoldSeconds": 1200}', "exceeds planner.peakHoldMaxSeconds (900)"),
+        ('{"marginSigmas": -1}', "marginSigmas: Input should be greater than or equal to 0"),
+        ("{marginSigmas: 1}", "Invalid JSON"),
+    ]:
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["operator", "--planner", text])
+        assert says in capsys.readouterr().err
+
+
+def test_the_documented_planner_defaults_are_the_planners() -> None:
+    defaults = PlannerSettings()
+    commented = yaml.safe_load(
+        "\n".join(
+            line.removeprefix("#")
+            for line in (CHART / "values.yaml").read_text().splitlines()
+            if re.match(r"#  [a-z]\w+: ", line)
+        )
+    )
+    fields = PlannerTuning.model_fields
+    assert set(commented) == {f.alias for f in fields.values()}
+    for name, field in fields.items():
+        default = getattr(defaults, settings_module.PLANNER_FIELD_NAMES.get(name, name))
+        assert commented[field.alias] == default, field.alias
+        assert f"[{default:g}" in (field.description or ""), (name, field.description)

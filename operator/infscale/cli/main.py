@@ -8,8 +8,12 @@ import os
 import socket
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
 import infscale
+
+if TYPE_CHECKING:
+    from infscale.controller.settings import PlannerTuning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ignore spec.metrics.arrivalRateQuery (tenants' PromQL) and use only the template",
     )
     run.add_argument(
+        "--planner",
+        type=_planner_tuning,
+        default=None,
+        metavar="JSON",
+        help='planner tuning, e.g. {"marginSigmas": 2} (the chart\'s `planner` values)',
+    )
+    run.add_argument(
         "--metrics-address", default=None, help="serve operator metrics, e.g. 0.0.0.0:8081"
     )
     run.add_argument(
@@ -101,6 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _planner_tuning(text: str) -> PlannerTuning:
+    from pydantic import ValidationError
+
+    from infscale.controller.settings import PlannerTuning
+
+    try:
+        return PlannerTuning.model_validate_json(text)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'planner'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise argparse.ArgumentTypeError(problems) from None
+
+
 def run_operator(args: argparse.Namespace) -> int:
     """Run the kopf operator until it is stopped."""
     import kopf
@@ -130,7 +156,12 @@ def run_operator(args: argparse.Namespace) -> int:
         planner_memory_save_seconds=args.memory_save_seconds,
         arrival_rate_query=args.arrival_rate_query,
         service_arrival_queries=not args.forbid_service_arrival_queries,
+        **({"planner": args.planner} if args.planner else {}),
     )
+    if args.planner:
+        logging.getLogger("infscale").info(
+            "planner tuning: %s", args.planner.model_dump_json(by_alias=True, exclude_none=True)
+        )
     api_client = kube_client.api_client()
     elector = None
     if args.leader_elect:

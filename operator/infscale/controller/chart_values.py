@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from infscale.controller.settings import PlannerTuning
+
 DURATION = (
     r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
 )
@@ -106,6 +108,8 @@ class ChartValues(_Values):
     leader_election: LeaderElection = LeaderElection()
     prometheus: Prometheus = Prometheus()
     operator: Operator = Operator()
+    planner: PlannerTuning = PlannerTuning()
+    """The planner's tuning (a few of its knobs); what is left unset keeps its defaults."""
     rbac: Rbac = Rbac()
     service_monitor: ServiceMonitor = ServiceMonitor()
     grafana_dashboard: GrafanaDashboard = GrafanaDashboard()

@@ -102,6 +102,7 @@ class Runtime:
             )
         self.decider = decide.Decider(
             source,
+            cfg=settings.planner.apply(),
             save_memory_s=settings.planner_memory_save_seconds,
             arrival_template=settings.arrival_rate_query,
             service_arrival_queries=settings.service_arrival_queries,

@@ -2,7 +2,77 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import dataclasses
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from infscale.domain import settings as planner_settings
+
+
+class PlannerTuning(BaseModel):
+    """The planner's knobs a platform team may tune: the chart's `planner` values, the CLI's
+    `--planner` JSON. A field left unset keeps the planner's default (in brackets)."""
+
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True,
+        use_attribute_docstrings=True, extra="forbid",
+    )  # fmt: skip
+
+    margin_sigmas: float | None = Field(default=None, ge=0, le=10)
+    """Uncertainty margin on forecast demand, in standard deviations of the forecast error [1]."""
+    target_utilization: float | None = Field(default=None, gt=0, le=1)
+    """Share of the planned capacity that forecast demand may use [1: capacityRps is already
+    the rate at which the SLO holds]."""
+    peak_hold_seconds: float | None = Field(default=None, ge=0, le=86400)
+    """A burst is held at least this long, and at most the lead time of new capacity [60]."""
+    peak_hold_max_seconds: float | None = Field(default=None, ge=0, le=86400)
+    """Upper bound of that hold, however slow the pool [900]."""
+    season_seconds: float | None = Field(default=None, ge=0, le=604800)
+    """Period of recurring bursts provisioned for ahead of their return; 0 turns it off [3600:
+    timer-triggered work on the hour]."""
+    season_periods: int | None = Field(default=None, ge=1, le=48)
+    """Periods in a row a burst must recur before it is provisioned for ahead [2]."""
+    headroom_max: float | None = Field(default=None, ge=1, le=10)
+    """Most extra demand that SLO misses may add, as a multiple of the forecast [2]."""
+    switch_weight: float | None = Field(default=None, ge=0, le=100)
+    """Weight of new replicas' cold start in the cost the planner minimises [3]."""
+    move_after_paid: float | None = Field(default=None, ge=0, le=100)
+    """A move to a cheaper variant is made once the dearer allocation has cost this multiple of
+    what the move costs [1]."""
+    solver_time_limit_seconds: float | None = Field(default=None, gt=0, le=60)
+    """Time limit of the MILP solver per cycle; past it the best plan found is used [0.5]."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        self.apply()  # raises on a combination that no planner could run with
+        return self
+
+    def apply(
+        self, base: planner_settings.PlannerSettings | None = None
+    ) -> planner_settings.PlannerSettings:
+        """``base`` (default: the planner's defaults) with every field set here replaced."""
+        changes = {
+            PLANNER_FIELD_NAMES.get(name, name): value
+            for name, value in self.model_dump(exclude_none=True).items()
+        }
+        result = dataclasses.replace(base or planner_settings.PlannerSettings(), **changes)
+        if result.peak_hold_s > result.peak_hold_max_s:
+            raise ValueError(
+                f"planner.peakHoldSeconds ({result.peak_hold_s:g}) exceeds "
+                f"planner.peakHoldMaxSeconds ({result.peak_hold_max_s:g})"
+            )
+        return result
+
+
+PLANNER_FIELD_NAMES = {
+    "peak_hold_seconds": "peak_hold_s",
+    "peak_hold_max_seconds": "peak_hold_max_s",
+    "season_seconds": "season_s",
+    "solver_time_limit_seconds": "solver_time_limit_s",
+}
+"""PlannerTuning names that differ from PlannerSettings' (whose units are suffixes)."""
 
 
 class OperatorSettings(BaseModel):
@@ -57,3 +127,5 @@ class OperatorSettings(BaseModel):
     `arrival_rate_query`."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose InferenceServices are managed; empty means all (the default)."""
+    planner: PlannerTuning = PlannerTuning()
+    """The planner's tuning; unset fields keep its defaults."""
