@@ -104,3 +104,5 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
     # The same requests reach the other service: nothing reports them, so it stays asleep.
     assert all(at_zero(p) for _, _, p in samples), "without the query nothing can wake it"
     assert samples[-1][2]["lastDecision"]["reason"].startswith(decide.ASLEEP_WITHOUT_ARRIVALS)
+    metrics = {c["type"]: c for c in samples[-1][2]["conditions"]}["MetricsAvailable"]
+    assert (metrics["status"], metrics["reason"]) == ("True", "Asleep"), "asleep, not blind"

@@ -297,6 +297,7 @@ def test_asleep_is_not_lost_metrics_unless_the_arrivals_are_unknown(asks_arrival
     for now_s in (1000.0, 1015.0, 1030.0):
         decision, _ = decider.decide(service, {"gpu": POOL}, owned(0), now_s)
         assert decision[KEY].replicas["l4"] == (2 if asks_arrivals else 0)
+        assert decision[KEY].asleep is not asks_arrivals
 
 
 def test_a_new_service_that_must_run_has_not_started_rather_than_slept() -> None:

@@ -13,6 +13,7 @@ from infscale.adapters import fakes
 from infscale.api import v1alpha1
 from infscale.controller import desired, reconciler
 from infscale.ports import errors
+from infscale.ports.metrics import ServiceMetrics, Signals
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = "2026-11-22T06:00:00Z"
@@ -230,3 +231,29 @@ def test_a_rejected_deployment_is_reported_and_the_other_variants_proceed() -> N
     assert [r for t, r, _ in cluster.events if t == "Warning"] == ["DeploymentRejected"]
     run(chat(), cluster)
     assert [r for t, r, _ in cluster.events if t == "Warning"] == ["DeploymentRejected"], "repeated"
+
+
+@pytest.mark.parametrize("asleep", [True, False])
+def test_a_sleeping_service_says_so_instead_of_metrics_lost(asleep: bool) -> None:
+    # At zero replicas no server reports: for a service without an arrival-rate query that is
+    # sleep (the planner reads 0), not a metrics outage.
+    body = copy.deepcopy(
+        next(d for d in documents("InferenceService") if d["spec"]["replicas"]["min"] == 0)
+    )
+    body["metadata"].update(uid="uid-2", generation=1)
+    cluster = fakes.FakeCluster()
+    nothing = ServiceMetrics(Signals(), {}, {}, {}, unknown=("no series of requests_total",))
+    zero = {v["name"]: 0 for v in body["spec"]["variants"]}
+    decision = reconciler.ServiceDecision(
+        replicas=zero, reason="idle", recommended=zero, metrics=nothing, asleep=asleep
+    )
+    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    reconciler.reconcile_service(body, pools(), [], ports, NOW, decision=decision)
+    status = cluster.statuses[(body["metadata"]["namespace"], body["metadata"]["name"])]
+    metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
+    if asleep:
+        assert (metrics["status"], metrics["reason"]) == ("True", "Asleep")
+        assert metrics["message"] == reconciler.ASLEEP_METRICS
+    else:
+        assert (metrics["status"], metrics["reason"]) == ("False", "MetricsUnknown")
+        assert metrics["message"] == "no series of requests_total"

@@ -99,21 +99,27 @@ def arrival_query(
     return None
 
 
+def is_asleep(
+    spec: v1alpha1.InferenceServiceSpec, ready: Mapping[str, int], desired: Mapping[str, int]
+) -> bool:
+    """Scaled to zero: replicas.min is 0 and no replica runs or is due."""
+    return spec.replicas.min == 0 and not any(ready.values()) and not any(desired.values())
+
+
 def observation(
     observed: metrics.ServiceMetrics | None,
     variants: Sequence[str],
     ready: Mapping[str, int],
     desired: Mapping[str, int],
     arrivals_expected: bool = False,
-    may_sleep: bool = False,
+    asleep: bool = False,
 ) -> model.Observation:
     """What the planner sees; a variant without Ready pods serves nothing (a known zero).
 
     The service's rate is the larger of the servers' completions and the arrival-rate query
-    (``arrivals_expected``: the service has one). A service that may scale to zero
-    (``may_sleep``: replicas.min is 0) with no replica at all, desired or Ready, is asleep: no
-    server completes anything, a known zero and no loss of metrics (so no fallback wakes it),
-    unless its arrival rate is asked for and unknown. (A new service with min 1 or more that has
+    (``arrivals_expected``: the service has one). A service ``asleep`` (see :func:`is_asleep`)
+    completes nothing: a known zero and no loss of metrics (so no fallback wakes it), unless its
+    arrival rate is asked for and unknown. (A new service with min 1 or more that has
     no replica yet has not started: its rate is unknown until its servers report.)
     """
     total = observed.total if observed else metrics.Signals()
@@ -131,7 +137,6 @@ def observation(
         )
     # The servers count completions, a gateway counts arrivals: the larger is the demand (a
     # queue hides arrivals from completions; at zero replicas only the gateway sees traffic).
-    asleep = may_sleep and not any(ready.values()) and not any(desired.values())
     arrivals = observed.arrival_rps if observed else None
     if asleep and arrivals_expected and arrivals is None:
         rps = None  # requests may be arriving that nothing sees

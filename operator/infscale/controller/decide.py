@@ -130,7 +130,7 @@ class Decider:
                     ready[service.key],
                     now_replicas,
                     arrivals_expected=arrivals[service.key] is not None,
-                    may_sleep=service.spec.replicas.min == 0,
+                    asleep=convert.is_asleep(service.spec, ready[service.key], now_replicas),
                 ),
                 missing=missing_signals(seen, ready[service.key]),
             )
@@ -166,6 +166,8 @@ class Decider:
                 recommended=recommended,
                 metrics=observed.get(service.key),
                 memory=memory,
+                asleep=arrivals[service.key] is None
+                and convert.is_asleep(service.spec, ready[service.key], current[service.key]),
             )
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
         planned_keys = {s.key for s in specs}

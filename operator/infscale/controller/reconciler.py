@@ -43,6 +43,9 @@ class ServiceDecision:
     metrics: metrics.ServiceMetrics | None = None
     memory: str | None = None
     """What the planner has learned of the service, to save in status (when due)."""
+    asleep: bool = False
+    """At zero replicas with none due and no arrival-rate query: no server reports, and that is
+    no loss of metrics (the planner reads the rate as 0)."""
 
 
 @dataclasses.dataclass
@@ -245,6 +248,7 @@ def reconcile_service(
         plan=recommended,
         plan_reason=plan_reason,
         observed=decision.metrics if decision else None,
+        asleep=decision.asleep if decision else False,
         applied=applied_replicas,
         current=current,
         missing_pools=missing_pools,
@@ -305,6 +309,7 @@ def _status(
     plan: Mapping[str, int],
     plan_reason: str,
     observed: metrics.ServiceMetrics | None,
+    asleep: bool,
     applied: Mapping[str, int],
     current: Mapping[str, OwnedDeployment],
     missing_pools: Sequence[str],
@@ -359,7 +364,7 @@ def _status(
         )
     conditions = [
         ready_condition,
-        _metrics_condition(cond, observed),
+        _metrics_condition(cond, observed, asleep),
         _slo_condition(cond, observed, spec.slo.threshold_seconds),
         capacity,
     ]
@@ -387,13 +392,22 @@ def _status(
     }
 
 
+ASLEEP_METRICS = (
+    "no replica runs, so no server reports requests: the rate reads as 0 until one starts"
+)
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _metrics_condition(cond: Any, observed: metrics.ServiceMetrics | None) -> dict[str, Any]:
+def _metrics_condition(
+    cond: Any, observed: metrics.ServiceMetrics | None, asleep: bool
+) -> dict[str, Any]:
     if observed is None:
         return dict(cond("MetricsAvailable", None, "NoMetricsSource", "no metrics read yet"))
+    if asleep and not observed.available:
+        return dict(cond("MetricsAvailable", True, "Asleep", ASLEEP_METRICS))
     if not observed.available:
         reason = observed.unknown[0] if observed.unknown else "request rate unknown"
         return dict(cond("MetricsAvailable", False, "MetricsUnknown", reason[:500]))
