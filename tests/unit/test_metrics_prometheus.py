@@ -442,3 +442,40 @@ def test_an_unreachable_prometheus_skips_the_arrival_request() -> None:
     assert len(calls) == 2, "one query, one probe"
     assert result.arrival_rps is None
     assert any("arrival-rate query skipped: Prometheus unreachable" in r for r in result.unknown)
+
+
+def test_a_failing_arrival_expression_is_retried_alone_after_a_backoff() -> None:
+    # A bad or slow expression must not cost every cycle a failed request plus one per service.
+    fake = FakePrometheus()
+    fake.arrivals = {gateway("chat"): "3", gateway("embed"): "2", "sum(rate(oops[1m]))": "1"}
+    fake.rejected.add("sum(rate(oops[1m]))")
+    services = [query(service=s, arrival_rate_query=gateway(s)) for s in ("chat", "embed")]
+    services.append(query(service="typo", arrival_rate_query="sum(rate(oops[1m]))"))
+    clock = [NOW]
+    source = prometheus.PrometheusMetrics(fake, clock=lambda: clock[0])
+
+    def cycle(at_s: float) -> tuple[int, dict[tuple[str, str], metrics.ServiceMetrics]]:
+        clock[0] = NOW + at_s
+        before = len(fake.texts)
+        results = source.observe(services)
+        requests = sum(t.startswith("label_replace(") for t in fake.texts[before:])
+        assert results[("team-a", "chat")].arrival_rps == 3
+        assert results[("team-a", "embed")].arrival_rps == 2
+        return requests, results
+
+    def typo(results: dict[tuple[str, str], metrics.ServiceMetrics]) -> str:
+        return next(r for r in results[("team-a", "typo")].unknown if "arrival-rate" in r)
+
+    requests, results = cycle(0)
+    assert requests == 4, "the batch fails, then each expression alone"
+    assert "bad_data" in typo(results)
+    requests, results = cycle(15)
+    assert requests == 1, "the failing expression waits out its backoff"
+    assert typo(results).endswith("(retried in 15 s)")
+    assert results[("team-a", "typo")].arrival_rps is None
+    assert cycle(30)[0] == 2, "due: the healthy batch, and the failing one alone"
+    assert cycle(75)[0] == 1, "failed again: the backoff doubled to 60 s"
+    fake.rejected.clear()  # the expression is fixed
+    requests, results = cycle(90)
+    assert (requests, results[("team-a", "typo")].arrival_rps) == (2, 1)
+    assert cycle(105)[0] == 1, "answered: back in the one request"

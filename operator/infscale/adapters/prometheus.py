@@ -162,6 +162,8 @@ def promql_regex_alternatives(values: Iterable[str]) -> str:
 
 
 ARRIVAL_LABEL = "infscale_arrivals_of"  # tags each service's arrival-rate answer in one request
+ARRIVAL_RETRY_S = 30.0  # a failed arrival-rate expression is next tried alone after this,
+ARRIVAL_RETRY_MAX_S = 600.0  # doubling each failure up to this
 
 
 class QueryBuilder:
@@ -220,6 +222,8 @@ class PrometheusMetrics:
         self.staleness_s = staleness_s
         self._clock = clock
         self._queries_issued = 0
+        self._failing: dict[str, tuple[float, float, str]] = {}
+        """Arrival-rate expressions that failed alone: (next try, backoff, reason) by text."""
 
     @property
     def queries_issued(self) -> int:
@@ -272,24 +276,47 @@ class PrometheusMetrics:
     ) -> dict[tuple[str, str], tuple[float | None, str | None]]:
         """Each service's arrival-rate query, all in one PromQL request: every expression is
         summed and tagged with its index. If that request fails on its own (one bad
-        expression), each is asked alone, so one service's typo blinds no other service."""
+        expression), each is asked alone, so one service's typo blinds no other service. An
+        expression that failed alone stays out of the request and is retried alone after a
+        backoff (ARRIVAL_RETRY_S, doubling), so one that times out costs no timeout per cycle."""
         if not queries:
             return {}
         if unreachable is not None:
             why = f"arrival-rate query skipped: {unreachable}"
             return {q.key: (None, why) for q in queries}
+        now = self._clock()
+        expressions = {q.arrival_rate_query for q in queries}
+        self._failing = {e: f for e, f in self._failing.items() if e in expressions}
         answers: dict[int, tuple[float | None, str | None]] = {}
+        healthy, due = [], []
+        for index, query in enumerate(queries):
+            failed = self._failing.get(query.arrival_rate_query or "")
+            if failed is None:
+                healthy.append((index, query))
+            elif failed[0] <= now:
+                due.append((index, query))
+            else:
+                answers[index] = (None, f"{failed[2]} (retried in {failed[0] - now:.0f} s)")
         try:
-            answers = self._arrival_round(list(enumerate(queries)))
+            answers.update(self._arrival_round(healthy) if healthy else {})
         except Exception as error:  # a backend failure: each expression alone tells which
             if _is_unreachable(error) and not self._answers():
                 why = f"arrival-rate query failed: Prometheus unreachable ({type(error).__name__})"
                 return {q.key: (None, why) for q in queries}
-            for index, query in enumerate(queries):
-                try:
-                    answers.update(self._arrival_round([(index, query)]))
-                except Exception as alone:  # this expression fails: unknown, with the reason
-                    answers[index] = (None, f"arrival-rate query failed: {_short(alone)}")
+            due += healthy
+        for index, query in sorted(due):
+            expression = query.arrival_rate_query or ""
+            try:
+                answers.update(self._arrival_round([(index, query)]))
+                self._failing.pop(expression, None)
+            except Exception as alone:  # this expression fails: unknown, with the reason
+                why = f"arrival-rate query failed: {_short(alone)}"
+                previous = self._failing.get(expression)
+                backoff_s = (
+                    min(2 * previous[1], ARRIVAL_RETRY_MAX_S) if previous else ARRIVAL_RETRY_S
+                )
+                self._failing[expression] = (now + backoff_s, backoff_s, why)
+                answers[index] = (None, why)
         return {q.key: answers[i] for i, q in enumerate(queries)}
 
     def _arrival_round(

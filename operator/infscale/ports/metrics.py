@@ -89,10 +89,11 @@ class MetricsSource(Protocol):
         """Signals for every query, keyed by (namespace, service).
 
         Issues a bounded number of backend queries per call, independent of len(queries)
-        (the arrival-rate queries are one request; only while one of them fails is each asked
-        alone).
+        (the arrival-rate queries are one request, plus one per failed expression whose retry
+        is due).
         Never raises for backend failures: they become unknown values with reasons.
-        Safe to call repeatedly (no state besides counters).
+        Safe to call repeatedly (no state besides counters and the backoff of failing
+        arrival-rate expressions).
         """
         ...
 
