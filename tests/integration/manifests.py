@@ -77,6 +77,50 @@ def service_manifest(name: str, big: str, small: str) -> dict[str, Any]:
     }
 
 
+def fixed_service(pool_name: str, replicas: int) -> dict[str, Any]:
+    """Service `chat` pinned at `replicas` (replicas.fixed) of one 1-GPU variant on the pool."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "chat"},
+        "spec": {
+            "slo": {"thresholdSeconds": 0.5},
+            "replicas": {"min": 0, "max": 10, "fixed": replicas},
+            "variants": [
+                {
+                    "name": "l4",
+                    "nodePool": pool_name,
+                    "capacityRps": 6,
+                    "resources": {"nvidia.com/gpu": 1, "cpu": "2"},
+                },
+            ],
+            "template": {"spec": {"containers": [{"name": "server", "image": "emulated"}]}},
+        },
+    }
+
+
+def foreign_pod(node_name: str) -> client.V1Pod:
+    """A pod infscale does not own, bound to a node: a node holding it must never be removed."""
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name="foreign"),
+        spec=client.V1PodSpec(
+            node_name=node_name,
+            tolerations=[client.V1Toleration(operator="Exists")],
+            containers=[client.V1Container(name="x", image="x")],
+        ),
+    )
+
+
+def ready_pods(core: client.CoreV1Api, namespace: str, service: str = "chat") -> list[client.V1Pod]:
+    """The service's Ready pods that are not being deleted."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"infscale.dev/service={service}")
+    return [
+        p for p in pods.items
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]  # fmt: skip
+
+
 class Cluster:
     """Small helpers over the typed clients for the operator tests."""
 

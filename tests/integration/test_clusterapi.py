@@ -16,7 +16,8 @@ import pytest
 from kubernetes import client
 
 from tests.integration import clusterapi_standin as capi
-from tests.integration import waiting
+from tests.integration import manifests, waiting
+from tests.integration.manifests import ready_pods
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -47,27 +48,6 @@ def node_shape(pool_name: str) -> dict[str, Any]:
         "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
         "labels": {"infscale.dev/pool": pool_name},
         "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
-    }
-
-
-def service(pool_name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": "chat"},
-        "spec": {
-            "slo": {"thresholdSeconds": 0.5},
-            "replicas": {"min": 0, "max": 10, "fixed": replicas},
-            "variants": [
-                {
-                    "name": "l4",
-                    "nodePool": pool_name,
-                    "capacityRps": 6,
-                    "resources": {"nvidia.com/gpu": 1, "cpu": "2"},
-                },
-            ],
-            "template": {"spec": {"containers": [{"name": "server", "image": "emulated"}]}},
-        },
     }
 
 
@@ -114,15 +94,6 @@ def pool_nodes(core: client.CoreV1Api, controller: capi.StandInMachineController
     return {str(n.metadata.name) for n in core.list_node(label_selector=selector).items}
 
 
-def ready_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
-    pods = core.list_namespaced_pod(namespace, label_selector="infscale.dev/service=chat").items
-    return [
-        p for p in pods
-        if p.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-    ]  # fmt: skip
-
-
 def test_machine_deployment_follows_replicas_and_only_the_empty_nodes_machines_go(
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
@@ -143,7 +114,7 @@ def test_machine_deployment_follows_replicas_and_only_the_empty_nodes_machines_g
     operator.start()
     try:
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "inferenceservices", service(pool_name, 3)
+            GROUP, VERSION, namespace, "inferenceservices", manifests.fixed_service(pool_name, 3)
         )
         # Demand rises: three one-GPU replicas need three machines; the machines take 2 s to
         # get a node, and the cycles meanwhile must not buy more.
@@ -168,17 +139,7 @@ def test_machine_deployment_follows_replicas_and_only_the_empty_nodes_machines_g
 
         # A pod infscale does not own lands on one node: that node's machine is never marked.
         foreign_node = ready_pods(core, namespace)[0].spec.node_name
-        core.create_namespaced_pod(
-            namespace,
-            client.V1Pod(
-                metadata=client.V1ObjectMeta(name="foreign"),
-                spec=client.V1PodSpec(
-                    node_name=foreign_node,
-                    tolerations=[client.V1Toleration(operator="Exists")],
-                    containers=[client.V1Container(name="x", image="x")],
-                ),
-            ),
-        )
+        core.create_namespaced_pod(namespace, manifests.foreign_pod(foreign_node))
         # Demand falls to one replica.
         custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, "inferenceservices", "chat",

@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
+from tests.integration.manifests import ready_pods
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -21,27 +22,6 @@ NODE_POOL_LABEL = "infscale.dev/node-pool"
 
 def pool(name: str) -> dict[str, Any]:
     return manifests.kwok_pool(name)
-
-
-def service(pool_name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": "chat"},
-        "spec": {
-            "slo": {"thresholdSeconds": 0.5},
-            "replicas": {"min": 0, "max": 10, "fixed": replicas},
-            "variants": [
-                {
-                    "name": "l4",
-                    "nodePool": pool_name,
-                    "capacityRps": 6,
-                    "resources": {"nvidia.com/gpu": 1, "cpu": "2"},
-                },
-            ],
-            "template": {"spec": {"containers": [{"name": "server", "image": "emulated"}]}},
-        },
-    }
 
 
 @pytest.fixture
@@ -60,15 +40,6 @@ def pool_nodes(core: client.CoreV1Api, name: str) -> list[client.V1Node]:
     return list(core.list_node(label_selector=f"{NODE_POOL_LABEL}={name}").items)
 
 
-def ready_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
-    pods = core.list_namespaced_pod(namespace, label_selector="infscale.dev/service=chat").items
-    return [
-        p for p in pods
-        if p.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-    ]  # fmt: skip
-
-
 def test_nodes_follow_replicas_and_only_empty_nodes_go(
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
@@ -80,7 +51,7 @@ def test_nodes_follow_replicas_and_only_empty_nodes_go(
     operator.start()
     try:
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "inferenceservices", service(pool_name, 3)
+            GROUP, VERSION, namespace, "inferenceservices", manifests.fixed_service(pool_name, 3)
         )
         # Three one-GPU replicas need three nodes, added at most two per cycle.
         waiting.until(lambda: len(ready_pods(core, namespace)) == 3, timeout_s=60, what="3 ready")
@@ -104,17 +75,7 @@ def test_nodes_follow_replicas_and_only_empty_nodes_go(
 
         # A pod infscale does not own lands on one node: that node must never be removed.
         foreign_node = ready_pods(core, namespace)[0].spec.node_name
-        core.create_namespaced_pod(
-            namespace,
-            client.V1Pod(
-                metadata=client.V1ObjectMeta(name="foreign"),
-                spec=client.V1PodSpec(
-                    node_name=foreign_node,
-                    tolerations=[client.V1Toleration(operator="Exists")],
-                    containers=[client.V1Container(name="x", image="x")],
-                ),
-            ),
-        )
+        core.create_namespaced_pod(namespace, manifests.foreign_pod(foreign_node))
         custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, "inferenceservices", "chat",
             {"spec": {"replicas": {"fixed": 0}}},
@@ -163,7 +124,7 @@ def test_a_pod_disruption_budget_holds_a_node_until_it_allows_eviction(
     # but a PodDisruptionBudget forbids evicting the (not yet healthy) replicas.
     for suffix in ("a", "b"):
         make_member_node(core, f"{pool_name}-{suffix}", pool_name)
-    body = service(pool_name, 2)
+    body = manifests.fixed_service(pool_name, 2)
     body["spec"]["variants"][0]["resources"] = {"cpu": "1"}
     # Running but never Ready, as with a failing readiness probe: such pods are evicted only
     # when the budget allows (Pending pods would be evictable regardless of any budget).
@@ -242,7 +203,7 @@ def test_an_operator_killed_during_a_scale_down_neither_loses_nor_duplicates_nod
     operator.start()
     try:
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "inferenceservices", service(pool_name, 3)
+            GROUP, VERSION, namespace, "inferenceservices", manifests.fixed_service(pool_name, 3)
         )
         waiting.until(lambda: len(ready_pods(core, namespace)) == 3, timeout_s=60, what="3 ready")
         assert len(nodes_now()) == 3
