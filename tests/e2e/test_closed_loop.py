@@ -25,27 +25,6 @@ GROUP, VERSION = "infscale.dev", "v1alpha1"
 LOAD = "steps:4@40,30@80,4@210"
 
 
-def service(pool_name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": "chat"},
-        "spec": {
-            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
-            "replicas": {"min": 1, "max": 6},
-            "scaleDown": {"stabilizationSeconds": 15, "maxStepPercent": 50},
-            "variants": [
-                {"name": "l4", "nodePool": pool_name, "capacityRps": 10, "startupSeconds": 2,
-                 "resources": {"nvidia.com/gpu": 1}},
-            ],
-            "template": {
-                "metadata": {"annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "2s"}},
-                "spec": {"containers": [{"name": "server", "image": "emulated"}]},
-            },
-        },
-    }  # fmt: skip
-
-
 def settled(samples: list[tuple[float, int, int, dict[str, Any]]]) -> bool:
     """After the high load (which ends at 120 s): the last three samples (6 s) have at most two
     replicas and at most one node beyond them. The test ends there rather than wait out the
@@ -77,9 +56,8 @@ def test_replicas_and_nodes_follow_emulated_load(
     emulator: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, int, int, dict[str, Any]]] = []
     try:
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "inferenceservices", service(pool_name)
-        )
+        chat = manifests.emulated_service("chat", pool_name, startup_s=2)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", chat)
 
         def first_replica_ready() -> bool:
             found = apps.list_namespaced_deployment(namespace).items

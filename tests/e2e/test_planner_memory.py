@@ -13,7 +13,6 @@ from kubernetes import client
 
 from infscale.controller import decide
 from infscale.domain import model
-from tests.e2e.test_prometheus_outage import service
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
 from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
@@ -50,7 +49,7 @@ def test_a_restarted_operator_goes_on_from_the_saved_memory(
 
     try:
         first.start()
-        cluster.create_service(service("chat", pool))
+        cluster.create_service(manifests.emulated_service("chat", pool))
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),

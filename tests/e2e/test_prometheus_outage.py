@@ -7,13 +7,12 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
-from tests.integration.manifests import GROUP, VERSION, Cluster
+from tests.integration.manifests import Cluster
 from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
@@ -21,25 +20,6 @@ pytestmark = pytest.mark.integration
 
 SERVICES = [f"s{i}" for i in range(5)]
 INTERVAL_S, TIMEOUT_S = 1.0, 2.0
-
-
-def service(name: str, pool: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {
-            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
-            "replicas": {"min": 1, "max": 6},
-            "scaleDown": {"stabilizationSeconds": 15, "maxStepPercent": 50},
-            "variants": [{"name": "l4", "nodePool": pool, "capacityRps": 10, "startupSeconds": 1,
-                          "resources": {"nvidia.com/gpu": 1}}],
-            "template": {
-                "metadata": {"annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "1s"}},
-                "spec": {"containers": [{"name": "server", "image": "emulated"}]},
-            },
-        },
-    }  # fmt: skip
 
 
 pool = manifests.kwok_pool_fixture("outage", max_nodes=30, provisioning_s=1, tainted=False)
@@ -77,7 +57,7 @@ def test_prometheus_outage_never_scales_down(
     try:
         operator.start()
         for name in SERVICES:
-            cluster.create_service(service(name, pool))
+            cluster.create_service(manifests.emulated_service(name, pool))
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),

@@ -17,7 +17,6 @@ import pytest
 from kubernetes import client
 
 from infscale.controller import decide
-from tests.e2e.test_prometheus_outage import service
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
 from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
@@ -31,7 +30,7 @@ LOAD, BUSY_S, END_S = "steps:5@30,0@45,5@30", ((0.0, 30.0), (75.0, 105.0)), 105.
 
 
 def sleepy(name: str, pool: str, arrival_query: str | None) -> dict[str, Any]:
-    body = service(name, pool)
+    body = manifests.emulated_service(name, pool)
     body["spec"]["replicas"] = {"min": 0, "max": 4, "idleTimeoutSeconds": 10}
     body["spec"]["scaleDown"] = {"stabilizationSeconds": 5, "maxStepPercent": 100}
     if arrival_query:

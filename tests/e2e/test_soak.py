@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
-from tests.integration.manifests import GROUP, VERSION, Cluster
+from tests.integration.manifests import Cluster
 from tests.integration.operator_process import OperatorProcess, start_emulator
 
 pytestmark = pytest.mark.integration
@@ -25,25 +25,6 @@ TRACE = REPO_ROOT.parent / "shared" / "traces" / "azure-functions-2019-sample" /
 WALL_S = 180.0
 SPEED = 86400.0 / WALL_S
 RSS_GROWTH_BOUND_MIB = 40.0
-
-
-def service(pool: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": "functions"},
-        "spec": {
-            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
-            "replicas": {"min": 1, "max": 10},
-            "scaleDown": {"stabilizationSeconds": 10, "maxStepPercent": 50},
-            "variants": [{"name": "l4", "nodePool": pool, "capacityRps": 10, "startupSeconds": 2,
-                          "resources": {"nvidia.com/gpu": 1}}],
-            "template": {
-                "metadata": {"annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "2s"}},
-                "spec": {"containers": [{"name": "server", "image": "emulated"}]},
-            },
-        },
-    }  # fmt: skip
 
 
 def rss_mib(pid: int) -> float:
@@ -79,7 +60,11 @@ def test_a_compressed_day_of_azure_functions(
     try:
         operator.start()
         assert operator.process is not None
-        cluster.create_service(service(pool))
+        cluster.create_service(
+            manifests.emulated_service(
+                "functions", pool, max_replicas=10, stabilization_s=10, startup_s=2
+            )
+        )
         waiting.until(lambda: cluster.replicas("functions-l4") == 1, timeout_s=60, what="1 replica")
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", str(TRACE), "--speed", str(SPEED),

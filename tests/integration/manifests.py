@@ -77,6 +77,36 @@ def service_manifest(name: str, big: str, small: str) -> dict[str, Any]:
     }
 
 
+def emulated_service(
+    name: str,
+    pool: str,
+    *,
+    max_replicas: int = 6,
+    stabilization_s: int = 15,
+    startup_s: int = 1,
+) -> dict[str, Any]:
+    """An autoscaled service of one 1-GPU variant (10 rps a replica) of emulated servers whose
+    kwok pods turn Ready `startup_s` after they start."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
+            "replicas": {"min": 1, "max": max_replicas},
+            "scaleDown": {"stabilizationSeconds": stabilization_s, "maxStepPercent": 50},
+            "variants": [{"name": "l4", "nodePool": pool, "capacityRps": 10,
+                          "startupSeconds": startup_s, "resources": {"nvidia.com/gpu": 1}}],
+            "template": {
+                "metadata": {
+                    "annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": f"{startup_s}s"}
+                },
+                "spec": {"containers": [{"name": "server", "image": "emulated"}]},
+            },
+        },
+    }  # fmt: skip
+
+
 def fixed_service(pool_name: str, replicas: int) -> dict[str, Any]:
     """Service `chat` pinned at `replicas` (replicas.fixed) of one 1-GPU variant on the pool."""
     return {
