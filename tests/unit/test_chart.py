@@ -330,3 +330,19 @@ def test_the_operators_planner_runs_with_the_tuning() -> None:
     assert runtime.decider.cfg == dataclasses.replace(
         PlannerSettings(), margin_sigmas=2.0, peak_hold_max_s=600.0
     )
+
+
+def test_the_operator_releases_nodes_as_soon_as_the_benchmarked_planner() -> None:
+    # The benchmark replays the planner's node rule (surplus empty 120 s, 180 s after growth);
+    # a longer cool-down at the node would make the deployed operator dearer than measured.
+    from infscale.controller.settings import OperatorSettings
+    from infscale.domain import nodes
+
+    cooldowns = {
+        chart_values.ChartValues().operator.node_scale_down_cooldown_seconds,
+        OperatorSettings().node_scale_down_cooldown_seconds,
+        nodes.PoolLimits(0, 1).scale_down_cooldown_s,
+        cli.build_parser().parse_args(["operator"]).node_cooldown,
+    }
+    assert len(cooldowns) == 1
+    assert cooldowns.pop() <= PlannerSettings().node_unneeded_s

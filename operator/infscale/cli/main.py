@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--node-cooldown",
         type=float,
-        default=600.0,
-        help="seconds a node stays empty before it is removed (default 600)",
+        default=120.0,
+        help="seconds a node stays empty before it is removed (default 120)",
     )
     run.add_argument(
         "--max-node-changes", type=int, default=2, help="nodes added/removed per pool per cycle"

