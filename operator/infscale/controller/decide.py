@@ -116,6 +116,7 @@ class Decider:
         ready = {
             s.key: {d.variant: d.ready_replicas for d in owned.get(s.key, ())} for s in services
         }
+        asleep = {s.key: convert.is_asleep(s.spec, ready[s.key], current[s.key]) for s in planned}
         specs, observations = [], {}
         for service in planned:
             now_replicas = current[service.key]
@@ -130,7 +131,7 @@ class Decider:
                     ready[service.key],
                     now_replicas,
                     arrivals_expected=arrivals[service.key] is not None,
-                    asleep=convert.is_asleep(service.spec, ready[service.key], now_replicas),
+                    asleep=asleep[service.key],
                 ),
                 missing=missing_signals(seen, ready[service.key]),
             )
@@ -166,8 +167,7 @@ class Decider:
                 recommended=recommended,
                 metrics=observed.get(service.key),
                 memory=memory,
-                asleep=arrivals[service.key] is None
-                and convert.is_asleep(service.spec, ready[service.key], current[service.key]),
+                asleep=asleep[service.key] and arrivals[service.key] is None,
             )
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
         planned_keys = {s.key for s in specs}
