@@ -298,6 +298,21 @@ def test_capacity_for_a_recurring_burst_goes_once_it_has_passed() -> None:
     assert first[-1].demand_rps[svc.key] >= 18.0, "three minutes after the first: held"
 
 
+def test_replicas_provisioned_for_a_recurring_burst_skip_the_scale_down_window() -> None:
+    # The window guards against releasing capacity on a dip in noisy demand. Replicas that the
+    # hourly memory asked for are scheduled, not noise: they go once the burst's time has passed.
+    svc = fx.service(scale_down_stabilization_s=300)
+    history = [(60.0 * m, 18.0 if m in (5, 65, 125) else 6.0) for m in range(0, 130)]
+    plans, _ = _run(svc, history)
+    before = plans[110].total_replicas(svc.key)  # before the third burst was planned for
+    during = plans[124].total_replicas(svc.key)
+    assert during > before
+    assert plans[129].total_replicas(svc.key) == before, "four minutes after the third burst"
+    # A burst seen for the first time still waits out the window.
+    first, _ = _run(svc, history[:10])
+    assert first[9].total_replicas(svc.key) > first[4].total_replicas(svc.key)
+
+
 def test_a_service_scaled_to_zero_wakes_up_before_a_burst_on_the_hour() -> None:
     svc = fx.service(min_replicas=0, idle_timeout_s=600)
     quiet = [(60.0 * m, 18.0 if m in (5, 65) else 0.0) for m in range(0, 110)]

@@ -48,6 +48,7 @@ def plan(
     known: dict[str, bool] = {}
     unknown_why: dict[str, str] = {}
     idle: dict[str, bool] = {}
+    scheduled: set[str] = set()  # demand raised by a burst due on the clock
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
     missed = {k: t for k, t in state.missed_slo_s.items() if now_s - t <= cfg.miss_memory_s}
     ceilings: dict[str, dict[str, tuple[float, float]]] = {}
@@ -153,6 +154,7 @@ def plan(
                 f"{cfg.season_s:.0f} s: {recurring:.2f} rps expected within the lead"
             )
             demand = recurring
+            scheduled.add(key)
         demand *= head
         queued = obs.queued if _finite(obs.queued) else 0.0
         spare_rps = ready_rps - (obs.rps or 0.0)
@@ -259,6 +261,7 @@ def plan(
             now_s,
             known[key],
             unknown_why.get(key, ""),
+            scheduled=key in scheduled,
         )
         replicas[key] = decision.replicas
         history[key] = decision.history

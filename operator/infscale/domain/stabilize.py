@@ -1,7 +1,8 @@
 """Stabilisation of raw optimiser output: what actually changes this cycle, and why.
 
 Rules: scale up at once; scale down only to the highest recommendation of the stabilization
-window and by at most ``scale_down_max_step`` replicas per decision; never scale down on unknown
+window (a recommendation raised by a burst due on the clock stays out of it) and by at most
+``scale_down_max_step`` replicas per decision; never scale down on unknown
 data; make-before-break (a service keeps its old replicas while replicas of another variant are
 still starting); nodes grow at once and shrink only when the surplus has been empty for
 ``node_unneeded_s`` and the pool has not grown for ``node_cooldown_s``.
@@ -33,11 +34,16 @@ def replicas(
     now_s: float,
     data_known: bool,
     unknown_why: str = "",
+    scheduled: bool = False,
 ) -> ReplicaDecision:
     """Apply the scale-down window, step bound, unknown-data hold and make-before-break.
 
     ``data_known`` False (the rate, or any signal the decision needs, is unknown) allows
     scale-up only; ``unknown_why`` names what is missing for the reason.
+
+    ``scheduled``: a burst due on the clock raised ``raw``. It applies (up at once) but stays
+    out of the window: the window keeps capacity through dips of noisy demand, and the end of
+    a burst that came on time is no dip. Its replicas go once it is no longer due.
     """
     window_s = service.scale_down_stabilization_s
     new_history: dict[str, tuple[tuple[float, int], ...]] = {}
@@ -47,7 +53,13 @@ def replicas(
         name = variant.name
         rec = int(raw.get(name, 0))
         window = [(t, n) for t, n in history.get(name, ()) if now_s - t < window_s]
-        window.append((now_s, rec))
+        if not scheduled:
+            window.append((now_s, rec))
+        elif rec > int((last or {}).get(name, 0)):
+            reasons.append(
+                f"{name}: replicas for the burst due on the clock stay out of the "
+                f"{window_s:.0f} s window and go once it has passed"
+            )
         new_history[name] = tuple(window)
         if last is None:
             target[name] = rec
@@ -65,7 +77,7 @@ def replicas(
                 "never scale down on unknown data"
             )
             continue
-        held = max(n for _, n in window)
+        held = max((n for _, n in window), default=rec)
         value = max(rec, min(held, current))
         if service.scale_down_max_step > 0:
             value = max(value, current - service.scale_down_max_step)
@@ -81,7 +93,10 @@ def replicas(
                 f"{window_s:.0f} s window {held}; step {service.scale_down_max_step or 'any'})"
             )
         else:
-            reasons.append(f"scale down {name} {current}->{value} after the stabilization window")
+            reasons.append(
+                f"scale down {name} {current}->{value}: "
+                f"nothing higher in the {window_s:.0f} s window"
+            )
     if last is not None and obs is not None:
         starting = [
             v.name
