@@ -81,3 +81,21 @@ def test_tenants_keep_the_curve_and_scale_the_volume() -> None:
 def test_planning_time_helper_runs_on_a_small_fleet() -> None:
     timing = bench.planning_time(services_n=5, variants_n=2, pools_n=3)
     assert set(timing) == {"cold_s", "steady_median_s"}
+
+
+def test_the_reachable_bound_misses_only_what_comes_before_capacity_can_arrive() -> None:
+    # 1 rps, and 400 requests in second 60: no capacity ordered at t=0 is Ready by then, so the
+    # warm L4 alone meets it. The same burst at minute 20 is met by what was ordered at t=0.
+    scen = scenario.load("gpu-classes")
+    service, pools = scen.domain_service(), scen.domain_pools()
+    steady = np.arange(0.0, 1800.0, 1.0)
+
+    def attainment(burst_s: float) -> float:
+        burst = np.linspace(burst_s, burst_s + 1.0, 400)
+        trace = traces.Trace("burst", np.sort(np.append(steady, burst)), 1800.0)
+        bound = bench._reachable(trace, service, pools, ({"l4": 1}, {"l4": 1}))
+        return bench._run(trace, scen, bound, ({"l4": 1}, {"l4": 1}), False, 1).slo_attainment
+
+    early, late = attainment(60.0), attainment(1200.0)
+    assert early < 0.9
+    assert late == 1.0
