@@ -2,9 +2,9 @@
 
 Rules: scale up at once; scale down only to the highest recommendation of the stabilization
 window (a recommendation raised by a burst due on the clock stays out of it) and by at most
-``scale_down_max_step`` replicas per decision; never scale down on unknown
-data; make-before-break (a service keeps its old replicas while replicas of another variant are
-still starting); nodes grow at once and shrink only when the surplus has been empty for
+``scale_down_max_step`` replicas per decision; never scale down on unknown data;
+make-before-break (a service keeps its old replicas while replicas of another variant are still
+starting); nodes grow at once and shrink only when the surplus has been empty for
 ``node_unneeded_s`` and the pool has not grown for ``node_cooldown_s``.
 """
 
