@@ -16,6 +16,8 @@ pytestmark = pytest.mark.integration
 GPU = "nvidia.com/gpu"
 POOL_LABEL = "infscale.dev/pool"
 READY_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"
+# Taints the node lifecycle controller keeps on a node until it has seen it Ready.
+LIFECYCLE_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
 
 
 def kwok_gpu_node(name: str, pool: str) -> client.V1Node:
@@ -66,13 +68,19 @@ def gpu_node(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
     pool = f"pool-{unique_name}"
     node = core.create_node(kwok_gpu_node(f"gpu-{unique_name}", pool))
 
-    def node_ready() -> bool:
+    def node_schedulable() -> bool:
+        # Ready alone is not enough: the node lifecycle controller lifts the not-ready taint
+        # a moment later, and until then the scheduler rejects every pod for that taint.
         current = core.read_node(node.metadata.name)
-        return any(
+        ready = any(
             c.type == "Ready" and c.status == "True" for c in current.status.conditions or []
         )
+        taints = {t.key for t in current.spec.taints or []}
+        return ready and not taints & LIFECYCLE_TAINTS
 
-    waiting.until(node_ready, timeout_s=30, what=f"node {node.metadata.name} Ready")
+    waiting.until(
+        node_schedulable, timeout_s=30, what=f"node {node.metadata.name} Ready and untainted"
+    )
     yield pool
     core.delete_node(node.metadata.name)
 
