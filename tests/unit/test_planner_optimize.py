@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from infscale.domain import model, optimize, settings
+from infscale.sim import bench
 from tests.unit import planner_fixtures as fx
 
 GPU = model.GPU
@@ -132,3 +135,34 @@ def test_cheapest_cover_by_node_share_and_the_cost_of_moving_to_it() -> None:
     assert at_least_three.replicas == 3
     share = optimize.share_usd_per_hour({"h100": 1, "l4": 2}, svc, pools)
     assert abs(share - (55.04 / 8 + 2 * 0.8048)) < 1e-9
+
+
+def test_greedy_picks_a_variant_that_covers_demand_within_the_replica_cap() -> None:
+    # L4 is cheaper per rps, but three L4 replicas carry 18 of the 60 rps; two H100s carry all.
+    pools = {p.name: p for p in fx.pools()}
+    svc = fx.service(max_replicas=3)
+    cfg = settings.PlannerSettings(use_solver=False)
+    alloc = optimize.optimize([_demand(svc, 60.0)], pools, cfg)
+    assert alloc.shortfall_rps[svc.key] == 0.0
+    assert alloc.replicas[svc.key] == {"h100": 2, "l4": 0}
+
+
+def _node_usd(alloc: optimize.Allocation, pools: list[model.PoolSpec]) -> float:
+    return sum(p.usd_per_hour * alloc.nodes[p.name] for p in pools)
+
+
+def test_a_fleet_too_large_for_the_milp_time_limit_still_gets_a_near_optimal_plan() -> None:
+    # Whatever HiGHS has found when its time runs out (nothing, or a plan leaving hundreds of
+    # rps uncovered), the plan covers what the optimum covers, at close to its node cost.
+    services, pools = bench.fleet(services_n=300, seed=3)
+    rng = np.random.default_rng(4)
+    demands = [_demand(s, float(rng.uniform(0, 200))) for s in services]
+    pool_map = {p.name: p for p in pools}
+    optimum = optimize.optimize(demands, pool_map, settings.PlannerSettings(solver_time_limit_s=30))
+    assert optimum.method == "milp"
+    for limit_s in (0.01, 0.1, 0.3):
+        cfg = settings.PlannerSettings(solver_time_limit_s=limit_s)
+        hurried = optimize.optimize(demands, pool_map, cfg)
+        assert hurried.method != "milp"
+        assert sum(hurried.shortfall_rps.values()) <= sum(optimum.shortfall_rps.values()) + 1e-6
+        assert _node_usd(hurried, pools) <= 1.05 * _node_usd(optimum, pools)

@@ -80,7 +80,9 @@ def test_tenants_keep_the_curve_and_scale_the_volume() -> None:
 
 def test_planning_time_helper_runs_on_a_small_fleet() -> None:
     timing = bench.planning_time(services_n=5, variants_n=2, pools_n=3)
-    assert set(timing) == {"cold_s", "steady_median_s"}
+    assert set(timing) == {"cold_s", "steady_median_s", "services_short"}
+    assert timing["cold_s"] > 0
+    assert 0 <= timing["services_short"] <= 5
 
 
 def test_the_reachable_bound_misses_only_what_comes_before_capacity_can_arrive() -> None:

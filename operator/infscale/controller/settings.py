@@ -42,7 +42,8 @@ class PlannerTuning(BaseModel):
     """A move to a cheaper variant is made once the dearer allocation has cost this multiple of
     what the move costs [1]."""
     solver_time_limit_seconds: float | None = Field(default=None, gt=0, le=60)
-    """Time limit of the MILP solver per cycle; past it the best plan found is used [0.5]."""
+    """Time limit of the MILP solver per cycle; past it the cheapest of the solver's best so far,
+    its LP relaxation rounded and the greedy plan is used [0.3]."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -30,12 +30,10 @@ class Resources:
 
     def fits_per_node(self, node: Resources) -> int:
         """How many of these fit on one node of shape ``node`` (0 when any dimension is short)."""
-        shape = node.as_dict()
-        fits = math.inf
-        for key, need in self.as_dict().items():
-            if need > 0:
-                fits = min(fits, math.floor(shape.get(key, 0.0) / need + 1e-9))
-        return 0 if fits == math.inf else int(fits)
+        pairs = [(self.cpu, node.cpu), (self.memory_gib, node.memory_gib)]
+        pairs += [(need, node.extended.get(key, 0.0)) for key, need in self.extended.items()]
+        fits = [math.floor(have / need + 1e-9) for need, have in pairs if need > 0]
+        return int(min(fits)) if fits else 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,10 @@ The per-resource rows are the fluid relaxation of bin packing; the share row cou
 really holds of each shape (two 3-cpu replicas never share a 4-cpu node), exact for a pool of one
 shape and conservative for mixed shapes. The node count of the plan is then what
 first-fit-decreasing needs on the real node shapes, so the plan always packs. HiGHS
-(``scipy.optimize.milp``) solves it with a time limit; if it finds no solution in time the greedy
-allocator (cheapest usd per rps first) is used instead.
+(``scipy.optimize.milp``) solves it with a time limit. A large fleet may not be solved in time,
+and HiGHS's best so far can then be far from optimal; the plan is then the cheapest, by the same
+objective, of that, the LP relaxation (fast) rounded down and topped up by the greedy allocator,
+and the greedy allocator alone (cheapest usd per rps first).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize as sp_optimize
 from scipy import sparse
 
@@ -191,13 +194,23 @@ def optimize(
     pools: Mapping[str, model.PoolSpec],
     cfg: settings.PlannerSettings,
 ) -> Allocation:
-    """Cheapest replicas and nodes covering every demand; MILP first, greedy as the fallback."""
-    if cfg.use_solver and demands:
-        allocation = _milp(demands, pools, cfg)
-        if allocation is not None:
-            return allocation
-        return _greedy(demands, pools, "greedy: the MILP found no solution within its time limit")
-    return _greedy(demands, pools, "greedy: solver disabled")
+    """Cheapest replicas and nodes covering every demand: the MILP's optimum when HiGHS proves
+    one within its time limit; otherwise the cheapest by the program's own objective of the
+    MILP's best so far, its LP relaxation rounded up, and the greedy allocation."""
+    if not (cfg.use_solver and demands):
+        return _greedy(demands, pools, "greedy: solver disabled")
+    program = _program(demands, pools, cfg)
+    result = _solve(program, cfg, integral=True)
+    if result.status == 0 and result.x is not None:
+        return _allocation(program, np.asarray(result.x), demands, pools, "milp")
+    candidates = [_greedy(demands, pools, "greedy: the MILP did not finish within its time limit")]
+    if result.x is not None:
+        best_so_far = _allocation(program, np.asarray(result.x), demands, pools, "milp-time-limit")
+        candidates.append(best_so_far)
+    relaxed = _solve(program, cfg, integral=False)
+    if relaxed.status == 0 and relaxed.x is not None:
+        candidates.append(_rounded(program, np.asarray(relaxed.x), demands, pools))
+    return min(candidates, key=lambda a: program.usd(a, demands))
 
 
 def _pairs(
@@ -212,9 +225,43 @@ def _pairs(
     return pairs
 
 
-def _milp(
+@dataclasses.dataclass(frozen=True)
+class _Program:
+    """The MILP of the module docstring. Columns: replicas of each (service, variant) pair, nodes
+    per pool (``pool_names`` order), shortfall per service, new replicas of each pair."""
+
+    pairs: list[tuple[int, model.VariantSpec, model.PoolSpec]]
+    pool_names: list[str]
+    c: npt.NDArray[np.float64]
+    constraints: sp_optimize.LinearConstraint
+    integrality: npt.NDArray[np.float64]
+    bounds: sp_optimize.Bounds
+    penalty: float  # usd per uncovered rps
+
+    @property
+    def off_u(self) -> int:
+        return len(self.pairs) + len(self.pool_names)
+
+    @property
+    def off_d(self) -> int:
+        return len(self.c) - len(self.pairs)
+
+    def usd(self, allocation: Allocation, demands: Sequence[Demand]) -> float:
+        """The program's objective at ``allocation`` (with its first-fit-decreasing nodes)."""
+        total = sum(
+            self.c[len(self.pairs) + j] * allocation.nodes.get(name, 0)
+            for j, name in enumerate(self.pool_names)
+        )
+        for k, (i, variant, _) in enumerate(self.pairs):
+            count = allocation.replicas[demands[i].service.key].get(variant.name, 0)
+            new = max(0, count - demands[i].current.get(variant.name, 0))
+            total += self.c[k] * count + self.c[self.off_d + k] * new
+        return float(total + self.penalty * sum(allocation.shortfall_rps.values()))
+
+
+def _program(
     demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], cfg: settings.PlannerSettings
-) -> Allocation | None:
+) -> _Program:
     pairs = _pairs(demands, pools)
     pool_names = sorted(pools)
     pool_index = {name: j for j, name in enumerate(pool_names)}
@@ -292,29 +339,59 @@ def _milp(
             add_row([*shares, (off_n + j, -1.0)], -np.inf, 0.0)
 
     matrix = sparse.csr_array((vals, (rows, cols)), shape=(len(row_lb), n_vars))
-    result = sp_optimize.milp(
-        c,
-        constraints=sp_optimize.LinearConstraint(matrix, np.array(row_lb), np.array(row_ub)),
-        integrality=integrality,
-        bounds=sp_optimize.Bounds(lower, upper),
+    constraints = sp_optimize.LinearConstraint(matrix, np.array(row_lb), np.array(row_ub))
+    bounds = sp_optimize.Bounds(lower, upper)
+    return _Program(pairs, pool_names, c, constraints, integrality, bounds, penalty)
+
+
+def _solve(
+    program: _Program, cfg: settings.PlannerSettings, integral: bool
+) -> sp_optimize.OptimizeResult:
+    return sp_optimize.milp(
+        program.c,
+        constraints=program.constraints,
+        integrality=program.integrality if integral else np.zeros_like(program.integrality),
+        bounds=program.bounds,
         options={
             "time_limit": cfg.solver_time_limit_s,
             "mip_rel_gap": cfg.solver_mip_gap,
             "disp": False,
         },
     )
-    if result.x is None:
-        return None
-    x = np.asarray(result.x)
+
+
+def _allocation(
+    program: _Program,
+    x: npt.NDArray[np.float64],
+    demands: Sequence[Demand],
+    pools: Mapping[str, model.PoolSpec],
+    method: str,
+) -> Allocation:
     replicas: dict[str, dict[str, int]] = {d.service.key: {} for d in demands}
-    for k, (i, variant, _) in enumerate(pairs):
+    for k, (i, variant, _) in enumerate(program.pairs):
         replicas[demands[i].service.key][variant.name] = round(float(x[k]))
     for dem in demands:  # variants that cannot run anywhere get an explicit zero
         for variant in dem.service.variants:
             replicas[dem.service.key].setdefault(variant.name, 0)
-    shortfall = {d.service.key: max(0.0, float(x[off_u + i])) for i, d in enumerate(demands)}
-    method = "milp" if result.status == 0 else "milp-time-limit"
+    shortfall = {
+        d.service.key: max(0.0, float(x[program.off_u + i])) for i, d in enumerate(demands)
+    }
     return Allocation(replicas, _repack(replicas, demands, pools), shortfall, method)
+
+
+def _rounded(
+    program: _Program,
+    x: npt.NDArray[np.float64],
+    demands: Sequence[Demand],
+    pools: Mapping[str, model.PoolSpec],
+) -> Allocation:
+    """The LP relaxation's replicas rounded down, and what that leaves uncovered filled in by
+    the greedy allocator."""
+    floors: dict[str, dict[str, int]] = {d.service.key: {} for d in demands}
+    for k, (i, variant, _) in enumerate(program.pairs):
+        floors[demands[i].service.key][variant.name] = math.floor(float(x[k]) + 1e-6)
+    why = "lp-rounded: the MILP did not finish within its time limit"
+    return _greedy(demands, pools, why, start=floors)
 
 
 def _repack(
@@ -346,11 +423,27 @@ def pool_nodes_needed(
     return {name: nodes_needed(items[name], pools[name].node) for name in pools}
 
 
-def _greedy(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], why: str) -> Allocation:
-    """Cheapest usd per rps first, within the room left in each pool (aggregate resources)."""
+def _greedy(
+    demands: Sequence[Demand],
+    pools: Mapping[str, model.PoolSpec],
+    why: str,
+    start: Mapping[str, Mapping[str, int]] | None = None,
+) -> Allocation:
+    """Cheapest usd per rps first, within the room left in each pool (aggregate resources), on
+    top of the ``start`` replicas (none by default)."""
+    start = start or {}
     room = {
         name: {k: v * p.max_nodes for k, v in p.node.as_dict().items()} for name, p in pools.items()
     }
+
+    def take(variant: model.VariantSpec, count: int) -> None:
+        for k, v in variant.resources.as_dict().items():
+            room[variant.pool][k] = room[variant.pool].get(k, 0.0) - v * count
+
+    for dem in demands:
+        for variant in dem.service.variants:
+            if variant.pool in pools:
+                take(variant, start.get(dem.service.key, {}).get(variant.name, 0))
     replicas: dict[str, dict[str, int]] = {}
     shortfall: dict[str, float] = {}
     for dem in sorted(demands, key=lambda d: d.service.key):
@@ -361,10 +454,20 @@ def _greedy(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], why:
                 v.name,
             ),
         )
-        chosen = {v.name: 0 for v in dem.service.variants}
-        left_rps = dem.demand_rps
-        total = 0
+        chosen = {
+            v.name: start.get(dem.service.key, {}).get(v.name, 0) for v in dem.service.variants
+        }
+        left_rps = dem.demand_rps - sum(
+            n * dem.capacity_rps.get(name, 0.0) for name, n in chosen.items()
+        )
+        total = sum(chosen.values())
+
+        # The cheapest variant that can finish the job goes first: filling the replica budget
+        # with a cheap small variant could leave the rest uncovered.
+        ranked.sort(key=lambda v: not _finishes(dem, v, left_rps, total, room[v.pool]))
         for variant in ranked:
+            if left_rps <= 1e-9 and total >= dem.min_total:
+                break
             cap = dem.capacity_rps.get(variant.name, 0.0)
             if cap <= 0:
                 continue
@@ -373,15 +476,21 @@ def _greedy(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], why:
             if want <= 0:
                 continue
             chosen[variant.name] += want
-            for k, v in variant.resources.as_dict().items():
-                room[variant.pool][k] = room[variant.pool].get(k, 0.0) - v * want
+            take(variant, want)
             total += want
             left_rps -= want * cap
-            if left_rps <= 1e-9 and total >= dem.min_total:
-                break
         replicas[dem.service.key] = chosen
         shortfall[dem.service.key] = max(0.0, left_rps)
     return Allocation(replicas, _repack(replicas, demands, pools), shortfall, why)
+
+
+def _finishes(
+    dem: Demand, variant: model.VariantSpec, left_rps: float, total: int, room: Mapping[str, float]
+) -> bool:
+    """Whether ``variant`` alone covers ``left_rps`` within the replica budget and pool room."""
+    cap = dem.capacity_rps.get(variant.name, 0.0)
+    budget = min(dem.max_total - total, _room_for(variant, room))
+    return cap > 0 and math.ceil(max(left_rps, 0.0) / cap - 1e-9) <= budget
 
 
 def _room_for(variant: model.VariantSpec, room: Mapping[str, float]) -> int:
