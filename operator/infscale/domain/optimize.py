@@ -67,7 +67,7 @@ class Allocation:
     replicas: Mapping[str, Mapping[str, int]]
     nodes: Mapping[str, int]
     shortfall_rps: Mapping[str, float]
-    method: str  # "milp", "milp-time-limit" or "greedy: <why>"
+    method: str  # "milp", "milp-time-limit", "lp-rounded: <why>" or "greedy: <why>"
 
 
 def replica_share(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
@@ -196,7 +196,8 @@ def optimize(
 ) -> Allocation:
     """Cheapest replicas and nodes covering every demand: the MILP's optimum when HiGHS proves
     one within its time limit; otherwise the cheapest by the program's own objective of the
-    MILP's best so far, its LP relaxation rounded up, and the greedy allocation."""
+    MILP's best so far, its LP relaxation rounded down and topped up greedily, and the greedy
+    allocation."""
     if not (cfg.use_solver and demands):
         return _greedy(demands, pools, "greedy: solver disabled")
     program = _program(demands, pools, cfg)
