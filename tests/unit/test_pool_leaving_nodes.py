@@ -5,6 +5,7 @@ nodes asked for but not there yet count, so they are not bought twice."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from typing import Any
 
 from infscale.api import v1alpha1
@@ -43,7 +44,9 @@ class Recorder:
         self.calls.append(f"create {count}")
         return [f"new{i}" for i in range(count)]
 
-    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+    def pending_nodes(
+        self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, listed: Collection[str]
+    ) -> int:
         return self.pending
 
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:

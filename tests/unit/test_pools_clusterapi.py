@@ -142,23 +142,26 @@ def test_a_node_without_a_machine_is_an_error() -> None:
         provider(three_nodes()).delete_node("p", SPEC, "elsewhere")
 
 
-def test_machines_without_a_node_are_pending() -> None:
+def test_machines_without_a_listed_node_are_pending() -> None:
     fake = three_nodes()
     pools = provider(fake)
-    assert pools.pending_nodes("p", SPEC) == 0
+    listed = {"n0", "n1", "n2"}
+    assert pools.pending_nodes("p", SPEC, listed) == 0
     assert pools.create_nodes("p", SPEC, 2) == ["capi/md#4", "capi/md#5"]
     assert fake.replicas == 5
     # Not yet created by the MachineSet, then created without a node, then registered.
-    assert pools.pending_nodes("p", SPEC) == 2
+    assert pools.pending_nodes("p", SPEC, listed) == 2
     fake.add("m3", None)
     fake.add("m4", None)
-    assert pools.pending_nodes("p", SPEC) == 2
+    assert pools.pending_nodes("p", SPEC, listed) == 2
     fake.add("m3", "n3")
-    assert pools.pending_nodes("p", SPEC) == 1
+    # A node that registered after the caller listed the pool's nodes is pending to it still.
+    assert pools.pending_nodes("p", SPEC, listed) == 2
+    assert pools.pending_nodes("p", SPEC, listed | {"n3"}) == 1
     # A machine Cluster API is deleting is neither registered nor pending.
     fake.replicas = 4
     fake.machines["m0"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    assert pools.pending_nodes("p", SPEC) == 1
+    assert pools.pending_nodes("p", SPEC, listed | {"n3"}) == 1
 
 
 def test_scale_up_is_capped_by_max_nodes() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from kubernetes import client
@@ -92,11 +93,15 @@ class ClusterApiPools:
         self._scale(namespace, name, state, replicas)
         return [f"{namespace}/{name}#{i + 1}" for i in range(state.replicas, replicas)]
 
-    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+    def pending_nodes(
+        self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, listed: Collection[str]
+    ) -> int:
         namespace, name = _ref(pool, spec)
         state = self._read(namespace, name)
-        registered = sum(1 for m in state.machines if not state.deleting(m) and _node_of(m))
-        return max(0, state.replicas - registered)
+        # A Node that registered after the caller listed the pool's nodes is still pending to
+        # it: counted in neither, its machine would be bought twice.
+        seen = sum(1 for m in state.machines if not state.deleting(m) and _node_of(m) in listed)
+        return max(0, state.replicas - seen)
 
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:
         namespace, name = _ref(pool, spec)

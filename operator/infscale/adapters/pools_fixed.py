@@ -6,6 +6,8 @@ infscale places replicas on them with the pool's selectors and tolerations and c
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from infscale.api import v1alpha1
 from infscale.ports import errors
 
@@ -23,7 +25,9 @@ class FixedPools:
     ) -> list[str]:
         raise errors.ClusterError(f"pool {pool} is {self.kind}: infscale does not add its nodes")
 
-    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+    def pending_nodes(
+        self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, listed: Collection[str]
+    ) -> int:
         return 0
 
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from kubernetes import client
 
@@ -63,7 +64,9 @@ class KwokPools:
             names.append(name)
         return names
 
-    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
+    def pending_nodes(
+        self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, listed: Collection[str]
+    ) -> int:
         return 0  # the Node exists as soon as create_nodes returns
 
     def delete_node(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, node: str) -> None:

@@ -162,6 +162,7 @@ def reconcile_pool(
     provider = ports.providers[kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
 
+    listed = [n["metadata"]["name"] for n in members]
     leaving = [
         n for n in members if REMOVING_ANNOTATION in (n["metadata"].get("annotations") or {})
     ]
@@ -196,7 +197,7 @@ def reconcile_pool(
         node_facts.append(current)
     # Nodes asked for that have not appeared yet (clusterapi machines still provisioning) count,
     # so they are not bought twice; never Ready, never drained (never empty for the cool-down).
-    pending = provider.pending_nodes(name, spec)
+    pending = provider.pending_nodes(name, spec, listed)
     node_facts += [
         node_rules.NodeFacts(name=f"provisioning-{i + 1}", ready=False, created_s=now_s)
         for i in range(pending)

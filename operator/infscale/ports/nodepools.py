@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from infscale.api import v1alpha1
@@ -23,9 +24,12 @@ class NodePoolProvider(Protocol):
         Raises `infscale.ports.errors.ClusterError` on failure."""
         ...
 
-    def pending_nodes(self, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> int:
-        """Nodes asked for that have no Node object yet (clusterapi: Machines still
-        provisioning); 0 where nodes appear at once. Read from the cluster, so it survives a
+    def pending_nodes(
+        self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, listed: Collection[str]
+    ) -> int:
+        """Nodes asked for that are not among `listed`, the pool's Nodes as the caller read
+        them this cycle (clusterapi: Machines still provisioning, or whose Node registered
+        after that read); 0 where nodes appear at once. Read from the cluster, so it survives a
         restart. Raises `infscale.ports.errors.ClusterError` on failure."""
         ...
 
