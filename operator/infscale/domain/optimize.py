@@ -240,8 +240,12 @@ class _Program:
     penalty: float  # usd per uncovered rps
 
     @property
+    def off_n(self) -> int:
+        return len(self.pairs)
+
+    @property
     def off_u(self) -> int:
-        return len(self.pairs) + len(self.pool_names)
+        return self.off_n + len(self.pool_names)
 
     @property
     def off_d(self) -> int:
@@ -250,7 +254,7 @@ class _Program:
     def usd(self, allocation: Allocation, demands: Sequence[Demand]) -> float:
         """The program's objective at ``allocation`` (with its first-fit-decreasing nodes)."""
         total = sum(
-            self.c[len(self.pairs) + j] * allocation.nodes.get(name, 0)
+            self.c[self.off_n + j] * allocation.nodes.get(name, 0)
             for j, name in enumerate(self.pool_names)
         )
         for k, (i, variant, _) in enumerate(self.pairs):
@@ -433,6 +437,12 @@ def _greedy(
     """Cheapest usd per rps first, within the room left in each pool (aggregate resources), on
     top of the ``start`` replicas (none by default)."""
     start = start or {}
+    chosen_by_service = {
+        d.service.key: {
+            v.name: start.get(d.service.key, {}).get(v.name, 0) for v in d.service.variants
+        }
+        for d in demands
+    }
     room = {
         name: {k: v * p.max_nodes for k, v in p.node.as_dict().items()} for name, p in pools.items()
     }
@@ -444,7 +454,7 @@ def _greedy(
     for dem in demands:
         for variant in dem.service.variants:
             if variant.pool in pools:
-                take(variant, start.get(dem.service.key, {}).get(variant.name, 0))
+                take(variant, chosen_by_service[dem.service.key][variant.name])
     replicas: dict[str, dict[str, int]] = {}
     shortfall: dict[str, float] = {}
     for dem in sorted(demands, key=lambda d: d.service.key):
@@ -455,9 +465,7 @@ def _greedy(
                 v.name,
             ),
         )
-        chosen = {
-            v.name: start.get(dem.service.key, {}).get(v.name, 0) for v in dem.service.variants
-        }
+        chosen = chosen_by_service[dem.service.key]
         left_rps = dem.demand_rps - sum(
             n * dem.capacity_rps.get(name, 0.0) for name, n in chosen.items()
         )
