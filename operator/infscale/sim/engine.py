@@ -10,7 +10,7 @@ The model (what is simulated, and what is not):
   fixed set of replicas is an M/M/c queue, checked against Erlang C in the unit tests). A
   request's latency is its queueing wait plus its service time; it meets the SLO when that is
   within the threshold, and a request still unserved after the drain period misses it.
-  Token counts are not used: service time does not depend on prompt length.
+  A request's size (when the trace gives sizes) multiplies its service time.
 - A replica is a pod: Pending until a Ready node of its pool has room (most-allocated first),
   Ready ``startup_s`` after it is placed. Scale-down removes pending pods first, then starting
   ones, then ready ones on the emptiest nodes; a busy replica drains (finishes its requests).
@@ -367,7 +367,9 @@ class Simulator:
         for second in range(math.ceil(end_s) + 1):
             now_s = float(second)
             while next_arrival < arrivals.size and arrivals[next_arrival] < now_s:
-                self._record(self.rq.arrive(float(arrivals[next_arrival])))
+                self._record(
+                    self.rq.arrive(float(arrivals[next_arrival]), self.trace.size(next_arrival))
+                )
                 self.arrived += 1
                 next_arrival += 1
             self._sync(now_s)

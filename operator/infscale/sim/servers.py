@@ -2,7 +2,8 @@
 
 One FCFS queue per service (the router) feeds replicas; a replica serves up to ``slots``
 requests at once (continuous batching) and each request holds a slot for a gamma-distributed
-service time (mean ``service_s``, coefficient of variation ``cv``). Free slots are filled in the
+service time (mean ``service_s``, coefficient of variation ``cv``) times the request's own size
+(1 unless the trace gives sizes: long prompts and outputs take longer). Free slots are filled in the
 order of the service's variants, least busy replica first. A request's latency is its wait in the
 queue plus its service time. The trace simulator (``infscale.sim.engine``) models replicas the
 same way.
@@ -75,7 +76,7 @@ class ReplicaQueue:
         self.variant_order = variant_order
         self.rng = np.random.default_rng(seed)
         self.replicas: dict[str, _Replica] = {}
-        self.queue: collections.deque[float] = collections.deque()
+        self.queue: collections.deque[tuple[float, float]] = collections.deque()
         self._events: list[tuple[float, int, str, float, float]] = []
         self._seq = 0
         self.now_s = 0.0
@@ -105,10 +106,11 @@ class ReplicaQueue:
                 self.replicas[name] = _Replica(name, variant, perf, busy=busy)
         self._dispatch(self.now_s)
 
-    def arrive(self, at_s: float) -> list[Completion]:
-        """A request arrives at ``at_s``; returns the requests finished before it."""
+    def arrive(self, at_s: float, size: float = 1.0) -> list[Completion]:
+        """A request arrives at ``at_s``; returns the requests finished before it. ``size``
+        multiplies its service time (1: a typical request)."""
         done = self.advance(at_s)
-        self.queue.append(at_s)
+        self.queue.append((at_s, size))
         self._dispatch(at_s)
         return done
 
@@ -126,9 +128,9 @@ class ReplicaQueue:
         self.now_s = max(self.now_s, to_s)
         return finished
 
-    def _service_time(self, perf: Perf) -> float:
+    def _service_time(self, perf: Perf, size: float) -> float:
         shape = 1.0 / max(perf.cv, 1e-3) ** 2
-        return float(self.rng.gamma(shape, perf.service_s / shape))
+        return float(self.rng.gamma(shape, perf.service_s / shape)) * size
 
     def _dispatch(self, now_s: float) -> None:
         if not self.queue:
@@ -145,10 +147,10 @@ class ReplicaQueue:
         ready = [min(ready, key=rank)] if len(self.queue) == 1 else sorted(ready, key=rank)
         for replica in ready:
             while replica.busy < replica.perf.slots and self.queue:
-                arrival_s = self.queue.popleft()
+                arrival_s, size = self.queue.popleft()
                 replica.busy += 1
                 self._seq += 1
-                done_s = now_s + self._service_time(replica.perf)
+                done_s = now_s + self._service_time(replica.perf, size)
                 heapq.heappush(self._events, (done_s, self._seq, replica.name, arrival_s, now_s))
             if not self.queue:
                 return

@@ -25,11 +25,20 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Trace:
-    """Sorted arrival times in seconds from 0, and the span to simulate."""
+    """Sorted arrival times in seconds from 0, and the span to simulate.
+
+    ``sizes``, when given, is each request's service-time multiplier (mean about 1; a heavy tail
+    is a few very long requests); None means every request is typical (size 1).
+    """
 
     name: str
     arrivals_s: np.ndarray
     duration_s: float
+    sizes: np.ndarray | None = None
+
+    def size(self, index: int) -> float:
+        """The service-time multiplier of request ``index``."""
+        return 1.0 if self.sizes is None else float(self.sizes[index])
 
     def rate_per_bin(self, bin_s: float) -> np.ndarray:
         """Arrivals per second in consecutive bins of ``bin_s`` seconds."""
@@ -149,8 +158,10 @@ def superpose(trace: Trace, tenants: int, shift_s: float = 60.0, seed: int = 0) 
     rng = np.random.default_rng(seed)
     span = max(trace.duration_s, 1e-9)
     offsets = np.concatenate([[0.0], rng.uniform(-shift_s, shift_s, tenants - 1)])
-    arrivals = np.sort(((trace.arrivals_s[None, :] + offsets[:, None]) % span).ravel())
-    return Trace(f"{trace.name}-x{tenants}", arrivals, trace.duration_s)
+    shifted = ((trace.arrivals_s[None, :] + offsets[:, None]) % span).ravel()
+    order = np.argsort(shifted, kind="stable")
+    sizes = None if trace.sizes is None else np.tile(trace.sizes, tenants)[order]
+    return Trace(f"{trace.name}-x{tenants}", shifted[order], trace.duration_s, sizes)
 
 
 def poisson(rate_rps: float, duration_s: float, seed: int = 0) -> Trace:
