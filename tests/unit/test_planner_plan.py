@@ -408,3 +408,56 @@ def test_a_backlog_the_spare_capacity_clears_within_the_lead_adds_nothing() -> N
     obs = model.Observation(rps=12.0, latency_s=0.3, variants={"l4": l4}, queued=100.0)
     plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0)
     assert not any("queued" in r for r in plan.reasons[svc.key])
+
+
+def test_a_growing_queue_is_demand_the_completions_do_not_show() -> None:
+    # Two saturated L4 replicas complete 12 rps; the queue grows by 600 requests in the 30 s
+    # rate window, so 32 rps arrive, and the whole of it is ordered in one decision.
+    svc = fx.service(scale_down_stabilization_s=0)
+    l4 = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=12.0, latency_s=5.0)
+
+    def obs(queued: float) -> model.Observation:
+        return model.Observation(
+            rps=12.0, latency_s=5.0, variants={"l4": l4}, queued=queued, rate_window_s=30.0
+        )
+
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 2}})
+    _, state = planner.plan([svc], fx.pools(), {svc.key: obs(0.0)}, state, 0.0)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs(600.0)}, state, 30.0)
+    assert plan.demand_rps[svc.key] >= 32.0
+    assert any("32.00 rps arrive while 12.00 rps complete" in r for r in plan.reasons[svc.key])
+    capacity = 30.0 * plan.replicas[svc.key]["h100"] + 6.0 * plan.replicas[svc.key]["l4"]
+    assert capacity >= 32.0
+
+
+def test_a_variant_too_slow_at_light_load_gets_no_traffic_and_says_why() -> None:
+    # L4 replicas serve a third of their capacity with nothing queued, yet their p95 is over the
+    # SLO: their requests alone take too long. The plan moves the traffic to the H100.
+    svc = fx.service(slo_latency_s=0.5)
+    l4 = model.VariantObservation(ready_replicas=3, desired_replicas=3, rps=6.0, latency_s=0.9)
+    obs = model.Observation(rps=6.0, latency_s=0.9, variants={"l4": l4}, queued=0.0)
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 3}})
+    plan, state = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0.0)
+    assert plan.replicas[svc.key]["h100"] >= 1
+    assert any(
+        "l4 too slow for the SLO: p95 0.90 s over 0.50 s" in r for r in plan.reasons[svc.key]
+    )
+    assert "l4" in state.too_slow[svc.key]
+    # The same latency with a queue in front is the queue's doing: nothing is excluded.
+    queued = dataclasses.replace(obs, queued=50.0)
+    _, fresh = planner.plan([svc], fx.pools(), {svc.key: queued}, model.PlannerState(), 0.0)
+    assert svc.key not in fresh.too_slow
+
+
+def test_small_moves_of_the_demand_keep_the_replicas() -> None:
+    svc = fx.service()
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 5}})
+    l4 = model.VariantObservation(ready_replicas=5, desired_replicas=5, rps=31.0, latency_s=0.2)
+    obs = model.Observation(rps=31.0, latency_s=0.2, variants={"l4": l4}, queued=0.0)
+    cfg = settings.PlannerSettings(margin_sigmas=0.0)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0.0, cfg)
+    assert plan.replicas[svc.key] == {"h100": 0, "l4": 5}  # 30 rps is within 10 % of 31
+    assert any("within 10% of the demand" in r for r in plan.reasons[svc.key])
+    strict = dataclasses.replace(cfg, tolerance=0.0)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0.0, strict)
+    assert plan.replicas[svc.key] != {"h100": 0, "l4": 5}

@@ -84,8 +84,10 @@ class Decider:
         save_memory_s: float = 300.0,
         arrival_template: str | None = None,
         service_arrival_queries: bool = True,
+        rate_window_s: float = 0.0,
     ) -> None:
         self.source = source
+        self.rate_window_s = rate_window_s  # the source's rate() range: see Observation
         self.arrival_template = arrival_template  # OperatorSettings.arrival_rate_query
         self.service_arrival_queries = service_arrival_queries
         self.cfg = cfg or planner_settings.PlannerSettings()
@@ -134,6 +136,7 @@ class Decider:
                     asleep=asleep[service.key],
                 ),
                 missing=missing_signals(seen, ready[service.key]),
+                rate_window_s=self.rate_window_s,
             )
             self._seed(spec, now_replicas, now_s, service.memory)
         pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]

@@ -106,6 +106,7 @@ class Runtime:
             save_memory_s=settings.planner_memory_save_seconds,
             arrival_template=settings.arrival_rate_query,
             service_arrival_queries=settings.service_arrival_queries,
+            rate_window_s=settings.metrics_rate_window_seconds,
         )
         self._wakeup = asyncio.Event()
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}

@@ -118,6 +118,9 @@ class Observation:
     variants: Mapping[str, VariantObservation] = dataclasses.field(default_factory=dict)
     queued: float | None = None
     """Requests waiting in the service's queues (the servers' queue gauge, summed)."""
+    rate_window_s: float = 0.0
+    """The window ``rps`` is averaged over (PromQL ``rate()``'s range); the queue's change over
+    the same window is the demand that the completions did not show. 0: unknown."""
     missing: tuple[str, ...] = ()
     """Signals the metrics source knows to be missing although others are present (a pod's
     stale or NaN series, ...), each named for the reason; any entry forbids scale-down."""
@@ -152,6 +155,7 @@ class ForecastState:
     last_s: float | None = None
     peaks: tuple[tuple[float, float], ...] = ()  # (time_s, rps), decreasing rps: a peak-hold queue
     minutes: tuple[tuple[int, float], ...] = ()  # (bucket, highest rps in it), oldest first
+    queue_samples: tuple[tuple[float, float], ...] = ()  # (time_s, requests waiting), recent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +191,11 @@ class PlannerState:
         default_factory=dict
     )
     excess_paid: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    too_slow: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(
+        default_factory=dict
+    )
+    """``too_slow[service][variant]``: (latency_s, time_s) when the variant was last seen missing
+    the SLO at light load and without a queue, so its requests alone take too long."""
 
 
 LEARNED = (
@@ -197,6 +206,7 @@ LEARNED = (
     "missed_slo_s",
     "backlog_until_s",
     "excess_paid",
+    "too_slow",
 )
 """The per-service parts of the state that only the planner knows: what it has learned of the
 traffic and the variants. The rest (replicas, windows, nodes) is rebuilt from the cluster."""
@@ -237,6 +247,7 @@ def state_from_json(text: str) -> PlannerState:
             last_s=None if f["last_s"] is None else float(f["last_s"]),
             peaks=tuple((float(t), float(r)) for t, r in f["peaks"]),
             minutes=tuple((int(i), float(r)) for i, r in f.get("minutes", ())),
+            queue_samples=tuple((float(t), float(q)) for t, q in f.get("queue_samples", ())),
         )
         for key, f in raw.get("forecasts", {}).items()
     }
@@ -262,5 +273,9 @@ def state_from_json(text: str) -> PlannerState:
         },
         excess_paid={
             svc: (float(usd), float(t)) for svc, (usd, t) in raw.get("excess_paid", {}).items()
+        },
+        too_slow={
+            svc: {var: (float(lat), float(t)) for var, (lat, t) in per.items()}
+            for svc, per in raw.get("too_slow", {}).items()
         },
     )

@@ -54,6 +54,7 @@ def plan(
     ceilings: dict[str, dict[str, tuple[float, float]]] = {}
     covers: dict[str, optimize.Cover] = {}
     moving: set[str] = set()
+    too_slow: dict[str, dict[str, tuple[float, float]]] = {}
     for svc in services:
         key = svc.key
         obs = observations.get(key, model.Observation())
@@ -90,6 +91,16 @@ def plan(
             )
             for v in svc.variants
         }
+        slow = _too_slow(svc, obs, caps, state.too_slow.get(key, {}), now_s, cfg, in_backlog)
+        if slow:
+            too_slow[key] = slow
+        for name, (latency_s, since_s) in sorted(slow.items()):
+            why.append(
+                f"{name} too slow for the SLO: p{svc.slo_percentile:g} {latency_s:.2f} s over "
+                f"{svc.slo_latency_s:.2f} s at light load with no queue "
+                f"{now_s - since_s:.0f} s ago: no traffic for it"
+            )
+        feasible = [v for v in svc.variants if v.name not in slow] or list(svc.variants)
         capacities[key] = caps
         rps_known = obs.rps is not None and math.isfinite(obs.rps)
         gaps = missing_signals(svc, obs)
@@ -125,18 +136,25 @@ def plan(
         # sample; the one due this minute explains a rate above the smooth level.
         profile = forecast.seasonal_profile(previous, now_s, lead_s, cfg)
         recurring = max(profile, default=0.0)
-        fstate = forecast.update(previous, obs.rps, now_s, cfg, profile[0] if profile else 0.0)
+        arrival_rps = _arrival_rps(previous, obs, now_s)
+        if arrival_rps is not None and obs.rps is not None and arrival_rps > obs.rps + 1e-6:
+            why.append(
+                f"the queue grew by {(arrival_rps - obs.rps):.2f} rps: {arrival_rps:.2f} rps "
+                f"arrive while {obs.rps:.2f} rps complete"
+            )
+        fstate = forecast.update(previous, arrival_rps, now_s, cfg, profile[0] if profile else 0.0)
+        fstate = dataclasses.replace(fstate, queue_samples=_queue_samples(previous, obs, now_s))
         forecasts[key] = fstate
         if rps_known and (obs.rps or 0.0) > 0:
             last_active[key] = now_s
         elif key not in last_active and rps_known:
             last_active[key] = now_s  # idle time counts from the first observation
-        # Bursts are held for as long as the capacity now in use would take to come back.
-        in_use = [v for v in svc.variants if (state.last_replicas.get(key) or {}).get(v.name, 0)]
-        hold_lead_s = max(
+        # Bursts are held for as long as capacity released now would take to come back by its
+        # fastest path (rent or buy: holding longer costs more than buying it again would).
+        hold_lead_s = min(
             (
                 v.startup_s + (0.0 if v.pool in free_pools else _provisioning_s(pool_map, v.pool))
-                for v in in_use
+                for v in feasible
             ),
             default=lead_s,
         )
@@ -198,7 +216,9 @@ def plan(
         dem = optimize.Demand(
             service=svc,
             demand_rps=demand,
-            capacity_rps={v: c * cfg.target_utilization for v, c in caps.items()},
+            capacity_rps={
+                v: 0.0 if v in slow else c * cfg.target_utilization for v, c in caps.items()
+            },
             min_total=min_total,
             max_total=svc.max_replicas,
             current=dict(last or {}),
@@ -228,6 +248,7 @@ def plan(
         )
 
     allocation = optimize.optimize(demands, pool_map, cfg)
+    demand_of = {d.service.key: d for d in demands}
 
     replicas: dict[str, dict[str, int]] = {}
     history: dict[str, dict[str, tuple[tuple[float, int], ...]]] = {}
@@ -235,6 +256,15 @@ def plan(
     for svc in services:
         key = svc.key
         raw = allocation.replicas.get(key, {})
+        kept = _within_tolerance(raw, state.last_replicas.get(key), demand_of[key], cfg)
+        if kept is not None and known[key] and not idle[key]:
+            reasons[key].append(
+                f"keep {kept}: its capacity is within {cfg.tolerance:.0%} of the demand "
+                f"{demand_of[key].demand_rps:.2f} rps (optimiser: "
+                + ", ".join(f"{v}={n}" for v, n in sorted(raw.items()))
+                + ")"
+            )
+            raw = kept
         cover = covers.get(key)
         paid, since_s = state.excess_paid.get(key, (0.0, now_s))
         if cover is None or key in moving or idle[key]:
@@ -328,6 +358,7 @@ def plan(
         missed_slo_s=missed,
         capacity_ceiling=ceilings,
         excess_paid=excess_paid,
+        too_slow=too_slow,
     )
     return result, new_state
 
@@ -355,6 +386,59 @@ def _ceilings(
     return kept
 
 
+def _within_tolerance(
+    raw: Mapping[str, int],
+    last: Mapping[str, int] | None,
+    dem: optimize.Demand,
+    cfg: settings.PlannerSettings,
+) -> dict[str, int] | None:
+    """The current replicas, when the optimiser changes them and their capacity is within
+    ``tolerance`` of the demand either way (covering at least ``1 - tolerance`` of it, and no
+    more than ``1 + tolerance`` times what the optimiser's plan covers); else None."""
+    if last is None or cfg.tolerance <= 0:
+        return None
+    current = {name: int(n) for name, n in last.items()}
+    if all(current.get(v, 0) == n for v, n in raw.items()):
+        return None
+    if any(n > 0 and dem.capacity_rps.get(v, 0.0) <= 0 for v, n in current.items()):
+        return None  # it runs a variant the plan no longer uses (too slow, removed)
+    have = sum(dem.capacity_rps.get(v, 0.0) * n for v, n in current.items())
+    planned = sum(dem.capacity_rps.get(v, 0.0) * n for v, n in raw.items())
+    if have < (1.0 - cfg.tolerance) * dem.demand_rps or have > (1.0 + cfg.tolerance) * planned:
+        return None
+    if sum(current.values()) < dem.min_total or sum(current.values()) > dem.max_total:
+        return None
+    return current
+
+
+def _too_slow(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    caps: Mapping[str, float],
+    previous: Mapping[str, tuple[float, float]],
+    now_s: float,
+    cfg: settings.PlannerSettings,
+    in_backlog: bool,
+) -> dict[str, tuple[float, float]]:
+    """Per variant, the (latency, time) at which it was last seen over the SLO at light load
+    with nothing queued, if within ``too_slow_memory_s``: its service time alone misses the SLO.
+    A backlog (overload, queue) explains slow requests otherwise, so it never counts."""
+    kept = {v: c for v, c in previous.items() if now_s - c[1] <= cfg.too_slow_memory_s}
+    queued = obs.queued if _finite(obs.queued) else None
+    if in_backlog or queued is None or queued > 0:
+        return kept
+    for v in svc.variants:
+        seen = obs.variants.get(v.name)
+        if seen is None or seen.ready_replicas <= 0 or not _finite(seen.rps):
+            continue
+        if not _finite(seen.latency_s) or (seen.latency_s or 0.0) <= svc.slo_latency_s:
+            continue
+        per_replica_rps = (seen.rps or 0.0) / seen.ready_replicas
+        if per_replica_rps <= cfg.too_slow_load_fraction * caps.get(v.name, v.capacity_rps):
+            kept[v.name] = (float(seen.latency_s or 0.0), now_s)
+    return kept
+
+
 def missing_signals(svc: model.ServiceSpec, obs: model.Observation) -> tuple[str, ...]:
     """The signals this service's decision needs that are unknown while others are present.
 
@@ -375,6 +459,40 @@ def missing_signals(svc: model.ServiceSpec, obs: model.Observation) -> tuple[str
             gaps.append(f"{variant.name} latency")
     gaps.extend(m for m in obs.missing if m not in gaps)
     return tuple(gaps)
+
+
+def _arrival_rps(
+    previous: model.ForecastState, obs: model.Observation, now_s: float
+) -> float | None:
+    """The rate requests arrive at: what the servers completed over the rate window plus how
+    fast their queue grew over it (or minus how fast it drained). Saturated servers complete only
+    what they can, so completions alone hide demand exactly when it matters; the queue's change
+    is the rest of it. Without a queue reading from about one window ago, the completions."""
+    if not _finite(obs.rps):
+        return obs.rps
+    rps = float(obs.rps or 0.0)
+    if not _finite(obs.queued) or not previous.queue_samples:
+        return rps
+    window_s = obs.rate_window_s if obs.rate_window_s > 0 else _QUEUE_SLACK_S
+    then_s, then_q = min(previous.queue_samples, key=lambda s: abs(s[0] - (now_s - window_s)))
+    if abs(then_s - (now_s - window_s)) > max(_QUEUE_SLACK_S, window_s / 2) or then_s >= now_s:
+        return rps
+    return max(0.0, rps + (float(obs.queued or 0.0) - then_q) / (now_s - then_s))
+
+
+def _queue_samples(
+    previous: model.ForecastState, obs: model.Observation, now_s: float
+) -> tuple[tuple[float, float], ...]:
+    """The queue readings of the last few windows, this one added when known."""
+    horizon_s = 2 * max(obs.rate_window_s, _QUEUE_SLACK_S)
+    kept = [(t, q) for t, q in previous.queue_samples if now_s - horizon_s <= t < now_s]
+    if _finite(obs.queued):
+        kept.append((now_s, float(obs.queued or 0.0)))
+    return tuple(kept)
+
+
+_QUEUE_SLACK_S = 30.0
+"""A queue reading this far from one rate window ago still measures the queue's change."""
 
 
 def _finite(value: float | None) -> bool:

@@ -119,6 +119,21 @@ class PlannerSettings:
     """How long that rate is remembered (the service's request mix, and so its capacity, may
     change)."""
 
+    tolerance: float = 0.1
+    """A service whose current replicas cover at least ``1 - tolerance`` of its demand, and at
+    most ``1 + tolerance`` times what the optimiser would run, keeps them: small moves of the
+    forecast do not each become a scaling event (Kubernetes HPA's default tolerance is 0.1). The
+    forecast already carries a margin, and a larger move still acts at once."""
+
+    too_slow_load_fraction: float = 0.7
+    """A variant whose latency is over the SLO while its replicas serve at most this share of
+    their capacity estimate, with no queue in front of them, is too slow for the SLO at any load
+    (its service time alone is over it, e.g. a CPU build on long requests): it gets no traffic."""
+
+    too_slow_memory_s: float = 3600.0
+    """How long such a variant stays out of the plan before it is tried again (the request mix,
+    and so its latency, may change)."""
+
     solver_time_limit_s: float = 0.3
     """Time limit of the MILP (HiGHS). Past it the plan is the cheapest, by the program's own
     objective, of HiGHS's best so far, the LP relaxation rounded down and topped up greedily, and

@@ -332,6 +332,7 @@ class Simulator:
         obs = model.Observation(
             rps=None if outage or now_s < 1.0 else served / span,
             queued=None if outage else float(self.rq.waiting),
+            rate_window_s=RATE_WINDOW_S,
             latency_s=latency,
             variants=per_variant,
         )
