@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # The benchmark, one command: every policy (infscale, single-variant planner, HPA and KEDA sweeps,
-# Knative KPA, static peak, the oracle) on every trace in ../shared/traces and the built-in
-# synthetic one, over the bundled scenarios. Prints a table and the issue-5 bars, writes the JSON
-# results and one PNG per trace next to it, and measures planning time for 1,000 services.
+# Knative KPA, static peak, the oracle) on each case of a suite: the real traces in
+# ../shared/traces (each on every scenario), the generated suite (infscale.sim.tracegen: each
+# case on its own scenario; its development half is for tuning, its validation half for
+# reporting) and extras (--trace files, the built-in synthetic trace). Prints the records, one
+# row per case with the issue-19 bars it misses and a summary per split; writes the JSON results
+# and one PNG per trace next to it, and measures planning time for 1,000 services.
 #
 # Usage: hack/bench.sh [RESULTS.json] [options of `python -m infscale.sim.bench`]
-#   e.g. hack/bench.sh /tmp/bench/bench-results.json --max-minutes 30 --trace my-azure-format.csv
-# Defaults: bench-results.json in the current directory; traces clipped to 60 min (the Azure
-# Functions day: minutes 420-600, scaled to 6 rps on average). `--help` lists every option.
+#   --suite default      real traces, synthetic, the first 4 generated cases of each half
+#   --suite full         real traces, synthetic, all 48 generated cases
+#   --suite real         real traces and synthetic (the benchmark before the generated suite)
+#   --suite development  the development half only (tuning runs); --suite validation likewise
+#   --suite none         --trace files only
+#   --trace FILE         extra Azure-LLM CSV (TIMESTAMP,ContextTokens,GeneratedTokens), any suite
+#   --only NAME          cases whose trace label contains NAME (file stem, genSEED, synthetic-sSEED;
+#                        repeatable); --scenario NAME also restricts which generated cases run
+#   --jobs N             worker processes (default: 2, or fewer cores)
+#   e.g. hack/bench.sh /tmp/bench/bench-results.json --suite development --jobs 2
+#        hack/bench.sh /tmp/bench/r.json --suite none --trace my-azure-format.csv --max-minutes 30
+# Defaults: bench-results.json in the current directory; real traces clipped to 60 min (the Azure
+# Functions day: minutes 420-600, scaled to 6 rps on average); a missing traces dir is reported
+# and skipped. `--help` lists every option.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 OUT="$PWD/bench-results.json"
