@@ -461,3 +461,31 @@ def test_small_moves_of_the_demand_keep_the_replicas() -> None:
     strict = dataclasses.replace(cfg, tolerance=0.0)
     plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0.0, strict)
     assert plan.replicas[svc.key] != {"h100": 0, "l4": 5}
+
+
+def test_missing_the_slo_with_a_queue_bridges_with_the_variant_ready_first() -> None:
+    # L4 is the cheaper cover for 60 rps, but its nodes take 15 min here; while the service
+    # misses its SLO with a queue, H100 replicas (on nodes up in 60 s) bridge the gap.
+    svc = fx.service()
+    pools = [
+        dataclasses.replace(p, provisioning_s=900 if p.name == "l4" else 60) for p in fx.pools()
+    ]
+    l4 = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=12.0, latency_s=4.0)
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 2}})
+    cfg = settings.PlannerSettings(margin_sigmas=0.0)
+
+    def plan_for(attainment: float, queued: float) -> model.Plan:
+        obs = model.Observation(
+            rps=60.0, latency_s=4.0, variants={"l4": l4}, queued=queued, slo_attainment=attainment
+        )
+        plan, _ = planner.plan([svc], pools, {svc.key: obs}, state, 0.0, cfg)
+        return plan
+
+    calm = plan_for(0.99, 100.0)
+    missing = plan_for(0.60, 100.0)
+    assert calm.replicas[svc.key]["h100"] == 0
+    assert missing.replicas[svc.key]["h100"] >= 1
+    assert missing.replicas[svc.key]["l4"] == calm.replicas[svc.key]["l4"]
+    assert any("h100 replica(s), the fastest to Ready" in r for r in missing.reasons[svc.key])
+    # Without a queue the misses are slow requests, which more replicas do not speed up.
+    assert plan_for(0.60, 0.0).replicas[svc.key] == plan_for(0.99, 0.0).replicas[svc.key]

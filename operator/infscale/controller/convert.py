@@ -146,6 +146,7 @@ def observation(
     return model.Observation(
         rps=rps,
         latency_s=total.latency_s,
+        slo_attainment=total.slo_attainment,
         variants=per_variant,
         queued=total.queue,
     )

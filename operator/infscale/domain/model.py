@@ -118,6 +118,9 @@ class Observation:
     variants: Mapping[str, VariantObservation] = dataclasses.field(default_factory=dict)
     queued: float | None = None
     """Requests waiting in the service's queues (the servers' queue gauge, summed)."""
+    slo_attainment: float | None = None
+    """Share of the requests completed lately that met the SLO threshold (from the latency
+    histogram); below the SLO percentile, the planner adds bridge capacity (see ``plan``)."""
     rate_window_s: float = 0.0
     """The window ``rps`` is averaged over (PromQL ``rate()``'s range); the queue's change over
     the same window is the demand that the completions did not show. 0: unknown."""

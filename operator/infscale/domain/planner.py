@@ -265,6 +265,15 @@ def plan(
                 + ")"
             )
             raw = kept
+        bridge = _bridge(svc, raw, demand_of[key], observations.get(key), too_slow.get(key, {}))
+        if bridge is not None:
+            name, extra = bridge
+            attained = (observations[key].slo_attainment or 0.0) * 100
+            reasons[key].append(
+                f"SLO attainment {attained:.1f} % under the p{svc.slo_percentile:g} target: "
+                f"+{extra} {name} replica(s), the fastest to Ready, until the planned capacity is"
+            )
+            raw = {**raw, name: raw.get(name, 0) + extra}
         cover = covers.get(key)
         paid, since_s = state.excess_paid.get(key, (0.0, now_s))
         if cover is None or key in moving or idle[key]:
@@ -384,6 +393,50 @@ def _ceilings(
         if slow_rps is not None:
             kept[v.name] = (slow_rps, now_s)
     return kept
+
+
+def _bridge(
+    svc: model.ServiceSpec,
+    raw: Mapping[str, int],
+    dem: optimize.Demand,
+    obs: model.Observation | None,
+    slow: Mapping[str, tuple[float, float]],
+) -> tuple[str, int] | None:
+    """The safety net: while the measured SLO attainment is under the SLO percentile, the
+    demand that the planned capacity cannot serve by the time the fastest feasible variant could
+    be Ready is bridged with that variant (variant, extra replicas); else None.
+
+    The optimiser weighs cost; a cheaper variant that takes ten minutes to arrive leaves the
+    service missing its SLO for those ten minutes. Capacity Ready soonest is what has been shown
+    to help then; make-before-break keeps it until the planned capacity is Ready."""
+    if obs is None or obs.slo_attainment is None:
+        return None
+    if obs.slo_attainment >= svc.slo_percentile / 100.0:
+        return None
+    if not _finite(obs.queued) or (obs.queued or 0.0) <= 0:
+        return None  # no queue: the misses are slow requests, which more replicas do not speed
+    feasible = [
+        v for v in svc.variants if v.name not in slow and dem.capacity_rps.get(v.name, 0) > 0
+    ]
+    if not feasible:
+        return None
+
+    def cold_s(v: model.VariantSpec) -> float:
+        return dem.cold_start_s.get(v.name, v.startup_s)
+
+    fastest = min(feasible, key=lambda v: (cold_s(v), v.name))
+    soon = 0.0
+    for v in svc.variants:
+        planned = raw.get(v.name, 0)
+        seen = obs.variants.get(v.name)
+        ready = min(planned, seen.ready_replicas if seen else 0)
+        coming = planned - ready if cold_s(v) <= cold_s(fastest) else 0
+        soon += dem.capacity_rps.get(v.name, 0.0) * (ready + coming)
+    gap = dem.demand_rps - soon
+    room = dem.max_total - sum(raw.values())
+    if gap <= 1e-6 or room <= 0:
+        return None
+    return fastest.name, min(room, math.ceil(gap / dem.capacity_rps[fastest.name]))
 
 
 def _within_tolerance(

@@ -313,6 +313,7 @@ class Simulator:
         outage = self._in_outage(now_s)
         recent = [lat for _, lat, _ in self.completions]
         latency = float(np.percentile(recent, self.percentile)) if recent and not outage else None
+        met = sum(lat <= self.slo_s for lat in recent) / len(recent) if recent else None
         per_variant: dict[str, model.VariantObservation] = {}
         served = 0  # completions over the rate window, all variants: the success counter's rate
         for variant in self.service.variants:
@@ -334,6 +335,7 @@ class Simulator:
             queued=None if outage else float(self.rq.waiting),
             rate_window_s=RATE_WINDOW_S,
             latency_s=latency,
+            slo_attainment=None if outage else met,
             variants=per_variant,
         )
         in_flight = self.arrived - len(self.latencies_s)
