@@ -75,6 +75,19 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
+def _lulls(
+    rng: np.random.Generator, rate: np.ndarray, seconds: np.ndarray, compression: float
+) -> int:
+    """Set one to three spans of ``rate`` to zero, in place (1-30 min before compression, at
+    least a minute); returns how many."""
+    count = int(rng.integers(1, 4))
+    for _ in range(count):
+        length = max(60.0, _log_uniform(rng, 60.0, 1800.0) / math.sqrt(compression))
+        start = rng.uniform(0.0, max(float(seconds.size) - length, 1.0))
+        rate[(seconds >= start) & (seconds < start + length)] = 0.0
+    return count
+
+
 def _tenant_curve(
     rng: np.random.Generator, seconds: np.ndarray, compression: float
 ) -> tuple[np.ndarray, list[str]]:
@@ -116,13 +129,8 @@ def _tenant_curve(
         offset = rng.uniform(0.0, hour_s)
         rate[((seconds - offset) % hour_s) < spike_s] *= factor
         parts.append(f"spikes every {hour_s / 60:.3g} min")
-    if rng.random() < 0.4:  # lulls to zero
-        count = int(rng.integers(1, 4))
-        for _ in range(count):
-            length = max(60.0, _log_uniform(rng, 60.0, 1800.0) / math.sqrt(compression))
-            start = rng.uniform(0.0, max(duration_s - length, 1.0))
-            rate[(seconds >= start) & (seconds < start + length)] = 0.0
-        parts.append(f"{count} lulls")
+    if rng.random() < 0.4:  # this tenant idles
+        parts.append(f"{_lulls(rng, rate, seconds, compression)} lulls")
     return np.clip(rate, 0.0, None), parts
 
 
@@ -148,13 +156,8 @@ def _draw(seed: int, mean_rps: float, duration_s: float) -> tuple[traces.Trace, 
         curve, parts = _tenant_curve(rng, seconds, compression)
         rate += share * curve
         described.append("+".join(parts))
-    if rng.random() < 0.35:  # lulls of the whole service: every tenant idles at once
-        count = int(rng.integers(1, 4))
-        for _ in range(count):
-            length = max(60.0, _log_uniform(rng, 60.0, 1800.0) / math.sqrt(compression))
-            start = rng.uniform(0.0, max(duration_s - length, 1.0))
-            rate[(seconds >= start) & (seconds < start + length)] = 0.0
-        described.append(f"{count} service lulls")
+    if rng.random() < 0.35:  # the whole service idles: every tenant at once
+        described.append(f"{_lulls(rng, rate, seconds, compression)} service lulls")
     if not rate.any():  # every tenant idled throughout: a flat rate instead
         rate = np.ones_like(seconds)
     rate *= mean_rps / float(rate.mean())
