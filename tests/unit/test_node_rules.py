@@ -71,3 +71,11 @@ def test_pools_infscale_cannot_grow_report_it() -> None:
     action = nodes.decide(3, [node("a")], LIMITS, NOW, None, can_create=False)
     assert action.create == 0
     assert "cannot add nodes" in action.reason
+
+
+def test_a_pool_of_ready_nodes_may_double_each_cycle_a_pool_of_unready_ones_may_not() -> None:
+    big = nodes.PoolLimits(min_nodes=0, max_nodes=100, max_change_per_cycle=2)
+    ready = [node(str(i)) for i in range(10)]
+    assert nodes.decide(60, ready, big, NOW, None, can_create=True).create == 10
+    stuck = [node(str(i), ready=False, empty_since_s=None) for i in range(10)]
+    assert nodes.decide(60, stuck, big, NOW, None, can_create=True).create == 2

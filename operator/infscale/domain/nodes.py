@@ -4,6 +4,10 @@ Pure: inputs are snapshots of a pool's nodes and pods with times in seconds, the
 `PoolAction` with a reason. The rules (safety first):
 
 - Scale up at once, bounded per cycle and by maxNodes; cancel a drain before buying a node.
+  The per-cycle bound is the larger of the guard and the pool's Ready nodes (a pool may double
+  each cycle, as Kubernetes HPA's default scale-up policy allows for pods): a legitimate ramp
+  is not throttled into a staircase, while a pool whose nodes never become Ready (a runaway)
+  grows only by the guard.
 - Remove only nodes that hold no infscale-managed Ready replica and no pod infscale does not own
   (DaemonSet pods aside), that are not protected by `infscale.dev/do-not-disrupt`, after they
   have been empty for the cool-down and not within the cool-down after a scale-up; bounded per
@@ -70,6 +74,7 @@ def decide(
     draining = [n for n in nodes if n.draining]
     step = limits.max_change_per_cycle
     if target > len(active):
+        step = max(step, sum(n.ready for n in active))
         missing = target - len(active)
         revived = tuple(n.name for n in draining[:missing])
         missing -= len(revived)
