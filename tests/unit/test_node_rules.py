@@ -73,9 +73,10 @@ def test_pools_infscale_cannot_grow_report_it() -> None:
     assert "cannot add nodes" in action.reason
 
 
-def test_a_pool_of_ready_nodes_may_double_each_cycle_a_pool_of_unready_ones_may_not() -> None:
-    big = nodes.PoolLimits(min_nodes=0, max_nodes=100, max_change_per_cycle=2)
-    ready = [node(str(i)) for i in range(10)]
-    assert nodes.decide(60, ready, big, NOW, None, can_create=True).create == 10
-    stuck = [node(str(i), ready=False, empty_since_s=None) for i in range(10)]
-    assert nodes.decide(60, stuck, big, NOW, None, can_create=True).create == 2
+def test_a_pool_may_double_each_cycle_unless_a_node_is_stuck_not_ready() -> None:
+    big = nodes.PoolLimits(min_nodes=0, max_nodes=100, max_change_per_cycle=2, provisioning_s=300)
+    ready = [node(str(i)) for i in range(6)]
+    young = [node(f"new{i}", ready=False, created_s=NOW - 60, empty_since_s=None) for i in range(4)]
+    assert nodes.decide(60, ready + young, big, NOW, None, can_create=True).create == 10
+    stuck = [node("stuck", ready=False, created_s=NOW - 900, empty_since_s=None)]
+    assert nodes.decide(60, ready + young + stuck, big, NOW, None, True).create == 2

@@ -55,8 +55,8 @@ class Operator(_Values):
     node_scale_down_cooldown_seconds: float = Field(default=120.0, ge=0)
     """Seconds a node stays empty before it is removed."""
     max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
-    """Nodes removed per pool per cycle at most; added at most this many or the pool's Ready
-    nodes, whichever is more (a legitimate ramp doubles the pool each cycle)."""
+    """Nodes removed per pool per cycle at most; added at most this many or the pool's nodes,
+    whichever is more (a ramp doubles the pool each cycle; a stuck node stops that)."""
     planner_memory_save_seconds: float = Field(default=300.0, ge=0, le=86400)
     """Seconds between saves of the planner's memory in each service's status (0: never)."""
     namespaces: list[str] = Field(default_factory=list)

@@ -326,6 +326,7 @@ class Runtime:
                 max_nodes=spec.max_nodes,
                 max_change_per_cycle=self.settings.max_node_changes_per_cycle,
                 scale_down_cooldown_s=self.settings.node_scale_down_cooldown_seconds,
+                provisioning_s=spec.provisioning_seconds,
             )
             members = [n for n in all_nodes if pools.is_member(n, name, spec)]
             try:

@@ -89,9 +89,9 @@ class OperatorSettings(BaseModel):
     objects) costs one cycle, not one per object (default 0.5)."""
     max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
     """Nodes removed per pool per cycle at most, and added at most this many or as many as the
-    pool has Ready nodes, whichever is more (default 2): a pool may double each cycle on a
-    legitimate ramp, while nodes that never become Ready (a runaway input) cost only this much
-    per cycle."""
+    pool has, whichever is more (default 2): a pool may double each cycle on a legitimate ramp,
+    while a pool with a node not Ready after twice its provisioning time (a runaway input) adds
+    only this many per cycle."""
     node_scale_down_cooldown_seconds: float = Field(default=120.0, ge=0, le=86400)
     """A node must be empty this long, and its pool must not have grown within it, before it is
     removed (default 120 s). The planner already keeps the nodes its forecast (held peaks

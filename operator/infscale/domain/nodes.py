@@ -4,10 +4,10 @@ Pure: inputs are snapshots of a pool's nodes and pods with times in seconds, the
 `PoolAction` with a reason. The rules (safety first):
 
 - Scale up at once, bounded per cycle and by maxNodes; cancel a drain before buying a node.
-  The per-cycle bound is the larger of the guard and the pool's Ready nodes (a pool may double
-  each cycle, as Kubernetes HPA's default scale-up policy allows for pods): a legitimate ramp
-  is not throttled into a staircase, while a pool whose nodes never become Ready (a runaway)
-  grows only by the guard.
+  The per-cycle bound is the larger of the guard and the pool's nodes, Ready or still within
+  their provisioning (a pool may double each cycle, as Kubernetes HPA's default scale-up policy
+  allows for pods): a legitimate ramp is not throttled into a staircase, while a pool with a
+  node stuck not Ready (a runaway input) grows only by the guard.
 - Remove only nodes that hold no infscale-managed Ready replica and no pod infscale does not own
   (DaemonSet pods aside), that are not protected by `infscale.dev/do-not-disrupt`, after they
   have been empty for the cool-down and not within the cool-down after a scale-up; bounded per
@@ -48,6 +48,8 @@ class PoolLimits:
     max_change_per_cycle: int = 2
     scale_down_cooldown_s: float = 120.0
     """A node must be empty this long, and the pool must not have grown within it."""
+    provisioning_s: float = 300.0
+    """How long a new node takes to become Ready; one not Ready after twice this is stuck."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,7 @@ def decide(
     draining = [n for n in nodes if n.draining]
     step = limits.max_change_per_cycle
     if target > len(active):
-        step = max(step, sum(n.ready for n in active))
+        step = max(step, _growth_allowed(active, limits, now_s))
         missing = target - len(active)
         revived = tuple(n.name for n in draining[:missing])
         missing -= len(revived)
@@ -134,3 +136,10 @@ def _why_blocked(nodes: Sequence[NodeFacts], limits: PoolLimits, now_s: float) -
                 f"{n.name} empty for {since:.0f} of {limits.scale_down_cooldown_s:.0f} s"
             )
     return "; ".join(reasons[:4]) or "no node qualifies"
+
+
+def _growth_allowed(active: Sequence[NodeFacts], limits: PoolLimits, now_s: float) -> int:
+    """Nodes the pool may add this cycle beyond the guard: as many as it has, unless one of them
+    has been not Ready for over twice the provisioning time (then 0: something is wrong)."""
+    stuck = [n for n in active if not n.ready and now_s - n.created_s > 2 * limits.provisioning_s]
+    return 0 if stuck else len(active)
