@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
@@ -10,7 +9,11 @@ import pytest
 
 from infscale.sim import engine, policies, queueing, scenario, traces
 
-TRACES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "traces"
+FUNCTIONS_DAY = (
+    pathlib.Path(__file__).resolve().parents[1]
+    / "data"
+    / "azure-functions-2019-total-per-minute.csv"
+)
 
 
 def _mmc_scenario(service_s: float) -> scenario.Scenario:
@@ -73,20 +76,21 @@ def test_synthetic_is_seeded_and_has_idle_gaps() -> None:
     assert rates.min() < 0.5 * rates.mean() < rates.max()
 
 
-def test_readers_on_the_shared_traces() -> None:
-    if not TRACES.exists():
-        # CI always has ../shared beside the clone: there a missing trace is a failure.
-        if os.environ.get("CI"):
-            pytest.fail(f"shared traces missing at {TRACES}")
-        pytest.skip(f"shared traces not present at {TRACES}")
-    code = traces.read_azure_llm(TRACES / "azure-llm-2023" / "AzureLLMInferenceTrace_code.csv")
-    assert code.arrivals_s.size == 8819
-    assert 3400 < code.duration_s < 3500
-    moon = traces.read_mooncake(TRACES / "mooncake-fast25" / "conversation_trace.jsonl", max_s=600)
-    assert moon.arrivals_s.size > 1000
-    assert np.all(np.diff(moon.arrivals_s) >= 0)
-    func = traces.read_azure_functions(
-        TRACES / "azure-functions-2019-sample" / "1000_inv.csv", mean_rps=2.0, minutes=30
+def test_readers_on_each_public_format(tmp_path: pathlib.Path) -> None:
+    code = tmp_path / "azure-llm.csv"
+    code.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:15:46.6805900,374,44\n"
+        "2023-11-16 18:15:50.9951690,396,109\n"
+        "2023-11-16 18:16:01.0000000,879,25\n"
     )
+    llm = traces.read_azure_llm(code)
+    assert llm.arrivals_s.tolist() == pytest.approx([0.68059, 4.995169, 15.0])
+    moon = tmp_path / "mooncake.jsonl"
+    moon.write_text("".join(f'{{"timestamp": {t}, "input_length": 10}}\n' for t in (0, 0, 3000)))
+    spread = traces.read_mooncake(moon)
+    assert spread.arrivals_s.size == 3
+    assert np.all(np.diff(spread.arrivals_s) >= 0)
+    func = traces.read_azure_functions(FUNCTIONS_DAY, mean_rps=2.0, minutes=30)
     assert func.duration_s == 1800
     assert func.arrivals_s.size / func.duration_s == pytest.approx(2.0, rel=0.1)
