@@ -194,11 +194,12 @@ class PlannerState:
         default_factory=dict
     )
     excess_paid: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
-    too_slow: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(
+    too_slow: Mapping[str, Mapping[str, tuple[float, float, float]]] = dataclasses.field(
         default_factory=dict
     )
-    """``too_slow[service][variant]``: (latency_s, time_s) when the variant was last seen missing
-    the SLO at light load and without a queue, so its requests alone take too long."""
+    """``too_slow[service][variant]``: (latency_s, first_s, last_s) of the span in which every
+    decision saw the variant miss the SLO at light load without a queue (its requests alone take
+    too long once that span is long enough)."""
 
 
 LEARNED = (
@@ -278,7 +279,7 @@ def state_from_json(text: str) -> PlannerState:
             svc: (float(usd), float(t)) for svc, (usd, t) in raw.get("excess_paid", {}).items()
         },
         too_slow={
-            svc: {var: (float(lat), float(t)) for var, (lat, t) in per.items()}
+            svc: {var: (float(lat), float(a), float(b)) for var, (lat, a, b) in per.items()}
             for svc, per in raw.get("too_slow", {}).items()
         },
     )

@@ -54,7 +54,7 @@ def plan(
     ceilings: dict[str, dict[str, tuple[float, float]]] = {}
     covers: dict[str, optimize.Cover] = {}
     moving: set[str] = set()
-    too_slow: dict[str, dict[str, tuple[float, float]]] = {}
+    too_slow: dict[str, dict[str, tuple[float, float, float]]] = {}
     for svc in services:
         key = svc.key
         obs = observations.get(key, model.Observation())
@@ -91,14 +91,15 @@ def plan(
             )
             for v in svc.variants
         }
-        slow = _too_slow(svc, obs, caps, state.too_slow.get(key, {}), now_s, cfg, in_backlog)
-        if slow:
-            too_slow[key] = slow
-        for name, (latency_s, since_s) in sorted(slow.items()):
+        candidates = _too_slow(svc, obs, caps, state.too_slow.get(key, {}), now_s, cfg, in_backlog)
+        if candidates:
+            too_slow[key] = candidates
+        slow = _excluded(svc, candidates, cfg)
+        for name, (latency_s, first_s, last_s) in sorted(slow.items()):
             why.append(
                 f"{name} too slow for the SLO: p{svc.slo_percentile:g} {latency_s:.2f} s over "
-                f"{svc.slo_latency_s:.2f} s at light load with no queue "
-                f"{now_s - since_s:.0f} s ago: no traffic for it"
+                f"{svc.slo_latency_s:.2f} s at light load with no queue for "
+                f"{last_s - first_s:.0f} s until {now_s - last_s:.0f} s ago: no traffic for it"
             )
         feasible = [v for v in svc.variants if v.name not in slow] or list(svc.variants)
         capacities[key] = caps
@@ -265,7 +266,13 @@ def plan(
                 + ")"
             )
             raw = kept
-        bridge = _bridge(svc, raw, demand_of[key], observations.get(key), too_slow.get(key, {}))
+        bridge = _bridge(
+            svc,
+            raw,
+            demand_of[key],
+            observations.get(key),
+            _excluded(svc, too_slow.get(key, {}), cfg),
+        )
         if bridge is not None:
             name, extra = bridge
             attained = (observations[key].slo_attainment or 0.0) * 100
@@ -400,7 +407,7 @@ def _bridge(
     raw: Mapping[str, int],
     dem: optimize.Demand,
     obs: model.Observation | None,
-    slow: Mapping[str, tuple[float, float]],
+    slow: Mapping[str, tuple[float, float, float]],
 ) -> tuple[str, int] | None:
     """The safety net: while the measured SLO attainment is under the SLO percentile, the
     demand that the planned capacity cannot serve by the time the fastest feasible variant could
@@ -468,28 +475,56 @@ def _too_slow(
     svc: model.ServiceSpec,
     obs: model.Observation,
     caps: Mapping[str, float],
-    previous: Mapping[str, tuple[float, float]],
+    previous: Mapping[str, tuple[float, float, float]],
     now_s: float,
     cfg: settings.PlannerSettings,
     in_backlog: bool,
-) -> dict[str, tuple[float, float]]:
-    """Per variant, the (latency, time) at which it was last seen over the SLO at light load
-    with nothing queued, if within ``too_slow_memory_s``: its service time alone misses the SLO.
-    A backlog (overload, queue) explains slow requests otherwise, so it never counts."""
-    kept = {v: c for v, c in previous.items() if now_s - c[1] <= cfg.too_slow_memory_s}
+) -> dict[str, tuple[float, float, float]]:
+    """Per variant seen over the SLO at light load with nothing queued: (latency, first seen,
+    last seen). Such a sample may be a burst's backlog that has just drained (the latency
+    window still holds it), so a variant counts as too slow (:func:`_excluded`) only once every
+    decision for ``too_slow_confirm_s`` saw it so; a sample that does not, clears it. A
+    confirmed one is remembered ``too_slow_memory_s``."""
+    kept: dict[str, tuple[float, float, float]] = {}
+    for name, (latency_s, first_s, last_s) in previous.items():
+        confirmed = last_s - first_s >= cfg.too_slow_confirm_s
+        if confirmed and now_s - last_s <= cfg.too_slow_memory_s:
+            kept[name] = (latency_s, first_s, last_s)
     queued = obs.queued if _finite(obs.queued) else None
-    if in_backlog or queued is None or queued > 0:
-        return kept
+    quiet = not in_backlog and queued is not None and queued <= 0
     for v in svc.variants:
         seen = obs.variants.get(v.name)
         if seen is None or seen.ready_replicas <= 0 or not _finite(seen.rps):
-            continue
-        if not _finite(seen.latency_s) or (seen.latency_s or 0.0) <= svc.slo_latency_s:
-            continue
-        per_replica_rps = (seen.rps or 0.0) / seen.ready_replicas
-        if per_replica_rps <= cfg.too_slow_load_fraction * caps.get(v.name, v.capacity_rps):
-            kept[v.name] = (float(seen.latency_s or 0.0), now_s)
+            continue  # no traffic, no evidence either way
+        slow = (
+            quiet
+            and _finite(seen.latency_s)
+            and (seen.latency_s or 0.0) > svc.slo_latency_s
+            and (seen.rps or 0.0) / seen.ready_replicas
+            <= cfg.too_slow_load_fraction * caps.get(v.name, v.capacity_rps)
+        )
+        if not slow:
+            continue  # an unconfirmed span ends here (only confirmed ones were kept)
+        before = previous.get(v.name)
+        recent = before is not None and now_s - before[2] <= _TOO_SLOW_GAP_S
+        first_s = before[1] if before is not None and recent else now_s
+        kept[v.name] = (float(seen.latency_s or 0.0), first_s, now_s)
     return kept
+
+
+_TOO_SLOW_GAP_S = 60.0
+"""Two slow samples further apart than this (no decision, or no traffic, between) start anew."""
+
+
+def _excluded(
+    svc: model.ServiceSpec,
+    candidates: Mapping[str, tuple[float, float, float]],
+    cfg: settings.PlannerSettings,
+) -> dict[str, tuple[float, float, float]]:
+    """The variants confirmed too slow; none when that would be every variant (then the traffic,
+    not a variant, is what misses the SLO, and no choice of variant helps)."""
+    slow = {n: c for n, c in candidates.items() if c[2] - c[1] >= cfg.too_slow_confirm_s}
+    return {} if len(slow) >= len(svc.variants) else slow
 
 
 def missing_signals(svc: model.ServiceSpec, obs: model.Observation) -> tuple[str, ...]:

@@ -130,6 +130,11 @@ class PlannerSettings:
     their capacity estimate, with no queue in front of them, is too slow for the SLO at any load
     (its service time alone is over it, e.g. a CPU build on long requests): it gets no traffic."""
 
+    too_slow_confirm_s: float = 180.0
+    """Every decision for this long must see it so (three 60 s latency windows): a burst's
+    backlog that has just drained still fills the latency window of an idle variant, and on the
+    Azure code trace one such sample excluded every variant for an hour."""
+
     too_slow_memory_s: float = 3600.0
     """How long such a variant stays out of the plan before it is tried again (the request mix,
     and so its latency, may change)."""
