@@ -110,6 +110,30 @@ def test_make_before_break_keeps_old_replicas_until_the_new_are_ready() -> None:
     assert moved.replicas == {"h100": 1, "l4": 0}
 
 
+def test_make_before_break_keeps_only_what_the_demand_needs_while_the_new_start() -> None:
+    svc = fx.service(scale_down_stabilization_s=0)
+    last = {"h100": 0, "l4": 8}
+    obs = model.Observation(
+        rps=30.0,
+        variants={
+            "h100": model.VariantObservation(ready_replicas=0, desired_replicas=1),
+            "l4": model.VariantObservation(ready_replicas=8, desired_replicas=8),
+        },
+    )
+    per_replica = {"h100": 100.0, "l4": 10.0}
+    # 25 rps of demand: three Ready l4 replicas carry it until the h100 is Ready.
+    short = stabilize.replicas(
+        svc, {"h100": 1, "l4": 0}, last, {}, obs, 10.0, True, cover=(per_replica, 25.0)
+    )
+    assert short.replicas == {"h100": 1, "l4": 3}
+    # The demand has gone: the h100 (still starting) is not waited for.
+    gone = stabilize.replicas(
+        svc, {"h100": 1, "l4": 0}, last, {}, obs, 10.0, True, cover=(per_replica, 0.0)
+    )
+    assert gone.replicas == {"h100": 1, "l4": 0}
+    assert any("covers the demand" in r for r in gone.reasons)
+
+
 def test_scale_down_step_is_bounded() -> None:
     svc = fx.service(scale_down_stabilization_s=0, scale_down_max_step=2)
     decision = stabilize.replicas(

@@ -308,6 +308,7 @@ def plan(
             known[key],
             unknown_why.get(key, ""),
             scheduled=key in scheduled,
+            cover=(demand_of[key].capacity_rps, demand_of[key].demand_rps),
         )
         replicas[key] = decision.replicas
         history[key] = decision.history

@@ -11,6 +11,7 @@ starting); nodes grow at once and shrink only when the surplus has been empty fo
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 from infscale.domain import model, settings
@@ -35,6 +36,7 @@ def replicas(
     data_known: bool,
     unknown_why: str = "",
     scheduled: bool = False,
+    cover: tuple[Mapping[str, float], float] | None = None,
 ) -> ReplicaDecision:
     """Apply the scale-down window, step bound, unknown-data hold and make-before-break.
 
@@ -44,6 +46,9 @@ def replicas(
     ``scheduled``: a burst due on the clock raised ``raw``. It applies (up at once) but stays
     out of the window: the window keeps capacity through dips of noisy demand, and the end of
     a burst that came on time is no dip. Its replicas go once it is no longer due.
+
+    ``cover`` (usable rps per replica of each variant, demand rps): make-before-break keeps only
+    as many old replicas as the Ready capacity needs to cover the demand; without it, all.
     """
     window_s = service.scale_down_stabilization_s
     new_history: dict[str, tuple[tuple[float, int], ...]] = {}
@@ -98,21 +103,46 @@ def replicas(
                 f"nothing higher in the {window_s:.0f} s window"
             )
     if last is not None and obs is not None:
+        seen = obs.variants
         starting = [
             v.name
             for v in service.variants
-            if v.name in obs.variants and target[v.name] > obs.variants[v.name].ready_replicas
+            if v.name in seen and target[v.name] > _ready(seen, v.name)
         ]
+        per_replica, demand_rps = cover if cover is not None else ({}, math.inf)
+        ready_rps = sum(
+            per_replica.get(v.name, 0.0) * min(target[v.name], _ready(seen, v.name))
+            for v in service.variants
+        )
         for variant in service.variants:
-            current = int(last.get(variant.name, 0))
-            others = [s for s in starting if s != variant.name]
-            if target[variant.name] < current and others:
-                target[variant.name] = current
+            name = variant.name
+            current = int(last.get(name, 0))
+            others = [s for s in starting if s != name]
+            if target[name] >= current or not others:
+                continue
+            short_rps = demand_rps - ready_rps
+            if short_rps <= 1e-9:
                 reasons.append(
-                    f"make-before-break: keep {variant.name} at {current} until "
-                    f"{', '.join(others)} is Ready"
+                    f"scale down {name} to {target[name]} while {', '.join(others)} starts: "
+                    f"the Ready capacity {ready_rps:.2f} rps covers the demand {demand_rps:.2f} rps"
                 )
+                continue
+            rps = per_replica.get(name, 0.0)
+            keep = current - target[name]
+            if rps > 0 and math.isfinite(short_rps):
+                keep = min(keep, math.ceil(short_rps / rps - 1e-9))
+            spare_ready = max(0, min(current, _ready(seen, name)) - target[name])
+            ready_rps += rps * min(keep, spare_ready)
+            target[name] += keep
+            reasons.append(
+                f"make-before-break: keep {name} at {target[name]} until "
+                f"{', '.join(others)} is Ready"
+            )
     return ReplicaDecision(target, new_history, tuple(reasons))
+
+
+def _ready(seen: Mapping[str, model.VariantObservation], name: str) -> int:
+    return seen[name].ready_replicas if name in seen else 0
 
 
 @dataclasses.dataclass(frozen=True)
