@@ -33,4 +33,4 @@ fi
 "$HACK_DIR/tools.sh" uv >&2
 export PATH="$TOOLS_DIR/uv-$UV_VERSION/bin:$PATH" UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
 cd "$REPO_ROOT"
-step "benchmark -> $OUT" uv run --locked python -m infscale.sim.bench --out "$OUT" "$@"
+step "benchmark -> $OUT" uv run --locked --extra bench python -m infscale.sim.bench --out "$OUT" "$@"

@@ -15,7 +15,7 @@ OPERATOR_KUBECONFIG="$INFSCALE_STATE/demo-operator.kubeconfig"
 # shellcheck disable=SC1091
 source "$INFSCALE_STATE/env"
 export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
-step "python environment" uv sync --locked --quiet
+step "python environment" uv sync --locked --extra bench --quiet
 
 install_chart() {
   # Helm installs crds/ only on the first install; applying them keeps them current on upgrades.
@@ -62,4 +62,4 @@ KUBECONFIG
 }
 step "mint a token for ServiceAccount $NAMESPACE/$RELEASE" operator_kubeconfig
 
-uv run --locked infscale demo --operator-kubeconfig "$OPERATOR_KUBECONFIG" "$@"
+uv run --locked --extra bench infscale demo --operator-kubeconfig "$OPERATOR_KUBECONFIG" "$@"

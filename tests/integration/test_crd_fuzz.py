@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from kubernetes import client
 
-from infscale.adapters import fakes
 from infscale.api import v1alpha1
 from infscale.controller import decide, reconciler
 from infscale.ports import metrics
+from tests import fakes
 from tests.integration.manifests import GROUP, VERSION, kwok_pool, service_manifest
 
 NAMESPACE = "default"

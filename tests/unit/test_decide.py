@@ -153,18 +153,18 @@ def test_stale_pod_series_block_scale_down_but_not_scale_up() -> None:
     assert later[KEY].replicas["l4"] < 3
 
 
-def test_missing_signals_from_pods() -> None:
+def test_missing_pod_rates() -> None:
     nan_pod = metrics.ServiceMetrics(
         total=metrics.Signals(rps=3.0),
         variants={"l4": metrics.Signals(rps=3.0)},
         pods={"a": metrics.Signals(rps=3.0), "b": metrics.Signals()},
         pod_variant={"a": "l4", "b": "l4"},
     )
-    gaps = decide.missing_signals(nan_pod, {"l4": 2})
+    gaps = decide.missing_pod_rates(nan_pod, {"l4": 2})
     assert gaps[0] == "request rate of pod b"
     assert "1 of 2 Ready l4" in gaps[1]
-    assert decide.missing_signals(metrics.empty("Prometheus down"), {"l4": 2}) == ()
-    assert decide.missing_signals(None, {"l4": 2}) == ()
+    assert decide.missing_pod_rates(metrics.empty("Prometheus down"), {"l4": 2}) == ()
+    assert decide.missing_pod_rates(None, {"l4": 2}) == ()
 
 
 def test_learned_memory_is_saved_when_due_and_a_restart_goes_on_from_it() -> None:

@@ -59,3 +59,23 @@ def test_cli_reports_its_version() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("infscale ")
+
+
+def test_the_operator_loads_without_the_bench_extra() -> None:
+    # matplotlib and rich are the optional `bench` extra: `infscale operator` (its parser, the
+    # kopf handlers and every adapter) and the emulator must not import them at module load.
+    code = (
+        "import sys; from infscale.cli import main; main.build_parser(); "
+        "import infscale.controller.handlers, infscale.emulator.main; "
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'rich'}); "
+        "print(loaded)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT / "operator",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

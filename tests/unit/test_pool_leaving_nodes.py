@@ -11,6 +11,7 @@ from typing import Any
 from infscale.api import v1alpha1
 from infscale.controller import pools
 from infscale.domain import nodes as node_rules
+from infscale.labels import REMOVING_ANNOTATION
 
 NOW = 10_000.0
 POOL: dict[str, Any] = {
@@ -86,7 +87,7 @@ def test_a_leaving_node_is_not_revived_and_its_removal_is_reasserted() -> None:
         "old",
         **{
             "infscale.dev/draining-since": "2026-01-01T00:00:00Z",
-            pools.REMOVING_ANNOTATION: "2026-01-01T00:00:00Z",
+            REMOVING_ANNOTATION: "2026-01-01T00:00:00Z",
         },
     )
     recorder, outcome = reconcile([leaving], planned=1)
@@ -102,7 +103,7 @@ def test_a_removed_node_is_marked_leaving() -> None:
     recorder, outcome = reconcile([draining], planned=0)
     assert outcome.deleted == ["idle"]
     assert recorder.calls.index("delete idle") < next(
-        i for i, c in enumerate(recorder.calls) if pools.REMOVING_ANNOTATION in c
+        i for i, c in enumerate(recorder.calls) if REMOVING_ANNOTATION in c
     )
 
 

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from infscale.adapters import fakes
 from infscale.api import v1alpha1
-from infscale.controller import desired, reconciler
+from infscale.controller import reconciler
+from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 from infscale.ports.metrics import ServiceMetrics, Signals
+from tests import fakes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = "2026-11-22T06:00:00Z"
@@ -43,10 +44,10 @@ def owned_from(cluster: fakes.FakeCluster, ready: bool = True) -> list[reconcile
     return [
         reconciler.OwnedDeployment(
             name=d["metadata"]["name"],
-            variant=d["metadata"]["labels"][desired.VARIANT_LABEL],
+            variant=d["metadata"]["labels"][VARIANT_LABEL],
             replicas=d["spec"]["replicas"],
             ready_replicas=d["spec"]["replicas"] if ready else 0,
-            spec_hash=d["metadata"]["annotations"][desired.SPEC_HASH_ANNOTATION],
+            spec_hash=d["metadata"]["annotations"][SPEC_HASH_ANNOTATION],
         )
         for d in cluster.deployments.values()
     ]
@@ -161,7 +162,7 @@ def test_recommend_mode_and_pause_never_change_replicas(hold: str) -> None:
     if hold == "recommend":
         held["spec"]["mode"] = "Recommend"
     else:
-        held["metadata"]["annotations"] = {v1alpha1.PAUSED_ANNOTATION: "true"}
+        held["metadata"]["annotations"] = {PAUSED_ANNOTATION: "true"}
     held["spec"]["replicas"]["fixed"] = 5
     run(held, cluster)
     assert cluster.deployments[("team-a", "chat-l4")]["spec"]["replicas"] == 1

@@ -8,13 +8,8 @@ from typing import Any
 from kubernetes import client
 
 from infscale.adapters import kube_client
+from infscale.labels import SERVICE_LABEL
 from infscale.ports import errors
-
-POOL_LABEL = "infscale.dev/node-pool"
-STARTUP_TAINT = "infscale.dev/provisioning"
-DRAINING_ANNOTATION = "infscale.dev/draining-since"
-EMPTY_ANNOTATION = "infscale.dev/empty-since"
-DO_NOT_DISRUPT_ANNOTATION = "infscale.dev/do-not-disrupt"
 
 Manifest = dict[str, Any]
 
@@ -40,7 +35,7 @@ class ClusterNodes:
         """Every pod of an infscale variant, scheduled or not."""
         with kube_client.listing("infscale pods"):
             pods = self._core.list_pod_for_all_namespaces(
-                label_selector="infscale.dev/service", _preload_content=False
+                label_selector=SERVICE_LABEL, _preload_content=False
             )
         items: list[Manifest] = json.loads(pods.data)["items"]  # type: ignore[attr-defined]
         return items

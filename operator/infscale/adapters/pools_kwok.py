@@ -7,8 +7,8 @@ from collections.abc import Collection
 
 from kubernetes import client
 
-from infscale.adapters import cluster_nodes
 from infscale.api import v1alpha1
+from infscale.labels import POOL_LABEL, STARTUP_TAINT
 from infscale.ports import errors
 
 
@@ -34,15 +34,13 @@ class KwokPools:
                 for t in spec.node.taints
             ]
             delay = f"{spec.provisioning_seconds}s"
-            taints.append(
-                client.V1Taint(key=cluster_nodes.STARTUP_TAINT, value="true", effect="NoSchedule")
-            )
+            taints.append(client.V1Taint(key=STARTUP_TAINT, value="true", effect="NoSchedule"))
             node = client.V1Node(
                 metadata=client.V1ObjectMeta(
                     name=name,
                     labels={
                         **spec.node.labels,
-                        cluster_nodes.POOL_LABEL: pool,
+                        POOL_LABEL: pool,
                         "kubernetes.io/hostname": name,
                         "type": "kwok",
                     },

@@ -17,7 +17,6 @@ from pydantic.alias_generators import to_camel
 GROUP = "infscale.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-PAUSED_ANNOTATION = "infscale.dev/paused"
 
 # A non-negative Kubernetes quantity: 1, "500m", "32Gi", "1.5e3" (the API server checks the
 # pattern on strings and the minimum on integers; the operator reads only accepted objects).

@@ -22,19 +22,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from kubernetes import client
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
 
 from infscale.adapters import kube_client
 from infscale.api import v1alpha1
 from infscale.emulator import main as emulator
 
-GROUP, VERSION = "infscale.dev", "v1alpha1"
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+
+GROUP, VERSION = v1alpha1.GROUP, v1alpha1.VERSION
 POD_READY_DELAY = "pod-ready.stage.kwok.x-k8s.io/delay"
 
 
@@ -184,6 +184,9 @@ def start(
 
 
 def view(sample: Sample) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+
     services = Table(title=f"InferenceServices at {sample.t_s:.0f} s (EMULATED model servers)")
     for column in (
         "service",
@@ -226,6 +229,8 @@ def _fmt(value: float | None) -> str:
 
 def decisions(core: client.CoreV1Api, samples: list[Sample], console: Console) -> None:
     """The scaling decisions infscale took, with its reasons (from the services' Events)."""
+    from rich.table import Table
+
     table = Table(title="Scaling decisions (Events), most recent last")
     for column in ("time", "service", "decision and reason"):
         table.add_column(column)
@@ -250,6 +255,7 @@ def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from rich.table import Table
 
     hours = [(b.t_s - a.t_s) / 3600 for a, b in itertools.pairwise(samples)]
     cost = sum(
@@ -340,6 +346,15 @@ def wait_for_min_replicas(
 
 
 def run(args: argparse.Namespace) -> int:
+    # rich and matplotlib come with the `bench` extra; `infscale operator` does not need them.
+    try:
+        import matplotlib  # noqa: F401
+        from rich.console import Console
+        from rich.live import Live
+    except ModuleNotFoundError as error:
+        raise SystemExit(
+            f"infscale demo needs {error.name}: install infscale[bench] (uv sync --extra bench)"
+        ) from None
     console = Console()
     if not args.prometheus_url or not args.targets_dir:
         console.print("[red]set INFSCALE_PROMETHEUS_URL and INFSCALE_PROMETHEUS_TARGETS_DIR "

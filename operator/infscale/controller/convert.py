@@ -20,6 +20,11 @@ def resources(amounts: Mapping[str, int | float | str]) -> model.Resources:
     )
 
 
+def pool_specs(pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]) -> dict[str, model.PoolSpec]:
+    """The planner's view of the pools, by name."""
+    return {name: pool_spec(name, spec) for name, spec in pools.items()}
+
+
 def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec:
     return model.PoolSpec(
         name=name,
@@ -44,16 +49,7 @@ def service_spec(
     return model.ServiceSpec(
         namespace=namespace,
         name=name,
-        variants=tuple(
-            model.VariantSpec(
-                name=v.name,
-                pool=v.node_pool,
-                resources=resources(v.resources),
-                capacity_rps=v.capacity_rps,
-                startup_s=float(v.startup_seconds),
-            )
-            for v in spec.variants
-        ),
+        variants=tuple(variant_spec(v) for v in spec.variants),
         slo_latency_s=spec.slo.threshold_seconds,
         slo_percentile=spec.slo.percentile,
         min_replicas=spec.replicas.min,
@@ -62,6 +58,16 @@ def service_spec(
         scale_down_max_step=step,
         idle_timeout_s=float(spec.replicas.idle_timeout_seconds),
         fallback=fallback,
+    )
+
+
+def variant_spec(variant: v1alpha1.Variant) -> model.VariantSpec:
+    return model.VariantSpec(
+        name=variant.name,
+        pool=variant.node_pool,
+        resources=resources(variant.resources),
+        capacity_rps=variant.capacity_rps,
+        startup_s=float(variant.startup_seconds),
     )
 
 

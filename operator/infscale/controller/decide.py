@@ -135,7 +135,7 @@ class Decider:
                     arrivals_expected=arrivals[service.key] is not None,
                     asleep=asleep[service.key],
                 ),
-                missing=missing_signals(seen, ready[service.key]),
+                missing=missing_pod_rates(seen, ready[service.key]),
                 rate_window_s=self.rate_window_s,
             )
             self._seed(spec, now_replicas, now_s, service.memory)
@@ -205,15 +205,10 @@ class Decider:
                 LOG.info(
                     "%s: planner memory restored (saved %.0f s ago)", spec.key, now_s - saved_s
                 )
-        history = {v.name: ((now_s, replicas.get(v.name, 0)),) for v in spec.variants}
-        self.state = dataclasses.replace(
-            self.state,
-            last_replicas={**self.state.last_replicas, spec.key: dict(replicas)},
-            history={**self.state.history, spec.key: history},
-        )
+        self.state = planner.adopt(self.state, spec, replicas, now_s)
 
 
-def missing_signals(
+def missing_pod_rates(
     observed: metrics.ServiceMetrics | None, ready: Mapping[str, int]
 ) -> tuple[str, ...]:
     """Per-pod gaps behind a known service rate: the planner then scales up only.

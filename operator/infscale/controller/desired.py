@@ -13,11 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infscale.api import v1alpha1
+from infscale.labels import SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "infscale"}
-SERVICE_LABEL = "infscale.dev/service"
-VARIANT_LABEL = "infscale.dev/variant"
-SPEC_HASH_ANNOTATION = "infscale.dev/spec-hash"
 
 Manifest = dict[str, Any]
 

@@ -26,6 +26,7 @@ from infscale.api import v1alpha1
 from infscale.controller import decide, desired, leader, pools, reconciler, telemetry
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
+from infscale.labels import PAUSED_ANNOTATION, SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 
 LOG = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ def _owned(body: Mapping[str, Any]) -> reconciler.OwnedDeployment:
     metadata = body.get("metadata", {})
     return reconciler.OwnedDeployment(
         name=metadata["name"],
-        variant=(metadata.get("labels") or {}).get(desired.VARIANT_LABEL, ""),
+        variant=(metadata.get("labels") or {}).get(VARIANT_LABEL, ""),
         replicas=int(body.get("spec", {}).get("replicas") or 0),
         ready_replicas=int((body.get("status") or {}).get("readyReplicas") or 0),
-        spec_hash=(metadata.get("annotations") or {}).get(desired.SPEC_HASH_ANNOTATION),
+        spec_hash=(metadata.get("annotations") or {}).get(SPEC_HASH_ANNOTATION),
     )
 
 
@@ -210,7 +211,7 @@ class Runtime:
         owned: dict[tuple[str, str], list[reconciler.OwnedDeployment]] = {}
         for deployment in self.deployments.list_owned():
             labels = deployment["metadata"].get("labels") or {}
-            key = (deployment["metadata"]["namespace"], labels.get(desired.SERVICE_LABEL, ""))
+            key = (deployment["metadata"]["namespace"], labels.get(SERVICE_LABEL, ""))
             owned.setdefault(key, []).append(_owned(deployment))
         specs: dict[str, v1alpha1.InferenceNodePoolSpec] = {}
         for name, pool_body in pool_bodies.items():
@@ -280,7 +281,7 @@ class Runtime:
                 spec = v1alpha1.InferenceService.model_validate(body).spec
             except pydantic.ValidationError:
                 continue  # reconcile_service reports it
-            paused = (meta.get("annotations") or {}).get(v1alpha1.PAUSED_ANNOTATION) == "true"
+            paused = (meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
             held = paused or spec.mode is v1alpha1.Mode.RECOMMEND
             memory = (body.get("status") or {}).get("plannerMemory")
             inputs.append(
@@ -312,9 +313,7 @@ class Runtime:
         if not specs:
             return
         all_nodes, scheduled = self.nodes.snapshot()
-        managed = [
-            dict(p) for p in managed_pods if desired.SERVICE_LABEL in p["metadata"]["labels"]
-        ]
+        managed = [dict(p) for p in managed_pods if SERVICE_LABEL in p["metadata"]["labels"]]
         by_node: dict[str, list[dict[str, Any]]] = {}
         for pod in scheduled:
             by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
@@ -370,10 +369,10 @@ def stuck_pods(
                 and condition.get("reason") == "Unschedulable"
             ):
                 created = pools.parse_time(meta.get("creationTimestamp")) or now_s
-                key = (meta["namespace"], labels.get(desired.SERVICE_LABEL, ""))
+                key = (meta["namespace"], labels.get(SERVICE_LABEL, ""))
                 stuck.setdefault(key, []).append(
                     reconciler.StuckPod(
-                        variant=labels.get(desired.VARIANT_LABEL, ""),
+                        variant=labels.get(VARIANT_LABEL, ""),
                         unschedulable_s=now_s - created,
                         message=str(condition.get("message") or "no reason given"),
                     )

@@ -20,28 +20,30 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from infscale.adapters import cluster_nodes as cn
 from infscale.api import quantity, v1alpha1
-from infscale.controller import convert, desired
+from infscale.controller import convert
 from infscale.domain import nodes as node_rules
 from infscale.domain import optimize
+from infscale.labels import (
+    DO_NOT_DISRUPT_ANNOTATION,
+    DRAINING_ANNOTATION,
+    EMPTY_ANNOTATION,
+    POOL_LABEL,
+    REMOVING_ANNOTATION,
+    SERVICE_LABEL,
+    STARTUP_TAINT,
+)
 from infscale.ports import errors, nodepools, reporting
 
 LOG = logging.getLogger(__name__)
 Manifest = dict[str, Any]
-REMOVING_ANNOTATION = "infscale.dev/removing-since"
-
-
-class NodeWriter(Protocol):
-    def patch_node(self, name: str, patch: Manifest) -> None: ...
-    def evict(self, namespace: str, name: str) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
 class PoolPorts:
-    nodes: NodeWriter
+    nodes: nodepools.NodeWriter
     providers: Mapping[str, nodepools.NodePoolProvider]
     status: reporting.PoolStatusWriter
     events: reporting.EventRecorder
@@ -70,8 +72,8 @@ def format_time(seconds: float) -> str:
 def is_member(node: Manifest, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> bool:
     """Nodes infscale created carry the pool label; others match all of the pool's labels."""
     labels = node["metadata"].get("labels") or {}
-    if cn.POOL_LABEL in labels:
-        return bool(labels[cn.POOL_LABEL] == pool)
+    if POOL_LABEL in labels:
+        return bool(labels[POOL_LABEL] == pool)
     return bool(spec.node.labels) and all(labels.get(k) == v for k, v in spec.node.labels.items())
 
 
@@ -79,7 +81,7 @@ def _ready(node: Manifest) -> bool:
     conditions = node.get("status", {}).get("conditions") or []
     taints = node.get("spec", {}).get("taints") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) and not any(
-        t["key"] == cn.STARTUP_TAINT for t in taints
+        t["key"] == STARTUP_TAINT for t in taints
     )
 
 
@@ -93,7 +95,7 @@ def _daemonset_pod(pod: Manifest) -> bool:
 
 
 def _managed(pod: Manifest) -> bool:
-    return desired.SERVICE_LABEL in (pod["metadata"].get("labels") or {})
+    return SERVICE_LABEL in (pod["metadata"].get("labels") or {})
 
 
 def _pod_ready(pod: Manifest) -> bool:
@@ -135,12 +137,12 @@ def facts(node: Manifest, pods: Sequence[Manifest]) -> node_rules.NodeFacts:
         ready=_ready(node),
         created_s=parse_time(meta.get("creationTimestamp")) or 0.0,
         cordoned=bool(node.get("spec", {}).get("unschedulable")),
-        draining=cn.DRAINING_ANNOTATION in annotations,
-        protected=annotations.get(cn.DO_NOT_DISRUPT_ANNOTATION) == "true",
+        draining=DRAINING_ANNOTATION in annotations,
+        protected=annotations.get(DO_NOT_DISRUPT_ANNOTATION) == "true",
         managed_ready_pods=sum(1 for p in managed if _pod_ready(p)),
         managed_other_pods=sum(1 for p in managed if not _pod_ready(p)),
         foreign_pods=len(live) - len(managed),
-        empty_since_s=parse_time(annotations.get(cn.EMPTY_ANNOTATION)),
+        empty_since_s=parse_time(annotations.get(EMPTY_ANNOTATION)),
     )
 
 
@@ -177,8 +179,8 @@ def reconcile_pool(
         taints = node.get("spec", {}).get("taints") or []
         conditions = node.get("status", {}).get("conditions") or []
         became_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-        if became_ready and any(t["key"] == cn.STARTUP_TAINT for t in taints):
-            kept = [t for t in taints if t["key"] != cn.STARTUP_TAINT]
+        if became_ready and any(t["key"] == STARTUP_TAINT for t in taints):
+            kept = [t for t in taints if t["key"] != STARTUP_TAINT]
             ports.nodes.patch_node(node["metadata"]["name"], {"spec": {"taints": kept}})
 
     node_facts = []
@@ -189,10 +191,10 @@ def reconcile_pool(
         empty = current.removable
         annotated = current.empty_since_s is not None
         if empty and not annotated:
-            ports.nodes.patch_node(current.name, _annotate(cn.EMPTY_ANNOTATION, format_time(now_s)))
+            ports.nodes.patch_node(current.name, _annotate(EMPTY_ANNOTATION, format_time(now_s)))
             current = dataclasses.replace(current, empty_since_s=now_s)
         elif not empty and annotated:
-            ports.nodes.patch_node(current.name, _annotate(cn.EMPTY_ANNOTATION, None))
+            ports.nodes.patch_node(current.name, _annotate(EMPTY_ANNOTATION, None))
             current = dataclasses.replace(current, empty_since_s=None)
         node_facts.append(current)
     # Nodes asked for that have not appeared yet (clusterapi machines still provisioning) count,
@@ -216,7 +218,7 @@ def reconcile_pool(
     for node_name in action.uncordon:
         ports.nodes.patch_node(
             node_name,
-            {"spec": {"unschedulable": None}, **_annotate(cn.DRAINING_ANNOTATION, None)},
+            {"spec": {"unschedulable": None}, **_annotate(DRAINING_ANNOTATION, None)},
         )
     if action.create:
         outcome.created = provider.create_nodes(name, spec, action.create)
@@ -226,7 +228,7 @@ def reconcile_pool(
             node_name,
             {
                 "spec": {"unschedulable": True},
-                **_annotate(cn.DRAINING_ANNOTATION, format_time(now_s)),
+                **_annotate(DRAINING_ANNOTATION, format_time(now_s)),
             },
         )
     draining = {n.name for n in node_facts if n.draining and n.name not in action.uncordon}

@@ -17,6 +17,8 @@ import pydantic
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired
+from infscale.domain import optimize
+from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION
 from infscale.ports import errors, metrics, reporting, workloads
 
 LOG = logging.getLogger(__name__)
@@ -82,53 +84,40 @@ class Ports:
     events: reporting.EventRecorder
 
 
-def replicas_per_node(variant: v1alpha1.Variant, pool: v1alpha1.InferenceNodePoolSpec) -> int:
-    """How many replicas of the variant fit on one node of the pool (0: none fits); a variant
-    that requests nothing counts as one per node."""
-    need = convert.resources(variant.resources)
-    if not any(value > 0 for value in need.as_dict().values()):
-        return 1
-    return need.fits_per_node(convert.resources(pool.node.capacity))
-
-
-def usd_per_rps(variant: v1alpha1.Variant, pool: v1alpha1.InferenceNodePoolSpec) -> float:
-    """Node cost per hour of one request/s served by the variant, if its nodes are filled."""
-    per_node = replicas_per_node(variant, pool)
-    if per_node == 0:
-        return math.inf
-    return pool.usd_per_hour / per_node / variant.capacity_rps
-
-
 def baseline_replicas(
     spec: v1alpha1.InferenceServiceSpec, pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]
 ) -> tuple[dict[str, int], str]:
     """Replicas per variant before any metric is read: the manual total or the minimum, all on
-    the variant that serves a request/s most cheaply. Returns the split and its reason."""
+    the variant that serves a request/s most cheaply by the planner's cost model (one that fits
+    no node of its pool, as one that requests nothing, only when no other can run). Returns the
+    split and its reason."""
     total = spec.replicas.fixed if spec.replicas.fixed is not None else spec.replicas.min
-    placeable = [v for v in spec.variants if v.node_pool in pools]
+    pool_map = convert.pool_specs(pools)
+    placeable = [convert.variant_spec(v) for v in spec.variants if v.node_pool in pools]
     split = {v.name: 0 for v in spec.variants}
     if not placeable:
         return split, "no variant has an existing node pool"
-    cheapest = min(placeable, key=lambda v: usd_per_rps(v, pools[v.node_pool]))
+    cheapest = min(
+        placeable, key=lambda v: optimize.usd_per_rps_hour(v, pool_map[v.pool], v.capacity_rps)
+    )
     split[cheapest.name] = total
     source = "replicas.fixed" if spec.replicas.fixed is not None else "replicas.min"
     return split, f"{source}={total} on variant {cheapest.name} (lowest cost per request/s)"
 
 
-def service_usd_per_hour(
+def _usd_per_hour(
+    metadata: Mapping[str, Any],
     spec: v1alpha1.InferenceServiceSpec,
     pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
     replicas: Mapping[str, int],
-) -> float:
-    """The service's share of node cost: each replica pays its fraction of a packed node."""
-    total = 0.0
-    for variant in spec.variants:
-        pool = pools.get(variant.node_pool)
-        count = replicas.get(variant.name, 0)
-        if pool is None or count == 0:
-            continue
-        total += count * pool.usd_per_hour / max(replicas_per_node(variant, pool), 1)
-    return round(total, 4)
+) -> float | None:
+    """status.usdPerHour: the planner's node-share cost of ``replicas``; None (absent) when a
+    replica fits no node of its pool, which the planner's model gives no finite cost."""
+    service = convert.service_spec(
+        metadata["namespace"], metadata["name"], spec, sum(replicas.values())
+    )
+    usd = optimize.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
+    return round(usd, 4) if math.isfinite(usd) else None
 
 
 def missing_pools_message(missing_pools: Sequence[str]) -> str:
@@ -178,7 +167,7 @@ def reconcile_service(
         return outcome
     spec = service.spec
     current = {d.variant: d for d in owned}
-    paused = (metadata.get("annotations") or {}).get(v1alpha1.PAUSED_ANNOTATION) == "true"
+    paused = (metadata.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
     hold_replicas = paused or spec.mode is v1alpha1.Mode.RECOMMEND
     plan, plan_reason = baseline_replicas(spec, pools)
     recommended = dict(plan)
@@ -210,7 +199,7 @@ def reconcile_service(
             replicas=replicas,
         )
         applied_replicas[variant.name] = replicas
-        wanted_hash = manifest["metadata"]["annotations"][desired.SPEC_HASH_ANNOTATION]
+        wanted_hash = manifest["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
         if existing and existing.spec_hash == wanted_hash and existing.replicas == replicas:
             continue
         try:
@@ -329,7 +318,7 @@ def _status(
     total_ready = sum(ready.values())
 
     if paused:
-        decision = f"paused by annotation {v1alpha1.PAUSED_ANNOTATION}; replicas held"
+        decision = f"paused by annotation {PAUSED_ANNOTATION}; replicas held"
     elif spec.mode is v1alpha1.Mode.RECOMMEND:
         decision = "Recommend mode: replicas held; see status.recommendation"
     else:
@@ -377,7 +366,7 @@ def _status(
         "replicas": total_desired,
         "readyReplicas": total_ready,
         "selector": desired.selector(metadata["name"]),
-        "usdPerHour": service_usd_per_hour(spec, pools, applied),
+        "usdPerHour": _usd_per_hour(metadata, spec, pools, applied),
         "observedRps": _rounded(total.rps),
         "arrivalRps": _rounded(observed.arrival_rps if observed else None),
         "observedLatencySeconds": _rounded(total.latency_s),

@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from infscale.labels import DO_NOT_DISRUPT_ANNOTATION
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeFacts:
@@ -125,7 +127,7 @@ def _why_blocked(nodes: Sequence[NodeFacts], limits: PoolLimits, now_s: float) -
     reasons = []
     for n in nodes:
         if n.protected:
-            reasons.append(f"{n.name} is protected by infscale.dev/do-not-disrupt")
+            reasons.append(f"{n.name} is protected by {DO_NOT_DISRUPT_ANNOTATION}")
         elif n.foreign_pods:
             reasons.append(f"{n.name} holds {n.foreign_pods} pod(s) infscale does not own")
         elif n.managed_ready_pods:

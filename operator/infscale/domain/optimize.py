@@ -71,7 +71,10 @@ class Allocation:
 
 
 def replica_share(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
-    """The fraction of a node one replica occupies (1 / replicas per node); inf if it never fits."""
+    """The fraction of a node one replica occupies (1 / replicas per node); inf if it never fits.
+
+    A variant that requests nothing never fits either: it gives no share to size nodes by. This
+    is the one cost model: the planner, the simulator and the status (the reconciler) use it."""
     fits = variant.resources.fits_per_node(pool.node)
     return math.inf if fits == 0 else 1.0 / fits
 
@@ -94,7 +97,8 @@ def usd_per_rps_hour(
 def share_usd_per_hour(
     replicas: Mapping[str, int], service: model.ServiceSpec, pools: Mapping[str, model.PoolSpec]
 ) -> float:
-    """What a service's replicas cost by the share of a node each one occupies."""
+    """What a service's replicas cost by the share of a node each one occupies (inf, or nan on
+    a free pool, when one never fits); status.usdPerHour reports it where finite."""
     total = 0.0
     for variant in service.variants:
         count = replicas.get(variant.name, 0)

@@ -380,6 +380,19 @@ def plan(
     return result, new_state
 
 
+def adopt(
+    state: model.PlannerState, svc: model.ServiceSpec, replicas: Mapping[str, int], now_s: float
+) -> model.PlannerState:
+    """``state`` that starts ``svc`` from the replicas that run (the operator's first sight of
+    it or a restart, the simulator's warm start): its stabilization window starts at ``now_s``."""
+    history = {v.name: ((now_s, replicas.get(v.name, 0)),) for v in svc.variants}
+    return dataclasses.replace(
+        state,
+        last_replicas={**state.last_replicas, svc.key: dict(replicas)},
+        history={**state.history, svc.key: history},
+    )
+
+
 def _ceilings(
     svc: model.ServiceSpec,
     obs: model.Observation,

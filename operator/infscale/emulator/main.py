@@ -34,11 +34,11 @@ from prometheus_client.registry import Collector
 from infscale.adapters import kube_client, prometheus
 from infscale.api import v1alpha1
 from infscale.emulator import model
+from infscale.labels import SERVICE_LABEL, VARIANT_LABEL
 from infscale.sim import servers, traces
 
 LOG = logging.getLogger(__name__)
 LABELS = ["namespace", "infscale_dev_service", "infscale_dev_variant", "pod"]
-SERVICE_LABEL, VARIANT_LABEL = "infscale.dev/service", "infscale.dev/variant"
 SUPPORTED_PRESETS = ("vllm", "tgi", "sglang")
 # What a gateway or ingress in front of the servers counts (istio_requests_total and the like):
 # arrivals, also while a service has no replicas. For spec.metrics.arrivalRateQuery.

@@ -1,9 +1,9 @@
-"""The node-pool provider port: what adds and removes a pool's nodes."""
+"""The node-pool ports: what adds and removes a pool's nodes, and what marks and drains them."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Protocol
+from typing import Any, Protocol
 
 from infscale.api import v1alpha1
 
@@ -37,4 +37,19 @@ class NodePoolProvider(Protocol):
         """Remove an empty, cordoned node; a node already gone is not an error. Idempotent.
         The node may outlive the call (clusterapi: Cluster API drains and deletes it later).
         Raises `infscale.ports.errors.ClusterError` on failure."""
+        ...
+
+
+class NodeWriter(Protocol):
+    """Writes to the nodes of a pool and evicts their pods (the pool controller's drains)."""
+
+    def patch_node(self, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch a node (labels, annotations, taints, unschedulable); a node already gone
+        is not an error. Raises `infscale.ports.errors.ClusterError` on failure."""
+        ...
+
+    def evict(self, namespace: str, name: str) -> str | None:
+        """Evict a pod through the Eviction API; returns why it was refused (a
+        PodDisruptionBudget), or None (also when the pod is gone).
+        Raises `infscale.ports.errors.ClusterError` on any other failure."""
         ...

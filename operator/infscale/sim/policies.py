@@ -81,15 +81,12 @@ class Infscale:
         return engine.Decision(replicas, dict(plan.nodes))
 
     def seed_state(self, replicas: Mapping[str, int], nodes: Mapping[str, int]) -> None:
-        """Start from the same warm allocation as the other policies, the way the operator
-        adopts running Deployments (``controller.decide``): the stabilization window starts
-        now with the replicas that run."""
+        """Start from the same warm allocation as the other policies, adopted as the operator
+        adopts running Deployments (``planner.adopt``): the stabilization window starts now
+        with the replicas that run."""
         current = {v.name: replicas.get(v.name, 0) for v in self.service.variants}
-        self.state = model.PlannerState(
-            last_replicas={self.service.key: current},
-            last_nodes=dict(nodes),
-            history={self.service.key: {name: ((0.0, n),) for name, n in current.items()}},
-        )
+        fresh = model.PlannerState(last_nodes=dict(nodes))
+        self.state = planner.adopt(fresh, self.service, current, 0.0)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,112 @@
+"""One cost model: status.usdPerHour and the baseline variant come from the planner's own costs."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infscale.api import v1alpha1
+from infscale.controller import convert, reconciler
+from infscale.domain import model, optimize, planner
+from tests import fakes
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NOW = "2026-11-22T06:00:00Z"
+# Requests nothing: the old status code counted one per node (the cheapest per rps here), the
+# planner's model says it fits no node.
+BARE = {"name": "bare", "nodePool": "cpu", "capacityRps": 100}
+
+
+def _documents(kind: str) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        found += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
+    return found
+
+
+def _pools() -> dict[str, v1alpha1.InferenceNodePoolSpec]:
+    return {
+        d["metadata"]["name"]: v1alpha1.InferenceNodePool.model_validate(d).spec
+        for d in _documents("InferenceNodePool")
+    }
+
+
+def _embed(*variants: dict[str, Any], fixed: int | None = None) -> dict[str, Any]:
+    """The example embed service (cpu and l4 variants) with ``variants`` added."""
+    services = _documents("InferenceService")
+    body = copy.deepcopy(next(d for d in services if d["metadata"]["name"] == "embed"))
+    body["metadata"].update(uid="uid-1", generation=1)
+    body["spec"]["variants"] += list(variants)
+    if fixed is not None:
+        body["spec"]["replicas"]["fixed"] = fixed
+    return body
+
+
+def _status(body: dict[str, Any], plan: dict[str, int] | None = None) -> dict[str, Any]:
+    """The status the reconciler computes for ``plan`` (None: its baseline)."""
+    cluster = fakes.FakeCluster()
+    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    decision = None
+    if plan is not None:
+        decision = reconciler.ServiceDecision(replicas=plan, reason="test", recommended=plan)
+    outcome = reconciler.reconcile_service(body, _pools(), [], ports, NOW, decision=decision)
+    return outcome.status
+
+
+def _planner_usd(body: dict[str, Any], replicas: dict[str, int]) -> float:
+    spec = v1alpha1.InferenceService.model_validate(body).spec
+    service = convert.service_spec("team-b", "embed", spec, 0)
+    return optimize.share_usd_per_hour(replicas, service, convert.pool_specs(_pools()))
+
+
+def test_status_cost_is_the_planners_cost_for_the_planners_plan() -> None:
+    body = _embed(BARE)
+    spec = v1alpha1.InferenceService.model_validate(body).spec
+    service = convert.service_spec("team-b", "embed", spec, 0)
+    pools = list(convert.pool_specs(_pools()).values())
+    seen = {service.key: model.Observation(rps=150.0, latency_s=0.05)}
+    plan, _ = planner.plan([service], pools, seen, model.PlannerState(), 0.0)
+    replicas = dict(plan.replicas[service.key])
+    assert replicas["bare"] == 0  # never placed: it fits no node
+    assert sum(replicas.values()) > 0
+    usd = _planner_usd(body, replicas)
+    assert _status(body, replicas)["usdPerHour"] == round(usd, 4) > 0
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"cpu": 3, "l4": 1, "bare": 0},
+        {"cpu": 0, "l4": 2, "bare": 0},
+        {"cpu": 1, "l4": 0, "bare": 2},  # the planner's cost is inf: no number in status
+        {"cpu": 0, "l4": 0, "bare": 0},
+    ],
+)
+def test_status_cost_equals_the_planners_cost_or_is_absent(plan: dict[str, int]) -> None:
+    body = _embed(BARE)
+    usd = _planner_usd(body, plan)
+    expected = round(usd, 4) if math.isfinite(usd) else None
+    assert _status(body, plan)["usdPerHour"] == expected
+
+
+def test_baseline_skips_a_variant_that_requests_nothing() -> None:
+    # Counted one per node, "bare" would serve a request/s for $0.0008/h, the cheapest; by the
+    # planner's model it fits no node, so the baseline goes to l4 ($0.8048/h for 200 rps).
+    body = _embed(BARE, fixed=2)
+    status = _status(body)
+    desired = {v["name"]: v["desiredReplicas"] for v in status["variants"]}
+    assert desired == {"cpu": 0, "l4": 2, "bare": 0}
+    assert status["usdPerHour"] == round(_planner_usd(body, desired), 4) == 1.6096
+
+
+def test_baseline_on_a_variant_that_requests_nothing_when_nothing_else_runs() -> None:
+    body = _embed(BARE, fixed=2)
+    body["spec"]["variants"] = [BARE]
+    status = _status(body)
+    assert [(v["name"], v["desiredReplicas"]) for v in status["variants"]] == [("bare", 2)]
+    assert status["usdPerHour"] is None  # the model gives it no finite cost
