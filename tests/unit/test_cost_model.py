@@ -12,7 +12,7 @@ import yaml
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, reconciler
-from infscale.domain import model, optimize, planner
+from infscale.domain import model, planner, pricing
 from tests import fakes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -61,7 +61,7 @@ def _status(body: dict[str, Any], plan: dict[str, int] | None = None) -> dict[st
 def _planner_usd(body: dict[str, Any], replicas: dict[str, int]) -> float:
     spec = v1alpha1.InferenceService.model_validate(body).spec
     service = convert.service_spec("team-b", "embed", spec, 0)
-    return optimize.share_usd_per_hour(replicas, service, convert.pool_specs(_pools()))
+    return pricing.share_usd_per_hour(replicas, service, convert.pool_specs(_pools()))
 
 
 def test_status_cost_is_the_planners_cost_for_the_planners_plan() -> None:

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from infscale.domain import model, optimize, settings
+from infscale.domain import model, optimize, pricing, settings
 from infscale.sim import bench
 from tests.unit import planner_fixtures as fx
 
@@ -21,13 +21,13 @@ def _demand(svc: model.ServiceSpec, rps: float, min_total: int = 0) -> optimize.
 def test_nodes_needed_homogeneous_and_mixed() -> None:
     node = model.Resources(8, 32, {GPU: 2})
     one_gpu = model.Resources(3, 8, {GPU: 1})
-    assert optimize.nodes_needed([(one_gpu, 5)], node) == 3
+    assert pricing.nodes_needed([(one_gpu, 5)], node) == 3
     # cpu binds: 3 + 3 + 2 = 8 cpu on one node, but only 2 GPUs per node.
     small_cpu = model.Resources(2, 4)
-    assert optimize.nodes_needed([(one_gpu, 2), (small_cpu, 1)], node) == 1
-    assert optimize.nodes_needed([(one_gpu, 2), (small_cpu, 2)], node) == 2
-    assert optimize.nodes_needed([], node) == 0
-    assert optimize.nodes_needed([(model.Resources(16, 1), 1)], node) >= 10**9
+    assert pricing.nodes_needed([(one_gpu, 2), (small_cpu, 1)], node) == 1
+    assert pricing.nodes_needed([(one_gpu, 2), (small_cpu, 2)], node) == 2
+    assert pricing.nodes_needed([], node) == 0
+    assert pricing.nodes_needed([(model.Resources(16, 1), 1)], node) >= 10**9
 
 
 def test_fluid_packing_is_repaired_by_first_fit() -> None:
@@ -133,7 +133,7 @@ def test_cheapest_cover_by_node_share_and_the_cost_of_moving_to_it() -> None:
     at_least_three = optimize.cheapest_cover(dataclasses.replace(dem, min_total=3), pools)
     assert at_least_three is not None
     assert at_least_three.replicas == 3
-    share = optimize.share_usd_per_hour({"h100": 1, "l4": 2}, svc, pools)
+    share = pricing.share_usd_per_hour({"h100": 1, "l4": 2}, svc, pools)
     assert abs(share - (55.04 / 8 + 2 * 0.8048)) < 1e-9
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from infscale.domain import model, planner, settings, stabilize
+from infscale.domain import evidence, model, planner, settings, stabilize
 from tests.unit import planner_fixtures as fx
 
 CFG = settings.PlannerSettings(node_unneeded_s=300, node_cooldown_s=300)
@@ -285,9 +285,9 @@ def test_missing_signals_reported_by_the_source_or_an_unknown_latency_block_scal
     plan, _ = planner.plan([svc], fx.pools(), {svc.key: no_latency}, start, 1000.0, CFG)
     assert plan.replicas[svc.key]["l4"] == 6
     assert any("service latency" in r for r in plan.reasons[svc.key])
-    assert planner.missing_signals(svc, _partial(2.0, 2.0)) == ()
+    assert evidence.missing_signals(svc, _partial(2.0, 2.0)) == ()
     # A variant without Ready replicas serves nothing: its silence is not missing data.
-    assert planner.missing_signals(svc, _partial(0.0, None, ready=0)) == ()
+    assert evidence.missing_signals(svc, _partial(0.0, None, ready=0)) == ()
 
 
 def test_partial_data_never_scales_to_zero() -> None:

@@ -8,7 +8,7 @@ import math
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from infscale.domain import model, optimize, planner
+from infscale.domain import model, planner, pricing
 from infscale.domain import settings as planner_settings
 from tests.unit import planner_fixtures as fx
 
@@ -36,7 +36,7 @@ def test_capacity_covers_demand_whenever_pools_allow(
     obs = {s.key: fx.observe(r) for s, r in zip(services, rps, strict=True)}
     plan, _ = planner.plan(services, pools, obs, model.PlannerState(), 0.0, CFG)
     pool_map = {p.name: p for p in pools}
-    needed = optimize.pool_nodes_needed(plan.replicas, services, pool_map)
+    needed = pricing.pool_nodes_needed(plan.replicas, services, pool_map)
     for pool in pools:  # bounds respected and every replica packs
         assert pool.min_nodes <= plan.nodes[pool.name] <= pool.max_nodes
         assert needed[pool.name] <= plan.nodes[pool.name]

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, reconciler
-from infscale.domain import model, optimize, planner
+from infscale.domain import model, planner, pricing
 from infscale.domain import settings as planner_settings
 from infscale.ports import metrics
 
@@ -179,7 +179,7 @@ class Decider:
         # and shrink under the pool controller's own safety rules (cool-down, drain).
         by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
         pool_map = {p.name: p for p in pool_specs}
-        return decisions, optimize.pool_nodes_needed(by_service, specs, pool_map)
+        return decisions, pricing.pool_nodes_needed(by_service, specs, pool_map)
 
     def _seed(
         self,

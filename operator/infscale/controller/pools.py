@@ -25,7 +25,7 @@ from typing import Any
 from infscale.api import quantity, v1alpha1
 from infscale.controller import convert
 from infscale.domain import nodes as node_rules
-from infscale.domain import optimize
+from infscale.domain import pricing
 from infscale.labels import (
     DO_NOT_DISRUPT_ANNOTATION,
     DRAINING_ANNOTATION,
@@ -207,7 +207,7 @@ def reconcile_pool(
 
     shape = convert.resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
     pods = [(convert.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
-    needed = optimize.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
+    needed = pricing.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
     # The plan may ask for nodes before the replicas that need them exist; never fewer than
     # the pods already there need.
     needed = max(needed, planned_nodes)

@@ -17,7 +17,7 @@ import pydantic
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired
-from infscale.domain import optimize
+from infscale.domain import pricing
 from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION
 from infscale.ports import errors, metrics, reporting, workloads
 
@@ -98,7 +98,7 @@ def baseline_replicas(
     if not placeable:
         return split, "no variant has an existing node pool"
     cheapest = min(
-        placeable, key=lambda v: optimize.usd_per_rps_hour(v, pool_map[v.pool], v.capacity_rps)
+        placeable, key=lambda v: pricing.usd_per_rps_hour(v, pool_map[v.pool], v.capacity_rps)
     )
     split[cheapest.name] = total
     source = "replicas.fixed" if spec.replicas.fixed is not None else "replicas.min"
@@ -116,7 +116,7 @@ def _usd_per_hour(
     service = convert.service_spec(
         metadata["namespace"], metadata["name"], spec, sum(replicas.values())
     )
-    usd = optimize.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
+    usd = pricing.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
     return round(usd, 4) if math.isfinite(usd) else None
 
 

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from scipy import optimize as sp_optimize
 from scipy import sparse
 
-from infscale.domain import model, settings
+from infscale.domain import model, pricing, settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,53 +70,15 @@ class Allocation:
     method: str  # "milp", "milp-time-limit", "lp-rounded: <why>" or "greedy: <why>"
 
 
-def replica_share(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
-    """The fraction of a node one replica occupies (1 / replicas per node); inf if it never fits.
-
-    A variant that requests nothing never fits either: it gives no share to size nodes by. This
-    is the one cost model: the planner, the simulator and the status (the reconciler) use it."""
-    fits = variant.resources.fits_per_node(pool.node)
-    return math.inf if fits == 0 else 1.0 / fits
-
-
-def replica_usd_per_hour(variant: model.VariantSpec, pool: model.PoolSpec) -> float:
-    """What one replica costs by the share of a node it occupies (inf if it never fits)."""
-    return pool.usd_per_hour * replica_share(variant, pool)
-
-
-def usd_per_rps_hour(
-    variant: model.VariantSpec, pool: model.PoolSpec, capacity_rps: float
-) -> float:
-    """Node cost of serving one rps for an hour on this variant (inf when it cannot run)."""
-    share = replica_share(variant, pool)
-    if capacity_rps <= 0 or math.isinf(share):
-        return math.inf
-    return pool.usd_per_hour * share / capacity_rps
-
-
-def share_usd_per_hour(
-    replicas: Mapping[str, int], service: model.ServiceSpec, pools: Mapping[str, model.PoolSpec]
-) -> float:
-    """What a service's replicas cost by the share of a node each one occupies (inf, or nan on
-    a free pool, when one never fits); status.usdPerHour reports it where finite."""
-    total = 0.0
-    for variant in service.variants:
-        count = replicas.get(variant.name, 0)
-        pool = pools.get(variant.pool)
-        if count > 0 and pool is not None:
-            total += count * replica_usd_per_hour(variant, pool)
-    return total
-
-
 def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | None:
     """The single variant that covers ``dem`` (within its bounds) at the lowest node share."""
     best: Cover | None = None
     for variant in dem.service.variants:
         pool = pools.get(variant.pool)
         cap = dem.capacity_rps.get(variant.name, 0.0)
-        if pool is None or cap <= 0 or math.isinf(replica_share(variant, pool)):
+        if pool is None or cap <= 0 or math.isinf(pricing.replica_share(variant, pool)):
             continue
-        share_usd = replica_usd_per_hour(variant, pool)
+        share_usd = pricing.replica_usd_per_hour(variant, pool)
         count = max(dem.min_total, math.ceil(dem.demand_rps / cap - 1e-9))
         if count > min(dem.max_total, variant.resources.fits_per_node(pool.node) * pool.max_nodes):
             continue
@@ -126,71 +88,6 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
         if best is None or (cover.usd_per_hour, cover.variant) < (best.usd_per_hour, best.variant):
             best = cover
     return best
-
-
-def nodes_needed(items: Sequence[tuple[model.Resources, int]], node: model.Resources) -> int:
-    """Nodes of shape ``node`` that first-fit-decreasing needs for ``count`` replicas of each shape.
-
-    Replicas of equal shape are merged and nodes in the same state are kept as one entry with a
-    multiplicity, so the cost grows with the number of distinct shapes, not of replicas.
-    """
-    shape_map = node.as_dict()
-    keys = sorted({k for res, _ in items for k in res.as_dict()} | set(shape_map))
-    shape = tuple(shape_map.get(k, 0.0) for k in keys)
-    merged: dict[tuple[float, ...], int] = {}
-    for res, count in items:
-        if count > 0:
-            vec = tuple(res.as_dict().get(k, 0.0) for k in keys)
-            merged[vec] = merged.get(vec, 0) + count
-    kinds = sorted(
-        merged.items(),
-        key=lambda kind: (
-            -max(
-                v / s if s > 0 else (math.inf if v > 0 else 0.0)
-                for v, s in zip(kind[0], shape, strict=True)
-            )
-        ),
-    )
-    open_nodes: list[tuple[tuple[float, ...], int]] = []  # (remaining vector, multiplicity)
-    total = 0
-    for vec, count in kinds:
-        left = count
-        updated: list[tuple[tuple[float, ...], int]] = []
-        for remaining, mult in open_nodes:
-            fit = _fits(vec, remaining) if left else 0
-            per_node = min(fit, left)
-            full = min(mult, left // per_node) if per_node else 0
-            if full == 0:
-                updated.append((remaining, mult))
-                continue
-            left -= full * per_node
-            updated.append((_minus(remaining, vec, per_node), full))
-            if full < mult:
-                updated.append((remaining, mult - full))
-        open_nodes = updated
-        if left > 0:
-            fit_empty = _fits(vec, shape)
-            if fit_empty == 0:
-                return 10**9  # never fits
-            full_nodes, rest = divmod(left, fit_empty)
-            if full_nodes:
-                open_nodes.append((_minus(shape, vec, fit_empty), full_nodes))
-            if rest:
-                open_nodes.append((_minus(shape, vec, rest), 1))
-            total += full_nodes + (1 if rest else 0)
-    return total
-
-
-def _minus(remaining: tuple[float, ...], vec: tuple[float, ...], times: int) -> tuple[float, ...]:
-    return tuple(r - times * v for r, v in zip(remaining, vec, strict=True))
-
-
-def _fits(vec: tuple[float, ...], remaining: tuple[float, ...]) -> int:
-    fit = 10**6
-    for v, r in zip(vec, remaining, strict=True):
-        if v > 0:
-            fit = min(fit, math.floor(r / v + 1e-9))
-    return max(fit, 0)
 
 
 def optimize(
@@ -268,6 +165,14 @@ class _Program:
         return float(total + self.penalty * sum(allocation.shortfall_rps.values()))
 
 
+def _shortfall_penalty(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec]) -> float:
+    """The cost of one uncovered rps: more than any whole node that could cover it (a sliver under
+    max_price / penalty, < 0.1 rps, may stay uncovered rather than take a whole new node)."""
+    min_capacity = min((c for d in demands for c in d.capacity_rps.values() if c > 0), default=1.0)
+    max_price = max((p.usd_per_hour for p in pools.values()), default=1.0)
+    return 10.0 * max_price * max(1.0, 1.0 / min_capacity) + 1.0
+
+
 def _program(
     demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], cfg: settings.PlannerSettings
 ) -> _Program:
@@ -277,19 +182,14 @@ def _program(
     n_r, n_p, n_s = len(pairs), len(pool_names), len(demands)
     off_n, off_u, off_d = n_r, n_r + n_p, n_r + n_p + n_s
     n_vars = off_d + n_r
-    # An uncovered rps must cost more than any whole node that could cover it. The penalty is
-    # linear, so a sliver under max_price / penalty (< 0.1 rps) may stay uncovered when covering
-    # it would take a whole new node: well inside the forecast's own margin.
-    min_capacity = min((c for d in demands for c in d.capacity_rps.values() if c > 0), default=1.0)
-    max_price = max((p.usd_per_hour for p in pools.values()), default=1.0)
-    penalty = 10.0 * max_price * max(1.0, 1.0 / min_capacity) + 1.0
+    penalty = _shortfall_penalty(demands, pools)
 
     c = np.zeros(n_vars)
     lower = np.zeros(n_vars)
     upper = np.full(n_vars, np.inf)
     integrality = np.zeros(n_vars)
     for k, (i, variant, pool) in enumerate(pairs):
-        share_usd = replica_usd_per_hour(variant, pool)
+        share_usd = pricing.replica_usd_per_hour(variant, pool)
         c[k] = 1e-4 * share_usd
         cold_s = demands[i].cold_start_s.get(variant.name, variant.startup_s)
         weight = demands[i].switch_weight
@@ -344,7 +244,7 @@ def _program(
             entries = [(k, pairs[k][1].resources.as_dict().get(dim, 0.0)) for k in on_pool]
             add_row([*entries, (off_n + j, -shape.get(dim, 0.0))], -np.inf, 0.0)
         if on_pool:  # whole replicas per node: 3-cpu replicas on 4-cpu nodes take one node each
-            shares = [(k, replica_share(pairs[k][1], pools[name])) for k in on_pool]
+            shares = [(k, pricing.replica_share(pairs[k][1], pools[name])) for k in on_pool]
             add_row([*shares, (off_n + j, -1.0)], -np.inf, 0.0)
 
     matrix = sparse.csr_array((vals, (rows, cols)), shape=(len(row_lb), n_vars))
@@ -410,26 +310,11 @@ def _repack(
 ) -> dict[str, int]:
     """Node counts from first-fit-decreasing on the real shapes, within the pool's bounds (the
     program's own count may be higher where its share row over-counts mixed shapes)."""
-    needed = pool_nodes_needed(replicas, [d.service for d in demands], pools)
+    needed = pricing.pool_nodes_needed(replicas, [d.service for d in demands], pools)
     return {
         name: max(pool.min_nodes, min(needed.get(name, 0), pool.max_nodes))
         for name, pool in pools.items()
     }
-
-
-def pool_nodes_needed(
-    replicas: Mapping[str, Mapping[str, int]],
-    services: Sequence[model.ServiceSpec],
-    pools: Mapping[str, model.PoolSpec],
-) -> dict[str, int]:
-    """Nodes each pool needs to host ``replicas`` (first-fit-decreasing), ignoring pool bounds."""
-    items: dict[str, list[tuple[model.Resources, int]]] = {name: [] for name in pools}
-    for service in services:
-        for variant in service.variants:
-            count = replicas.get(service.key, {}).get(variant.name, 0)
-            if count > 0 and variant.pool in items:
-                items[variant.pool].append((variant.resources, count))
-    return {name: nodes_needed(items[name], pools[name].node) for name in pools}
 
 
 def _greedy(
@@ -465,7 +350,7 @@ def _greedy(
         ranked = sorted(
             (v for v in dem.service.variants if v.pool in pools),
             key=lambda v: (
-                usd_per_rps_hour(v, pools[v.pool], dem.capacity_rps.get(v.name, 0.0)),
+                pricing.usd_per_rps_hour(v, pools[v.pool], dem.capacity_rps.get(v.name, 0.0)),
                 v.name,
             ),
         )

@@ -103,42 +103,52 @@ def replicas(
                 f"nothing higher in the {window_s:.0f} s window"
             )
     if last is not None and obs is not None:
-        seen = obs.variants
-        starting = [
-            v.name
-            for v in service.variants
-            if v.name in seen and target[v.name] > _ready(seen, v.name)
-        ]
-        per_replica, demand_rps = cover if cover is not None else ({}, math.inf)
-        ready_rps = sum(
-            per_replica.get(v.name, 0.0) * min(target[v.name], _ready(seen, v.name))
-            for v in service.variants
-        )
-        for variant in service.variants:
-            name = variant.name
-            current = int(last.get(name, 0))
-            others = [s for s in starting if s != name]
-            if target[name] >= current or not others:
-                continue
-            short_rps = demand_rps - ready_rps
-            if short_rps <= 1e-9:
-                reasons.append(
-                    f"scale down {name} to {target[name]} while {', '.join(others)} starts: "
-                    f"the Ready capacity {ready_rps:.2f} rps covers the demand {demand_rps:.2f} rps"
-                )
-                continue
-            rps = per_replica.get(name, 0.0)
-            keep = current - target[name]
-            if rps > 0 and math.isfinite(short_rps):
-                keep = min(keep, math.ceil(short_rps / rps - 1e-9))
-            spare_ready = max(0, min(current, _ready(seen, name)) - target[name])
-            ready_rps += rps * min(keep, spare_ready)
-            target[name] += keep
-            reasons.append(
-                f"make-before-break: keep {name} at {target[name]} until "
-                f"{', '.join(others)} is Ready"
-            )
+        _make_before_break(service, target, last, obs, cover, reasons)
     return ReplicaDecision(target, new_history, tuple(reasons))
+
+
+def _make_before_break(
+    service: model.ServiceSpec,
+    target: dict[str, int],
+    last: Mapping[str, int],
+    obs: model.Observation,
+    cover: tuple[Mapping[str, float], float] | None,
+    reasons: list[str],
+) -> None:
+    """Keep old replicas (in ``target``) while another variant's are starting: as many as the
+    Ready capacity needs to cover the demand (``cover``), or all without it."""
+    seen = obs.variants
+    starting = [
+        v.name for v in service.variants if v.name in seen and target[v.name] > _ready(seen, v.name)
+    ]
+    per_replica, demand_rps = cover if cover is not None else ({}, math.inf)
+    ready_rps = sum(
+        per_replica.get(v.name, 0.0) * min(target[v.name], _ready(seen, v.name))
+        for v in service.variants
+    )
+    for variant in service.variants:
+        name = variant.name
+        current = int(last.get(name, 0))
+        others = [s for s in starting if s != name]
+        if target[name] >= current or not others:
+            continue
+        short_rps = demand_rps - ready_rps
+        if short_rps <= 1e-9:
+            reasons.append(
+                f"scale down {name} to {target[name]} while {', '.join(others)} starts: "
+                f"the Ready capacity {ready_rps:.2f} rps covers the demand {demand_rps:.2f} rps"
+            )
+            continue
+        rps = per_replica.get(name, 0.0)
+        keep = current - target[name]
+        if rps > 0 and math.isfinite(short_rps):
+            keep = min(keep, math.ceil(short_rps / rps - 1e-9))
+        spare_ready = max(0, min(current, _ready(seen, name)) - target[name])
+        ready_rps += rps * min(keep, spare_ready)
+        target[name] += keep
+        reasons.append(
+            f"make-before-break: keep {name} at {target[name]} until {', '.join(others)} is Ready"
+        )
 
 
 def _ready(seen: Mapping[str, model.VariantObservation], name: str) -> int:

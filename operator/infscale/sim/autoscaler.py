@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from infscale.domain import optimize
+from infscale.domain import pricing
 from infscale.sim import engine
 
 
@@ -38,7 +38,7 @@ class ClusterAutoscaler:
             if pending:
                 items = [(sim.service.variant(r.variant).resources, 1) for r in pending]
                 provisioning = sum(1 for n in live if n.ready_s > now_s)
-                wanted = optimize.nodes_needed(items, pool.node) - provisioning
+                wanted = pricing.nodes_needed(items, pool.node) - provisioning
                 add = max(0, min(wanted, pool.max_nodes - len(live)))
                 for _ in range(add):
                     sim.add_node(name, now_s)

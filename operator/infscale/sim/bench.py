@@ -41,7 +41,7 @@ from matplotlib import pyplot
 from rich import console as rich_console
 from rich import table as rich_table
 
-from infscale.domain import model, optimize, planner, settings
+from infscale.domain import model, planner, pricing, settings
 from infscale.sim import autoscaler, engine, oracle, policies, scenario, tracegen, traces
 
 ATTAINMENT_BAR = 0.99
@@ -83,7 +83,7 @@ def _warm_start(
     pool = {p.name: p for p in pools}[spec.pool]
     replicas = max(scen.service.min_replicas, math.ceil(peak / spec.capacity_rps))
     return {variant: replicas}, {
-        spec.pool: optimize.nodes_needed([(spec.resources, replicas)], pool.node)
+        spec.pool: pricing.nodes_needed([(spec.resources, replicas)], pool.node)
     }
 
 
@@ -106,7 +106,7 @@ def _reachable(
     replicas = dict(warm[0])
     replicas[first.name] = replicas.get(first.name, 0) + extra
     nodes = dict(warm[1])
-    nodes[first.pool] = nodes.get(first.pool, 0) + optimize.nodes_needed(
+    nodes[first.pool] = nodes.get(first.pool, 0) + pricing.nodes_needed(
         [(first.resources, extra)], pool_map[first.pool].node
     )
     return policies.Schedule("reachable-from-start", trace.duration_s, [replicas], [nodes])
@@ -199,7 +199,7 @@ def bench_one(
     pool = {p.name: p for p in pools}[base_spec.pool]
 
     def run_static(role: str, replicas: int, name: str) -> float:
-        nodes = {pool.name: optimize.nodes_needed([(base_spec.resources, replicas)], pool.node)}
+        nodes = {pool.name: pricing.nodes_needed([(base_spec.resources, replicas)], pool.node)}
         run(role, policies.Static(base, replicas, nodes, name), False, ({base: replicas}, nodes))
         return results[name][1].slo_attainment
 
@@ -423,7 +423,7 @@ def replica_attainment(
     ``capacity_rps`` claims, checked in the simulator."""
     spec = scen.domain_service().variant(variant)
     pool = {p.name: p for p in scen.domain_pools()}[spec.pool]
-    nodes = {pool.name: optimize.nodes_needed([(spec.resources, replicas)], pool.node)}
+    nodes = {pool.name: pricing.nodes_needed([(spec.resources, replicas)], pool.node)}
     rate_rps = rps_per_replica * replicas
     arrivals = traces.poisson(rate_rps, min(1200.0, requests / rate_rps), seed=seed)
     fixed = policies.Static(variant, replicas, nodes)

@@ -46,7 +46,7 @@ import numpy as np
 from scipy import optimize as sp_optimize
 from scipy import sparse
 
-from infscale.domain import optimize
+from infscale.domain import pricing
 from infscale.sim import scenario as scenario_mod
 from infscale.sim import traces
 
@@ -145,9 +145,7 @@ def solve(
                 entries = [(ai(t, v), var.resources.as_dict().get(dim, 0.0)) for v, var in on_pool]
                 row([*entries, (mi(t, p), -shape.get(dim, 0.0))], -np.inf, 0.0)
             if on_pool:
-                shares = [
-                    (ai(t, v), optimize.replica_share(var, pools[name])) for v, var in on_pool
-                ]
+                shares = [(ai(t, v), pricing.replica_share(var, pools[name])) for v, var in on_pool]
                 row([*shares, (mi(t, p), -1.0)], -np.inf, 0.0)
             for k in range(math.ceil(pools[name].provisioning_s / slice_s) + 1):
                 if t + k < n_t:
@@ -169,7 +167,7 @@ def solve(
     nodes = [{name: int(x[ni(t, p)]) for p, name in enumerate(pool_names)} for t in range(n_t)]
     cost = float(sum(x[ni(t, p)] * c[ni(t, p)] for t in range(n_t) for p in range(n_p)))
     cheapest = min(
-        optimize.usd_per_rps_hour(var, pools[var.pool], var.capacity_rps) for var in variants
+        pricing.usd_per_rps_hour(var, pools[var.pool], var.capacity_rps) for var in variants
     )
     floor = float(np.sum(mean) * cheapest * slice_s / 3600.0)
     bound = getattr(result, "mip_dual_bound", None)

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import model, optimize, planner, settings
+from infscale.domain import model, planner, pricing, settings
 from infscale.sim import engine
 
 
@@ -38,8 +38,8 @@ def cheapest_variant(
     def cost(v: model.VariantSpec) -> tuple[float, float]:
         pool = by_name[v.pool]
         replicas = max(1, math.ceil(rate_rps / v.capacity_rps))
-        nodes = optimize.nodes_needed([(v.resources, replicas)], pool.node)
-        return nodes * pool.usd_per_hour, optimize.usd_per_rps_hour(v, pool, v.capacity_rps)
+        nodes = pricing.nodes_needed([(v.resources, replicas)], pool.node)
+        return nodes * pool.usd_per_hour, pricing.usd_per_rps_hour(v, pool, v.capacity_rps)
 
     return min(service.variants, key=cost).name
 

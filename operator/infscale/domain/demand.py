@@ -1,0 +1,375 @@
+"""A service's demand for one decision: what its observation says (:mod:`evidence`), its
+forecast over the lead time (:mod:`forecast`, the hold for the fastest path back, recurring
+bursts, headroom after misses, a backlog to clear) and the bounds on its replicas, as the
+optimiser's ``Demand``; with the memory the planner keeps for the service. The first stage of
+:func:`infscale.domain.planner.plan`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+from infscale.domain import capacity, evidence, forecast, model, optimize, settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Cycle:
+    """What every service's stage reads: the pools, which have a free node, the settings."""
+
+    pools: Mapping[str, model.PoolSpec]
+    free_pools: frozenset[str]
+    state: model.PlannerState
+    now_s: float
+    cfg: settings.PlannerSettings
+
+    def cold_start_s(self, variant: model.VariantSpec) -> float:
+        """Start-up, plus the pool's provisioning when it has no free node."""
+        if variant.pool in self.free_pools:
+            return variant.startup_s
+        pool = self.pools.get(variant.pool)
+        return variant.startup_s + (0.0 if pool is None else pool.provisioning_s)
+
+
+@dataclasses.dataclass
+class ServiceDemand:
+    """One service's first stage: its demand for the optimiser and the memory it updates."""
+
+    demand: optimize.Demand
+    reasons: list[str]
+    capacities: dict[str, float]
+    forecast: model.ForecastState
+    headroom: float
+    known: bool
+    unknown_why: str | None
+    idle: bool
+    scheduled: bool
+    too_slow: dict[str, tuple[float, float, float]]
+    ceiling: dict[str, tuple[float, float]]
+    cover: optimize.Cover | None
+    moving: bool
+    last_active_s: float | None
+    backlog_until_s: float | None
+    missed_s: float | None
+
+
+@dataclasses.dataclass
+class _Evidence:
+    """What one service's observation says before its demand is forecast."""
+
+    capacities: dict[str, float]
+    ceiling: dict[str, tuple[float, float]]
+    in_backlog: bool
+    backlog_until_s: float | None
+    too_slow: dict[str, tuple[float, float, float]]
+    slow: dict[str, tuple[float, float, float]]
+    known: bool
+    rps_known: bool
+    unknown_why: str | None
+    ready_rps: float
+
+
+def service_demand(
+    svc: model.ServiceSpec, obs: model.Observation, missed_s: float | None, cycle: Cycle
+) -> ServiceDemand:
+    """Stage one for one service: its evidence, its forecast demand over the lead time and the
+    bounds on its replicas, as the optimiser's ``Demand``."""
+    cfg, now_s, key = cycle.cfg, cycle.now_s, svc.key
+    why: list[str] = []
+    seen = _evidence(svc, obs, cycle, why)
+    previous = cycle.state.forecasts.get(key, model.ForecastState())
+    head = _headroom(svc, obs, seen, previous, cycle)
+    lead_s = max((cycle.cold_start_s(v) for v in svc.variants), default=0.0)
+    # Bursts that recur on the clock, per minute of the lead, from the memory before this
+    # sample; the one due this minute explains a rate above the smooth level.
+    profile = forecast.seasonal_profile(previous, now_s, lead_s, cfg)
+    recurring = max(profile, default=0.0)
+    fstate = _observe(previous, obs, profile[0] if profile else 0.0, cycle, why)
+    last_active_s = cycle.state.last_active_s.get(key)
+    if seen.rps_known and ((obs.rps or 0.0) > 0 or last_active_s is None):
+        last_active_s = now_s  # idle time counts from the first observation
+    if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
+        missed_s = now_s
+    feasible = [v for v in svc.variants if v.name not in seen.slow] or list(svc.variants)
+    demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
+    scheduled = recurring > demand_rps
+    if scheduled:
+        why.append(
+            f"a burst came at this time in each of the last {cfg.season_periods} periods of "
+            f"{cfg.season_s:.0f} s: {recurring:.2f} rps expected within the lead"
+        )
+        demand_rps = recurring
+    demand_rps *= head
+    demand_rps = _backlog_rps(obs, seen, lead_s, demand_rps, cfg, why)
+    if head > 1.0 + 1e-3:
+        why.append(f"recent SLO misses: demand x{head:.2f} headroom")
+    last = cycle.state.last_replicas.get(key)
+    is_idle, min_total = _bounds(svc, obs, seen.known, last, last_active_s, recurring, now_s)
+    if is_idle:
+        demand_rps = 0.0
+    if not seen.rps_known:
+        demand_rps, min_total = _unknown_rate(svc, obs, last, seen, demand_rps, min_total, why, cfg)
+    dem = optimize.Demand(
+        service=svc,
+        demand_rps=demand_rps,
+        capacity_rps={
+            v: 0.0 if v in seen.slow else c * cfg.target_utilization
+            for v, c in seen.capacities.items()
+        },
+        min_total=min(min_total, svc.max_replicas),
+        max_total=svc.max_replicas,
+        current=dict(last or {}),
+        cold_start_s={v.name: cycle.cold_start_s(v) for v in svc.variants},
+    )
+    cover, dem, moving = _cover(dem, cycle, why)
+    observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"
+    why.append(
+        f"demand {demand_rps:.2f} rps over a {lead_s:.0f} s lead (observed {observed} rps); "
+        + ", ".join(f"{v} {c:.2f} rps/replica" for v, c in seen.capacities.items())
+    )
+    return ServiceDemand(
+        demand=dem,
+        reasons=why,
+        capacities=seen.capacities,
+        forecast=fstate,
+        headroom=head,
+        known=seen.known,
+        unknown_why=seen.unknown_why,
+        idle=is_idle,
+        scheduled=scheduled,
+        too_slow=seen.too_slow,
+        ceiling=seen.ceiling,
+        cover=cover,
+        moving=moving,
+        last_active_s=last_active_s,
+        backlog_until_s=seen.backlog_until_s,
+        missed_s=missed_s,
+    )
+
+
+def _evidence(
+    svc: model.ServiceSpec, obs: model.Observation, cycle: Cycle, why: list[str]
+) -> _Evidence:
+    """Learned capacities, the variants too slow for the SLO and which signals are known."""
+    cfg, now_s, key = cycle.cfg, cycle.now_s, svc.key
+    learned = cycle.state.capacity_rps.get(key, {})
+    ready_rps = sum(
+        learned.get(v.name, v.capacity_rps) * obs.variants[v.name].ready_replicas
+        for v in svc.variants
+        if v.name in obs.variants
+    )
+    # Without per-variant readiness nothing says the replicas were overwhelmed.
+    overloaded = (
+        obs.rps is not None and bool(obs.variants) and obs.rps > cfg.target_utilization * ready_rps
+    )
+    backlog_until_s = cycle.state.backlog_until_s.get(key)
+    if overloaded:
+        backlog_until_s = now_s + cfg.backlog_grace_s
+    elif backlog_until_s is not None and backlog_until_s <= now_s:
+        backlog_until_s = None
+    in_backlog = overloaded or backlog_until_s is not None
+    ceiling = evidence.ceilings(
+        svc, obs, learned, cycle.state.capacity_ceiling.get(key, {}), now_s, cfg, in_backlog
+    )
+    caps = {
+        v.name: capacity.learn(
+            learned.get(v.name, v.capacity_rps),
+            v,
+            obs.variants.get(v.name),
+            svc.slo_latency_s,
+            cfg,
+            in_backlog,
+            ceiling[v.name][0] if v.name in ceiling else None,
+        )
+        for v in svc.variants
+    }
+    candidates = evidence.too_slow(
+        svc, obs, caps, cycle.state.too_slow.get(key, {}), now_s, cfg, in_backlog
+    )
+    slow = evidence.excluded(svc, candidates, cfg)
+    for name, (latency_s, first_s, last_s) in sorted(slow.items()):
+        why.append(
+            f"{name} too slow for the SLO: p{svc.slo_percentile:g} {latency_s:.2f} s over "
+            f"{svc.slo_latency_s:.2f} s at light load with no queue for "
+            f"{last_s - first_s:.0f} s until {now_s - last_s:.0f} s ago: no traffic for it"
+        )
+    rps_known = evidence.finite(obs.rps)
+    gaps = evidence.missing_signals(svc, obs)
+    unknown_why = None
+    # Partial data: the known signals may still scale up; nothing may scale down.
+    if rps_known and gaps:
+        unknown_why = "missing " + ", ".join(gaps)
+        why.append(f"{unknown_why}: scale-up only, no scale-down, nodes kept")
+    elif not rps_known:
+        unknown_why = "request rate unknown"
+    return _Evidence(
+        capacities=caps,
+        ceiling=ceiling,
+        in_backlog=in_backlog,
+        backlog_until_s=backlog_until_s,
+        too_slow=candidates,
+        slow=slow,
+        known=rps_known and not gaps,
+        rps_known=rps_known,
+        unknown_why=unknown_why,
+        ready_rps=ready_rps,
+    )
+
+
+def _forecast_rps(
+    svc: model.ServiceSpec,
+    fstate: model.ForecastState,
+    lead_s: float,
+    feasible: Sequence[model.VariantSpec],
+    missed_s: float | None,
+    cycle: Cycle,
+    why: list[str],
+) -> float:
+    """The forecast over the lead, bursts held for as long as capacity released now would take
+    to come back by its fastest path (rent or buy: holding longer costs more than buying it
+    again would); longer after a recent SLO miss, whose bursts outran the lead."""
+    cfg, now_s = cycle.cfg, cycle.now_s
+    hold_lead_s = min((cycle.cold_start_s(v) for v in feasible), default=lead_s)
+    missed_ago_s = now_s - (missed_s if missed_s is not None else -math.inf)
+    if missed_ago_s <= cfg.miss_memory_s:
+        hold_lead_s *= cfg.miss_hold_factor
+        why.append(f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s")
+    return forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s)
+
+
+def _backlog_rps(
+    obs: model.Observation,
+    seen: _Evidence,
+    lead_s: float,
+    demand_rps: float,
+    cfg: settings.PlannerSettings,
+    why: list[str],
+) -> float:
+    """With ``backlog_drain``, a queue the spare capacity cannot clear within the lead adds the
+    rate that clears it."""
+    queued = obs.queued if evidence.finite(obs.queued) else 0.0
+    spare_rps = seen.ready_rps - (obs.rps or 0.0)
+    if cfg.backlog_drain and queued and lead_s > 0 and queued > spare_rps * lead_s:
+        why.append(
+            f"{queued:.0f} request(s) queued, more than the spare capacity clears within the "
+            f"lead: +{queued / lead_s:.2f} rps to clear them"
+        )
+        return demand_rps + queued / lead_s
+    return demand_rps
+
+
+def _unknown_rate(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    last: Mapping[str, int] | None,
+    seen: _Evidence,
+    demand_rps: float,
+    min_total: int,
+    why: list[str],
+    cfg: settings.PlannerSettings,
+) -> tuple[float, int]:
+    """With the request rate unknown: the forecast is held, a fixed fallback sets a floor, and a
+    latency over the SLO scales the replicas that serve up."""
+    why.append("request rate unknown: forecast held, no scale-down")
+    if svc.fallback.mode == "fixed":
+        min_total = max(min_total, svc.fallback.replicas)
+        why.append(f"fallback fixed: at least {svc.fallback.replicas} replicas")
+    if last is not None and obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
+        served = sum(seen.capacities[v] * n for v, n in last.items() if v in seen.capacities)
+        boost = min(2.0, obs.latency_s / svc.slo_latency_s)
+        demand_rps = max(demand_rps, served * cfg.target_utilization * boost)
+        why.append(
+            f"latency {obs.latency_s:.3f} s over SLO {svc.slo_latency_s:.3f} s: "
+            f"scale up x{boost:.2f}"
+        )
+    return demand_rps, min_total
+
+
+def _cover(
+    dem: optimize.Demand, cycle: Cycle, why: list[str]
+) -> tuple[optimize.Cover | None, optimize.Demand, bool]:
+    """The cheapest single-variant cover; once the excess paid over it equals what moving there
+    costs, the switch cost is not weighed this cycle (the move is made)."""
+    cover = optimize.cheapest_cover(dem, cycle.pools)
+    if cover is None:
+        return None, dem, False
+    paid = cycle.state.excess_paid.get(dem.service.key, (0.0, cycle.now_s))[0]
+    if cover.move_usd <= 0 or paid < cycle.cfg.move_after_paid * cover.move_usd:
+        return cover, dem, False
+    why.append(
+        f"since {cover.replicas} {cover.variant} became cheaper the allocation has "
+        f"cost ${paid:.3f} more, as much as moving there costs "
+        f"(${cover.move_usd:.3f}): no switch cost weighed this cycle"
+    )
+    return cover, dataclasses.replace(dem, switch_weight=0.0), True
+
+
+def _observe(
+    previous: model.ForecastState,
+    obs: model.Observation,
+    expected_rps: float,
+    cycle: Cycle,
+    why: list[str],
+) -> model.ForecastState:
+    """The forecaster fed with the rate requests arrive at (completions plus the queue's
+    growth), and the queue reading kept for the next decision."""
+    arrival_rps = evidence.arrival_rps(previous, obs, cycle.now_s)
+    if arrival_rps is not None and obs.rps is not None and arrival_rps > obs.rps + 1e-6:
+        why.append(
+            f"the queue grew by {(arrival_rps - obs.rps):.2f} rps: {arrival_rps:.2f} rps "
+            f"arrive while {obs.rps:.2f} rps complete"
+        )
+    fstate = forecast.update(previous, arrival_rps, cycle.now_s, cycle.cfg, expected_rps)
+    samples = evidence.queue_samples(previous, obs, cycle.now_s)
+    return dataclasses.replace(fstate, queue_samples=samples)
+
+
+def _headroom(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    seen: _Evidence,
+    previous: model.ForecastState,
+    cycle: Cycle,
+) -> float:
+    """The demand multiplier after recent SLO misses. A miss the capacity learner took as its own
+    (it lowered an estimate) is not counted again as headroom: both at once would shrink supply
+    and grow demand for one symptom."""
+    learned = cycle.state.capacity_rps.get(svc.key, {})
+    learned_down = any(
+        seen.capacities[v.name] < learned.get(v.name, v.capacity_rps) for v in svc.variants
+    )
+    return evidence.headroom(
+        cycle.state.headroom.get(svc.key, 1.0),
+        previous.last_s,
+        obs,
+        svc,
+        cycle.now_s,
+        cycle.cfg,
+        seen.in_backlog or learned_down,
+    )
+
+
+def _bounds(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    known: bool,
+    last: Mapping[str, int] | None,
+    last_active_s: float | None,
+    recurring_rps: float,
+    now_s: float,
+) -> tuple[bool, int]:
+    """(idle: scale to zero, the fewest replicas). A service that may scale to zero stays warm
+    with one replica until it has had no traffic for its idle timeout, unless a burst on the
+    hour is due."""
+    idle_for_s = now_s - (last_active_s if last_active_s is not None else now_s)
+    is_idle = (
+        known
+        and svc.min_replicas == 0
+        and (obs.rps or 0.0) <= 0
+        and idle_for_s >= svc.idle_timeout_s
+        and recurring_rps <= 0
+    )
+    min_total = svc.min_replicas
+    if svc.min_replicas == 0 and not is_idle and (last is None or sum(last.values()) > 0):
+        min_total = 1
+    return is_idle, min_total
