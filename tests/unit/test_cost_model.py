@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, reconciler
 from infscale.domain import model, planner, pricing
-from tests import fakes
+from tests import examples, fakes
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = "2026-11-22T06:00:00Z"
 # Requests nothing: the old status code counted one per node (the cheapest per rps here), the
 # planner's model says it fits no node.
 BARE = {"name": "bare", "nodePool": "cpu", "capacityRps": 100}
 
 
-def _documents(kind: str) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        found += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
-    return found
-
-
-def _pools() -> dict[str, v1alpha1.InferenceNodePoolSpec]:
-    return {
-        d["metadata"]["name"]: v1alpha1.InferenceNodePool.model_validate(d).spec
-        for d in _documents("InferenceNodePool")
-    }
-
-
 def _embed(*variants: dict[str, Any], fixed: int | None = None) -> dict[str, Any]:
     """The example embed service (cpu and l4 variants) with ``variants`` added."""
-    services = _documents("InferenceService")
+    services = examples.documents("InferenceService")
     body = copy.deepcopy(next(d for d in services if d["metadata"]["name"] == "embed"))
     body["metadata"].update(uid="uid-1", generation=1)
     body["spec"]["variants"] += list(variants)
@@ -54,21 +37,23 @@ def _status(body: dict[str, Any], plan: dict[str, int] | None = None) -> dict[st
     decision = None
     if plan is not None:
         decision = reconciler.ServiceDecision(replicas=plan, reason="test", recommended=plan)
-    outcome = reconciler.reconcile_service(body, _pools(), [], ports, NOW, decision=decision)
+    outcome = reconciler.reconcile_service(
+        body, examples.pools(), [], ports, NOW, decision=decision
+    )
     return outcome.status
 
 
 def _planner_usd(body: dict[str, Any], replicas: dict[str, int]) -> float:
     spec = v1alpha1.InferenceService.model_validate(body).spec
     service = convert.service_spec("team-b", "embed", spec, 0)
-    return pricing.share_usd_per_hour(replicas, service, convert.pool_specs(_pools()))
+    return pricing.share_usd_per_hour(replicas, service, convert.pool_specs(examples.pools()))
 
 
 def test_status_cost_is_the_planners_cost_for_the_planners_plan() -> None:
     body = _embed(BARE)
     spec = v1alpha1.InferenceService.model_validate(body).spec
     service = convert.service_spec("team-b", "embed", spec, 0)
-    pools = list(convert.pool_specs(_pools()).values())
+    pools = list(convert.pool_specs(examples.pools()).values())
     seen = {service.key: model.Observation(rps=150.0, latency_s=0.05)}
     plan, _ = planner.plan([service], pools, seen, model.PlannerState(), 0.0)
     replicas = dict(plan.replicas[service.key])
