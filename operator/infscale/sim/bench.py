@@ -139,9 +139,12 @@ def bench_one(
     log: Callable[[str], None],
     static_bar: bool = True,
     split: str = "real",
+    hpa_fractions: Sequence[float] = HPA_FRACTIONS,
+    keda_thresholds: Sequence[float] = KEDA_THRESHOLDS,
 ) -> tuple[list[Record], dict[str, engine.Result]]:
     """All policies on one trace and scenario; ``static_bar=False`` skips the bisection for the
-    cheapest static allocation reaching the bar (static-peak still runs)."""
+    cheapest static allocation reaching the bar (static-peak still runs); the HPA and KEDA
+    sweeps may be narrowed (``infscale whatif --quick``)."""
     service = scen.domain_service()
     pools = scen.domain_pools()
     perf = scen.perf()
@@ -189,10 +192,10 @@ def bench_one(
         pol = policies.Infscale(single, pools, name=f"infscale-only-{variant.name}")
         pol.seed_state(*single_warm)
         run("single-variant", pol, False, single_warm)
-    for fraction in HPA_FRACTIONS:
+    for fraction in hpa_fractions:
         hpa = policies.Hpa(service, base, fraction * base_spec.capacity_rps)
         run("hpa", hpa, True, pod_warm)
-    for threshold in KEDA_THRESHOLDS:
+    for threshold in keda_thresholds:
         run("keda", policies.Keda(service, base, threshold), True, pod_warm)
     run("kpa", policies.Kpa(service, base, perf[base].slots), True, pod_warm)
     static_n = max(1, math.ceil(peak / base_spec.capacity_rps))
@@ -504,7 +507,7 @@ def planning_time(
     }
 
 
-def _plot(
+def plot(
     path: pathlib.Path,
     titles: dict[str, str],
     per_scenario: dict[str, dict[str, engine.Result]],
@@ -883,7 +886,7 @@ def _plots(outcomes: Sequence[CaseOutcome], png_dir: pathlib.Path) -> list[str]:
     pngs = []
     for name, group in by_trace.items():
         png = png_dir / f"bench-{name}.png"
-        _plot(
+        plot(
             png,
             {o.scenario: f"{o.workload} / {o.scenario}" for o in group},
             {o.scenario: o.shown for o in group},

@@ -57,18 +57,66 @@ def _finish(name: str, arrivals: list[float] | np.ndarray, max_s: float | None) 
     return Trace(name, arr, duration)
 
 
+class TraceFormatError(ValueError):
+    """A trace file that does not follow its format: where (file, line, column) and what was
+    expected."""
+
+
+AZURE_LLM_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+_AZURE_STAMP = "a time such as 2023-11-16 18:15:46.6805900"
+
+
+def _azure_time(stamp: str) -> tuple[datetime.datetime, float] | None:
+    """The whole second and its fraction, or None if ``stamp`` is not a time."""
+    whole, _, frac = stamp.replace("T", " ", 1).partition(".")
+    if frac and not frac.isdigit():
+        return None
+    try:
+        return datetime.datetime.strptime(whole, "%Y-%m-%d %H:%M:%S"), float(f"0.{frac or '0'}")
+    except ValueError:
+        return None
+
+
 def read_azure_llm(path: pathlib.Path, max_s: float | None = None) -> Trace:
-    """Azure LLM inference trace (2023) CSV; timestamps have 7 fractional digits."""
+    """Azure LLM inference trace (2023) CSV; timestamps have 7 fractional digits.
+
+    Raises :class:`TraceFormatError` naming the line and column of the first malformed field
+    (the token columns, where present, must hold non-negative integers).
+    """
     times: list[float] = []
     first: datetime.datetime | None = None
+    expected = ",".join(AZURE_LLM_COLUMNS)
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            stamp = row["TIMESTAMP"].strip()
-            whole, _, frac = stamp.partition(".")
-            moment = datetime.datetime.strptime(whole, "%Y-%m-%d %H:%M:%S")
-            if first is None:
-                first = moment
-            times.append((moment - first).total_seconds() + float(f"0.{frac or '0'}"))
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        if "TIMESTAMP" not in header:
+            raise TraceFormatError(
+                f"{path}: line 1: the header has no TIMESTAMP column "
+                f"(expected an Azure LLM trace header: {expected})"
+            )
+        columns = [(i, name) for i, name in enumerate(header) if name in AZURE_LLM_COLUMNS]
+        for row in reader:
+            line = reader.line_num
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != len(header):
+                raise TraceFormatError(
+                    f"{path}: line {line}: {len(row)} field(s), expected {len(header)} "
+                    f"({','.join(header)})"
+                )
+            for index, name in columns:
+                text = row[index].strip()
+                where = f"{path}: line {line}, column {index + 1} ({name})"
+                if name == "TIMESTAMP":
+                    parsed = _azure_time(text)
+                    if parsed is None:
+                        raise TraceFormatError(f"{where}: {text!r} is not {_AZURE_STAMP}")
+                    moment, fraction = parsed
+                    if first is None:
+                        first = moment
+                    times.append((moment - first).total_seconds() + fraction)
+                elif not text.isdigit():
+                    raise TraceFormatError(f"{where}: {text!r} is not a non-negative integer")
     return _finish(path.stem, times, max_s)
 
 
