@@ -109,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     from infscale.cli import demo
 
     demo.add_arguments(commands.add_parser("demo", help="operator + emulator + live view"))
+    from infscale.cli import whatif
+
+    whatif.add_arguments(
+        commands.add_parser(
+            "whatif",
+            help="replay a trace against your manifests: infscale and the baselines",
+            description=whatif.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -201,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         from infscale.cli import demo
 
         return demo.run(args)
+    if args.command == "whatif":
+        from infscale.cli import whatif
+
+        return whatif.run(args)
     if args.command == "emulator":
         from infscale.emulator import main as emulator
 

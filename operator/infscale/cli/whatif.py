@@ -1,0 +1,154 @@
+"""`infscale whatif`: replay a trace against your own manifests, with infscale and the baselines.
+
+Reads one InferenceService and the InferenceNodePools its variants name (`-f`, repeatable: files,
+multi-document YAML or directories), builds a simulator scenario from them
+(``infscale.sim.manifests``), reads the trace (Azure LLM CSV) and runs the benchmark's policies on
+it (``infscale.sim.bench.bench_one``): infscale, the planner on each single variant, HPA and KEDA
+sweeps, Knative KPA, static peak provisioning, the cheapest static allocation reaching 0.99 and
+the oracle. Prints a table and writes a PNG. Bad input exits 2 with a message naming the file
+and the field or line; matplotlib and rich (the `bench` extra) load only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import sys
+import time
+
+QUICK_HPA = (0.6, 0.8, 1.0)
+QUICK_KEDA = (1.0, 4.0)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The subcommand's options."""
+    parser.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="manifests: a (multi-document) YAML file or a directory of them (repeatable)",
+    )
+    parser.add_argument(
+        "--trace",
+        required=True,
+        metavar="CSV",
+        help="request trace, Azure LLM CSV (TIMESTAMP,ContextTokens,GeneratedTokens)",
+    )
+    parser.add_argument(
+        "--service", default=None, help="the InferenceService to replay (name or namespace/name)"
+    )
+    parser.add_argument(
+        "--max-minutes", type=float, default=0.0, help="replay only this much of the trace"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller HPA/KEDA sweep and no search for the cheapest static allocation",
+    )
+    parser.add_argument("--png", default=None, help="plot path (default whatif-SERVICE.png)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated service times")
+
+
+def _fail(message: str) -> int:
+    print(f"infscale whatif: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the replay; 0 on success, 2 on bad input."""
+    if args.max_minutes < 0:
+        return _fail("--max-minutes must not be negative")
+    # Here, not at the top: `infscale operator` builds this parser and needs none of it (scipy).
+    from infscale.sim import manifests, traces
+
+    try:
+        found = manifests.parse(manifests.read_documents(manifests.files(args.filename)))
+        service = manifests.pick(found, args.service)
+    except manifests.ManifestError as error:
+        return _fail(str(error))
+    trace_path = pathlib.Path(args.trace)
+    max_s = args.max_minutes * 60.0 if args.max_minutes else None
+    try:
+        trace = traces.read_azure_llm(trace_path, max_s)
+    except traces.TraceFormatError as error:
+        return _fail(str(error))
+    except (OSError, UnicodeDecodeError) as error:
+        return _fail(f"{trace_path}: cannot read: {error}")
+    if not trace.arrivals_s.size:
+        return _fail(f"{trace_path}: no requests to replay")
+    peak = float(trace.rate_per_bin(60.0).max())
+    try:
+        scen = manifests.to_scenario(service, found, peak)
+    except manifests.ManifestError as error:
+        return _fail(str(error))
+    try:
+        from rich import console as rich_console
+        from rich import table as rich_table
+
+        from infscale.sim import bench
+    except ImportError as error:
+        return _fail(f"whatif needs the bench extra (pip install 'infscale[bench]'): {error}")
+
+    con = rich_console.Console(width=120, log_path=False)
+    for ignored in found.ignored:
+        con.log(f"ignored {ignored}")
+    con.log(
+        f"{service.key}: {trace.arrivals_s.size} requests over {trace.duration_s / 60:.1f} min "
+        f"(peak minute {peak:.1f} rps); variants "
+        + ", ".join(
+            f"{v.name} on {v.pool} ({v.perf.slots} slots x {v.perf.service_s:g} s)"
+            for v in scen.variants
+        )
+    )
+    t0 = time.perf_counter()
+    records, results = bench.bench_one(
+        trace,
+        scen,
+        args.seed,
+        con.log,
+        static_bar=not args.quick,
+        split="whatif",
+        hpa_fractions=QUICK_HPA if args.quick else bench.HPA_FRACTIONS,
+        keda_thresholds=QUICK_KEDA if args.quick else bench.KEDA_THRESHOLDS,
+    )
+    chosen = {kind: rec for kind, rec in bench.picks(records).items() if rec is not None}
+    table = rich_table.Table(
+        title=(
+            f"what if: {service.key} on {trace.name} ({trace.arrivals_s.size} requests, "
+            f"{trace.duration_s / 60:.0f} min; SLO p{scen.slo.percentile:g} <= "
+            f"{scen.slo.latency_s:g} s)"
+        )
+    )
+    for col in ("policy", "setting", "cost USD", "SLO attainment", "$ / 1M requests", "events"):
+        table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
+    for kind, rec in chosen.items():
+        per_million = rec.cost_usd / rec.requests * 1e6 if rec.requests else math.nan
+        table.add_row(
+            kind,
+            rec.policy,
+            f"{rec.cost_usd:.2f}",
+            f"{rec.slo_attainment:.4f}",
+            f"{per_million:.2f}",
+            str(rec.scale_events),
+        )
+    con.print(table)
+    con.print(
+        "HPA, KEDA and single-variant: the cheapest setting reaching infscale's attainment (or "
+        "0.99), else the best; oracle: the cheapest schedule found knowing the future."
+    )
+    png = pathlib.Path(args.png or f"whatif-{service.name}.png")
+    shown = {rec.policy: results[rec.policy] for rec in chosen.values()}
+    try:
+        bench.plot(
+            png,
+            {scen.name: f"{service.key} / {trace.name}"},
+            {scen.name: shown},
+            {scen.name: list(shown)},
+        )
+    except OSError as error:
+        return _fail(f"{png}: cannot write the plot: {error}")
+    con.print(f"wrote {png} ({time.perf_counter() - t0:.0f} s of simulation)")
+    return 0

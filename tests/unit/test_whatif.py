@@ -1,0 +1,200 @@
+"""`infscale whatif`: the examples' manifests and a short trace through every policy, and the
+messages (exit 2, no traceback) for manifests and traces it cannot replay."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from infscale.cli import main
+from infscale.sim import bench, manifests, traces
+from tests.examples import EXAMPLES
+
+HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+KINDS = ("infscale", "single-variant", "hpa", "keda", "kpa", "static", "oracle")
+
+
+def write_trace(path: Path, minutes: float, rps: float, seed: int = 0) -> Path:
+    """Poisson arrivals at ``rps`` with a doubled middle third, as the Azure LLM CSV."""
+    rng = np.random.default_rng(seed)
+    start = datetime.datetime(2023, 11, 16, 18, 0, 0)
+    lines = [HEADER]
+    t, end = 0.0, minutes * 60.0
+    while True:
+        busy = end / 3 <= t < 2 * end / 3
+        t += float(rng.exponential(1.0 / (2 * rps if busy else rps)))
+        if t >= end:
+            break
+        moment = start + datetime.timedelta(seconds=t)
+        lines.append(f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond:06d}0,1024,128\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The printed table's rows by policy kind."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) == 6 and cells[0] in KINDS:
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_whatif_replays_the_examples_with_every_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path / "chat.csv", minutes=6, rps=4)
+    png = tmp_path / "chat.png"
+    argv = ["whatif", "-f", str(EXAMPLES), "--service", "team-a/chat", "--trace", str(trace)]
+    code = main.main([*argv, "--max-minutes", "5", "--quick", "--png", str(png)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = table_rows(out)
+    assert set(rows) == set(KINDS), out
+    for kind, (_, setting, cost, attainment, per_million, events) in rows.items():
+        assert setting, kind
+        assert math.isfinite(float(cost)), (kind, cost)
+        assert float(cost) > 0, (kind, cost)
+        assert 0.0 <= float(attainment) <= 1.0, (kind, attainment)
+        assert math.isfinite(float(per_million)), (kind, per_million)
+        assert int(events) >= 0
+    assert "5 min" in out  # --max-minutes clipped the six-minute trace
+    assert png.stat().st_size > 0
+
+
+def test_the_scenario_carries_the_manifests(tmp_path: Path) -> None:
+    found = manifests.parse(manifests.read_documents(manifests.files([str(EXAMPLES)])))
+    scen = manifests.to_scenario(manifests.pick(found, "embed"), found, peak_rps=40.0)
+    assert [p.name for p in scen.pools] == ["cpu", "gpu-l4"]  # only the pools it uses
+    cpu = next(p for p in scen.pools if p.name == "cpu")
+    assert (cpu.node.cpu, cpu.node.memory_gib, cpu.usd_per_hour) == (2.0, 8.0, 0.0816)
+    assert (cpu.min_nodes, cpu.max_nodes, cpu.provisioning_s) == (1, 50, 120.0)
+    assert (scen.slo.latency_s, scen.slo.percentile) == (0.2, 99.0)
+    assert (scen.service.min_replicas, scen.service.max_replicas) == (0, 20)
+    assert scen.service.idle_timeout_s == 900.0
+    l4 = next(v for v in scen.variants if v.name == "l4")
+    assert (l4.pool, l4.capacity_rps, l4.startup_s) == ("gpu-l4", 200.0, 60.0)
+    assert l4.resources.extended == {"nvidia.com/gpu": 1.0}
+    assert next(v for v in scen.variants if v.name == "cpu").resources.cpu == 1.5
+
+
+@pytest.mark.parametrize(
+    ("service", "variant"), [("chat", "h100"), ("chat", "l4"), ("embed", "cpu"), ("embed", "l4")]
+)
+def test_the_derived_replica_makes_capacity_a_cautious_share(service: str, variant: str) -> None:
+    # As in the bundled scenarios: capacityRps is 70-100 % of the rate four simulated replicas
+    # sustain at the attainment bar.
+    found = manifests.parse(manifests.read_documents(manifests.files([str(EXAMPLES)])))
+    scen = manifests.to_scenario(manifests.pick(found, service), found)
+    spec_rps = scen.domain_service().variant(variant).capacity_rps
+    assert bench.replica_attainment(scen, variant, spec_rps) >= bench.ATTAINMENT_BAR
+    assert bench.replica_attainment(scen, variant, spec_rps / 0.7) < bench.ATTAINMENT_BAR
+
+
+def whatif(tmp_path: Path, documents: list[dict[str, object]], trace: Path | None = None) -> int:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump_all(documents))
+    trace = trace or write_trace(tmp_path / "t.csv", minutes=1, rps=1)
+    return main.main(
+        ["whatif", "-f", str(path), "--trace", str(trace), "--png", str(tmp_path / "x.png")]
+    )
+
+
+def example_documents() -> list[dict[str, object]]:
+    docs = [yaml.safe_load_all(p.read_text()) for p in sorted(EXAMPLES.glob("*.yaml"))]
+    return [d for group in docs for d in group if d and d["metadata"]["name"] != "embed"]
+
+
+def test_an_invalid_manifest_exits_2_naming_the_document_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    documents = example_documents()
+    chat = next(d for d in documents if d["kind"] == "InferenceService")
+    chat["spec"]["variants"][1]["capacityRps"] = 0
+    assert whatif(tmp_path, documents) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "document 2 (InferenceService team-a/chat)" in err
+    assert "spec.variants[1].capacityRps: Input should be greater than 0" in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("gpu-l4", "minNodes", 50), "spec.minNodes: minNodes must not exceed maxNodes"),
+        (("gpu-l4", "node", {"capacity": {"cpu": "4"}}), "must include cpu and memory"),
+        (("chat", "replicas", {"min": 5, "max": 2}), "replicas.min must not exceed"),
+        (("gpu-l4", "metadata", {"name": "gpu-a10"}), "nodePool: no InferenceNodePool 'gpu-l4'"),
+        (("chat", "apiVersion", "infscale.dev/v1"), "apiVersion: expected infscale.dev/v1alpha1"),
+    ],
+)
+def test_manifests_it_cannot_replay_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    edit: tuple[str, str, object],
+    expected: str,
+) -> None:
+    name, field, value = edit
+    documents = example_documents()
+    target = next(d for d in documents if d["metadata"]["name"] == name)
+    if field in ("metadata", "apiVersion"):
+        target[field] = value
+    else:
+        target["spec"][field] = value
+    assert whatif(tmp_path, documents) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert "Traceback" not in err
+
+
+def test_two_services_need_a_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = write_trace(tmp_path / "t.csv", minutes=1, rps=1)
+    assert main.main(["whatif", "-f", str(EXAMPLES), "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert "2 InferenceServices (team-a/chat, team-b/embed)" in err
+    assert "--service" in err
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("2023-11-16 18:00:03.1000000,12,x", "line 4, column 3 (GeneratedTokens): 'x' is not"),
+        ("16/11/2023 18:00:03,12,3", "line 4, column 1 (TIMESTAMP): '16/11/2023 18:00:03'"),
+        ("2023-11-16 18:00:03.1,12", "line 4: 2 field(s), expected 3"),
+    ],
+)
+def test_a_malformed_trace_exits_2_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, expected: str
+) -> None:
+    good = "2023-11-16 18:00:0{}.5000000,100,20\n"
+    trace = tmp_path / "bad.csv"
+    trace.write_text(HEADER + good.format(1) + good.format(2) + line + "\n" + good.format(4))
+    assert whatif(tmp_path, example_documents(), trace) == 2
+    err = capsys.readouterr().err
+    assert f"{trace}: {expected}" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_trace_without_the_timestamp_column_is_named(tmp_path: Path) -> None:
+    trace = tmp_path / "other.csv"
+    trace.write_text("time,tokens\n1,2\n")
+    with pytest.raises(traces.TraceFormatError, match=re.escape(f"{trace}: line 1: the header")):
+        traces.read_azure_llm(trace)
+
+
+def test_the_azure_reader_keeps_the_fraction_of_each_second(tmp_path: Path) -> None:
+    trace = tmp_path / "ok.csv"
+    trace.write_text(
+        HEADER
+        + "2023-11-16 18:15:46.6805900,10,1\n\n"
+        + "2023-11-16 18:15:48.0000001,10,1\n2023-11-16T18:15:47,1,1\n"
+    )
+    read = traces.read_azure_llm(trace)
+    assert read.arrivals_s.tolist() == pytest.approx([0.68059, 1.0, 2.0000001])
