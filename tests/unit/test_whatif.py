@@ -4,6 +4,7 @@ messages (exit 2, no traceback) for manifests and traces it cannot replay."""
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 from pathlib import Path
@@ -42,7 +43,7 @@ def table_rows(out: str) -> dict[str, list[str]]:
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) == 6 and cells[0] in KINDS:
+        if len(cells) == 7 and cells[0] in KINDS:
             rows[cells[0]] = cells
     return rows
 
@@ -58,7 +59,8 @@ def test_whatif_replays_the_examples_with_every_policy(
     assert code == 0, out
     rows = table_rows(out)
     assert set(rows) == set(KINDS), out
-    for kind, (_, setting, cost, attainment, per_million, events) in rows.items():
+    for kind, (_, setting, cost, attainment, met, per_million, events) in rows.items():
+        assert met == ("yes" if float(attainment) >= 0.95 else "no"), kind
         assert setting, kind
         assert math.isfinite(float(cost)), (kind, cost)
         assert float(cost) > 0, (kind, cost)
@@ -198,3 +200,60 @@ def test_the_azure_reader_keeps_the_fraction_of_each_second(tmp_path: Path) -> N
     )
     read = traces.read_azure_llm(trace)
     assert read.arrivals_s.tolist() == pytest.approx([0.68059, 1.0, 2.0000001])
+
+
+def prometheus(values: list[list[object]], series: int = 1) -> str:
+    result = [{"metric": {}, "values": values} for _ in range(series)]
+    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+
+
+def test_a_prometheus_rate_series_becomes_poisson_arrivals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 4 rps for two minutes, then 12 rps for two, at a 15 s step.
+    values: list[list[object]] = [
+        [1_700_000_000 + 15 * i, "4" if i < 8 else "12"] for i in range(16)
+    ]
+    path = tmp_path / "rate.json"
+    path.write_text(prometheus(values))
+    read = traces.read_prometheus_rate(path, seed=3)
+    assert read.duration_s == 240.0
+    per_minute = read.rate_per_bin(60.0)
+    assert per_minute[:2] == pytest.approx([4, 4], rel=0.25)
+    assert per_minute[2:] == pytest.approx([12, 12], rel=0.15)
+    argv = ["whatif", "-f", str(EXAMPLES), "--service", "chat", "--trace", str(path), "--quick"]
+    assert main.main([*argv, "--png", str(tmp_path / "p.png")]) == 0
+    assert set(table_rows(capsys.readouterr().out)) == set(KINDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"data": {"resultType": "matrix",\n "result": [}}', "line 2, column 13: not valid JSON"),
+        (prometheus([[1, "1"]], series=2), "data.result: 2 series, expected one"),
+        (prometheus([[1, "1"], [2, "x"]]), "data.result[0].values[1]: [2, 'x'] is not [unix time"),
+        (prometheus([[1, "1"], [2, "-1"]]), "rate '-1' is not a finite non-negative number"),
+        ('{"data": {"resultType": "vector", "result": []}}', 'resultType: expected "matrix"'),
+    ],
+)
+def test_a_malformed_prometheus_export_is_named(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "rate.json"
+    path.write_text(text)
+    with pytest.raises(traces.TraceFormatError, match=re.escape(f"{path}: ")) as caught:
+        traces.read_prometheus_rate(path)
+    assert expected in str(caught.value)
+
+
+def test_missing_files_and_bad_yaml_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path / "t.csv", minutes=1, rps=1)
+    assert main.main(["whatif", "-f", str(tmp_path / "none.yaml"), "--trace", str(trace)]) == 2
+    assert "none.yaml: no such file or directory" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: InferenceService\nspec: [unclosed\n")
+    assert main.main(["whatif", "-f", str(bad), "--trace", str(trace)]) == 2
+    assert f"{bad}: line 3, column 1: not valid YAML" in capsys.readouterr().err
+    argv = ["whatif", "-f", str(EXAMPLES), "--service", "chat", "--trace", str(tmp_path / "x")]
+    assert main.main(argv) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
 Reads one InferenceService and the InferenceNodePools its variants name (`-f`, repeatable: files,
 multi-document YAML or directories), builds a simulator scenario from them
-(``infscale.sim.manifests``), reads the trace (Azure LLM CSV) and runs the benchmark's policies on
+(``infscale.sim.manifests``), reads the trace (Azure LLM CSV, or a Prometheus range query's JSON
+of one request-rate series) and runs the benchmark's policies on
 it (``infscale.sim.bench.bench_one``): infscale, the planner on each single variant, HPA and KEDA
 sweeps, Knative KPA, static peak provisioning, the cheapest static allocation reaching 0.99 and
 the oracle. Prints a table and writes a PNG. Bad input exits 2 with a message naming the file
@@ -34,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trace",
         required=True,
-        metavar="CSV",
-        help="request trace, Azure LLM CSV (TIMESTAMP,ContextTokens,GeneratedTokens)",
+        metavar="FILE",
+        help="request trace: Azure LLM CSV (TIMESTAMP,ContextTokens,GeneratedTokens), or *.json: "
+        "a Prometheus /api/v1/query_range response with one series of requests/s",
     )
     parser.add_argument(
         "--service", default=None, help="the InferenceService to replay (name or namespace/name)"
@@ -70,13 +72,18 @@ def run(args: argparse.Namespace) -> int:
     except manifests.ManifestError as error:
         return _fail(str(error))
     trace_path = pathlib.Path(args.trace)
-    max_s = args.max_minutes * 60.0 if args.max_minutes else None
     try:
-        trace = traces.read_azure_llm(trace_path, max_s)
+        if trace_path.suffix == ".json":
+            trace = traces.read_prometheus_rate(trace_path, seed=args.seed)
+        else:
+            trace = traces.read_azure_llm(trace_path)
     except traces.TraceFormatError as error:
         return _fail(str(error))
     except (OSError, UnicodeDecodeError) as error:
         return _fail(f"{trace_path}: cannot read: {error}")
+    if args.max_minutes and args.max_minutes * 60.0 < trace.duration_s:
+        end_s = args.max_minutes * 60.0
+        trace = traces.Trace(trace.name, trace.arrivals_s[trace.arrivals_s < end_s], end_s)
     if not trace.arrivals_s.size:
         return _fail(f"{trace_path}: no requests to replay")
     peak = float(trace.rate_per_bin(60.0).max())
@@ -122,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             f"{scen.slo.latency_s:g} s)"
         )
     )
-    for col in ("policy", "setting", "cost USD", "SLO attainment", "$ / 1M requests", "events"):
+    columns = ("policy", "setting", "cost USD", "SLO attainment", "SLO met", "$ / 1M requests")
+    for col in (*columns, "events"):
         table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
     for kind, rec in chosen.items():
         per_million = rec.cost_usd / rec.requests * 1e6 if rec.requests else math.nan
@@ -131,13 +139,16 @@ def run(args: argparse.Namespace) -> int:
             rec.policy,
             f"{rec.cost_usd:.2f}",
             f"{rec.slo_attainment:.4f}",
+            "yes" if rec.slo_attainment >= scen.slo.percentile / 100 else "no",
             f"{per_million:.2f}",
             str(rec.scale_events),
         )
     con.print(table)
     con.print(
-        "HPA, KEDA and single-variant: the cheapest setting reaching infscale's attainment (or "
-        "0.99), else the best; oracle: the cheapest schedule found knowing the future."
+        "SLO attainment: share of requests within the threshold (met: at least the SLO's "
+        "percentile). HPA, KEDA and single-variant: the cheapest setting reaching infscale's "
+        "attainment (or 0.99), else the best; oracle: the cheapest schedule found knowing the "
+        "future that reaches 0.99."
     )
     png = pathlib.Path(args.png or f"whatif-{service.name}.png")
     shown = {rec.policy: results[rec.policy] for rec in chosen.values()}

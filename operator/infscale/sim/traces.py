@@ -6,6 +6,8 @@ Formats (see ../shared/traces/README.md for provenance):
 - Azure LLM inference 2023 CSV: ``TIMESTAMP,ContextTokens,GeneratedTokens`` per request.
 - Mooncake FAST'25 JSONL: ``timestamp`` in ms, rounded to ~3 s steps; arrivals of one step are
   spread uniformly (seeded) up to the next distinct timestamp.
+- Prometheus range-query JSON (``/api/v1/query_range``) of one request-rate series: Poisson
+  arrivals at each sample's rate until the next sample.
 - Azure Functions 2019 per-minute CSV: invocation counts per function and minute; the sum over
   functions is scaled to a target mean inference rate and each minute's count is drawn as
   Poisson arrivals spread uniformly within the minute.
@@ -118,6 +120,64 @@ def read_azure_llm(path: pathlib.Path, max_s: float | None = None) -> Trace:
                 elif not text.isdigit():
                     raise TraceFormatError(f"{where}: {text!r} is not a non-negative integer")
     return _finish(path.stem, times, max_s)
+
+
+def read_prometheus_rate(path: pathlib.Path, seed: int = 0, max_s: float | None = None) -> Trace:
+    """A Prometheus range query's JSON (``/api/v1/query_range``, the whole response or its
+    ``data``) holding one series of a request rate in requests/s, such as
+    ``sum(rate(vllm:request_success_total[1m]))``: each sample's rate holds until the next
+    (the last for the median step), and arrivals are drawn as a Poisson process at that rate.
+
+    Raises :class:`TraceFormatError` naming the line and column of bad JSON, or the sample.
+    """
+    try:
+        body = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise TraceFormatError(
+            f"{path}: line {error.lineno}, column {error.colno}: not valid JSON: {error.msg}"
+        ) from None
+    data = body.get("data", body) if isinstance(body, dict) else None
+    if not isinstance(data, dict) or data.get("resultType") != "matrix":
+        raise TraceFormatError(
+            f'{path}: data.resultType: expected "matrix" (the JSON of /api/v1/query_range)'
+        )
+    result = data.get("result")
+    if not isinstance(result, list) or len(result) != 1:
+        count = len(result) if isinstance(result, list) else "no"
+        raise TraceFormatError(
+            f"{path}: data.result: {count} series, expected one (wrap the query in sum(...))"
+        )
+    values = result[0].get("values") if isinstance(result[0], dict) else None
+    if not isinstance(values, list) or not values:
+        raise TraceFormatError(f"{path}: data.result[0].values: expected a list of samples")
+    times: list[float] = []
+    rates: list[float] = []
+    for i, sample in enumerate(values):
+        field = f"data.result[0].values[{i}]"
+        try:
+            stamp, rate = float(sample[0]), float(sample[1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise TraceFormatError(
+                f'{path}: {field}: {sample!r} is not [unix time, "requests/s"]'
+            ) from None
+        if not (math.isfinite(rate) and rate >= 0):
+            raise TraceFormatError(
+                f"{path}: {field}: rate {sample[1]!r} is not a finite non-negative number"
+            )
+        if times and stamp <= times[-1]:
+            raise TraceFormatError(f"{path}: {field}: time {sample[0]!r} is not after the last")
+        times.append(stamp)
+        rates.append(rate)
+    stamps = np.asarray(times) - times[0]
+    steps = np.diff(stamps)
+    ends = np.append(stamps[1:], stamps[-1] + (float(np.median(steps)) if steps.size else 60.0))
+    rng = np.random.default_rng(seed)
+    arrivals = [
+        np.sort(rng.uniform(start, end, rng.poisson(rate * (end - start))))
+        for start, end, rate in zip(stamps.tolist(), ends.tolist(), rates, strict=True)
+    ]
+    span = float(ends[-1]) if max_s is None else max_s
+    return _finish(path.stem, np.concatenate(arrivals), span)
 
 
 def read_mooncake(path: pathlib.Path, seed: int = 0, max_s: float | None = None) -> Trace:
