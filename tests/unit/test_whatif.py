@@ -54,7 +54,9 @@ def test_whatif_replays_the_examples_with_every_policy(
     trace = write_trace(tmp_path / "chat.csv", minutes=6, rps=4)
     png = tmp_path / "chat.png"
     argv = ["whatif", "-f", str(EXAMPLES), "--service", "team-a/chat", "--trace", str(trace)]
-    code = main.main([*argv, "--max-minutes", "5", "--quick", "--png", str(png)])
+    out_json = tmp_path / "records.json"
+    options = ["--max-minutes", "5", "--quick", "--png", str(png), "--json", str(out_json)]
+    code = main.main([*argv, *options])
     out = capsys.readouterr().out
     assert code == 0, out
     rows = table_rows(out)
@@ -69,6 +71,9 @@ def test_whatif_replays_the_examples_with_every_policy(
         assert int(events) >= 0
     assert "5 min" in out  # --max-minutes clipped the six-minute trace
     assert png.stat().st_size > 0
+    saved = json.loads(out_json.read_text())
+    assert saved["service"] == "team-a/chat"
+    assert {r["role"] for r in saved["records"]} >= set(KINDS)
 
 
 def test_the_scenario_carries_the_manifests(tmp_path: Path) -> None:
@@ -257,3 +262,16 @@ def test_missing_files_and_bad_yaml_exit_2(
     argv = ["whatif", "-f", str(EXAMPLES), "--service", "chat", "--trace", str(tmp_path / "x")]
     assert main.main(argv) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_kubectl_list_counts_each_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = example_documents()
+    chat = next(d for d in items if d["kind"] == "InferenceService")
+    chat["spec"]["replicas"]["max"] = 0
+    listing: dict[str, object] = {"apiVersion": "v1", "kind": "List", "items": items}
+    assert whatif(tmp_path, [listing]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'mine.yaml'}: document 1, items[1] (InferenceService team-a/chat)" in err
+    assert "spec.replicas.max: Input should be greater than or equal to 1" in err

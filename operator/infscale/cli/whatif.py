@@ -13,6 +13,8 @@ and the field or line; matplotlib and rich (the `bench` extra) load only when it
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import pathlib
 import sys
@@ -51,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a smaller HPA/KEDA sweep and no search for the cheapest static allocation",
     )
     parser.add_argument("--png", default=None, help="plot path (default whatif-SERVICE.png)")
+    parser.add_argument(
+        "--json", default=None, metavar="PATH", help="also write every replay's record as JSON"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated service times")
 
 
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(
             kind,
             rec.policy,
-            f"{rec.cost_usd:.2f}",
+            f"{rec.cost_usd:.3f}",
             f"{rec.slo_attainment:.4f}",
             "yes" if rec.slo_attainment >= scen.slo.percentile / 100 else "no",
             f"{per_million:.2f}",
@@ -161,5 +166,22 @@ def run(args: argparse.Namespace) -> int:
         )
     except OSError as error:
         return _fail(f"{png}: cannot write the plot: {error}")
+    if args.json:
+        try:
+            pathlib.Path(args.json).write_text(
+                json.dumps(
+                    {
+                        "service": service.key,
+                        "trace": str(trace_path),
+                        "scenario": scen.model_dump(),
+                        "records": [dataclasses.asdict(r) for r in records],
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
+        except OSError as error:
+            return _fail(f"{args.json}: cannot write: {error}")
+        con.print(f"wrote {args.json}")
     con.print(f"wrote {png} ({time.perf_counter() - t0:.0f} s of simulation)")
     return 0

@@ -49,10 +49,13 @@ class Document:
     source: str
     index: int  # 1-based within its file
     body: Any
+    item: int | None = None  # its index in the items of a `kind: List` (kubectl get -o yaml)
 
     def where(self) -> str:
         """File and document index, with kind and name where known."""
         text = f"{self.source}: document {self.index}"
+        if self.item is not None:
+            text += f", items[{self.item}]"
         if isinstance(self.body, dict) and isinstance(self.body.get("kind"), str):
             meta = self.body.get("metadata")
             name = meta.get("name") if isinstance(meta, dict) else None
@@ -103,7 +106,8 @@ def files(paths: Iterable[str]) -> list[pathlib.Path]:
 
 
 def read_documents(paths: Iterable[pathlib.Path]) -> list[Document]:
-    """Every non-empty YAML document of the files, in order."""
+    """Every non-empty YAML document of the files, in order; the items of a `kind: List` (as
+    `kubectl get -o yaml` prints several objects) each count as one."""
     documents: list[Document] = []
     for path in paths:
         try:
@@ -114,9 +118,12 @@ def read_documents(paths: Iterable[pathlib.Path]) -> list[Document]:
             raise ManifestError(f"{path}: {where}not valid YAML: {error.problem}") from None
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as error:
             raise ManifestError(f"{path}: cannot read: {error}") from None
-        documents.extend(
-            Document(str(path), i, body) for i, body in enumerate(loaded, 1) if body is not None
-        )
+        for i, body in enumerate(loaded, 1):
+            items = body.get("items") if isinstance(body, dict) else None
+            if isinstance(body, dict) and body.get("kind") == "List" and isinstance(items, list):
+                documents.extend(Document(str(path), i, item, j) for j, item in enumerate(items))
+            elif body is not None:
+                documents.append(Document(str(path), i, body))
     return documents
 
 
