@@ -262,6 +262,9 @@ def test_missing_files_and_bad_yaml_exit_2(
     argv = ["whatif", "-f", str(EXAMPLES), "--service", "chat", "--trace", str(tmp_path / "x")]
     assert main.main(argv) == 2
     assert "cannot read" in capsys.readouterr().err
+    argv = ["whatif", "-f", str(EXAMPLES), "--service", "chat", "--trace", str(trace)]
+    assert main.main([*argv, "--png", str(tmp_path / "no" / "p.png")]) == 2  # before replaying
+    assert "--png" in capsys.readouterr().err
 
 
 def test_a_kubectl_list_counts_each_item(

@@ -19,6 +19,12 @@ import math
 import pathlib
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infscale.sim.manifests import Service
+    from infscale.sim.scenario import Scenario
+    from infscale.sim.traces import Trace
 
 QUICK_HPA = (0.6, 0.8, 1.0)
 QUICK_KEDA = (1.0, 4.0)
@@ -59,57 +65,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated service times")
 
 
-def _fail(message: str) -> int:
-    print(f"infscale whatif: error: {message}", file=sys.stderr)
-    return 2
+class _InputError(Exception):
+    """Input the replay cannot use: the message says where and why (exit 2)."""
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the replay; 0 on success, 2 on bad input."""
-    if args.max_minutes < 0:
-        return _fail("--max-minutes must not be negative")
+    """Run the replay; 0 on success, 2 (a message on stderr, no traceback) on bad input."""
+    try:
+        return _run(args)
+    except _InputError as error:
+        print(f"infscale whatif: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _load(args: argparse.Namespace) -> tuple[Service, Trace, Scenario, list[str]]:
+    """The service, the trace (clipped to --max-minutes), the scenario built from them and the
+    documents skipped."""
     # Here, not at the top: `infscale operator` builds this parser and needs none of it (scipy).
     from infscale.sim import manifests, traces
 
+    if args.max_minutes < 0:
+        raise _InputError("--max-minutes must not be negative")
+    for option, given in (("--png", args.png), ("--json", args.json)):
+        if given and not pathlib.Path(given).resolve().parent.is_dir():
+            raise _InputError(f"{option} {given}: no such directory")
     try:
         found = manifests.parse(manifests.read_documents(manifests.files(args.filename)))
         service = manifests.pick(found, args.service)
-    except manifests.ManifestError as error:
-        return _fail(str(error))
-    trace_path = pathlib.Path(args.trace)
-    try:
+        trace_path = pathlib.Path(args.trace)
         if trace_path.suffix == ".json":
             trace = traces.read_prometheus_rate(trace_path, seed=args.seed)
         else:
             trace = traces.read_azure_llm(trace_path)
-    except traces.TraceFormatError as error:
-        return _fail(str(error))
+        if args.max_minutes and args.max_minutes * 60.0 < trace.duration_s:
+            end_s = args.max_minutes * 60.0
+            trace = traces.Trace(trace.name, trace.arrivals_s[trace.arrivals_s < end_s], end_s)
+        if not trace.arrivals_s.size:
+            raise _InputError(f"{trace_path}: no requests to replay")
+        peak = float(trace.rate_per_bin(60.0).max())
+        return service, trace, manifests.to_scenario(service, found, peak), found.ignored
+    except (manifests.ManifestError, traces.TraceFormatError) as error:
+        raise _InputError(str(error)) from None
     except (OSError, UnicodeDecodeError) as error:
-        return _fail(f"{trace_path}: cannot read: {error}")
-    if args.max_minutes and args.max_minutes * 60.0 < trace.duration_s:
-        end_s = args.max_minutes * 60.0
-        trace = traces.Trace(trace.name, trace.arrivals_s[trace.arrivals_s < end_s], end_s)
-    if not trace.arrivals_s.size:
-        return _fail(f"{trace_path}: no requests to replay")
-    peak = float(trace.rate_per_bin(60.0).max())
-    try:
-        scen = manifests.to_scenario(service, found, peak)
-    except manifests.ManifestError as error:
-        return _fail(str(error))
+        raise _InputError(f"{args.trace}: cannot read: {error}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    service, trace, scen, ignored = _load(args)
     try:
         from rich import console as rich_console
         from rich import table as rich_table
 
         from infscale.sim import bench
     except ImportError as error:
-        return _fail(f"whatif needs the bench extra (pip install 'infscale[bench]'): {error}")
+        raise _InputError(
+            f"whatif needs the bench extra (pip install 'infscale[bench]'): {error}"
+        ) from None
 
     con = rich_console.Console(width=120, log_path=False)
-    for ignored in found.ignored:
-        con.log(f"ignored {ignored}")
+    for document in ignored:
+        con.log(f"skipped {document}")
     con.log(
-        f"{service.key}: {trace.arrivals_s.size} requests over {trace.duration_s / 60:.1f} min "
-        f"(peak minute {peak:.1f} rps); variants "
+        f"{service.key}: {trace.arrivals_s.size} requests over {trace.duration_s / 60:.1f} min; "
+        "variants "
         + ", ".join(
             f"{v.name} on {v.pool} ({v.perf.slots} slots x {v.perf.service_s:g} s)"
             for v in scen.variants
@@ -157,31 +175,19 @@ def run(args: argparse.Namespace) -> int:
     )
     png = pathlib.Path(args.png or f"whatif-{service.name}.png")
     shown = {rec.policy: results[rec.policy] for rec in chosen.values()}
+    title = f"{service.key} / {trace.name}"
     try:
-        bench.plot(
-            png,
-            {scen.name: f"{service.key} / {trace.name}"},
-            {scen.name: shown},
-            {scen.name: list(shown)},
-        )
+        bench.plot(png, {scen.name: title}, {scen.name: shown}, {scen.name: list(shown)})
+        if args.json:
+            saved = {
+                "service": service.key,
+                "trace": args.trace,
+                "scenario": scen.model_dump(),
+                "records": [dataclasses.asdict(r) for r in records],
+            }
+            pathlib.Path(args.json).write_text(json.dumps(saved, indent=2, default=str))
+            con.print(f"wrote {args.json}")
     except OSError as error:
-        return _fail(f"{png}: cannot write the plot: {error}")
-    if args.json:
-        try:
-            pathlib.Path(args.json).write_text(
-                json.dumps(
-                    {
-                        "service": service.key,
-                        "trace": str(trace_path),
-                        "scenario": scen.model_dump(),
-                        "records": [dataclasses.asdict(r) for r in records],
-                    },
-                    indent=2,
-                    default=str,
-                )
-            )
-        except OSError as error:
-            return _fail(f"{args.json}: cannot write: {error}")
-        con.print(f"wrote {args.json}")
+        raise _InputError(f"cannot write: {error}") from None
     con.print(f"wrote {png} ({time.perf_counter() - t0:.0f} s of simulation)")
     return 0
