@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
-import uuid
 from typing import Any
 
 from kubernetes import client
@@ -22,6 +22,7 @@ class KubernetesReporter:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
+        self._counts: dict[str, int] = {}  # Event name -> count, oldest first
 
     def write_service_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._merge_status(f"InferenceService {namespace}/{name}", status, namespace, name)
@@ -56,32 +57,79 @@ class KubernetesReporter:
             ) from error
 
     def record(self, involved: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """Post the Event; the same one again (object, type, reason and message) raises the
+        count of the first instead, as kubectl's recorder does, so a condition repeated every
+        cycle is one Event, not one per cycle."""
         metadata = involved["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        message = message[:1024]
+        key = "\x00".join((str(metadata.get("uid")), event_type, reason, message))
+        name = f"{metadata['name']}.{hashlib.sha256(key.encode()).hexdigest()[:16]}"
         now = datetime.datetime.now(datetime.UTC)
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                name=f"{metadata['name']}.{uuid.uuid4().hex[:12]}",
-                namespace=metadata.get("namespace") or "default",
-            ),
-            involved_object=client.V1ObjectReference(
-                api_version=involved.get("apiVersion"),
-                kind=involved.get("kind"),
-                name=metadata["name"],
-                namespace=metadata.get("namespace"),
-                uid=metadata.get("uid"),
-                resource_version=metadata.get("resourceVersion"),
-            ),
-            type=event_type,
-            reason=reason,
-            message=message[:1024],
-            source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT,
-            reporting_instance=COMPONENT,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
         try:
-            self._core.create_namespaced_event(metadata.get("namespace") or "default", event)
+            if not self._count_again(namespace, name, now):
+                self._core.create_namespaced_event(
+                    namespace, _event(involved, name, namespace, event_type, reason, message, now)
+                )
+                self._counts[name] = 1
         except client.ApiException as error:
             LOG.warning("could not post Event %s on %s: %s", reason, metadata["name"], error)
+        while len(self._counts) > _REMEMBERED_EVENTS:
+            self._counts.pop(next(iter(self._counts)))
+
+    def _count_again(self, namespace: str, name: str, now: datetime.datetime) -> bool:
+        """Raise the count of the Event ``name`` if it exists (False if it does not, or expired)."""
+        count = self._counts.get(name)
+        if count is None:
+            try:
+                count = self._core.read_namespaced_event(name, namespace).count or 1
+            except client.ApiException as error:
+                if error.status == 404:
+                    return False
+                raise
+        patch = {"count": count + 1, "lastTimestamp": now.isoformat()}
+        try:
+            self._core.patch_namespaced_event(name, namespace, patch)
+        except client.ApiException as error:
+            if error.status == 404:  # expired since (Events live an hour)
+                self._counts.pop(name, None)
+                return False
+            raise
+        self._counts[name] = count + 1
+        return True
+
+
+_REMEMBERED_EVENTS = 4096
+"""Counts of the Events this process posted, kept to raise them without reading them first."""
+
+
+def _event(
+    involved: dict[str, Any],
+    name: str,
+    namespace: str,
+    event_type: str,
+    reason: str,
+    message: str,
+    now: datetime.datetime,
+) -> client.CoreV1Event:
+    metadata = involved["metadata"]
+    return client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        involved_object=client.V1ObjectReference(
+            api_version=involved.get("apiVersion"),
+            kind=involved.get("kind"),
+            name=metadata["name"],
+            namespace=metadata.get("namespace"),
+            uid=metadata.get("uid"),
+            resource_version=metadata.get("resourceVersion"),
+        ),
+        type=event_type,
+        reason=reason,
+        message=message,
+        source=client.V1EventSource(component=COMPONENT),
+        reporting_component=COMPONENT,
+        reporting_instance=COMPONENT,
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+    )
