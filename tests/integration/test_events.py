@@ -33,5 +33,6 @@ def test_a_repeated_event_is_counted_not_posted_again(
     counts = sorted((e.reason, e.count) for e in events)
     assert counts == [("PoolResized", 4), ("Scaled", 1)]
     resized = next(e for e in events if e.reason == "PoolResized")
-    assert resized.first_timestamp is not None and resized.last_timestamp is not None
+    assert resized.first_timestamp is not None
+    assert resized.last_timestamp is not None
     assert resized.last_timestamp >= resized.first_timestamp
