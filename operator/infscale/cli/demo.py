@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import datetime
 import itertools
 import math
 import os
@@ -227,8 +228,11 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def decisions(core: client.CoreV1Api, samples: list[Sample], console: Console) -> None:
-    """The scaling decisions infscale took, with its reasons (from the services' Events)."""
+def decisions(
+    core: client.CoreV1Api, samples: list[Sample], console: Console, since: datetime.datetime
+) -> None:
+    """The scaling decisions infscale took since ``since`` (this run; a cluster kept from an
+    earlier run still holds that run's Events for an hour), with their reasons (Events)."""
     from rich.table import Table
 
     table = Table(title="Scaling decisions (Events), most recent last")
@@ -238,7 +242,10 @@ def decisions(core: client.CoreV1Api, samples: list[Sample], console: Console) -
     events = []
     for namespace in sorted(namespaces):
         for event in core.list_namespaced_event(namespace).items:
-            if event.reason == "Scaled" and event.source and event.source.component == "infscale":
+            stamp = event.last_timestamp or event.first_timestamp
+            if stamp is None or stamp < since or event.reason != "Scaled":
+                continue
+            if event.source and event.source.component == "infscale":
                 events.append(event)
     events.sort(key=lambda e: str(e.last_timestamp or e.first_timestamp))
     for event in events[-15:]:
@@ -360,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("[red]set INFSCALE_PROMETHEUS_URL and INFSCALE_PROMETHEUS_TARGETS_DIR "
                       "(source the env file hack/cluster-up.sh prints)[/]")  # fmt: skip
         return 2
+    began = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     apply_examples(args.examples, args.speed, console)
     if args.operator_kubeconfig is None:
         console.print("[yellow]no --operator-kubeconfig: the operator runs with your own "
@@ -394,6 +402,6 @@ def run(args: argparse.Namespace) -> int:
         for process in reversed(processes):
             process.terminate()
             process.wait(timeout=20)
-    decisions(client.CoreV1Api(api), samples, console)
+    decisions(client.CoreV1Api(api), samples, console, began)
     report(samples, console, args.out)
     return 0
