@@ -17,13 +17,9 @@ from typing import Any
 
 import kopf
 import pydantic
-from kubernetes import client
 
-from infscale.adapters import cluster_nodes, pools_clusterapi, pools_fixed, pools_kwok, prometheus
-from infscale.adapters import deployments as deployments_adapter
-from infscale.adapters import reporting as reporting_adapter
 from infscale.api import v1alpha1
-from infscale.controller import decide, desired, leader, pools, reconciler, telemetry
+from infscale.controller import decide, desired, leader, pools, reconciler, telemetry, wiring
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
 from infscale.labels import PAUSED_ANNOTATION, SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
@@ -56,59 +52,16 @@ class Runtime:
     def __init__(
         self,
         settings: OperatorSettings,
-        api_client: client.ApiClient,
+        adapters: wiring.Adapters,
         elector: leader.LeaderElector | None = None,
     ) -> None:
         self.settings = settings
         self.elector = elector
-        self.deployments = deployments_adapter.KubernetesDeployments(api_client)
-        self.ports = reconciler.Ports(
-            workloads=self.deployments,
-            status=(reporter := reporting_adapter.KubernetesReporter(api_client)),
-            events=reporter,
-        )
-        self.nodes = cluster_nodes.ClusterNodes(api_client)
-        self.pool_ports = pools.PoolPorts(
-            nodes=self.nodes,
-            providers={
-                "kwok": pools_kwok.KwokPools(api_client),
-                "external": pools_fixed.FixedPools("external"),
-                "static": pools_fixed.FixedPools("static"),
-                "clusterapi": pools_clusterapi.ClusterApiPools(api_client),
-            },
-            status=reporter,
-            events=reporter,
-        )
-        source = None
-        if settings.prometheus_url:
-            token = None
-            if settings.prometheus_bearer_token_file:
-                with open(settings.prometheus_bearer_token_file) as handle:
-                    token = handle.read().strip()
-            basic_auth = None
-            if settings.prometheus_basic_auth_file:
-                with open(settings.prometheus_basic_auth_file) as handle:
-                    user, _, password = handle.read().strip().partition(":")
-                basic_auth = (user, password)
-            source = prometheus.PrometheusMetrics(
-                prometheus.connect(
-                    settings.prometheus_url,
-                    bearer_token=token,
-                    basic_auth=basic_auth,
-                    ca_file=settings.prometheus_ca_file,
-                    timeout_s=settings.prometheus_timeout_seconds,
-                ),
-                rate_window_s=settings.metrics_rate_window_seconds,
-                staleness_s=settings.metrics_staleness_seconds,
-            )
-        self.decider = decide.Decider(
-            source,
-            cfg=settings.planner.apply(),
-            save_memory_s=settings.planner_memory_save_seconds,
-            arrival_template=settings.arrival_rate_query,
-            service_arrival_queries=settings.service_arrival_queries,
-            rate_window_s=settings.metrics_rate_window_seconds,
-        )
+        self.deployments = adapters.deployments
+        self.ports = adapters.service_ports
+        self.nodes = adapters.nodes
+        self.pool_ports = adapters.pool_ports
+        self.decider = adapters.decider
         self._wakeup = asyncio.Event()
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None
