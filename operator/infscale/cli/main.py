@@ -132,7 +132,7 @@ def run_operator(args: argparse.Namespace) -> int:
     import kopf
 
     from infscale.adapters import kube_client
-    from infscale.controller import handlers, wiring
+    from infscale.controller import handlers, runtime, wiring
     from infscale.controller.settings import OperatorSettings
 
     logging.basicConfig(
@@ -175,13 +175,13 @@ def run_operator(args: argparse.Namespace) -> int:
             f"{identity}_{uuid.uuid4().hex[:8]}",
             leader.Timing(args.lease_duration, args.renew_deadline, args.retry_period),
         )
-    runtime = handlers.Runtime(settings, wiring.adapters(settings, api_client), elector)
+    loop = runtime.Runtime(settings, wiring.adapters(settings, api_client), elector)
     if args.metrics_address:
         from infscale.controller import telemetry
 
         telemetry.serve(args.metrics_address)
     kopf.run(
-        registry=handlers.build_registry(runtime),
+        registry=handlers.build_registry(loop),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
