@@ -15,6 +15,7 @@ import pydantic
 
 from infscale.api import v1alpha1
 from infscale.controller import decide, pools, reconciler, telemetry, wiring
+from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
 from infscale.labels import PAUSED_ANNOTATION, SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
@@ -23,9 +24,9 @@ from infscale.ports import errors
 LOG = logging.getLogger(__name__)
 
 
-def _owned(body: Mapping[str, Any]) -> reconciler.OwnedDeployment:
+def _owned(body: Mapping[str, Any]) -> OwnedDeployment:
     metadata = body.get("metadata", {})
-    return reconciler.OwnedDeployment(
+    return OwnedDeployment(
         name=metadata["name"],
         variant=(metadata.get("labels") or {}).get(VARIANT_LABEL, ""),
         replicas=int(body.get("spec", {}).get("replicas") or 0),
@@ -61,7 +62,7 @@ class Cycle:
         Deployments are listed fresh from the API server (one call): replicas decided last
         cycle must be seen as they are now, not as a watch cache last saw them.
         """
-        owned: dict[tuple[str, str], list[reconciler.OwnedDeployment]] = {}
+        owned: dict[tuple[str, str], list[OwnedDeployment]] = {}
         for deployment in self.deployments.list_owned():
             labels = deployment["metadata"].get("labels") or {}
             key = (deployment["metadata"]["namespace"], labels.get(SERVICE_LABEL, ""))
@@ -117,9 +118,9 @@ class Cycle:
         self,
         bodies: Sequence[Mapping[str, Any]],
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
-        owned: Mapping[tuple[str, str], list[reconciler.OwnedDeployment]],
+        owned: Mapping[tuple[str, str], list[OwnedDeployment]],
         now_s: float,
-    ) -> tuple[dict[tuple[str, str], reconciler.ServiceDecision], dict[str, int]]:
+    ) -> tuple[dict[tuple[str, str], ServiceDecision], dict[str, int]]:
         """The planner's decisions; if it fails, every service holds what it runs.
 
         Without a metrics source there is nothing to plan from: every service gets the baseline
@@ -147,7 +148,7 @@ class Cycle:
             held = {}
             for service in inputs:
                 current = {d.variant: d.replicas for d in owned.get(service.key, [])}
-                held[service.key] = reconciler.ServiceDecision(
+                held[service.key] = ServiceDecision(
                     replicas=current,
                     reason=f"planner failed ({type(error).__name__}): holding replicas",
                     recommended=current,
@@ -210,9 +211,9 @@ class Cycle:
 
 def stuck_pods(
     pods: Iterable[Mapping[str, Any]], now_s: float
-) -> dict[tuple[str, str], list[reconciler.StuckPod]]:
+) -> dict[tuple[str, str], list[StuckPod]]:
     """Managed pods the scheduler refused, per (namespace, service)."""
-    stuck: dict[tuple[str, str], list[reconciler.StuckPod]] = {}
+    stuck: dict[tuple[str, str], list[StuckPod]] = {}
     for pod in pods:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
@@ -224,7 +225,7 @@ def stuck_pods(
                 created = pools.parse_time(meta.get("creationTimestamp")) or now_s
                 key = (meta["namespace"], labels.get(SERVICE_LABEL, ""))
                 stuck.setdefault(key, []).append(
-                    reconciler.StuckPod(
+                    StuckPod(
                         variant=labels.get(VARIANT_LABEL, ""),
                         unschedulable_s=now_s - created,
                         message=str(condition.get("message") or "no reason given"),

@@ -19,7 +19,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 from infscale.api import v1alpha1
-from infscale.controller import convert, reconciler
+from infscale.controller import convert
+from infscale.controller.decisions import OwnedDeployment, ServiceDecision
 from infscale.domain import model, planner, pricing
 from infscale.domain import settings as planner_settings
 from infscale.ports import metrics
@@ -99,9 +100,9 @@ class Decider:
         self,
         services: Sequence[ServiceInput],
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
-        owned: Mapping[Key, Sequence[reconciler.OwnedDeployment]],
+        owned: Mapping[Key, Sequence[OwnedDeployment]],
         now_s: float,
-    ) -> tuple[dict[Key, reconciler.ServiceDecision], dict[str, int]]:
+    ) -> tuple[dict[Key, ServiceDecision], dict[str, int]]:
         """Decisions per service and nodes per pool (from the same plan)."""
         planned = [s for s in services if s.spec.replicas.fixed is None]
         arrivals = {
@@ -141,7 +142,7 @@ class Decider:
             self._seed(spec, now_replicas, now_s, service.memory)
         pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]
         plan, new_state = planner.plan(specs, pool_specs, observations, self.state, now_s, self.cfg)
-        decisions: dict[Key, reconciler.ServiceDecision] = {}
+        decisions: dict[Key, ServiceDecision] = {}
         last_replicas = dict(new_state.last_replicas)
         for service in planned:
             key_text = f"{service.key[0]}/{service.key[1]}"
@@ -164,7 +165,7 @@ class Decider:
             if self.save_memory_s > 0 and now_s >= due_s:
                 memory = encode_memory(new_state, key_text, now_s)
                 self._saved_s[key_text] = now_s
-            decisions[service.key] = reconciler.ServiceDecision(
+            decisions[service.key] = ServiceDecision(
                 replicas={v.name: applied.get(v.name, 0) for v in service.spec.variants},
                 reason="; ".join(reasons)[:900],
                 recommended=recommended,

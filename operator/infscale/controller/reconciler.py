@@ -17,37 +17,12 @@ import pydantic
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired
+from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.domain import pricing
 from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION
 from infscale.ports import errors, metrics, reporting, workloads
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class OwnedDeployment:
-    """What the reconciler needs to know about a Deployment infscale owns."""
-
-    name: str
-    variant: str
-    replicas: int
-    ready_replicas: int
-    spec_hash: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceDecision:
-    """What the planner decided for one service this cycle, and why."""
-
-    replicas: Mapping[str, int]
-    reason: str
-    recommended: Mapping[str, int]
-    metrics: metrics.ServiceMetrics | None = None
-    memory: str | None = None
-    """What the planner has learned of the service, to save in status (when due)."""
-    asleep: bool = False
-    """At zero replicas with none due and no arrival-rate query: no server reports, and that is
-    no loss of metrics (the planner reads the rate as 0)."""
 
 
 @dataclasses.dataclass
@@ -64,17 +39,6 @@ class Outcome:
     @property
     def writes(self) -> int:
         return len(self.applied) + len(self.deleted) + int(self.status_written) + len(self.events)
-
-
-@dataclasses.dataclass(frozen=True)
-class StuckPod:
-    """A pod of the service the scheduler has refused (PodScheduled=False, Unschedulable)."""
-
-    variant: str
-    unschedulable_s: float
-    """Seconds since the pod was created."""
-    message: str
-    """The scheduler's reason, e.g. `0/4 nodes are available: 4 node(s) had untolerated taint`."""
 
 
 @dataclasses.dataclass(frozen=True)
