@@ -14,11 +14,11 @@ from typing import Any
 import pydantic
 
 from infscale.api import v1alpha1
-from infscale.controller import decide, pools, reconciler, telemetry, wiring
+from infscale.controller import pools, reconciler, service_view, telemetry, wiring
 from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
-from infscale.labels import PAUSED_ANNOTATION, SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
+from infscale.labels import SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 
 LOG = logging.getLogger(__name__)
@@ -75,31 +75,30 @@ class Cycle:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
         now_s = time.time()  # one clock reading for the whole cycle
         now = pools.format_time(now_s)
-        mine = [
-            b
+        managed = self.nodes.managed_pods()
+        stuck = stuck_pods(managed, now_s)
+        views = [
+            service_view.read(b, owned.get(key, ()), stuck.get(key, ()))
             for b in services
             if not self.settings.namespaces
             or b["metadata"]["namespace"] in self.settings.namespaces
+            for key in [(b["metadata"]["namespace"], b["metadata"]["name"])]
         ]
-        managed = self.nodes.managed_pods()
-        stuck = stuck_pods(managed, now_s)
-        decisions, planned_nodes = self.decide(mine, specs, owned, now_s)
+        decisions, planned_nodes = self.decide(views, specs, owned, now_s)
         if self.decider.source is not None:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
-        for body in mine:
-            namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        for view in views:
+            namespace, name = view.key
             if not self.may_act():
                 LOG.warning("leadership lost mid-cycle: no further writes")
                 return
             try:
-                outcome = reconciler.reconcile_service(
-                    body,
+                outcome = reconciler.reconcile(
+                    view,
                     specs,
-                    owned.get((namespace, name), []),
                     self.ports,
                     now,
-                    decisions.get((namespace, name)),
-                    stuck.get((namespace, name), ()),
+                    decisions.get(view.key),
                     grace_s=2 * self.settings.interval_seconds + 10,
                 )
             except errors.ClusterError as error:
@@ -116,7 +115,7 @@ class Cycle:
 
     def decide(
         self,
-        bodies: Sequence[Mapping[str, Any]],
+        views: Sequence[service_view.ServiceView | service_view.InvalidService],
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         owned: Mapping[tuple[str, str], list[OwnedDeployment]],
         now_s: float,
@@ -124,23 +123,12 @@ class Cycle:
         """The planner's decisions; if it fails, every service holds what it runs.
 
         Without a metrics source there is nothing to plan from: every service gets the baseline
-        (its minimum, or the `kubectl scale` total, on its cheapest variant).
+        (its minimum, or the `kubectl scale` total, on its cheapest variant). An invalid service
+        is left out (its reconcile reports it).
         """
         if self.decider.source is None:
             return {}, {}
-        inputs = []
-        for body in bodies:
-            meta = body["metadata"]
-            try:
-                spec = v1alpha1.InferenceService.model_validate(body).spec
-            except pydantic.ValidationError:
-                continue  # reconcile_service reports it
-            paused = (meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
-            held = paused or spec.mode is v1alpha1.Mode.RECOMMEND
-            memory = (body.get("status") or {}).get("plannerMemory")
-            inputs.append(
-                decide.ServiceInput((meta["namespace"], meta["name"]), spec, held, memory)
-            )
+        inputs = [v for v in views if isinstance(v, service_view.ServiceView)]
         try:
             return self.decider.decide(inputs, pools, owned, now_s)
         except Exception as error:

@@ -17,6 +17,7 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from infscale.api import v1alpha1
 from infscale.controller import convert
@@ -52,6 +53,19 @@ def decode_memory(text: str) -> tuple[model.PlannerState, float]:
         return model.state_from_json(payload["state"]), float(payload["savedAt"])
     except (binascii.Error, zlib.error, json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{type(error).__name__}: {error}") from error
+
+
+class PlannedService(Protocol):
+    """What the planner reads of a service (`service_view.ServiceView`, or a `ServiceInput`)."""
+
+    @property
+    def key(self) -> Key: ...
+    @property
+    def spec(self) -> v1alpha1.InferenceServiceSpec: ...
+    @property
+    def held(self) -> bool: ...
+    @property
+    def memory(self) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +112,7 @@ class Decider:
 
     def decide(
         self,
-        services: Sequence[ServiceInput],
+        services: Sequence[PlannedService],
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         owned: Mapping[Key, Sequence[OwnedDeployment]],
         now_s: float,

@@ -13,13 +13,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pydantic
-
 from infscale.api import v1alpha1
-from infscale.controller import convert, desired
+from infscale.controller import convert, desired, service_view
 from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.domain import pricing
-from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION
+from infscale.labels import SPEC_HASH_ANNOTATION
 from infscale.ports import errors, metrics, reporting, workloads
 
 LOG = logging.getLogger(__name__)
@@ -107,6 +105,19 @@ def reconcile_service(
     stuck_pods: Sequence[StuckPod] = (),
     grace_s: float = 30.0,
 ) -> Outcome:
+    """`reconcile` of a service body, read as the cycle reads it (`service_view.read`)."""
+    view = service_view.read(body, owned, stuck_pods)
+    return reconcile(view, pools, ports, now, decision, grace_s)
+
+
+def reconcile(
+    view: service_view.ServiceView | service_view.InvalidService,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    ports: Ports,
+    now: str,
+    decision: ServiceDecision | None = None,
+    grace_s: float = 30.0,
+) -> Outcome:
     """Bring the service's Deployments, status and Events in line with its spec and the
     planner's decision (without one, or with replicas.fixed set: the baseline split).
 
@@ -114,25 +125,23 @@ def reconcile_service(
     `grace_s` are reported (CapacityAvailable=False): a node that never takes them (a foreign
     taint, a too-small shape) is a fault no added node can fix."""
     outcome = Outcome()
+    body = view.body
     metadata = body["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
+    namespace, name = view.namespace, view.name
     generation = metadata.get("generation")
     old_status: Mapping[str, Any] = body.get("status") or {}
     previous_conditions = old_status.get("conditions") or []
-    try:
-        service = v1alpha1.InferenceService.model_validate(body)
-    except pydantic.ValidationError as error:
+    if isinstance(view, service_view.InvalidService):
         # The CRD schema should make this impossible; report rather than crash.
         invalid = desired.condition(
-            "Ready", False, "InvalidSpec", str(error)[:900],
+            "Ready", False, "InvalidSpec", view.error[:900],
             previous=previous_conditions, now=now, generation=generation,
         )  # fmt: skip
         _write_status(ports, body, {"conditions": [invalid]}, outcome)
         return outcome
-    spec = service.spec
+    spec, owned, stuck_pods = view.spec, view.owned, view.stuck
     current = {d.variant: d for d in owned}
-    paused = (metadata.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
-    hold_replicas = paused or spec.mode is v1alpha1.Mode.RECOMMEND
+    hold_replicas = view.held
     plan, plan_reason = baseline_replicas(spec, pools)
     recommended = dict(plan)
     if decision is not None and spec.replicas.fixed is None:
@@ -194,7 +203,7 @@ def reconcile_service(
 
     unschedulable = _unschedulable_message(spec, pools, stuck_pods, grace_s)
     status = _status(
-        service=service,
+        view=view,
         unschedulable=unschedulable,
         body=body,
         pools=pools,
@@ -206,7 +215,6 @@ def reconcile_service(
         current=current,
         missing_pools=missing_pools,
         rejected=rejected,
-        paused=paused,
         now=now,
     )
     if missing_pools and not _had_condition(previous_conditions, "CapacityAvailable", "False"):
@@ -255,7 +263,7 @@ def _unschedulable_message(
 
 def _status(
     *,
-    service: v1alpha1.InferenceService,
+    view: service_view.ServiceView,
     unschedulable: str,
     body: Mapping[str, Any],
     pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
@@ -267,10 +275,9 @@ def _status(
     current: Mapping[str, OwnedDeployment],
     missing_pools: Sequence[str],
     rejected: Sequence[str],
-    paused: bool,
     now: str,
 ) -> dict[str, Any]:
-    spec = service.spec
+    spec = view.spec
     metadata = body["metadata"]
     generation = metadata.get("generation")
     old: Mapping[str, Any] = body.get("status") or {}
@@ -281,12 +288,7 @@ def _status(
     total_desired = sum(applied.values())
     total_ready = sum(ready.values())
 
-    if paused:
-        decision = f"paused by annotation {PAUSED_ANNOTATION}; replicas held"
-    elif spec.mode is v1alpha1.Mode.RECOMMEND:
-        decision = "Recommend mode: replicas held; see status.recommendation"
-    else:
-        decision = plan_reason
+    decision = view.hold or plan_reason
     last = old.get("lastDecision") or {}
     last_decision = (
         dict(last) if last.get("reason") == decision else {"time": now, "reason": decision}
@@ -323,7 +325,7 @@ def _status(
     ]
     total = observed.total if observed else metrics.Signals()
     recommendation = None
-    if spec.mode is v1alpha1.Mode.RECOMMEND or paused:
+    if view.held:
         recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
     return {
         "observedGeneration": generation,
