@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infscale.api import v1alpha1
-from infscale.controller import decisions, reconciler
+from infscale.controller import decisions, reconciler, service_status
 from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 from infscale.ports.metrics import ServiceMetrics, Signals
@@ -254,7 +254,7 @@ def test_a_sleeping_service_says_so_instead_of_metrics_lost(asleep: bool) -> Non
     metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
     if asleep:
         assert (metrics["status"], metrics["reason"]) == ("True", "Asleep")
-        assert metrics["message"] == reconciler.ASLEEP_METRICS
+        assert metrics["message"] == service_status.ASLEEP_METRICS
     else:
         assert (metrics["status"], metrics["reason"]) == ("False", "MetricsUnknown")
         assert metrics["message"] == "no series of requests_total"
