@@ -77,13 +77,11 @@ class Cycle:
         now = pools.format_time(now_s)
         managed = self.nodes.managed_pods()
         stuck = stuck_pods(managed, now_s)
-        views = [
-            service_view.read(b, owned.get(key, ()), stuck.get(key, ()))
-            for b in services
-            if not self.settings.namespaces
-            or b["metadata"]["namespace"] in self.settings.namespaces
-            for key in [(b["metadata"]["namespace"], b["metadata"]["name"])]
-        ]
+        views = []
+        for body in services:
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            if not self.settings.namespaces or key[0] in self.settings.namespaces:
+                views.append(service_view.read(body, owned.get(key, ()), stuck.get(key, ())))
         decisions, planned_nodes = self.decide(views, specs, owned, now_s)
         if self.decider.source is not None:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
