@@ -322,12 +322,12 @@ def test_the_documented_planner_defaults_are_the_planners() -> None:
 def test_the_operators_planner_runs_with_the_tuning() -> None:
     from kubernetes import client
 
-    from infscale.controller import handlers
+    from infscale.controller import wiring
     from infscale.controller.settings import OperatorSettings
 
     tuning = PlannerTuning.model_validate({"marginSigmas": 2, "peakHoldMaxSeconds": 600})
-    runtime = handlers.Runtime(OperatorSettings(planner=tuning), client.ApiClient())
-    assert runtime.decider.cfg == dataclasses.replace(
+    adapters = wiring.adapters(OperatorSettings(planner=tuning), client.ApiClient())
+    assert adapters.decider.cfg == dataclasses.replace(
         PlannerSettings(), margin_sigmas=2.0, peak_hold_max_s=600.0
     )
 

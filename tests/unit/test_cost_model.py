@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infscale.api import v1alpha1
-from infscale.controller import convert, reconciler
+from infscale.controller import convert, decisions, reconciler
 from infscale.domain import model, planner, pricing
 from tests import examples, fakes
 
@@ -36,7 +36,7 @@ def _status(body: dict[str, Any], plan: dict[str, int] | None = None) -> dict[st
     ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
     decision = None
     if plan is not None:
-        decision = reconciler.ServiceDecision(replicas=plan, reason="test", recommended=plan)
+        decision = decisions.ServiceDecision(replicas=plan, reason="test", recommended=plan)
     outcome = reconciler.reconcile_service(
         body, examples.pools(), [], ports, NOW, decision=decision
     )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from infscale.api import v1alpha1
-from infscale.controller import convert, decide, reconciler
+from infscale.controller import convert, decide, decisions
 from infscale.ports import metrics
 
 POOL = v1alpha1.InferenceNodePoolSpec.model_validate(
@@ -67,8 +67,8 @@ class FakeMetrics:
         }
 
 
-def owned(replicas: int) -> dict[tuple[str, str], list[reconciler.OwnedDeployment]]:
-    return {KEY: [reconciler.OwnedDeployment("chat-l4", "l4", replicas, replicas, "h")]}
+def owned(replicas: int) -> dict[tuple[str, str], list[decisions.OwnedDeployment]]:
+    return {KEY: [decisions.OwnedDeployment("chat-l4", "l4", replicas, replicas, "h")]}
 
 
 def test_load_above_capacity_scales_up_and_sizes_the_pool() -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infscale.api import v1alpha1
-from infscale.controller import reconciler
+from infscale.controller import decisions, reconciler, service_status
 from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 from infscale.ports.metrics import ServiceMetrics, Signals
@@ -40,9 +40,9 @@ def chat() -> dict[str, Any]:
     return body
 
 
-def owned_from(cluster: fakes.FakeCluster, ready: bool = True) -> list[reconciler.OwnedDeployment]:
+def owned_from(cluster: fakes.FakeCluster, ready: bool = True) -> list[decisions.OwnedDeployment]:
     return [
-        reconciler.OwnedDeployment(
+        decisions.OwnedDeployment(
             name=d["metadata"]["name"],
             variant=d["metadata"]["labels"][VARIANT_LABEL],
             replicas=d["spec"]["replicas"],
@@ -197,7 +197,7 @@ def test_pods_the_scheduler_refuses_beyond_provisioning_time_are_reported() -> N
 
     def capacity(waited_s: float) -> dict[str, Any]:
         body = {**chat(), "status": cluster.statuses.get(("team-a", "chat"))}
-        stuck = [reconciler.StuckPod("l4", waited_s, taint)]
+        stuck = [decisions.StuckPod("l4", waited_s, taint)]
         reconciler.reconcile_service(body, pools(), owned_from(cluster), ports, NOW, None, stuck)
         conditions = cluster.statuses[("team-a", "chat")]["conditions"]
         return next(c for c in conditions if c["type"] == "CapacityAvailable")
@@ -245,7 +245,7 @@ def test_a_sleeping_service_says_so_instead_of_metrics_lost(asleep: bool) -> Non
     cluster = fakes.FakeCluster()
     nothing = ServiceMetrics(Signals(), {}, {}, {}, unknown=("no series of requests_total",))
     zero = {v["name"]: 0 for v in body["spec"]["variants"]}
-    decision = reconciler.ServiceDecision(
+    decision = decisions.ServiceDecision(
         replicas=zero, reason="idle", recommended=zero, metrics=nothing, asleep=asleep
     )
     ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
@@ -254,7 +254,7 @@ def test_a_sleeping_service_says_so_instead_of_metrics_lost(asleep: bool) -> Non
     metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
     if asleep:
         assert (metrics["status"], metrics["reason"]) == ("True", "Asleep")
-        assert metrics["message"] == reconciler.ASLEEP_METRICS
+        assert metrics["message"] == service_status.ASLEEP_METRICS
     else:
         assert (metrics["status"], metrics["reason"]) == ("False", "MetricsUnknown")
         assert metrics["message"] == "no series of requests_total"

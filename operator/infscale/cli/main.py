@@ -142,7 +142,7 @@ def run_operator(args: argparse.Namespace) -> int:
     import kopf
 
     from infscale.adapters import kube_client
-    from infscale.controller import handlers
+    from infscale.controller import handlers, runtime, wiring
     from infscale.controller.settings import OperatorSettings
 
     logging.basicConfig(
@@ -175,24 +175,23 @@ def run_operator(args: argparse.Namespace) -> int:
     api_client = kube_client.api_client()
     elector = None
     if args.leader_elect:
-        from infscale.adapters import leases
         from infscale.controller import leader
 
         identity = os.environ.get("POD_NAME") or socket.gethostname()
-        elector = leader.LeaderElector(
-            leases.KubernetesLeases(
-                api_client, args.leader_election_namespace, args.leader_election_id
-            ),
+        elector = wiring.leader_elector(
+            api_client,
+            args.leader_election_namespace,
+            args.leader_election_id,
             f"{identity}_{uuid.uuid4().hex[:8]}",
             leader.Timing(args.lease_duration, args.renew_deadline, args.retry_period),
         )
-    runtime = handlers.Runtime(settings, api_client, elector)
+    loop = runtime.Runtime(settings, wiring.adapters(settings, api_client), elector)
     if args.metrics_address:
         from infscale.controller import telemetry
 
         telemetry.serve(args.metrics_address)
     kopf.run(
-        registry=handlers.build_registry(runtime),
+        registry=handlers.build_registry(loop),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

@@ -1,1 +1,2 @@
-"""Thin kopf handlers: parse spec, gather observations, call the planner, apply, report."""
+"""The operator: wiring (start-up), handlers (kopf registry), runtime (loop, leader election),
+cycle (one reconcile pass over services and pools), and the reconcilers it calls."""

@@ -17,9 +17,11 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from infscale.api import v1alpha1
-from infscale.controller import convert, reconciler
+from infscale.controller import convert
+from infscale.controller.decisions import OwnedDeployment, ServiceDecision
 from infscale.domain import model, planner, pricing
 from infscale.domain import settings as planner_settings
 from infscale.ports import metrics
@@ -51,6 +53,19 @@ def decode_memory(text: str) -> tuple[model.PlannerState, float]:
         return model.state_from_json(payload["state"]), float(payload["savedAt"])
     except (binascii.Error, zlib.error, json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{type(error).__name__}: {error}") from error
+
+
+class PlannedService(Protocol):
+    """What the planner reads of a service (`service_view.ServiceView`, or a `ServiceInput`)."""
+
+    @property
+    def key(self) -> Key: ...
+    @property
+    def spec(self) -> v1alpha1.InferenceServiceSpec: ...
+    @property
+    def held(self) -> bool: ...
+    @property
+    def memory(self) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,11 +112,11 @@ class Decider:
 
     def decide(
         self,
-        services: Sequence[ServiceInput],
+        services: Sequence[PlannedService],
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
-        owned: Mapping[Key, Sequence[reconciler.OwnedDeployment]],
+        owned: Mapping[Key, Sequence[OwnedDeployment]],
         now_s: float,
-    ) -> tuple[dict[Key, reconciler.ServiceDecision], dict[str, int]]:
+    ) -> tuple[dict[Key, ServiceDecision], dict[str, int]]:
         """Decisions per service and nodes per pool (from the same plan)."""
         planned = [s for s in services if s.spec.replicas.fixed is None]
         arrivals = {
@@ -141,7 +156,7 @@ class Decider:
             self._seed(spec, now_replicas, now_s, service.memory)
         pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]
         plan, new_state = planner.plan(specs, pool_specs, observations, self.state, now_s, self.cfg)
-        decisions: dict[Key, reconciler.ServiceDecision] = {}
+        decisions: dict[Key, ServiceDecision] = {}
         last_replicas = dict(new_state.last_replicas)
         for service in planned:
             key_text = f"{service.key[0]}/{service.key[1]}"
@@ -149,22 +164,14 @@ class Decider:
             applied = current[service.key] if service.held else recommended
             if service.held:
                 last_replicas[key_text] = dict(current[service.key])
-            reasons = plan.reasons.get(key_text, ())[-5:]  # what drove demand, then the moves
-            unknown = observed.get(service.key)
-            if self.source is None:
-                reasons = ("no metrics source configured (--prometheus-url)", *reasons)
-            elif unknown is not None and unknown.unknown:
-                reasons = (f"metrics: {unknown.unknown[0]}", *reasons)
-            if not sum(applied.values()) and not arrivals[service.key]:
-                reasons = (ASLEEP_WITHOUT_ARRIVALS, *reasons)
-            if service.spec.metrics.arrival_rate_query and not self.service_arrival_queries:
-                reasons = (IGNORED_ARRIVAL_QUERY, *reasons)
-            memory = None
-            due_s = self._saved_s.get(key_text, now_s) + self.save_memory_s
-            if self.save_memory_s > 0 and now_s >= due_s:
-                memory = encode_memory(new_state, key_text, now_s)
-                self._saved_s[key_text] = now_s
-            decisions[service.key] = reconciler.ServiceDecision(
+            reasons = self._reasons(
+                service,
+                plan.reasons.get(key_text, ())[-5:],  # what drove demand, then the moves
+                observed.get(service.key),
+                awake=bool(sum(applied.values()) or arrivals[service.key]),
+            )
+            memory = self._memory_due(new_state, key_text, now_s)
+            decisions[service.key] = ServiceDecision(
                 replicas={v.name: applied.get(v.name, 0) for v in service.spec.variants},
                 reason="; ".join(reasons)[:900],
                 recommended=recommended,
@@ -180,6 +187,34 @@ class Decider:
         by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
         pool_map = {p.name: p for p in pool_specs}
         return decisions, pricing.pool_nodes_needed(by_service, specs, pool_map)
+
+    def _reasons(
+        self,
+        service: PlannedService,
+        reasons: Sequence[str],
+        observed: metrics.ServiceMetrics | None,
+        awake: bool,
+    ) -> tuple[str, ...]:
+        """The planner's reasons, after what limits them: no source, unknown metrics, asleep
+        without an arrival rate, an ignored arrival query."""
+        reasons = tuple(reasons)
+        if self.source is None:
+            reasons = ("no metrics source configured (--prometheus-url)", *reasons)
+        elif observed is not None and observed.unknown:
+            reasons = (f"metrics: {observed.unknown[0]}", *reasons)
+        if not awake:
+            reasons = (ASLEEP_WITHOUT_ARRIVALS, *reasons)
+        if service.spec.metrics.arrival_rate_query and not self.service_arrival_queries:
+            reasons = (IGNORED_ARRIVAL_QUERY, *reasons)
+        return reasons
+
+    def _memory_due(self, state: model.PlannerState, key_text: str, now_s: float) -> str | None:
+        """The service's memory to save in status, when a save is due."""
+        due_s = self._saved_s.get(key_text, now_s) + self.save_memory_s
+        if self.save_memory_s > 0 and now_s >= due_s:
+            self._saved_s[key_text] = now_s
+            return encode_memory(state, key_text, now_s)
+        return None
 
     def _seed(
         self,

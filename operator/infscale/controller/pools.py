@@ -158,23 +158,69 @@ def reconcile_pool(
     planned_nodes: int = 0,
 ) -> PoolOutcome:
     """One cycle of one pool; see the module docstring."""
-    pool = v1alpha1.InferenceNodePool.model_validate(body)
-    spec, outcome = pool.spec, PoolOutcome()
-    kind = spec.provider.kind
-    provider = ports.providers[kind]
+    spec, outcome = v1alpha1.InferenceNodePool.model_validate(body).spec, PoolOutcome()
+    provider = ports.providers[spec.provider.kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
 
     listed = [n["metadata"]["name"] for n in members]
+    members, leaving = _remove_leaving(name, spec, members, provider)
+    _finish_provisioning(members, ports)
+    node_facts = _node_facts(members, pods_by_node, ports, now_s)
+    # Nodes asked for that have not appeared yet (clusterapi machines still provisioning) count,
+    # so they are not bought twice; never Ready, never drained (never empty for the cool-down).
+    pending = provider.pending_nodes(name, spec, listed)
+    node_facts += [
+        node_rules.NodeFacts(name=f"provisioning-{i + 1}", ready=False, created_s=now_s)
+        for i in range(pending)
+    ]
+    # The plan may ask for nodes before the replicas that need them exist; never fewer than
+    # the pods already there need.
+    needed = max(_nodes_needed(spec, managed_pods), planned_nodes)
+    last_up = parse_time(old_status.get("lastScaleUpTime"))
+    action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.can_create)
+    outcome.reason = action.reason
+    if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, now_s, outcome):
+        last_up = now_s
+
+    changed = bool(outcome.created or outcome.deleted or action.drain or action.uncordon)
+    last_change = old_status.get("lastChange")
+    if changed:
+        last_change = {"time": format_time(now_s), "reason": action.reason}
+        _event(ports, body, "Normal", "PoolResized", action.reason)
+    status = {
+        "observedGeneration": body["metadata"].get("generation"),
+        "provider": spec.provider.kind,
+        "desiredNodes": min(max(needed, spec.min_nodes), spec.max_nodes),
+        **_node_counts(spec, members, node_facts, leaving, outcome),
+        "lastChange": last_change,
+        "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
+    }
+    outcome.status = status
+    if any(old_status.get(k) != v for k, v in status.items()):
+        ports.status.write_pool_status(name, status)
+    return outcome
+
+
+def _remove_leaving(
+    pool: str,
+    spec: v1alpha1.InferenceNodePoolSpec,
+    members: Sequence[Manifest],
+    provider: nodepools.NodePoolProvider,
+) -> tuple[list[Manifest], list[Manifest]]:
+    """The members that stay, and those marked removing (whose removal is asked for again)."""
     leaving = [
         n for n in members if REMOVING_ANNOTATION in (n["metadata"].get("annotations") or {})
     ]
-    members = [n for n in members if n not in leaving]
     for node in leaving:
         try:
-            provider.delete_node(name, spec, node["metadata"]["name"])
+            provider.delete_node(pool, spec, node["metadata"]["name"])
         except errors.ClusterError as error:
             LOG.error("%s", error)
+    return [n for n in members if n not in leaving], leaving
 
+
+def _finish_provisioning(members: Sequence[Manifest], ports: PoolPorts) -> None:
+    """Drop the startup taint of nodes that became Ready."""
     for node in members:
         taints = node.get("spec", {}).get("taints") or []
         conditions = node.get("status", {}).get("conditions") or []
@@ -183,6 +229,14 @@ def reconcile_pool(
             kept = [t for t in taints if t["key"] != STARTUP_TAINT]
             ports.nodes.patch_node(node["metadata"]["name"], {"spec": {"taints": kept}})
 
+
+def _node_facts(
+    members: Sequence[Manifest],
+    pods_by_node: Mapping[str, Sequence[Manifest]],
+    ports: PoolPorts,
+    now_s: float,
+) -> list[node_rules.NodeFacts]:
+    """Each member's facts, marking (on the node) since when it is empty."""
     node_facts = []
     for node in members:
         current = facts(node, pods_by_node.get(node["metadata"]["name"], []))
@@ -197,32 +251,35 @@ def reconcile_pool(
             ports.nodes.patch_node(current.name, _annotate(EMPTY_ANNOTATION, None))
             current = dataclasses.replace(current, empty_since_s=None)
         node_facts.append(current)
-    # Nodes asked for that have not appeared yet (clusterapi machines still provisioning) count,
-    # so they are not bought twice; never Ready, never drained (never empty for the cool-down).
-    pending = provider.pending_nodes(name, spec, listed)
-    node_facts += [
-        node_rules.NodeFacts(name=f"provisioning-{i + 1}", ready=False, created_s=now_s)
-        for i in range(pending)
-    ]
+    return node_facts
 
+
+def _nodes_needed(spec: v1alpha1.InferenceNodePoolSpec, managed_pods: Sequence[Manifest]) -> int:
+    """Nodes of the pool's shape that infscale's pods bound to it need (those that fit one)."""
     shape = convert.resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
     pods = [(convert.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
-    needed = pricing.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
-    # The plan may ask for nodes before the replicas that need them exist; never fewer than
-    # the pods already there need.
-    needed = max(needed, planned_nodes)
-    last_up = parse_time(old_status.get("lastScaleUpTime"))
-    action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.can_create)
-    outcome.reason = action.reason
+    return pricing.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
 
+
+def _apply(
+    pool: str,
+    spec: v1alpha1.InferenceNodePoolSpec,
+    action: node_rules.PoolAction,
+    node_facts: Sequence[node_rules.NodeFacts],
+    pods_by_node: Mapping[str, Sequence[Manifest]],
+    provider: nodepools.NodePoolProvider,
+    ports: PoolPorts,
+    now_s: float,
+    outcome: PoolOutcome,
+) -> bool:
+    """Uncordon, create, start drains, advance drains; whether nodes were asked for."""
     for node_name in action.uncordon:
         ports.nodes.patch_node(
             node_name,
             {"spec": {"unschedulable": None}, **_annotate(DRAINING_ANNOTATION, None)},
         )
     if action.create:
-        outcome.created = provider.create_nodes(name, spec, action.create)
-        last_up = now_s
+        outcome.created = provider.create_nodes(pool, spec, action.create)
     for node_name in action.drain:
         ports.nodes.patch_node(
             node_name,
@@ -235,12 +292,22 @@ def reconcile_pool(
     draining |= set(action.drain)
     for node_name in sorted(draining):
         _advance_drain(
-            name, spec, node_name, pods_by_node.get(node_name, []), provider, ports, outcome
+            pool, spec, node_name, pods_by_node.get(node_name, []), provider, ports, outcome
         )
     for node_name in outcome.deleted:
         # Gone already (kwok: the patch finds nothing) or leaving soon (clusterapi).
         ports.nodes.patch_node(node_name, _annotate(REMOVING_ANNOTATION, format_time(now_s)))
+    return bool(action.create)
 
+
+def _node_counts(
+    spec: v1alpha1.InferenceNodePoolSpec,
+    members: Sequence[Manifest],
+    node_facts: Sequence[node_rules.NodeFacts],
+    leaving: Sequence[Manifest],
+    outcome: PoolOutcome,
+) -> Manifest:
+    """status.readyNodes, usdPerHour (every node that costs, leaving ones too), allocatable."""
     ready = sum(1 for n in node_facts if n.ready and n.name not in outcome.deleted)
     count = len(node_facts) - len(outcome.deleted) + len(outcome.created) + len(leaving)
     allocatable: dict[str, float] = {}
@@ -248,25 +315,11 @@ def reconcile_pool(
         if _ready(node) and node["metadata"]["name"] not in outcome.deleted:
             for key, value in (node.get("status", {}).get("allocatable") or {}).items():
                 allocatable[key] = allocatable.get(key, 0.0) + quantity.parse(value)
-    changed = bool(outcome.created or outcome.deleted or action.drain or action.uncordon)
-    last_change = old_status.get("lastChange")
-    if changed:
-        last_change = {"time": format_time(now_s), "reason": action.reason}
-        _event(ports, body, "Normal", "PoolResized", action.reason)
-    status = {
-        "observedGeneration": body["metadata"].get("generation"),
-        "provider": kind,
-        "desiredNodes": min(max(needed, spec.min_nodes), spec.max_nodes),
+    return {
         "readyNodes": ready,
         "usdPerHour": round(count * spec.usd_per_hour, 4),
         "allocatable": {k: _quantity_text(k, v) for k, v in sorted(allocatable.items())},
-        "lastChange": last_change,
-        "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
     }
-    outcome.status = status
-    if any(old_status.get(k) != v for k, v in status.items()):
-        ports.status.write_pool_status(name, status)
-    return outcome
 
 
 def _advance_drain(

@@ -9,45 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pydantic
-
 from infscale.api import v1alpha1
-from infscale.controller import convert, desired
+from infscale.controller import convert, desired, service_status, service_view
+from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.domain import pricing
-from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION
-from infscale.ports import errors, metrics, reporting, workloads
+from infscale.labels import SPEC_HASH_ANNOTATION
+from infscale.ports import errors, reporting, workloads
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class OwnedDeployment:
-    """What the reconciler needs to know about a Deployment infscale owns."""
-
-    name: str
-    variant: str
-    replicas: int
-    ready_replicas: int
-    spec_hash: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceDecision:
-    """What the planner decided for one service this cycle, and why."""
-
-    replicas: Mapping[str, int]
-    reason: str
-    recommended: Mapping[str, int]
-    metrics: metrics.ServiceMetrics | None = None
-    memory: str | None = None
-    """What the planner has learned of the service, to save in status (when due)."""
-    asleep: bool = False
-    """At zero replicas with none due and no arrival-rate query: no server reports, and that is
-    no loss of metrics (the planner reads the rate as 0)."""
 
 
 @dataclasses.dataclass
@@ -64,17 +36,6 @@ class Outcome:
     @property
     def writes(self) -> int:
         return len(self.applied) + len(self.deleted) + int(self.status_written) + len(self.events)
-
-
-@dataclasses.dataclass(frozen=True)
-class StuckPod:
-    """A pod of the service the scheduler has refused (PodScheduled=False, Unschedulable)."""
-
-    variant: str
-    unschedulable_s: float
-    """Seconds since the pod was created."""
-    message: str
-    """The scheduler's reason, e.g. `0/4 nodes are available: 4 node(s) had untolerated taint`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,34 +66,6 @@ def baseline_replicas(
     return split, f"{source}={total} on variant {cheapest.name} (lowest cost per request/s)"
 
 
-def _usd_per_hour(
-    metadata: Mapping[str, Any],
-    spec: v1alpha1.InferenceServiceSpec,
-    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
-    replicas: Mapping[str, int],
-) -> float | None:
-    """status.usdPerHour: the planner's node-share cost of ``replicas``; None (absent) when a
-    replica fits no node of its pool, which the planner's model gives no finite cost."""
-    service = convert.service_spec(
-        metadata["namespace"], metadata["name"], spec, sum(replicas.values())
-    )
-    usd = pricing.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
-    return round(usd, 4) if math.isfinite(usd) else None
-
-
-def missing_pools_message(missing_pools: Sequence[str]) -> str:
-    """Why some variants get no replicas, in words."""
-    if len(missing_pools) == 1:
-        return (
-            f"InferenceNodePool {missing_pools[0]} does not exist; its variants get no replicas "
-            "until it is created"
-        )
-    return (
-        f"InferenceNodePools {', '.join(missing_pools)} do not exist; their variants get no "
-        "replicas until they are created"
-    )
-
-
 def reconcile_service(
     body: Mapping[str, Any],
     pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
@@ -143,6 +76,19 @@ def reconcile_service(
     stuck_pods: Sequence[StuckPod] = (),
     grace_s: float = 30.0,
 ) -> Outcome:
+    """`reconcile` of a service body, read as the cycle reads it (`service_view.read`)."""
+    view = service_view.read(body, owned, stuck_pods)
+    return reconcile(view, pools, ports, now, decision, grace_s)
+
+
+def reconcile(
+    view: service_view.ServiceView | service_view.InvalidService,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    ports: Ports,
+    now: str,
+    decision: ServiceDecision | None = None,
+    grace_s: float = 30.0,
+) -> Outcome:
     """Bring the service's Deployments, status and Events in line with its spec and the
     planner's decision (without one, or with replicas.fixed set: the baseline split).
 
@@ -150,50 +96,101 @@ def reconcile_service(
     `grace_s` are reported (CapacityAvailable=False): a node that never takes them (a foreign
     taint, a too-small shape) is a fault no added node can fix."""
     outcome = Outcome()
-    metadata = body["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
-    generation = metadata.get("generation")
-    old_status: Mapping[str, Any] = body.get("status") or {}
-    previous_conditions = old_status.get("conditions") or []
-    try:
-        service = v1alpha1.InferenceService.model_validate(body)
-    except pydantic.ValidationError as error:
-        # The CRD schema should make this impossible; report rather than crash.
-        invalid = desired.condition(
-            "Ready", False, "InvalidSpec", str(error)[:900],
-            previous=previous_conditions, now=now, generation=generation,
-        )  # fmt: skip
-        _write_status(ports, body, {"conditions": [invalid]}, outcome)
+    if isinstance(view, service_view.InvalidService):
+        _report_invalid(view, ports, now, outcome)
         return outcome
-    spec = service.spec
-    current = {d.variant: d for d in owned}
-    paused = (metadata.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
-    hold_replicas = paused or spec.mode is v1alpha1.Mode.RECOMMEND
-    plan, plan_reason = baseline_replicas(spec, pools)
-    recommended = dict(plan)
-    if decision is not None and spec.replicas.fixed is None:
-        recommended, plan_reason = dict(decision.recommended), decision.reason
-        if not hold_replicas:
-            plan = dict(decision.replicas)
+    plan, recommended, plan_reason = _plan(view, pools, decision)
+    applied, rejected = _apply_variants(view, pools, plan, plan_reason, ports, outcome)
+    _delete_removed_variants(view, ports, outcome)
+    unschedulable = _unschedulable_message(view.spec, pools, view.stuck, grace_s)
+    missing_pools = sorted({v.node_pool for v in view.spec.variants if v.node_pool not in pools})
+    status = service_status.service_status(
+        view=view,
+        unschedulable=unschedulable,
+        pools=pools,
+        plan=recommended,
+        plan_reason=plan_reason,
+        observed=decision.metrics if decision else None,
+        asleep=decision.asleep if decision else False,
+        applied=applied,
+        missing_pools=missing_pools,
+        rejected=rejected,
+        now=now,
+    )
+    previous_conditions = (view.body.get("status") or {}).get("conditions") or []
+    if not _had_condition(previous_conditions, "CapacityAvailable", "False"):
+        if missing_pools:
+            message = service_status.missing_pools_message(missing_pools)
+            _event(ports, view.body, "Warning", "NodePoolNotFound", message, outcome)
+        if unschedulable:
+            _event(ports, view.body, "Warning", "PodsUnschedulable", unschedulable, outcome)
+    if decision is not None and decision.memory is not None:
+        status["plannerMemory"] = decision.memory
+    outcome.status = status
+    old_status: Mapping[str, Any] = view.body.get("status") or {}
+    if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
+        _write_status(ports, view.body, status, outcome)
+    return outcome
 
-    missing_pools = sorted({v.node_pool for v in spec.variants if v.node_pool not in pools})
+
+def _report_invalid(
+    view: service_view.InvalidService, ports: Ports, now: str, outcome: Outcome
+) -> None:
+    """Ready=False, InvalidSpec: the CRD schema should make this impossible; report, not crash."""
+    old_status: Mapping[str, Any] = view.body.get("status") or {}
+    invalid = desired.condition(
+        "Ready", False, "InvalidSpec", view.error[:900],
+        previous=old_status.get("conditions") or [], now=now,
+        generation=view.body["metadata"].get("generation"),
+    )  # fmt: skip
+    _write_status(ports, view.body, {"conditions": [invalid]}, outcome)
+
+
+def _plan(
+    view: service_view.ServiceView,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    decision: ServiceDecision | None,
+) -> tuple[dict[str, int], dict[str, int], str]:
+    """Replicas per variant to apply and to recommend, and why: the planner's, else the
+    baseline; a held service applies the baseline (its Deployments keep their replicas)."""
+    plan, plan_reason = baseline_replicas(view.spec, pools)
+    recommended = dict(plan)
+    if decision is not None and view.spec.replicas.fixed is None:
+        recommended, plan_reason = dict(decision.recommended), decision.reason
+        if not view.held:
+            plan = dict(decision.replicas)
+    return plan, recommended, plan_reason
+
+
+def _apply_variants(
+    view: service_view.ServiceView,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    plan: Mapping[str, int],
+    plan_reason: str,
+    ports: Ports,
+    outcome: Outcome,
+) -> tuple[dict[str, int], list[str]]:
+    """Apply each variant's Deployment where it differs; returns the replicas each variant now
+    has and the API server's rejections."""
+    current = {d.variant: d for d in view.owned}
+    previous_conditions = (view.body.get("status") or {}).get("conditions") or []
+    previous_messages = {c.get("message") for c in previous_conditions}
     applied_replicas: dict[str, int] = {}
     rejected: list[str] = []
-    previous_messages = {c.get("message") for c in previous_conditions}
-    for variant in spec.variants:
+    for variant in view.spec.variants:
         pool = pools.get(variant.node_pool)
         existing = current.get(variant.name)
         if pool is None:
             applied_replicas[variant.name] = existing.replicas if existing else 0
             continue
         replicas = plan[variant.name]
-        if hold_replicas and existing is not None:
+        if view.held and existing is not None:
             replicas = existing.replicas
         manifest = desired.deployment(
-            service=spec,
-            service_name=name,
-            namespace=namespace,
-            owner_uid=metadata["uid"],
+            service=view.spec,
+            service_name=view.name,
+            namespace=view.namespace,
+            owner_uid=view.body["metadata"]["uid"],
             variant=variant,
             pool=pool,
             replicas=replicas,
@@ -209,59 +206,30 @@ def reconcile_service(
             rejected.append(str(error))
             applied_replicas[variant.name] = existing.replicas if existing else 0
             if str(error) not in previous_messages:
-                _event(ports, body, "Warning", "DeploymentRejected", str(error), outcome)
+                _event(ports, view.body, "Warning", "DeploymentRejected", str(error), outcome)
             continue
         outcome.applied.append(manifest["metadata"]["name"])
         before = existing.replicas if existing else 0
         if before != replicas:
             message = f"variant {variant.name}: {before} -> {replicas} replicas ({plan_reason})"
-            _event(ports, body, "Normal", "Scaled", message, outcome)
+            _event(ports, view.body, "Normal", "Scaled", message, outcome)
+    return applied_replicas, rejected
 
-    wanted_variants = {v.name for v in spec.variants}
-    for deployment in owned:
+
+def _delete_removed_variants(
+    view: service_view.ServiceView, ports: Ports, outcome: Outcome
+) -> None:
+    """Delete the Deployments of variants no longer in the spec."""
+    wanted_variants = {v.name for v in view.spec.variants}
+    for deployment in view.owned:
         if deployment.variant not in wanted_variants:
-            ports.workloads.delete_deployment(namespace, deployment.name)
+            ports.workloads.delete_deployment(view.namespace, deployment.name)
             outcome.deleted.append(deployment.name)
             _event(
-                ports, body, "Normal", "VariantRemoved",
+                ports, view.body, "Normal", "VariantRemoved",
                 f"deleted Deployment {deployment.name}: variant {deployment.variant} "
                 "is no longer in the spec", outcome,
             )  # fmt: skip
-
-    unschedulable = _unschedulable_message(spec, pools, stuck_pods, grace_s)
-    status = _status(
-        service=service,
-        unschedulable=unschedulable,
-        body=body,
-        pools=pools,
-        plan=recommended,
-        plan_reason=plan_reason,
-        observed=decision.metrics if decision else None,
-        asleep=decision.asleep if decision else False,
-        applied=applied_replicas,
-        current=current,
-        missing_pools=missing_pools,
-        rejected=rejected,
-        paused=paused,
-        now=now,
-    )
-    if missing_pools and not _had_condition(previous_conditions, "CapacityAvailable", "False"):
-        _event(
-            ports,
-            body,
-            "Warning",
-            "NodePoolNotFound",
-            missing_pools_message(missing_pools),
-            outcome,
-        )
-    if unschedulable and not _had_condition(previous_conditions, "CapacityAvailable", "False"):
-        _event(ports, body, "Warning", "PodsUnschedulable", unschedulable, outcome)
-    if decision is not None and decision.memory is not None:
-        status["plannerMemory"] = decision.memory
-    outcome.status = status
-    if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
-        _write_status(ports, body, status, outcome)
-    return outcome
 
 
 def _unschedulable_message(
@@ -287,134 +255,6 @@ def _unschedulable_message(
                 f"{patience_s:.0f} s on pool {variant.node_pool}: {late[0].message}"
             )
     return "; ".join(parts)[:1000]
-
-
-def _status(
-    *,
-    service: v1alpha1.InferenceService,
-    unschedulable: str,
-    body: Mapping[str, Any],
-    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
-    plan: Mapping[str, int],
-    plan_reason: str,
-    observed: metrics.ServiceMetrics | None,
-    asleep: bool,
-    applied: Mapping[str, int],
-    current: Mapping[str, OwnedDeployment],
-    missing_pools: Sequence[str],
-    rejected: Sequence[str],
-    paused: bool,
-    now: str,
-) -> dict[str, Any]:
-    spec = service.spec
-    metadata = body["metadata"]
-    generation = metadata.get("generation")
-    old: Mapping[str, Any] = body.get("status") or {}
-    previous = old.get("conditions") or []
-    ready = {
-        v.name: (current[v.name].ready_replicas if v.name in current else 0) for v in spec.variants
-    }
-    total_desired = sum(applied.values())
-    total_ready = sum(ready.values())
-
-    if paused:
-        decision = f"paused by annotation {PAUSED_ANNOTATION}; replicas held"
-    elif spec.mode is v1alpha1.Mode.RECOMMEND:
-        decision = "Recommend mode: replicas held; see status.recommendation"
-    else:
-        decision = plan_reason
-    last = old.get("lastDecision") or {}
-    last_decision = (
-        dict(last) if last.get("reason") == decision else {"time": now, "reason": decision}
-    )
-
-    def cond(kind: str, state: bool | None, reason: str, message: str) -> dict[str, Any]:
-        return desired.condition(
-            kind, state, reason, message, previous=previous, now=now, generation=generation
-        )
-
-    if missing_pools:
-        capacity = cond(
-            "CapacityAvailable", False, "NodePoolNotFound", missing_pools_message(missing_pools)
-        )
-    elif unschedulable:
-        capacity = cond("CapacityAvailable", False, "PodsUnschedulable", unschedulable)
-    else:
-        capacity = cond("CapacityAvailable", True, "NodePoolsFound", "every node pool exists")
-    if rejected:
-        ready_condition = cond("Ready", False, "DeploymentRejected", "; ".join(rejected)[:1000])
-    elif total_ready >= total_desired:
-        ready_condition = cond(
-            "Ready", True, "ReplicasReady", f"{total_ready}/{total_desired} replicas ready"
-        )
-    else:
-        ready_condition = cond(
-            "Ready", False, "ReplicasStarting", f"{total_ready}/{total_desired} replicas ready"
-        )
-    conditions = [
-        ready_condition,
-        _metrics_condition(cond, observed, asleep),
-        _slo_condition(cond, observed, spec.slo.threshold_seconds),
-        capacity,
-    ]
-    total = observed.total if observed else metrics.Signals()
-    recommendation = None
-    if spec.mode is v1alpha1.Mode.RECOMMEND or paused:
-        recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
-    return {
-        "observedGeneration": generation,
-        "replicas": total_desired,
-        "readyReplicas": total_ready,
-        "selector": desired.selector(metadata["name"]),
-        "usdPerHour": _usd_per_hour(metadata, spec, pools, applied),
-        "observedRps": _rounded(total.rps),
-        "arrivalRps": _rounded(observed.arrival_rps if observed else None),
-        "observedLatencySeconds": _rounded(total.latency_s),
-        "sloAttainment": _rounded(total.slo_attainment),
-        "variants": [
-            {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
-            for v in spec.variants
-        ],
-        "conditions": conditions,
-        "lastDecision": last_decision,
-        "recommendation": recommendation,
-    }
-
-
-ASLEEP_METRICS = (
-    "no replica runs, so no server reports requests: the rate reads as 0 until one starts"
-)
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def _metrics_condition(
-    cond: Any, observed: metrics.ServiceMetrics | None, asleep: bool
-) -> dict[str, Any]:
-    if observed is None:
-        return dict(cond("MetricsAvailable", None, "NoMetricsSource", "no metrics read yet"))
-    if asleep and not observed.available:
-        return dict(cond("MetricsAvailable", True, "Asleep", ASLEEP_METRICS))
-    if not observed.available:
-        reason = observed.unknown[0] if observed.unknown else "request rate unknown"
-        return dict(cond("MetricsAvailable", False, "MetricsUnknown", reason[:500]))
-    detail = "; ".join(observed.unknown)[:500] or "request rate and latency read"
-    return dict(cond("MetricsAvailable", True, "MetricsRead", detail))
-
-
-def _slo_condition(
-    cond: Any, observed: metrics.ServiceMetrics | None, threshold_s: float
-) -> dict[str, Any]:
-    latency = observed.total.latency_s if observed else None
-    if latency is None:
-        return dict(
-            cond("SLOMet", None, "NoLatency", "no latency observed (no traffic or no data)")
-        )
-    if latency <= threshold_s:
-        return dict(cond("SLOMet", True, "WithinSLO", f"{latency:.3f} s <= {threshold_s} s"))
-    return dict(cond("SLOMet", False, "OverSLO", f"{latency:.3f} s > {threshold_s} s"))
 
 
 def _comparable(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

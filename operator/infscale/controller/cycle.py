@@ -1,0 +1,220 @@
+"""One reconcile pass: every service, then every node pool, from one snapshot of the cluster.
+
+Free of kopf and of the loop that runs it (`runtime.Runtime`); a failing service or pool does
+not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pydantic
+
+from infscale.api import v1alpha1
+from infscale.controller import pools, reconciler, service_view, telemetry, wiring
+from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
+from infscale.controller.settings import OperatorSettings
+from infscale.domain import nodes as node_rules
+from infscale.labels import SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
+from infscale.ports import errors
+
+LOG = logging.getLogger(__name__)
+
+
+def _owned(body: Mapping[str, Any]) -> OwnedDeployment:
+    metadata = body.get("metadata", {})
+    return OwnedDeployment(
+        name=metadata["name"],
+        variant=(metadata.get("labels") or {}).get(VARIANT_LABEL, ""),
+        replicas=int(body.get("spec", {}).get("replicas") or 0),
+        ready_replicas=int((body.get("status") or {}).get("readyReplicas") or 0),
+        spec_hash=(metadata.get("annotations") or {}).get(SPEC_HASH_ANNOTATION),
+    )
+
+
+class Cycle:
+    """Reconciles every service and pool through the adapters; writes only while `may_act()`."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        adapters: wiring.Adapters,
+        may_act: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.settings = settings
+        self.deployments = adapters.deployments
+        self.ports = adapters.service_ports
+        self.nodes = adapters.nodes
+        self.pool_ports = adapters.pool_ports
+        self.decider = adapters.decider
+        self.may_act = may_act
+
+    def run(
+        self,
+        services: Iterable[Mapping[str, Any]],
+        pool_bodies: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """One reconcile of every service; a failing service does not stop the others.
+
+        Deployments are listed fresh from the API server (one call): replicas decided last
+        cycle must be seen as they are now, not as a watch cache last saw them.
+        """
+        owned: dict[tuple[str, str], list[OwnedDeployment]] = {}
+        for deployment in self.deployments.list_owned():
+            labels = deployment["metadata"].get("labels") or {}
+            key = (deployment["metadata"]["namespace"], labels.get(SERVICE_LABEL, ""))
+            owned.setdefault(key, []).append(_owned(deployment))
+        specs: dict[str, v1alpha1.InferenceNodePoolSpec] = {}
+        for name, pool_body in pool_bodies.items():
+            try:
+                specs[name] = v1alpha1.InferenceNodePool.model_validate(pool_body).spec
+            except pydantic.ValidationError as error:
+                LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
+        now_s = time.time()  # one clock reading for the whole cycle
+        now = pools.format_time(now_s)
+        managed = self.nodes.managed_pods()
+        stuck = stuck_pods(managed, now_s)
+        views = []
+        for body in services:
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            if not self.settings.namespaces or key[0] in self.settings.namespaces:
+                views.append(service_view.read(body, owned.get(key, ()), stuck.get(key, ())))
+        decisions, planned_nodes = self.decide(views, specs, owned, now_s)
+        if self.decider.source is not None:
+            telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
+        for view in views:
+            namespace, name = view.key
+            if not self.may_act():
+                LOG.warning("leadership lost mid-cycle: no further writes")
+                return
+            try:
+                outcome = reconciler.reconcile(
+                    view,
+                    specs,
+                    self.ports,
+                    now,
+                    decisions.get(view.key),
+                    grace_s=2 * self.settings.interval_seconds + 10,
+                )
+            except errors.ClusterError as error:
+                telemetry.ERRORS.labels("service").inc()
+                LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
+                continue
+            telemetry.record_service(namespace, name, outcome.status)
+            if "Scaled" in outcome.events:
+                telemetry.DECISIONS.labels(namespace, name).inc()
+            if outcome.writes:
+                LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
+        if self.may_act():
+            self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, managed)
+
+    def decide(
+        self,
+        views: Sequence[service_view.ServiceView | service_view.InvalidService],
+        pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+        owned: Mapping[tuple[str, str], list[OwnedDeployment]],
+        now_s: float,
+    ) -> tuple[dict[tuple[str, str], ServiceDecision], dict[str, int]]:
+        """The planner's decisions; if it fails, every service holds what it runs.
+
+        Without a metrics source there is nothing to plan from: every service gets the baseline
+        (its minimum, or the `kubectl scale` total, on its cheapest variant). An invalid service
+        is left out (its reconcile reports it).
+        """
+        if self.decider.source is None:
+            return {}, {}
+        inputs = [v for v in views if isinstance(v, service_view.ServiceView)]
+        try:
+            return self.decider.decide(inputs, pools, owned, now_s)
+        except Exception as error:
+            LOG.exception("the planner failed; every service holds its replicas")
+            held = {}
+            for service in inputs:
+                current = {d.variant: d.replicas for d in owned.get(service.key, [])}
+                held[service.key] = ServiceDecision(
+                    replicas=current,
+                    reason=f"planner failed ({type(error).__name__}): holding replicas",
+                    recommended=current,
+                )
+            return held, {}
+
+    def pools_cycle(
+        self,
+        pool_bodies: Mapping[str, Mapping[str, Any]],
+        specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+        planned_nodes: Mapping[str, int],
+        now_s: float,
+        managed_pods: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Every pool follows the pods that need it; a failing pool does not stop the others."""
+        if not specs:
+            return
+        all_nodes, scheduled = self.nodes.snapshot()
+        managed = [dict(p) for p in managed_pods if SERVICE_LABEL in p["metadata"]["labels"]]
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for pod in scheduled:
+            by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
+        for name, spec in specs.items():
+            if not self.may_act():
+                return
+            limits = node_rules.PoolLimits(
+                min_nodes=spec.min_nodes,
+                max_nodes=spec.max_nodes,
+                max_change_per_cycle=self.settings.max_node_changes_per_cycle,
+                scale_down_cooldown_s=self.settings.node_scale_down_cooldown_seconds,
+                provisioning_s=spec.provisioning_seconds,
+            )
+            members = [n for n in all_nodes if pools.is_member(n, name, spec)]
+            try:
+                outcome = pools.reconcile_pool(
+                    name,
+                    pool_bodies[name],
+                    members,
+                    by_node,
+                    managed,
+                    self.pool_ports,
+                    limits,
+                    now_s,
+                    planned_nodes.get(name, 0),
+                )
+            except errors.ClusterError as error:
+                telemetry.ERRORS.labels("pool").inc()
+                LOG.error("reconciling pool %s failed: %s", name, error)
+                continue
+            status = outcome.status
+            telemetry.record_pool(
+                name,
+                int(status.get("readyNodes") or 0),
+                int(status.get("desiredNodes") or 0),
+                float(status.get("usdPerHour") or 0.0),
+            )
+            if outcome.created or outcome.deleted or outcome.held:
+                LOG.info("pool %s: %s", name, outcome)
+
+
+def stuck_pods(
+    pods: Iterable[Mapping[str, Any]], now_s: float
+) -> dict[tuple[str, str], list[StuckPod]]:
+    """Managed pods the scheduler refused, per (namespace, service)."""
+    stuck: dict[tuple[str, str], list[StuckPod]] = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                created = pools.parse_time(meta.get("creationTimestamp")) or now_s
+                key = (meta["namespace"], labels.get(SERVICE_LABEL, ""))
+                stuck.setdefault(key, []).append(
+                    StuckPod(
+                        variant=labels.get(VARIANT_LABEL, ""),
+                        unschedulable_s=now_s - created,
+                        message=str(condition.get("message") or "no reason given"),
+                    )
+                )
+    return stuck

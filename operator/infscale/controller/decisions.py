@@ -1,0 +1,46 @@
+"""What one cycle knows of a service before reconciling it: the Deployments infscale owns, the
+pods the scheduler refused, and the planner's decision. Shared by decide and the reconciler."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from infscale.ports import metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnedDeployment:
+    """What the reconciler needs to know about a Deployment infscale owns."""
+
+    name: str
+    variant: str
+    replicas: int
+    ready_replicas: int
+    spec_hash: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceDecision:
+    """What the planner decided for one service this cycle, and why."""
+
+    replicas: Mapping[str, int]
+    reason: str
+    recommended: Mapping[str, int]
+    metrics: metrics.ServiceMetrics | None = None
+    memory: str | None = None
+    """What the planner has learned of the service, to save in status (when due)."""
+    asleep: bool = False
+    """At zero replicas with none due and no arrival-rate query: no server reports, and that is
+    no loss of metrics (the planner reads the rate as 0)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StuckPod:
+    """A pod of the service the scheduler has refused (PodScheduled=False, Unschedulable)."""
+
+    variant: str
+    unschedulable_s: float
+    """Seconds since the pod was created."""
+    message: str
+    """The scheduler's reason, e.g. `0/4 nodes are available: 4 node(s) had untolerated taint`."""

@@ -1,0 +1,167 @@
+"""An InferenceService's status: replicas, cost, metrics, conditions and the last decision."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from infscale.api import v1alpha1
+from infscale.controller import convert, desired, service_view
+from infscale.domain import pricing
+from infscale.ports import metrics
+
+
+def _usd_per_hour(
+    metadata: Mapping[str, Any],
+    spec: v1alpha1.InferenceServiceSpec,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    replicas: Mapping[str, int],
+) -> float | None:
+    """status.usdPerHour: the planner's node-share cost of ``replicas``; None (absent) when a
+    replica fits no node of its pool, which the planner's model gives no finite cost."""
+    service = convert.service_spec(
+        metadata["namespace"], metadata["name"], spec, sum(replicas.values())
+    )
+    usd = pricing.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
+    return round(usd, 4) if math.isfinite(usd) else None
+
+
+def missing_pools_message(missing_pools: Sequence[str]) -> str:
+    """Why some variants get no replicas, in words."""
+    if len(missing_pools) == 1:
+        return (
+            f"InferenceNodePool {missing_pools[0]} does not exist; its variants get no replicas "
+            "until it is created"
+        )
+    return (
+        f"InferenceNodePools {', '.join(missing_pools)} do not exist; their variants get no "
+        "replicas until they are created"
+    )
+
+
+def service_status(
+    *,
+    view: service_view.ServiceView,
+    unschedulable: str,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    plan: Mapping[str, int],
+    plan_reason: str,
+    observed: metrics.ServiceMetrics | None,
+    asleep: bool,
+    applied: Mapping[str, int],
+    missing_pools: Sequence[str],
+    rejected: Sequence[str],
+    now: str,
+) -> dict[str, Any]:
+    """The status as this cycle sees it: ``plan`` is the recommendation, ``applied`` what the
+    Deployments were given."""
+    spec = view.spec
+    metadata = view.body["metadata"]
+    generation = metadata.get("generation")
+    old: Mapping[str, Any] = view.body.get("status") or {}
+    previous = old.get("conditions") or []
+    current = {d.variant: d for d in view.owned}
+    ready = {
+        v.name: (current[v.name].ready_replicas if v.name in current else 0) for v in spec.variants
+    }
+    total_desired = sum(applied.values())
+    total_ready = sum(ready.values())
+
+    decision = view.hold or plan_reason
+    last = old.get("lastDecision") or {}
+    last_decision = (
+        dict(last) if last.get("reason") == decision else {"time": now, "reason": decision}
+    )
+
+    def cond(kind: str, state: bool | None, reason: str, message: str) -> dict[str, Any]:
+        return desired.condition(
+            kind, state, reason, message, previous=previous, now=now, generation=generation
+        )
+
+    conditions = [
+        _ready_condition(cond, rejected, total_ready, total_desired),
+        _metrics_condition(cond, observed, asleep),
+        _slo_condition(cond, observed, spec.slo.threshold_seconds),
+        _capacity_condition(cond, missing_pools, unschedulable),
+    ]
+    total = observed.total if observed else metrics.Signals()
+    recommendation = None
+    if view.held:
+        recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
+    return {
+        "observedGeneration": generation,
+        "replicas": total_desired,
+        "readyReplicas": total_ready,
+        "selector": desired.selector(metadata["name"]),
+        "usdPerHour": _usd_per_hour(metadata, spec, pools, applied),
+        "observedRps": _rounded(total.rps),
+        "arrivalRps": _rounded(observed.arrival_rps if observed else None),
+        "observedLatencySeconds": _rounded(total.latency_s),
+        "sloAttainment": _rounded(total.slo_attainment),
+        "variants": [
+            {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
+            for v in spec.variants
+        ],
+        "conditions": conditions,
+        "lastDecision": last_decision,
+        "recommendation": recommendation,
+    }
+
+
+ASLEEP_METRICS = (
+    "no replica runs, so no server reports requests: the rate reads as 0 until one starts"
+)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ready_condition(
+    cond: Any, rejected: Sequence[str], total_ready: int, total_desired: int
+) -> dict[str, Any]:
+    if rejected:
+        return dict(cond("Ready", False, "DeploymentRejected", "; ".join(rejected)[:1000]))
+    message = f"{total_ready}/{total_desired} replicas ready"
+    if total_ready >= total_desired:
+        return dict(cond("Ready", True, "ReplicasReady", message))
+    return dict(cond("Ready", False, "ReplicasStarting", message))
+
+
+def _capacity_condition(
+    cond: Any, missing_pools: Sequence[str], unschedulable: str
+) -> dict[str, Any]:
+    if missing_pools:
+        message = missing_pools_message(missing_pools)
+        return dict(cond("CapacityAvailable", False, "NodePoolNotFound", message))
+    if unschedulable:
+        return dict(cond("CapacityAvailable", False, "PodsUnschedulable", unschedulable))
+    return dict(cond("CapacityAvailable", True, "NodePoolsFound", "every node pool exists"))
+
+
+def _metrics_condition(
+    cond: Any, observed: metrics.ServiceMetrics | None, asleep: bool
+) -> dict[str, Any]:
+    if observed is None:
+        return dict(cond("MetricsAvailable", None, "NoMetricsSource", "no metrics read yet"))
+    if asleep and not observed.available:
+        return dict(cond("MetricsAvailable", True, "Asleep", ASLEEP_METRICS))
+    if not observed.available:
+        reason = observed.unknown[0] if observed.unknown else "request rate unknown"
+        return dict(cond("MetricsAvailable", False, "MetricsUnknown", reason[:500]))
+    detail = "; ".join(observed.unknown)[:500] or "request rate and latency read"
+    return dict(cond("MetricsAvailable", True, "MetricsRead", detail))
+
+
+def _slo_condition(
+    cond: Any, observed: metrics.ServiceMetrics | None, threshold_s: float
+) -> dict[str, Any]:
+    latency = observed.total.latency_s if observed else None
+    if latency is None:
+        return dict(
+            cond("SLOMet", None, "NoLatency", "no latency observed (no traffic or no data)")
+        )
+    if latency <= threshold_s:
+        return dict(cond("SLOMet", True, "WithinSLO", f"{latency:.3f} s <= {threshold_s} s"))
+    return dict(cond("SLOMet", False, "OverSLO", f"{latency:.3f} s > {threshold_s} s"))

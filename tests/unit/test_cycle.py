@@ -1,0 +1,68 @@
+"""One reconcile pass over in-memory ports: each service read once, held or invalid as it says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infscale.controller import cycle, decide, pools, reconciler, service_view, wiring
+from infscale.controller.settings import OperatorSettings
+from infscale.labels import PAUSED_ANNOTATION
+from tests import fakes
+from tests.unit.test_reconciler import chat
+
+
+class NoNodes:
+    def managed_pods(self) -> list[dict[str, Any]]:
+        return []
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return [], []
+
+
+class NoDeployments:
+    def list_owned(self) -> list[dict[str, Any]]:
+        return []
+
+
+def run(settings: OperatorSettings, *bodies: dict[str, Any]) -> fakes.FakeCluster:
+    cluster = fakes.FakeCluster()
+    adapters: Any = wiring.Adapters(
+        deployments=NoDeployments(),
+        service_ports=reconciler.Ports(workloads=cluster, status=cluster, events=cluster),
+        nodes=NoNodes(),
+        pool_ports=pools.PoolPorts(nodes=NoNodes(), providers={}, status=cluster, events=cluster),
+        decider=decide.Decider(None),
+    )
+    cycle.Cycle(settings, adapters).run(list(bodies), {})
+    return cluster
+
+
+def test_a_paused_service_and_an_invalid_one_are_each_reported() -> None:
+    paused = chat()
+    paused["metadata"].setdefault("annotations", {})[PAUSED_ANNOTATION] = "true"
+    invalid = chat()
+    invalid["metadata"]["name"] = "broken"
+    invalid["spec"]["variants"] = "not a list"
+    statuses = run(OperatorSettings(), paused, invalid).statuses
+    held = statuses[("team-a", "chat")]
+    assert (
+        held["lastDecision"]["reason"] == f"paused by annotation {PAUSED_ANNOTATION}; replicas held"
+    )
+    assert held["recommendation"]
+    assert [c["reason"] for c in statuses[("team-a", "broken")]["conditions"]] == ["InvalidSpec"]
+
+
+def test_services_outside_the_managed_namespaces_are_left_alone() -> None:
+    assert run(OperatorSettings(namespaces=("elsewhere",)), chat()).statuses == {}
+
+
+def test_the_hold_reason_is_worked_out_once() -> None:
+    body = chat()
+    view = service_view.read(body)
+    assert isinstance(view, service_view.ServiceView)
+    assert view.hold is None
+    assert not view.held
+    body["metadata"].setdefault("annotations", {})[PAUSED_ANNOTATION] = "true"
+    paused = service_view.read(body)
+    assert isinstance(paused, service_view.ServiceView)
+    assert paused.held
