@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from kubernetes import client
 
 from infscale.api import v1alpha1
-from infscale.controller import decide, reconciler
+from infscale.controller import decide, service_reconciler
 from infscale.ports import metrics
 from tests import fakes
 from tests.integration.manifests import GROUP, VERSION, kwok_pool, service_manifest
@@ -142,8 +142,8 @@ def test_fuzzed_services_are_rejected_readably_or_handled(
         [decide.ServiceInput((NAMESPACE, "fuzz"), spec, held=False)], pools, {}, 1_000_000.0
     )
     cluster = fakes.FakeCluster()
-    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
-    outcome = reconciler.reconcile_service(
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    outcome = service_reconciler.reconcile_service(
         body, pools, [], ports, "2026-01-01T00:00:00Z", decisions.get((NAMESPACE, "fuzz"))
     )
     assert outcome.status["replicas"] >= 0

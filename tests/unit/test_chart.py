@@ -19,7 +19,7 @@ from infscale.cli import main as cli
 from infscale.controller import chart_values, telemetry
 from infscale.controller import settings as settings_module
 from infscale.controller.settings import PlannerTuning
-from infscale.domain.settings import PlannerSettings
+from infscale.domain.tuning import PlannerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "infscale"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infscale.api import v1alpha1
-from infscale.controller import convert, decisions, reconciler
+from infscale.controller import convert, decisions, service_reconciler
 from infscale.domain import model, planner, pricing
 from tests import examples, fakes
 
@@ -33,11 +33,11 @@ def _embed(*variants: dict[str, Any], fixed: int | None = None) -> dict[str, Any
 def _status(body: dict[str, Any], plan: dict[str, int] | None = None) -> dict[str, Any]:
     """The status the reconciler computes for ``plan`` (None: its baseline)."""
     cluster = fakes.FakeCluster()
-    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
     decision = None
     if plan is not None:
         decision = decisions.ServiceDecision(replicas=plan, reason="test", recommended=plan)
-    outcome = reconciler.reconcile_service(
+    outcome = service_reconciler.reconcile_service(
         body, examples.pools(), [], ports, NOW, decision=decision
     )
     return outcome.status

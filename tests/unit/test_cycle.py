@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from infscale.controller import cycle, decide, pools, reconciler, service_view, wiring
+from infscale.controller import (
+    cycle,
+    decide,
+    pool_reconciler,
+    service_reconciler,
+    service_view,
+    wiring,
+)
 from infscale.controller.settings import OperatorSettings
 from infscale.labels import PAUSED_ANNOTATION
 from tests import fakes
@@ -28,9 +35,11 @@ def run(settings: OperatorSettings, *bodies: dict[str, Any]) -> fakes.FakeCluste
     cluster = fakes.FakeCluster()
     adapters: Any = wiring.Adapters(
         deployments=NoDeployments(),
-        service_ports=reconciler.Ports(workloads=cluster, status=cluster, events=cluster),
+        service_ports=service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster),
         nodes=NoNodes(),
-        pool_ports=pools.PoolPorts(nodes=NoNodes(), providers={}, status=cluster, events=cluster),
+        pool_ports=pool_reconciler.PoolPorts(
+            nodes=NoNodes(), providers={}, status=cluster, events=cluster
+        ),
         decider=decide.Decider(None),
     )
     cycle.Cycle(settings, adapters).run(list(bodies), {})

@@ -66,7 +66,7 @@ def test_the_operator_loads_without_the_bench_extra() -> None:
     # kopf handlers and every adapter) and the emulator must not import them at module load.
     code = (
         "import sys; from infscale.cli import main; main.build_parser(); "
-        "import infscale.controller.handlers, infscale.emulator.main; "
+        "import infscale.controller.handlers, infscale.emulator.server; "
         "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'rich'}); "
         "print(loaded)"
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from infscale.domain import capacity, forecast, model, settings
+from infscale.domain import capacity, forecast, model, tuning
 from tests.unit import planner_fixtures as fx
 
-CFG = settings.PlannerSettings()
+CFG = tuning.PlannerSettings()
 
 
 def test_unknown_rate_changes_nothing() -> None:
@@ -88,7 +88,7 @@ def test_capacity_ignores_uninformative_samples() -> None:
 
 
 def test_a_fall_in_load_does_not_widen_the_margin() -> None:
-    cfg = settings.PlannerSettings()
+    cfg = tuning.PlannerSettings()
     state = model.ForecastState()
     for t in range(0, 600, 15):
         state = forecast.update(state, 30.0, float(t), cfg)

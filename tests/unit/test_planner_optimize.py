@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from infscale.domain import model, optimize, pricing, settings
+from infscale.domain import model, optimize, pricing, tuning
 from infscale.sim import bench
 from tests.unit import planner_fixtures as fx
 
@@ -36,7 +36,7 @@ def test_fluid_packing_is_repaired_by_first_fit() -> None:
     svc = model.ServiceSpec(
         "ns", "s", (model.VariantSpec("v", "c", model.Resources(3, 1), 1.0, 10),), min_replicas=0
     )
-    alloc = optimize.optimize([_demand(svc, 5.0)], {"c": pool}, settings.PlannerSettings())
+    alloc = optimize.optimize([_demand(svc, 5.0)], {"c": pool}, tuning.PlannerSettings())
     assert alloc.replicas[svc.key]["v"] == 5
     assert alloc.nodes["c"] == 3
 
@@ -57,7 +57,7 @@ def test_milp_counts_whole_replicas_per_node() -> None:
         ),
         min_replicas=0,
     )
-    alloc = optimize.optimize([_demand(svc, 4.0)], pools, settings.PlannerSettings())
+    alloc = optimize.optimize([_demand(svc, 4.0)], pools, tuning.PlannerSettings())
     assert alloc.replicas[svc.key] == {"cpu": 0, "gpu": 2}
     assert alloc.nodes == {"cpu": 0, "gpu": 2}
 
@@ -66,7 +66,7 @@ def test_milp_prefers_the_cheapest_cover() -> None:
     pools = {p.name: p for p in fx.pools()}
     svc = fx.service()
     # 10 rps: two L4 replicas ($1.61/h) beat one H100 node ($55/h).
-    alloc = optimize.optimize([_demand(svc, 10.0, 1)], pools, settings.PlannerSettings())
+    alloc = optimize.optimize([_demand(svc, 10.0, 1)], pools, tuning.PlannerSettings())
     assert alloc.method == "milp"
     assert alloc.replicas[svc.key] == {"h100": 0, "l4": 2}
     assert alloc.nodes == {"cpu": 0, "h100": 0, "l4": 2}
@@ -75,7 +75,7 @@ def test_milp_prefers_the_cheapest_cover() -> None:
 def test_mix_when_the_cheap_pool_is_full() -> None:
     pools = {p.name: p for p in fx.pools(max_nodes=3)}
     svc = fx.service()
-    alloc = optimize.optimize([_demand(svc, 40.0, 1)], pools, settings.PlannerSettings())
+    alloc = optimize.optimize([_demand(svc, 40.0, 1)], pools, tuning.PlannerSettings())
     reps = alloc.replicas[svc.key]
     assert reps["l4"] <= 3
     assert reps["h100"] >= 1
@@ -86,7 +86,7 @@ def test_mix_when_the_cheap_pool_is_full() -> None:
 def test_shortfall_is_reported_when_pools_cannot_cover() -> None:
     pools = {p.name: p for p in fx.pools(max_nodes=1)}
     svc = fx.service()
-    alloc = optimize.optimize([_demand(svc, 1000.0)], pools, settings.PlannerSettings())
+    alloc = optimize.optimize([_demand(svc, 1000.0)], pools, tuning.PlannerSettings())
     assert alloc.shortfall_rps[svc.key] > 0
     assert alloc.nodes["h100"] <= 1
     assert alloc.nodes["l4"] <= 1
@@ -95,7 +95,7 @@ def test_shortfall_is_reported_when_pools_cannot_cover() -> None:
 def test_greedy_fallback_covers_demand() -> None:
     pools = {p.name: p for p in fx.pools()}
     svc = fx.service()
-    cfg = settings.PlannerSettings(use_solver=False)
+    cfg = tuning.PlannerSettings(use_solver=False)
     alloc = optimize.optimize([_demand(svc, 17.0, 1)], pools, cfg)
     assert alloc.method.startswith("greedy")
     assert alloc.replicas[svc.key]["l4"] == 3
@@ -110,7 +110,7 @@ def test_shared_nodes_across_services() -> None:
         for i in range(2)
     ]
     alloc = optimize.optimize(
-        [_demand(s, 20.0, 1) for s in only_h100], pools, settings.PlannerSettings()
+        [_demand(s, 20.0, 1) for s in only_h100], pools, tuning.PlannerSettings()
     )
     assert alloc.nodes["h100"] == 1
 
@@ -141,7 +141,7 @@ def test_greedy_picks_a_variant_that_covers_demand_within_the_replica_cap() -> N
     # L4 is cheaper per rps, but three L4 replicas carry 18 of the 60 rps; two H100s carry all.
     pools = {p.name: p for p in fx.pools()}
     svc = fx.service(max_replicas=3)
-    cfg = settings.PlannerSettings(use_solver=False)
+    cfg = tuning.PlannerSettings(use_solver=False)
     alloc = optimize.optimize([_demand(svc, 60.0)], pools, cfg)
     assert alloc.shortfall_rps[svc.key] == 0.0
     assert alloc.replicas[svc.key] == {"h100": 2, "l4": 0}
@@ -158,10 +158,10 @@ def test_a_fleet_too_large_for_the_milp_time_limit_still_gets_a_near_optimal_pla
     rng = np.random.default_rng(4)
     demands = [_demand(s, float(rng.uniform(0, 200))) for s in services]
     pool_map = {p.name: p for p in pools}
-    optimum = optimize.optimize(demands, pool_map, settings.PlannerSettings(solver_time_limit_s=30))
+    optimum = optimize.optimize(demands, pool_map, tuning.PlannerSettings(solver_time_limit_s=30))
     assert optimum.method == "milp"
     for limit_s in (0.01, 0.1, 0.3):
-        cfg = settings.PlannerSettings(solver_time_limit_s=limit_s)
+        cfg = tuning.PlannerSettings(solver_time_limit_s=limit_s)
         hurried = optimize.optimize(demands, pool_map, cfg)
         assert hurried.method != "milp"
         assert sum(hurried.shortfall_rps.values()) <= sum(optimum.shortfall_rps.values()) + 1e-6

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from infscale.domain import evidence, model, planner, settings, stabilize
+from infscale.domain import evidence, model, planner, stabilize, tuning
 from tests.unit import planner_fixtures as fx
 
-CFG = settings.PlannerSettings(node_unneeded_s=300, node_cooldown_s=300)
+CFG = tuning.PlannerSettings(node_unneeded_s=300, node_cooldown_s=300)
 
 
 def _run(
@@ -369,7 +369,7 @@ def _minutes_on(
     pools: list[model.PoolSpec],
     state: model.PlannerState,
     rates: list[float | None],
-    cfg: settings.PlannerSettings = CFG,
+    cfg: tuning.PlannerSettings = CFG,
 ) -> tuple[list[model.Plan], model.PlannerState]:
     """One decision every 15 s, each rate held for a minute."""
     plans = []
@@ -496,7 +496,7 @@ def test_small_moves_of_the_demand_keep_the_replicas() -> None:
     state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 5}})
     l4 = model.VariantObservation(ready_replicas=5, desired_replicas=5, rps=31.0, latency_s=0.2)
     obs = model.Observation(rps=31.0, latency_s=0.2, variants={"l4": l4}, queued=0.0)
-    cfg = settings.PlannerSettings(margin_sigmas=0.0)
+    cfg = tuning.PlannerSettings(margin_sigmas=0.0)
     plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, state, 0.0, cfg)
     assert plan.replicas[svc.key] == {"h100": 0, "l4": 5}  # 30 rps is within 10 % of 31
     assert any("within 10% of the demand" in r for r in plan.reasons[svc.key])
@@ -514,7 +514,7 @@ def test_missing_the_slo_with_a_queue_bridges_with_the_variant_ready_first() -> 
     ]
     l4 = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=12.0, latency_s=4.0)
     state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 2}})
-    cfg = settings.PlannerSettings(margin_sigmas=0.0)
+    cfg = tuning.PlannerSettings(margin_sigmas=0.0)
 
     def plan_for(attainment: float, queued: float) -> model.Plan:
         obs = model.Observation(

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from infscale.domain import model, planner, pricing
-from infscale.domain import settings as planner_settings
+from infscale.domain import tuning as planner_settings
 from tests.unit import planner_fixtures as fx
 
 CFG = planner_settings.PlannerSettings(solver_time_limit_s=2.0)

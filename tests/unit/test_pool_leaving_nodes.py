@@ -9,7 +9,7 @@ from collections.abc import Collection
 from typing import Any
 
 from infscale.api import v1alpha1
-from infscale.controller import pools
+from infscale.controller import pool_reconciler
 from infscale.domain import nodes as node_rules
 from infscale.labels import REMOVING_ANNOTATION
 
@@ -75,10 +75,12 @@ def node(name: str, **annotations: str) -> dict[str, Any]:
 
 def reconcile(
     members: list[dict[str, Any]], planned: int, pending: int = 0
-) -> tuple[Recorder, pools.PoolOutcome]:
+) -> tuple[Recorder, pool_reconciler.PoolOutcome]:
     recorder = Recorder(pending=pending)
-    ports = pools.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
-    outcome = pools.reconcile_pool("p", POOL, members, {}, [], ports, LIMITS, NOW, planned)
+    ports = pool_reconciler.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
+    outcome = pool_reconciler.reconcile_pool(
+        "p", POOL, members, {}, [], ports, LIMITS, NOW, planned
+    )
     return recorder, outcome
 
 

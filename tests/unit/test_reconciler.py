@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infscale.api import v1alpha1
-from infscale.controller import decisions, reconciler, service_status
+from infscale.controller import decisions, service_reconciler, service_status
 from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 from infscale.ports.metrics import ServiceMetrics, Signals
@@ -57,11 +57,11 @@ def run(
     body: dict[str, Any],
     cluster: fakes.FakeCluster,
     pool_specs: dict[str, v1alpha1.InferenceNodePoolSpec] | None = None,
-) -> reconciler.Outcome:
-    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+) -> service_reconciler.Outcome:
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     body = {**body, "status": cluster.statuses.get(key)}
-    return reconciler.reconcile_service(
+    return service_reconciler.reconcile_service(
         body, pools() if pool_specs is None else pool_specs, owned_from(cluster), ports, NOW
     )
 
@@ -191,14 +191,16 @@ def test_missing_node_pool_is_a_condition_not_a_crash() -> None:
 
 def test_pods_the_scheduler_refuses_beyond_provisioning_time_are_reported() -> None:
     cluster = fakes.FakeCluster()
-    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
     provisioning = pools()["gpu-l4"].provisioning_seconds
     taint = "0/3 nodes are available: 3 node(s) had untolerated taint {x: }"
 
     def capacity(waited_s: float) -> dict[str, Any]:
         body = {**chat(), "status": cluster.statuses.get(("team-a", "chat"))}
         stuck = [decisions.StuckPod("l4", waited_s, taint)]
-        reconciler.reconcile_service(body, pools(), owned_from(cluster), ports, NOW, None, stuck)
+        service_reconciler.reconcile_service(
+            body, pools(), owned_from(cluster), ports, NOW, None, stuck
+        )
         conditions = cluster.statuses[("team-a", "chat")]["conditions"]
         return next(c for c in conditions if c["type"] == "CapacityAvailable")
 
@@ -248,8 +250,8 @@ def test_a_sleeping_service_says_so_instead_of_metrics_lost(asleep: bool) -> Non
     decision = decisions.ServiceDecision(
         replicas=zero, reason="idle", recommended=zero, metrics=nothing, asleep=asleep
     )
-    ports = reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
-    reconciler.reconcile_service(body, pools(), [], ports, NOW, decision=decision)
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    service_reconciler.reconcile_service(body, pools(), [], ports, NOW, decision=decision)
     status = cluster.statuses[(body["metadata"]["namespace"], body["metadata"]["name"])]
     metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
     if asleep:

@@ -30,7 +30,7 @@ from kubernetes import client
 
 from infscale.adapters import kube_client
 from infscale.api import v1alpha1
-from infscale.emulator import main as emulator
+from infscale.emulator import server as emulator
 
 if TYPE_CHECKING:
     from rich.console import Console, Group

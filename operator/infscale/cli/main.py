@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
     run.add_argument("--verbose", action="store_true", help="debug logging")
-    from infscale.emulator import main as emulator
+    from infscale.emulator import server as emulator
 
     emulate = commands.add_parser(
         "emulator", help="EMULATED model servers: replay a trace, export their metrics"
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return whatif.run(args)
     if args.command == "emulator":
-        from infscale.emulator import main as emulator
+        from infscale.emulator import server as emulator
 
         return emulator.run(args)
     parser.print_help(sys.stdout)

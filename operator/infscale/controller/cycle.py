@@ -14,7 +14,7 @@ from typing import Any
 import pydantic
 
 from infscale.api import v1alpha1
-from infscale.controller import pools, reconciler, service_view, telemetry, wiring
+from infscale.controller import pool_reconciler, service_reconciler, service_view, telemetry, wiring
 from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import nodes as node_rules
@@ -74,7 +74,7 @@ class Cycle:
             except pydantic.ValidationError as error:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
         now_s = time.time()  # one clock reading for the whole cycle
-        now = pools.format_time(now_s)
+        now = pool_reconciler.format_time(now_s)
         managed = self.nodes.managed_pods()
         stuck = stuck_pods(managed, now_s)
         views = []
@@ -91,7 +91,7 @@ class Cycle:
                 LOG.warning("leadership lost mid-cycle: no further writes")
                 return
             try:
-                outcome = reconciler.reconcile(
+                outcome = service_reconciler.reconcile(
                     view,
                     specs,
                     self.ports,
@@ -167,9 +167,9 @@ class Cycle:
                 scale_down_cooldown_s=self.settings.node_scale_down_cooldown_seconds,
                 provisioning_s=spec.provisioning_seconds,
             )
-            members = [n for n in all_nodes if pools.is_member(n, name, spec)]
+            members = [n for n in all_nodes if pool_reconciler.is_member(n, name, spec)]
             try:
-                outcome = pools.reconcile_pool(
+                outcome = pool_reconciler.reconcile_pool(
                     name,
                     pool_bodies[name],
                     members,
@@ -208,7 +208,7 @@ def stuck_pods(
                 condition.get("type") == "PodScheduled"
                 and condition.get("reason") == "Unschedulable"
             ):
-                created = pools.parse_time(meta.get("creationTimestamp")) or now_s
+                created = pool_reconciler.parse_time(meta.get("creationTimestamp")) or now_s
                 key = (meta["namespace"], labels.get(SERVICE_LABEL, ""))
                 stuck.setdefault(key, []).append(
                     StuckPod(

@@ -23,7 +23,7 @@ from infscale.api import v1alpha1
 from infscale.controller import convert
 from infscale.controller.decisions import OwnedDeployment, ServiceDecision
 from infscale.domain import model, planner, pricing
-from infscale.domain import settings as planner_settings
+from infscale.domain import tuning as planner_settings
 from infscale.ports import metrics
 
 LOG = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from infscale.domain import settings as planner_settings
+from infscale.domain import tuning as planner_settings
 
 
 class PlannerTuning(BaseModel):

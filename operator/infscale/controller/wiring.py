@@ -20,7 +20,7 @@ from infscale.adapters import (
 )
 from infscale.adapters import deployments as deployments_adapter
 from infscale.adapters import reporting as reporting_adapter
-from infscale.controller import decide, leader, pools, reconciler
+from infscale.controller import decide, leader, pool_reconciler, service_reconciler
 from infscale.controller.settings import OperatorSettings
 from infscale.ports import metrics, nodepools
 
@@ -30,9 +30,9 @@ class Adapters:
     """Everything a reconcile cycle reads and writes through."""
 
     deployments: deployments_adapter.KubernetesDeployments
-    service_ports: reconciler.Ports
+    service_ports: service_reconciler.Ports
     nodes: cluster_nodes.ClusterNodes
-    pool_ports: pools.PoolPorts
+    pool_ports: pool_reconciler.PoolPorts
     decider: decide.Decider
 
 
@@ -79,9 +79,11 @@ def adapters(settings: OperatorSettings, api_client: client.ApiClient) -> Adapte
     nodes = cluster_nodes.ClusterNodes(api_client)
     return Adapters(
         deployments=workloads,
-        service_ports=reconciler.Ports(workloads=workloads, status=reporter, events=reporter),
+        service_ports=service_reconciler.Ports(
+            workloads=workloads, status=reporter, events=reporter
+        ),
         nodes=nodes,
-        pool_ports=pools.PoolPorts(
+        pool_ports=pool_reconciler.PoolPorts(
             nodes=nodes, providers=pool_providers(api_client), status=reporter, events=reporter
         ),
         decider=decide.Decider(

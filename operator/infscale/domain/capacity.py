@@ -14,7 +14,7 @@ that overshot is repeated as soon as the damped correction lets latency recover.
 
 from __future__ import annotations
 
-from infscale.domain import model, settings
+from infscale.domain import model, tuning
 
 
 def too_slow_at(
@@ -41,7 +41,7 @@ def learn(
     variant: model.VariantSpec,
     obs: model.VariantObservation | None,
     slo_latency_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     overloaded: bool = False,
     ceiling_rps: float | None = None,
 ) -> float:

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import capacity, evidence, forecast, model, optimize, settings
+from infscale.domain import capacity, evidence, forecast, model, optimize, tuning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Cycle:
     free_pools: frozenset[str]
     state: model.PlannerState
     now_s: float
-    cfg: settings.PlannerSettings
+    cfg: tuning.PlannerSettings
 
     def cold_start_s(self, variant: model.VariantSpec) -> float:
         """Start-up, plus the pool's provisioning when it has no free node."""
@@ -242,7 +242,7 @@ def _backlog_rps(
     seen: _Evidence,
     lead_s: float,
     demand_rps: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     why: list[str],
 ) -> float:
     """With ``backlog_drain``, a queue the spare capacity cannot clear within the lead adds the
@@ -266,7 +266,7 @@ def _unknown_rate(
     demand_rps: float,
     min_total: int,
     why: list[str],
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
 ) -> tuple[float, int]:
     """With the request rate unknown: the forecast is held, a fixed fallback sets a floor, and a
     latency over the SLO scales the replicas that serve up."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from infscale.domain import capacity, model, settings
+from infscale.domain import capacity, model, tuning
 
 
 def ceilings(
@@ -18,7 +18,7 @@ def ceilings(
     learned: Mapping[str, float],
     previous: Mapping[str, tuple[float, float]],
     now_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     in_backlog: bool,
 ) -> dict[str, tuple[float, float]]:
     """Per variant, the (per-replica rps, time) at which it was last seen too slow, if lately."""
@@ -41,7 +41,7 @@ def too_slow(
     caps: Mapping[str, float],
     previous: Mapping[str, tuple[float, float, float]],
     now_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     in_backlog: bool,
 ) -> dict[str, tuple[float, float, float]]:
     """Per variant seen over the SLO at light load with nothing queued: (latency, first seen,
@@ -83,7 +83,7 @@ TOO_SLOW_GAP_S = 60.0
 def excluded(
     svc: model.ServiceSpec,
     candidates: Mapping[str, tuple[float, float, float]],
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
 ) -> dict[str, tuple[float, float, float]]:
     """The variants confirmed too slow; none when that would be every variant (then the traffic,
     not a variant, is what misses the SLO, and no choice of variant helps)."""
@@ -157,7 +157,7 @@ def headroom(
     obs: model.Observation,
     svc: model.ServiceSpec,
     now_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     explained: bool = False,
 ) -> float:
     """Raise the demand multiplier on an SLO miss; let it decay back to 1 while the SLO holds.

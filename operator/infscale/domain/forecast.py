@@ -21,14 +21,14 @@ import dataclasses
 import math
 import statistics
 
-from infscale.domain import model, settings
+from infscale.domain import model, tuning
 
 
 def update(
     state: model.ForecastState,
     rps: float | None,
     now_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     expected_rps: float = 0.0,
 ) -> model.ForecastState:
     """Fold one observed rate into the forecaster; an unknown rate (None) changes nothing.
@@ -77,7 +77,7 @@ def demand_rps(
     state: model.ForecastState,
     now_s: float,
     lead_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     hold_lead_s: float | None = None,
 ) -> float:
     """The rate to provision for over the next ``lead_s`` seconds, margin included.
@@ -97,7 +97,7 @@ def demand_rps(
 
 
 def seasonal_rps(
-    state: model.ForecastState, now_s: float, lead_s: float, cfg: settings.PlannerSettings
+    state: model.ForecastState, now_s: float, lead_s: float, cfg: tuning.PlannerSettings
 ) -> float:
     """The rate of a burst that recurs with period ``season_s`` and is due within ``lead_s``;
     0 when none is (the highest of :func:`seasonal_profile`)."""
@@ -105,7 +105,7 @@ def seasonal_rps(
 
 
 def seasonal_profile(
-    state: model.ForecastState, now_s: float, lead_s: float, cfg: settings.PlannerSettings
+    state: model.ForecastState, now_s: float, lead_s: float, cfg: tuning.PlannerSettings
 ) -> list[float]:
     """The rate expected of a burst recurring with period ``season_s``, for each minute from
     now to ``lead_s`` ahead (0 where none is due; empty when nothing can be said).
@@ -155,7 +155,7 @@ def seasonal_profile(
     return profile
 
 
-def _season_on(cfg: settings.PlannerSettings) -> bool:
+def _season_on(cfg: tuning.PlannerSettings) -> bool:
     return cfg.season_s > 0 and cfg.season_bucket_s > 0 and cfg.season_periods >= 1
 
 
@@ -175,7 +175,7 @@ def _push_peak(
 
 
 def _push_minute(
-    minutes: tuple[tuple[int, float], ...], now_s: float, rps: float, cfg: settings.PlannerSettings
+    minutes: tuple[tuple[int, float], ...], now_s: float, rps: float, cfg: tuning.PlannerSettings
 ) -> tuple[tuple[int, float], ...]:
     """The highest rate per bucket, as far back as :func:`seasonal_rps` looks."""
     if not _season_on(cfg):

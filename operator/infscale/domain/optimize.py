@@ -33,7 +33,7 @@ import numpy.typing as npt
 from scipy import optimize as sp_optimize
 from scipy import sparse
 
-from infscale.domain import model, pricing, settings
+from infscale.domain import model, pricing, tuning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +93,7 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
 def optimize(
     demands: Sequence[Demand],
     pools: Mapping[str, model.PoolSpec],
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
 ) -> Allocation:
     """Cheapest replicas and nodes covering every demand: the MILP's optimum when HiGHS proves
     one within its time limit; otherwise the cheapest by the program's own objective of the
@@ -174,7 +174,7 @@ def _shortfall_penalty(demands: Sequence[Demand], pools: Mapping[str, model.Pool
 
 
 def _program(
-    demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], cfg: settings.PlannerSettings
+    demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec], cfg: tuning.PlannerSettings
 ) -> _Program:
     pairs = _pairs(demands, pools)
     pool_names = sorted(pools)
@@ -254,7 +254,7 @@ def _program(
 
 
 def _solve(
-    program: _Program, cfg: settings.PlannerSettings, integral: bool
+    program: _Program, cfg: tuning.PlannerSettings, integral: bool
 ) -> sp_optimize.OptimizeResult:
     return sp_optimize.milp(
         program.c,

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import demand, evidence, model, optimize, pricing, settings, stabilize
+from infscale.domain import demand, evidence, model, optimize, pricing, stabilize, tuning
 
 _EXCESS_STEP_MAX_S = 300.0
 """A longer gap between decisions (a restart, a metrics outage) counts as this long."""
@@ -26,14 +26,14 @@ def plan(
     observations: Mapping[str, model.Observation],
     state: model.PlannerState,
     now_s: float,
-    cfg: settings.PlannerSettings | None = None,
+    cfg: tuning.PlannerSettings | None = None,
 ) -> tuple[model.Plan, model.PlannerState]:
     """One decision; returns the plan and the state to pass to the next call.
 
     ``observations`` is keyed by ``ServiceSpec.key``; a missing entry means all unknown.
     Equal inputs give equal outputs (the function has no hidden state or randomness).
     """
-    cfg = cfg or settings.PlannerSettings()
+    cfg = cfg or tuning.PlannerSettings()
     pool_map = {p.name: p for p in pools}
     services = sorted(services, key=lambda s: s.key)
     last_needed = pricing.pool_nodes_needed(state.last_replicas, services, pool_map)
@@ -273,7 +273,7 @@ def _within_tolerance(
     raw: Mapping[str, int],
     last: Mapping[str, int] | None,
     dem: optimize.Demand,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
 ) -> dict[str, int] | None:
     """The current replicas, when the optimiser changes them and their capacity is within
     ``tolerance`` of the demand either way (covering at least ``1 - tolerance`` of it, and no

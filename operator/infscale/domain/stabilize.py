@@ -14,7 +14,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 
-from infscale.domain import model, settings
+from infscale.domain import model, tuning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +172,7 @@ def nodes(
     scale_up_s: float | None,
     surplus_since_s: float | None,
     now_s: float,
-    cfg: settings.PlannerSettings,
+    cfg: tuning.PlannerSettings,
     held_by: tuple[str, ...] = (),
 ) -> NodeDecision:
     """Grow at once; shrink to ``needed`` only after the surplus stayed empty and cooled down.

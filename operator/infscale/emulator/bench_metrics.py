@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from infscale.adapters import prometheus
-from infscale.emulator import main as emulator_main
 from infscale.emulator import model
+from infscale.emulator import server as emulator_main
 from infscale.ports import metrics
 from infscale.sim import servers
 

@@ -41,7 +41,7 @@ from matplotlib import pyplot
 from rich import console as rich_console
 from rich import table as rich_table
 
-from infscale.domain import model, planner, pricing, settings
+from infscale.domain import model, planner, pricing, tuning
 from infscale.sim import autoscaler, engine, oracle, policies, scenario, tracegen, traces
 
 ATTAINMENT_BAR = 0.99
@@ -483,7 +483,7 @@ def planning_time(
     timings: dict[str, list[float]] = {"cold": [], "steady": []}
     # Each service comes with a full seasonal memory (two and a half hours of per-minute peaks),
     # as after a long run, so the steady cycles pay for reading it.
-    cfg = settings.PlannerSettings()
+    cfg = tuning.PlannerSettings()
     buckets = math.ceil((cfg.season_periods + 0.5) * cfg.season_s / cfg.season_bucket_s)
     state = model.PlannerState(
         forecasts={

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import model, planner, pricing, settings
+from infscale.domain import model, planner, pricing, tuning
 from infscale.sim import engine
 
 
@@ -51,7 +51,7 @@ class Infscale:
         self,
         service: model.ServiceSpec,
         pools: Sequence[model.PoolSpec],
-        cfg: settings.PlannerSettings | None = None,
+        cfg: tuning.PlannerSettings | None = None,
         name: str = "infscale",
         tick_s: float = 15.0,
     ) -> None:
@@ -59,7 +59,7 @@ class Infscale:
         self.tick_s = tick_s
         self.service = service
         self.pools = list(pools)
-        self.cfg = cfg or settings.PlannerSettings()
+        self.cfg = cfg or tuning.PlannerSettings()
         self.state = model.PlannerState()
         self.decision_s: list[float] = []
 
