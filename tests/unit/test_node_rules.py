@@ -17,11 +17,11 @@ def node(name: str, **facts: object) -> nodes.NodeFacts:
 
 
 def test_scale_up_is_bounded_per_cycle_and_by_max_nodes() -> None:
-    action = nodes.decide(10, [node("a")], LIMITS, NOW, None, can_create=True)
+    action = nodes.decide(10, [node("a")], LIMITS, NOW, None, owns_nodes=True)
     assert action.create == 2
     assert "more next cycle" in action.reason
     full = [node(str(i)) for i in range(6)]
-    assert nodes.decide(10, full, LIMITS, NOW, None, can_create=True).create == 0
+    assert nodes.decide(10, full, LIMITS, NOW, None, owns_nodes=True).create == 0
 
 
 def test_a_draining_node_is_revived_before_a_new_one_is_bought() -> None:
@@ -39,20 +39,20 @@ def test_only_empty_cooled_down_unprotected_nodes_without_foreign_pods_are_drain
         node("old-empty"),
         node("starting", managed_other_pods=1),
     ]
-    action = nodes.decide(1, pool, LIMITS, NOW, None, can_create=True)
+    action = nodes.decide(1, pool, LIMITS, NOW, None, owns_nodes=True)
     assert set(action.drain) <= {"old-empty", "starting"}
     assert action.drain[0] == "old-empty"
     assert len(action.drain) == 2
 
 
 def test_no_scale_down_within_the_cool_down_after_a_scale_up() -> None:
-    action = nodes.decide(1, [node("a"), node("b")], LIMITS, NOW, NOW - 60, can_create=True)
+    action = nodes.decide(1, [node("a"), node("b")], LIMITS, NOW, NOW - 60, owns_nodes=True)
     assert action.drain == ()
     assert "cool-down" in action.reason
 
 
 def test_min_nodes_is_kept() -> None:
-    action = nodes.decide(0, [node("a")], LIMITS, NOW, None, can_create=True)
+    action = nodes.decide(0, [node("a")], LIMITS, NOW, None, owns_nodes=True)
     assert action.drain == ()
 
 
@@ -68,7 +68,7 @@ def test_blocked_scale_down_says_why() -> None:
 
 
 def test_pools_infscale_cannot_grow_report_it() -> None:
-    action = nodes.decide(3, [node("a")], LIMITS, NOW, None, can_create=False)
+    action = nodes.decide(3, [node("a")], LIMITS, NOW, None, owns_nodes=False)
     assert action.create == 0
     assert "cannot add nodes" in action.reason
 
@@ -77,6 +77,15 @@ def test_a_pool_may_double_each_cycle_unless_a_node_is_stuck_not_ready() -> None
     big = nodes.PoolLimits(min_nodes=0, max_nodes=100, max_change_per_cycle=2, provisioning_s=300)
     ready = [node(str(i)) for i in range(6)]
     young = [node(f"new{i}", ready=False, created_s=NOW - 60, empty_since_s=None) for i in range(4)]
-    assert nodes.decide(60, ready + young, big, NOW, None, can_create=True).create == 10
+    assert nodes.decide(60, ready + young, big, NOW, None, owns_nodes=True).create == 10
     stuck = [node("stuck", ready=False, created_s=NOW - 900, empty_since_s=None)]
     assert nodes.decide(60, ready + young + stuck, big, NOW, None, True).create == 2
+
+
+def test_a_pool_whose_nodes_someone_else_owns_is_never_drained() -> None:
+    idle = [node("a", empty_since_s=NOW - 3600), node("b", empty_since_s=NOW - 3600)]
+    owned = nodes.decide(0, idle, LIMITS, NOW, None, owns_nodes=True)
+    assert owned.drain
+    external = nodes.decide(0, idle, LIMITS, NOW, None, owns_nodes=False)
+    assert external.drain == ()
+    assert "does not remove" in external.reason

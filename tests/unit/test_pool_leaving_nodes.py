@@ -29,7 +29,7 @@ LIMITS = node_rules.PoolLimits(min_nodes=0, max_nodes=5, scale_down_cooldown_s=0
 @dataclasses.dataclass
 class Recorder:
     calls: list[str] = dataclasses.field(default_factory=list)
-    can_create: bool = True
+    owns_nodes: bool = True
     pending: int = 0
 
     def patch_node(self, name: str, patch: dict[str, Any]) -> None:

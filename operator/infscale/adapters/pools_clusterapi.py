@@ -70,7 +70,7 @@ def _node_of(machine: Manifest) -> str | None:
 class ClusterApiPools:
     """Resizes the pool's MachineDeployment; picks the machine to remove by its node."""
 
-    can_create = True
+    owns_nodes = True
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api_client)

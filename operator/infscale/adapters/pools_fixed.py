@@ -15,7 +15,7 @@ from infscale.ports import errors
 class FixedPools:
     """A provider that refuses to change the pool."""
 
-    can_create = False
+    owns_nodes = False
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

@@ -15,7 +15,7 @@ from infscale.ports import errors
 class KwokPools:
     """Creates and deletes kwok Node objects shaped like the pool."""
 
-    can_create = True
+    owns_nodes = True
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api_client)

@@ -164,8 +164,9 @@ def reconcile_pool(
 
     listed = [n["metadata"]["name"] for n in members]
     members, leaving = _remove_leaving(name, spec, members, provider)
-    _finish_provisioning(members, ports)
-    node_facts = _node_facts(members, pods_by_node, ports, now_s)
+    if provider.owns_nodes:
+        _finish_provisioning(members, ports)
+    node_facts = _node_facts(members, pods_by_node, ports, now_s, mark=provider.owns_nodes)
     # Nodes asked for that have not appeared yet (clusterapi machines still provisioning) count,
     # so they are not bought twice; never Ready, never drained (never empty for the cool-down).
     pending = provider.pending_nodes(name, spec, listed)
@@ -177,7 +178,7 @@ def reconcile_pool(
     # the pods already there need.
     needed = max(_nodes_needed(spec, managed_pods), planned_nodes)
     last_up = parse_time(old_status.get("lastScaleUpTime"))
-    action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.can_create)
+    action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.owns_nodes)
     outcome.reason = action.reason
     if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, now_s, outcome):
         last_up = now_s
@@ -235,8 +236,10 @@ def _node_facts(
     pods_by_node: Mapping[str, Sequence[Manifest]],
     ports: PoolPorts,
     now_s: float,
+    mark: bool = True,
 ) -> list[node_rules.NodeFacts]:
-    """Each member's facts, marking (on the node) since when it is empty."""
+    """Each member's facts, marking (on the node, with ``mark``: infscale's own nodes only)
+    since when it is empty."""
     node_facts = []
     for node in members:
         current = facts(node, pods_by_node.get(node["metadata"]["name"], []))
@@ -244,10 +247,10 @@ def _node_facts(
         # still starting there may be evicted (and starts again on another node).
         empty = current.removable
         annotated = current.empty_since_s is not None
-        if empty and not annotated:
+        if mark and empty and not annotated:
             ports.nodes.patch_node(current.name, _annotate(EMPTY_ANNOTATION, format_time(now_s)))
             current = dataclasses.replace(current, empty_since_s=now_s)
-        elif not empty and annotated:
+        elif mark and not empty and annotated:
             ports.nodes.patch_node(current.name, _annotate(EMPTY_ANNOTATION, None))
             current = dataclasses.replace(current, empty_since_s=None)
         node_facts.append(current)

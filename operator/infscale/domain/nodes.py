@@ -70,7 +70,7 @@ def decide(
     limits: PoolLimits,
     now_s: float,
     last_scale_up_s: float | None,
-    can_create: bool,
+    owns_nodes: bool,
 ) -> PoolAction:
     """The action that moves the pool towards `desired_nodes` within its limits."""
     target = min(max(desired_nodes, limits.min_nodes), limits.max_nodes)
@@ -82,20 +82,25 @@ def decide(
         missing = target - len(active)
         revived = tuple(n.name for n in draining[:missing])
         missing -= len(revived)
-        create = min(missing, max(0, step - len(revived))) if can_create else 0
+        create = min(missing, max(0, step - len(revived))) if owns_nodes else 0
         parts = []
         if revived:
             parts.append(f"cancel the drain of {', '.join(revived)}")
         if create:
             parts.append(f"add {create} node(s)")
-        if missing > create and can_create:
+        if missing > create and owns_nodes:
             parts.append(f"{missing - create} more next cycle (at most {step} per cycle)")
-        if missing and not can_create:
+        if missing and not owns_nodes:
             parts.append("the provider cannot add nodes")
         return PoolAction(
             create=create,
             uncordon=revived,
             reason=f"pods need {target} node(s), {len(active)} active: " + "; ".join(parts),
+        )
+    if target < len(active) and not owns_nodes:
+        return PoolAction(
+            reason=f"{len(active) - target} node(s) surplus: the pool's provider owns its nodes, "
+            "infscale does not remove them"
         )
     if target < len(active):
         if last_scale_up_s is not None and now_s - last_scale_up_s < limits.scale_down_cooldown_s:

@@ -11,8 +11,9 @@ from infscale.api import v1alpha1
 class NodePoolProvider(Protocol):
     """Changes the size of one kind of pool (kwok, clusterapi, external, static)."""
 
-    can_create: bool
-    """False for pools whose nodes someone else owns (external, static)."""
+    owns_nodes: bool
+    """False for pools whose nodes someone else owns (external, static): infscale neither adds
+    nor removes (cordons, drains, annotates) their nodes."""
 
     def create_nodes(
         self, pool: str, spec: v1alpha1.InferenceNodePoolSpec, count: int
