@@ -181,6 +181,17 @@ def test_service_lifecycle(
     variants = [v for v in body["spec"]["variants"] if v["name"] != "big"]
     cluster.patch_service("chat", {"spec": {"variants": variants}})
     waiting.until(lambda: cluster.replicas("chat-big") is None, timeout_s=30, what="chat-big gone")
+    chat_series = f'namespace="{namespace}",service="chat"'
+
+    def exposition_now() -> str:
+        with urllib.request.urlopen(operator.metrics_url) as response:
+            return str(response.read().decode())
+
+    waiting.until(
+        lambda: chat_series + ',variant="big"' not in exposition_now(),
+        timeout_s=30,
+        what="the removed variant's series gone from /metrics",
+    )
 
     # Deleting the service deletes its Deployments (garbage collection through ownerReferences).
     cluster.custom.delete_namespaced_custom_object(
@@ -188,6 +199,12 @@ def test_service_lifecycle(
     )
     waiting.until(
         lambda: cluster.replicas("chat-small") is None, timeout_s=60, what="chat-small gone"
+    )
+    # ... and its series leave the operator's /metrics (they would pile up with churn).
+    waiting.until(
+        lambda: chat_series not in exposition_now(),
+        timeout_s=30,
+        what="the deleted service's series gone from /metrics",
     )
 
 

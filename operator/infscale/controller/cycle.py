@@ -108,6 +108,7 @@ class Cycle:
                 telemetry.DECISIONS.labels(namespace, name).inc()
             if outcome.writes:
                 LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
+        telemetry.keep_services([view.key for view in views])
         if self.may_act():
             self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, managed)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Collection, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -45,9 +46,19 @@ def serve(address: str) -> None:
     start_http_server(int(port), addr=host or "0.0.0.0", registry=REGISTRY)  # noqa: S104
 
 
+_VARIANT_SERIES = (DESIRED, READY)
+_SERVICE_SERIES = (DECISIONS, SERVICE_COST, ATTAINMENT)
+_variants: dict[tuple[str, str], set[str]] = {}  # the variants each service has series of
+
+
 def record_service(namespace: str, name: str, status: Mapping[str, object]) -> None:
-    """Gauges from a service's status as just written."""
-    for variant in status.get("variants") or []:  # type: ignore[attr-defined]
+    """Gauges from a service's status as just written; a variant gone from it loses its series."""
+    listed = status.get("variants") or []
+    names = {str(v["name"]) for v in listed}  # type: ignore[attr-defined]
+    for gone in _variants.get((namespace, name), set()) - names:
+        _remove(_VARIANT_SERIES, namespace, name, gone)
+    _variants[(namespace, name)] = names
+    for variant in listed:  # type: ignore[attr-defined]
         labels = (namespace, name, variant["name"])
         DESIRED.labels(*labels).set(variant.get("desiredReplicas", 0))
         READY.labels(*labels).set(variant.get("readyReplicas", 0))
@@ -57,6 +68,21 @@ def record_service(namespace: str, name: str, status: Mapping[str, object]) -> N
     attainment = status.get("sloAttainment")
     if isinstance(attainment, int | float):
         ATTAINMENT.labels(namespace, name).set(attainment)
+
+
+def keep_services(present: Collection[tuple[str, str]]) -> None:
+    """Remove every series of the services not in ``present`` (deleted, or out of scope), so a
+    cluster's churn does not grow /metrics without bound."""
+    for key in set(_variants) - set(present):
+        for variant in _variants.pop(key):
+            _remove(_VARIANT_SERIES, *key, variant)
+        _remove(_SERVICE_SERIES, *key)
+
+
+def _remove(metrics: Collection[Gauge | Counter], *labels: str) -> None:
+    for metric in metrics:
+        with contextlib.suppress(KeyError):  # never set
+            metric.remove(*labels)
 
 
 def record_pool(name: str, ready: int, desired: int, usd_per_hour: float) -> None:
