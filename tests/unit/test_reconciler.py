@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infscale.api import v1alpha1
 from infscale.controller import decisions, service_reconciler, service_status
@@ -15,23 +13,9 @@ from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION, VARIANT_LAB
 from infscale.ports import errors
 from infscale.ports.metrics import ServiceMetrics, Signals
 from tests import fakes
+from tests.examples import documents, pools
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = "2026-11-22T06:00:00Z"
-
-
-def documents(kind: str) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        found += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
-    return found
-
-
-def pools() -> dict[str, v1alpha1.InferenceNodePoolSpec]:
-    return {
-        d["metadata"]["name"]: v1alpha1.InferenceNodePool.model_validate(d).spec
-        for d in documents("InferenceNodePool")
-    }
 
 
 def chat() -> dict[str, Any]:
