@@ -30,10 +30,16 @@ class Resources:
 
     def fits_per_node(self, node: Resources) -> int:
         """How many of these fit on one node of shape ``node`` (0 when any dimension is short)."""
-        pairs = [(self.cpu, node.cpu), (self.memory_gib, node.memory_gib)]
-        pairs += [(need, node.extended.get(key, 0.0)) for key, need in self.extended.items()]
-        fits = [math.floor(have / need + 1e-9) for need, have in pairs if need > 0]
-        return int(min(fits)) if fits else 0
+        # Called for every (variant, pool) pair of every plan: no lists, one pass.
+        fits = math.inf
+        if self.cpu > 0:
+            fits = math.floor(node.cpu / self.cpu + 1e-9)
+        if self.memory_gib > 0:
+            fits = min(fits, math.floor(node.memory_gib / self.memory_gib + 1e-9))
+        for key, need in self.extended.items():
+            if need > 0:
+                fits = min(fits, math.floor(node.extended.get(key, 0.0) / need + 1e-9))
+        return 0 if fits == math.inf else int(fits)
 
 
 @dataclasses.dataclass(frozen=True)
