@@ -59,6 +59,20 @@ def _finish(name: str, arrivals: list[float] | np.ndarray, max_s: float | None) 
     return Trace(name, arr, duration)
 
 
+def _spread(
+    rng: np.random.Generator, starts: np.ndarray, widths: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """``counts[i]`` arrivals spread uniformly over ``[starts[i], starts[i] + widths[i])``, in
+    order: the arrivals of a rate given per interval (the counts drawn by the caller)."""
+    return np.concatenate(
+        [
+            start + np.sort(rng.uniform(0.0, width, int(n)))
+            for start, width, n in zip(starts.tolist(), widths.tolist(), counts, strict=True)
+        ]
+        or [np.empty(0)]
+    )
+
+
 class TraceFormatError(ValueError):
     """A trace file that does not follow its format: where (file, line, column) and what was
     expected."""
@@ -171,13 +185,11 @@ def read_prometheus_rate(path: pathlib.Path, seed: int = 0, max_s: float | None 
     stamps = np.asarray(times) - times[0]
     steps = np.diff(stamps)
     ends = np.append(stamps[1:], stamps[-1] + (float(np.median(steps)) if steps.size else 60.0))
+    widths = ends - stamps
     rng = np.random.default_rng(seed)
-    arrivals = [
-        np.sort(rng.uniform(start, end, rng.poisson(rate * (end - start))))
-        for start, end, rate in zip(stamps.tolist(), ends.tolist(), rates, strict=True)
-    ]
+    arrivals = _spread(rng, stamps, widths, rng.poisson(np.asarray(rates) * widths))
     span = float(ends[-1]) if max_s is None else max_s
-    return _finish(path.stem, np.concatenate(arrivals), span)
+    return _finish(path.stem, arrivals, span)
 
 
 def read_mooncake(path: pathlib.Path, seed: int = 0, max_s: float | None = None) -> Trace:
@@ -218,9 +230,8 @@ def read_azure_functions(
     scale = mean_rps * 60.0 / max(float(np.mean(totals)), 1e-9)
     rng = np.random.default_rng(seed)
     per_minute = rng.poisson(totals * scale)
-    arrivals = np.concatenate(
-        [m * 60.0 + np.sort(rng.uniform(0.0, 60.0, int(n))) for m, n in enumerate(per_minute)]
-    )
+    minutes_s = np.arange(len(per_minute)) * 60.0
+    arrivals = _spread(rng, minutes_s, np.full(len(per_minute), 60.0), per_minute)
     return _finish(f"{path.stem}-x{scale:.2g}", arrivals, float(len(totals) * 60))
 
 
@@ -247,9 +258,7 @@ def synthetic(
     for start in rng.uniform(0, max(duration_s - idle_s, 1), idle_gaps):
         rate[(seconds >= start) & (seconds < start + idle_s)] = 0.0
     counts = rng.poisson(np.clip(rate, 0.0, None))
-    arrivals = np.concatenate(
-        [s + np.sort(rng.uniform(0.0, 1.0, int(n))) for s, n in zip(seconds, counts, strict=True)]
-    )
+    arrivals = _spread(rng, seconds, np.ones_like(seconds), counts)
     return _finish(f"synthetic-s{seed}", arrivals, duration_s)
 
 
