@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+
+from infscale.domain import model
 
 _SUFFIX = {
     "": 1.0,
@@ -41,3 +44,12 @@ def parse(value: int | float | str) -> float:
 def gib(value: int | float | str) -> float:
     """A memory quantity in GiB."""
     return parse(value) / 2.0**30
+
+
+def resources(amounts: Mapping[str, int | float | str]) -> model.Resources:
+    """A resource map (quantities) as the planner's vector: cores, GiB and extended counts."""
+    values = {k: parse(v) for k, v in amounts.items()}
+    extended = {k: v for k, v in values.items() if k not in ("cpu", "memory", "pods")}
+    return model.Resources(
+        cpu=values.get("cpu", 0.0), memory_gib=values.get("memory", 0.0) / 2**30, extended=extended
+    )

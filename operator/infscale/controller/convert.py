@@ -11,15 +11,6 @@ from infscale.domain import model
 from infscale.ports import metrics
 
 
-def resources(amounts: Mapping[str, int | float | str]) -> model.Resources:
-    """A resource map (quantities) as the planner's vector: cores, GiB and extended counts."""
-    values = {k: quantity.parse(v) for k, v in amounts.items()}
-    extended = {k: v for k, v in values.items() if k not in ("cpu", "memory", "pods")}
-    return model.Resources(
-        cpu=values.get("cpu", 0.0), memory_gib=values.get("memory", 0.0) / 2**30, extended=extended
-    )
-
-
 def pool_specs(pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]) -> dict[str, model.PoolSpec]:
     """The planner's view of the pools, by name."""
     return {name: pool_spec(name, spec) for name, spec in pools.items()}
@@ -28,7 +19,7 @@ def pool_specs(pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]) -> dict[str,
 def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec:
     return model.PoolSpec(
         name=name,
-        node=resources(spec.node.capacity),
+        node=quantity.resources(spec.node.capacity),
         usd_per_hour=spec.usd_per_hour,
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
@@ -65,7 +56,7 @@ def variant_spec(variant: v1alpha1.Variant) -> model.VariantSpec:
     return model.VariantSpec(
         name=variant.name,
         pool=variant.node_pool,
-        resources=resources(variant.resources),
+        resources=quantity.resources(variant.resources),
         capacity_rps=variant.capacity_rps,
         startup_s=float(variant.startup_seconds),
     )

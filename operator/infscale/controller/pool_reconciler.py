@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infscale.api import quantity, v1alpha1
-from infscale.controller import convert
 from infscale.domain import nodes as node_rules
 from infscale.domain import pricing
 from infscale.labels import (
@@ -259,8 +258,8 @@ def _node_facts(
 
 def _nodes_needed(spec: v1alpha1.InferenceNodePoolSpec, managed_pods: Sequence[Manifest]) -> int:
     """Nodes of the pool's shape that infscale's pods bound to it need (those that fit one)."""
-    shape = convert.resources({k: quantity.parse(v) for k, v in spec.node.capacity.items()})
-    pods = [(convert.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
+    shape = quantity.resources(spec.node.capacity)
+    pods = [(quantity.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
     return pricing.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
 
 

@@ -26,7 +26,7 @@ import yaml
 from scipy import integrate, stats
 
 from infscale.api import quantity, v1alpha1
-from infscale.domain import model, pricing
+from infscale.domain import pricing
 from infscale.sim import queueing, scenario
 
 KINDS = ("InferenceService", "InferenceNodePool")
@@ -265,15 +265,6 @@ def pick(manifests: Manifests, wanted: str | None) -> Service:
     return services[0]
 
 
-def _resources(amounts: dict[str, int | str]) -> dict[str, Any]:
-    values = {k: quantity.parse(v) for k, v in amounts.items()}
-    return {
-        "cpu": values.get("cpu", 0.0),
-        "memory_gib": values.get("memory", 0.0) / 2**30,
-        "extended": {k: v for k, v in values.items() if k not in ("cpu", "memory", "pods")},
-    }
-
-
 def _miss(servers: int, service_s: float, rate: float, threshold_s: float) -> float:
     """Share of requests over ``threshold_s`` (wait + service) at ``servers`` slots in one FCFS
     queue: the M/M/c wait (Erlang C), its decay slowed by (1 + cv^2) / 2 for the gamma service
@@ -335,15 +326,15 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 f"no InferenceNodePool {variant.node_pool!r} in the manifests (have: {have})",
             )
         pool_spec = manifests.pools[variant.node_pool][0]
-        resources = _resources(variant.resources)
-        node = _resources(pool_spec.node.capacity)
+        resources = quantity.resources(variant.resources)
+        node = quantity.resources(pool_spec.node.capacity)
         if not any(quantity.parse(v) > 0 for v in variant.resources.values()):
             raise _fail(
                 document,
                 f"{field}.resources",
                 "a replica must request some cpu, memory or device to be placed and costed",
             )
-        if pricing.nodes_needed([(_domain(resources), 1)], _domain(node)) >= NEVER_FITS:
+        if pricing.nodes_needed([(resources, 1)], node) >= NEVER_FITS:
             raise _fail(
                 document,
                 f"{field}.resources",
@@ -356,7 +347,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
             {
                 "name": variant.name,
                 "pool": variant.node_pool,
-                "resources": resources,
+                "resources": dataclasses.asdict(resources),
                 "capacity_rps": variant.capacity_rps,
                 "startup_s": float(variant.startup_seconds),
                 "perf": derived_perf(variant.capacity_rps, spec.slo),
@@ -368,7 +359,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
         pools.append(
             {
                 "name": name,
-                "node": _resources(pool_spec.node.capacity),
+                "node": dataclasses.asdict(quantity.resources(pool_spec.node.capacity)),
                 "usd_per_hour": pool_spec.usd_per_hour,
                 "min_nodes": pool_spec.min_nodes,
                 "max_nodes": pool_spec.max_nodes,
@@ -398,10 +389,6 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
             },
         }
     )
-
-
-def _domain(res: dict[str, Any]) -> model.Resources:
-    return model.Resources(res["cpu"], res["memory_gib"], dict(res["extended"]))
 
 
 def _shown(amounts: dict[str, int | str]) -> str:
