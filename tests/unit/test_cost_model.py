@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infscale.api import v1alpha1
+from infscale.api import quantity, v1alpha1
 from infscale.controller import convert, decisions, service_reconciler
 from infscale.domain import model, planner, pricing
 from tests import examples, fakes
@@ -95,3 +95,13 @@ def test_baseline_on_a_variant_that_requests_nothing_when_nothing_else_runs() ->
     status = _status(body)
     assert [(v["name"], v["desiredReplicas"]) for v in status["variants"]] == [("bare", 2)]
     assert status["usdPerHour"] is None  # the model gives it no finite cost
+
+
+def test_a_node_fills_up_by_pod_count_before_by_cpu() -> None:
+    # 1,000 replicas of 0.1 core fit 64-core nodes 640 a node by CPU, but a node takes 250 pods:
+    # four nodes, not two (two left 500 replicas Pending in the scale benchmark).
+    node = quantity.node_resources({"cpu": "64", "memory": "256Gi", "pods": "250"})
+    replica = quantity.pod_resources({"cpu": "100m", "memory": "256Mi"})
+    assert replica.fits_per_node(node) == 250
+    assert pricing.nodes_needed([(replica, 1000)], node) == 4
+    assert quantity.node_resources({"cpu": "64"}).extended["pods"] == quantity.MAX_PODS_DEFAULT

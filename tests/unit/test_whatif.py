@@ -88,7 +88,7 @@ def test_the_scenario_carries_the_manifests(tmp_path: Path) -> None:
     assert scen.service.idle_timeout_s == 900.0
     l4 = next(v for v in scen.variants if v.name == "l4")
     assert (l4.pool, l4.capacity_rps, l4.startup_s) == ("gpu-l4", 200.0, 60.0)
-    assert l4.resources.extended == {"nvidia.com/gpu": 1.0}
+    assert l4.resources.extended == {"nvidia.com/gpu": 1.0, "pods": 1.0}  # and its pod slot
     assert next(v for v in scen.variants if v.name == "cpu").resources.cpu == 1.5
 
 

@@ -46,10 +46,28 @@ def gib(value: int | float | str) -> float:
     return parse(value) / 2.0**30
 
 
-def resources(amounts: Mapping[str, int | float | str]) -> model.Resources:
-    """A resource map (quantities) as the planner's vector: cores, GiB and extended counts."""
+MAX_PODS_DEFAULT = 110
+"""Pods a node takes when its capacity does not say (the kubelet's --max-pods default)."""
+
+
+def node_resources(capacity: Mapping[str, int | float | str]) -> model.Resources:
+    """A node's capacity as the planner's vector: cores, GiB, extended counts and its pod slots
+    (``pods``, 110 unless stated): a node of small replicas fills up by count before by CPU."""
+    return _resources({"pods": MAX_PODS_DEFAULT, **capacity})
+
+
+def pod_resources(requests: Mapping[str, int | float | str]) -> model.Resources:
+    """A replica's requests as the planner's vector, with the one pod slot it takes. A replica
+    that requests nothing stays all zeros: by the planner's model it fits no node (it would
+    look free), and it is never placed."""
+    if not any(parse(value) > 0 for value in requests.values()):
+        return _resources(requests)
+    return _resources({**requests, "pods": 1})
+
+
+def _resources(amounts: Mapping[str, int | float | str]) -> model.Resources:
     values = {k: parse(v) for k, v in amounts.items()}
-    extended = {k: v for k, v in values.items() if k not in ("cpu", "memory", "pods")}
+    extended = {k: v for k, v in values.items() if k not in ("cpu", "memory")}
     return model.Resources(
         cpu=values.get("cpu", 0.0), memory_gib=values.get("memory", 0.0) / 2**30, extended=extended
     )

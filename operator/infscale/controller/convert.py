@@ -19,7 +19,7 @@ def pool_specs(pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]) -> dict[str,
 def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec:
     return model.PoolSpec(
         name=name,
-        node=quantity.resources(spec.node.capacity),
+        node=quantity.node_resources(spec.node.capacity),
         usd_per_hour=spec.usd_per_hour,
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
@@ -56,7 +56,7 @@ def variant_spec(variant: v1alpha1.Variant) -> model.VariantSpec:
     return model.VariantSpec(
         name=variant.name,
         pool=variant.node_pool,
-        resources=quantity.resources(variant.resources),
+        resources=quantity.pod_resources(variant.resources),
         capacity_rps=variant.capacity_rps,
         startup_s=float(variant.startup_seconds),
     )

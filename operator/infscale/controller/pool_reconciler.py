@@ -258,8 +258,8 @@ def _node_facts(
 
 def _nodes_needed(spec: v1alpha1.InferenceNodePoolSpec, managed_pods: Sequence[Manifest]) -> int:
     """Nodes of the pool's shape that infscale's pods bound to it need (those that fit one)."""
-    shape = quantity.resources(spec.node.capacity)
-    pods = [(quantity.resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
+    shape = quantity.node_resources(spec.node.capacity)
+    pods = [(quantity.pod_resources(pod_requests(p)), 1) for p in pods_for_pool(spec, managed_pods)]
     return pricing.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
 
 

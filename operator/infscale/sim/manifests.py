@@ -326,8 +326,8 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 f"no InferenceNodePool {variant.node_pool!r} in the manifests (have: {have})",
             )
         pool_spec = manifests.pools[variant.node_pool][0]
-        resources = quantity.resources(variant.resources)
-        node = quantity.resources(pool_spec.node.capacity)
+        resources = quantity.pod_resources(variant.resources)
+        node = quantity.node_resources(pool_spec.node.capacity)
         if not any(quantity.parse(v) > 0 for v in variant.resources.values()):
             raise _fail(
                 document,
@@ -359,7 +359,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
         pools.append(
             {
                 "name": name,
-                "node": dataclasses.asdict(quantity.resources(pool_spec.node.capacity)),
+                "node": dataclasses.asdict(quantity.node_resources(pool_spec.node.capacity)),
                 "usd_per_hour": pool_spec.usd_per_hour,
                 "min_nodes": pool_spec.min_nodes,
                 "max_nodes": pool_spec.max_nodes,
