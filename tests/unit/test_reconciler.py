@@ -244,3 +244,39 @@ def test_a_sleeping_service_says_so_instead_of_metrics_lost(asleep: bool) -> Non
     else:
         assert (metrics["status"], metrics["reason"]) == ("False", "MetricsUnknown")
         assert metrics["message"] == "no series of requests_total"
+
+
+def test_a_steady_service_writes_no_status_until_a_measurement_moves() -> None:
+    # Measurements wander from cycle to cycle; the status is rewritten only when one moves
+    # materially (or anything else changes), so a steady fleet costs no API write per cycle.
+    cluster = fakes.FakeCluster()
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    key = ("team-a", "chat")
+
+    def cycle(rps: float, latency_s: float, reason: str) -> service_reconciler.Outcome:
+        seen = ServiceMetrics(Signals(rps=rps, latency_s=latency_s, slo_attainment=1.0), {}, {}, {})
+        decision = decisions.ServiceDecision(
+            replicas={"h100": 0, "l4": 2}, reason=reason, recommended={"h100": 0, "l4": 2},
+            metrics=seen,
+        )  # fmt: skip
+        body = {**chat(), "status": cluster.statuses.get(key)}
+        return service_reconciler.reconcile_service(
+            body, pools(), owned_from(cluster), ports, NOW, decision=decision
+        )
+
+    cycle(8.0, 0.20, "demand 8.00 rps")
+    cycle(8.0, 0.20, "demand 8.00 rps")  # the Deployments turned Ready: a real change
+    wandered = [cycle(8.0 + d, 0.20 + d / 100, f"demand {8 + d:.2f} rps") for d in (0.5, -0.4, 0.7)]
+    assert [o.writes for o in wandered] == [0, 0, 0]
+    assert cluster.statuses[key]["observedRps"] == 8.0
+    assert cluster.statuses[key]["lastDecision"]["reason"] == "demand 8.00 rps"
+    moved = cycle(12.0, 0.20, "demand 12.00 rps")
+    assert moved.status_written
+    assert cluster.statuses[key]["observedRps"] == 12.0
+    assert cluster.statuses[key]["lastDecision"]["reason"] == "demand 12.00 rps"
+    slow = cycle(12.0, 0.9, "demand 12.00 rps")  # over the 0.5 s SLO: SLOMet turns False
+    assert slow.status_written
+    assert (
+        next(c for c in cluster.statuses[key]["conditions"] if c["type"] == "SLOMet")["status"]
+        == "False"
+    )

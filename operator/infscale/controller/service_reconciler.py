@@ -128,7 +128,8 @@ def reconcile(
         status["plannerMemory"] = decision.memory
     outcome.status = status
     old_status: Mapping[str, Any] = view.body.get("status") or {}
-    if desired.without_times(status) != desired.without_times(_comparable(old_status, status)):
+    steady = service_status.settled(old_status, status, view.spec.slo.threshold_seconds)
+    if desired.without_times(steady) != desired.without_times(_comparable(old_status, status)):
         _write_status(ports, view.body, status, outcome)
     return outcome
 

@@ -165,3 +165,54 @@ def _slo_condition(
     if latency <= threshold_s:
         return dict(cond("SLOMet", True, "WithinSLO", f"{latency:.3f} s <= {threshold_s} s"))
     return dict(cond("SLOMet", False, "OverSLO", f"{latency:.3f} s > {threshold_s} s"))
+
+
+# Status fields that follow live measurements. A status is a summary for `kubectl get` and
+# GitOps tools, not a gauge (the operator's /metrics has the live values): these are rewritten
+# only when they move by more than ``LIVE_CHANGE`` of their size and more than a floor, or
+# when anything else in the status changes. A steady service costs no API write per cycle.
+LIVE_CHANGE = 0.25
+RPS_FLOOR = 0.1
+ATTAINMENT_FLOOR = 0.01
+LATENCY_FLOOR_OF_SLO = 0.1
+_LIVE_MESSAGES = ("MetricsAvailable", "SLOMet")
+
+
+def settled(old: Mapping[str, Any], new: Mapping[str, Any], slo_s: float) -> dict[str, Any]:
+    """``new`` with its live fields put back to ``old``'s where they have not moved materially:
+    equal to ``old`` (times aside) exactly when no write is needed."""
+    result = dict(new)
+    floors = {
+        "observedRps": RPS_FLOOR,
+        "arrivalRps": RPS_FLOOR,
+        "observedLatencySeconds": LATENCY_FLOOR_OF_SLO * slo_s,
+        "sloAttainment": ATTAINMENT_FLOOR,
+    }
+    for key, floor in floors.items():
+        if key in old and not _moved(old[key], new.get(key), floor):
+            result[key] = old[key]
+    if old.get("lastDecision"):
+        result["lastDecision"] = old["lastDecision"]
+    if _plan_part(old.get("recommendation")) == _plan_part(new.get("recommendation")):
+        result["recommendation"] = old.get("recommendation")
+    before = {c.get("type"): c for c in old.get("conditions") or []}
+    conditions = []
+    for cond in new.get("conditions") or []:
+        was = before.get(cond["type"])
+        same = was is not None and all(was.get(k) == cond[k] for k in ("status", "reason"))
+        if same and cond["type"] in _LIVE_MESSAGES:
+            cond = {**cond, "message": was.get("message")}  # type: ignore[union-attr]
+        conditions.append(cond)
+    result["conditions"] = conditions
+    return result
+
+
+def _moved(old: Any, new: Any, floor: float) -> bool:
+    if old is None or new is None:
+        return old is not new
+    change = abs(float(new) - float(old))
+    return change > floor and change > LIVE_CHANGE * max(abs(float(old)), abs(float(new)))
+
+
+def _plan_part(recommendation: Any) -> Any:
+    return recommendation.split(" (", 1)[0] if isinstance(recommendation, str) else recommendation
