@@ -227,7 +227,10 @@ class Decider:
         and with what the planner had learned of it when it last saved its memory."""
         if spec.key in self.state.last_replicas:
             return
-        self._saved_s[spec.key] = now_s
+        # Each service's saves keep a phase of their own within the period (from its name), so
+        # a fleet seen first in one cycle (a restart) does not save all at once every period.
+        phase = zlib.crc32(spec.key.encode()) / 2**32
+        self._saved_s[spec.key] = now_s - phase * self.save_memory_s
         if memory:
             try:
                 learned, saved_s = decode_memory(memory)
