@@ -4,7 +4,8 @@
 # plus a real Prometheus on 127.0.0.1. Idempotent: a running cluster is reused.
 # Prints `export` lines for KUBECONFIG and INFSCALE_PROMETHEUS_URL; also writes them to
 # $INFSCALE_STATE/env, which hack/test.sh sources. Set INFSCALE_DRY_RUN=1 to print kwokctl's commands instead (proves that
-# nothing is downloaded: every binary comes from the local cache).
+# nothing is downloaded: every binary comes from the local cache). INFSCALE_KWOKCTL_EXTRA names a
+# file of extra KwokctlConfiguration fields (componentsPatches) appended to the generated one.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$HACK_DIR/tools.sh" all
@@ -31,8 +32,12 @@ options:
   kwokControllerBinary: $(kwok_bin kwok)
   cacheDir: $INFSCALE_STATE/kwok-cache
   nodeLeaseDurationSeconds: 40
----
 CONFIG
+  # Extra kwokctl settings (e.g. componentsPatches with flags; hack/bench-scale.sh's audit log).
+  if [[ -n "${INFSCALE_KWOKCTL_EXTRA:-}" ]]; then
+    cat "$INFSCALE_KWOKCTL_EXTRA" >> "$INFSCALE_STATE/kwokctl.yaml"
+  fi
+  echo --- >> "$INFSCALE_STATE/kwokctl.yaml"
   cat "$HACK_DIR/kwok/stages.yaml" >> "$INFSCALE_STATE/kwokctl.yaml"
 }
 

@@ -57,3 +57,48 @@ export PATH=$(tools_path):\$PATH
 ENV
   cat "$INFSCALE_STATE/env"
 }
+
+# The chart and the operator's credentials, for scripts that run the operator locally as the chart's
+# ServiceAccount (demo, bench-scale). They read RELEASE, NAMESPACE and OPERATOR_KUBECONFIG.
+install_chart() {
+  # Helm installs crds/ only on the first install; applying them keeps them current on upgrades.
+  kubectl apply --server-side --force-conflicts -f charts/infscale/crds/ >/dev/null
+  kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  helm upgrade --install "$RELEASE" charts/infscale --namespace "$NAMESPACE" --create-namespace \
+    --set replicas=0 --set rbac.createNodes=true --wait --timeout 2m >/dev/null
+  helm status "$RELEASE" --namespace "$NAMESPACE" | sed -n '1,6p'
+}
+
+# A kubeconfig for the operator process holding only a bound token of the chart's ServiceAccount
+# (TokenRequest API: kube-apiserver signs it with its --service-account-signing-key-file).
+operator_kubeconfig() {
+  local token server ca
+  token="$(kubectl create token "$RELEASE" --namespace "$NAMESPACE" --duration "${OPERATOR_TOKEN_DURATION:-2h}")"
+  server="$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$(kubectl config view --raw --minify --flatten \
+    -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  (
+    umask 077
+    cat > "$OPERATOR_KUBECONFIG" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: "$server", certificate-authority-data: "$ca"}
+users:
+- name: $NAMESPACE-$RELEASE
+  user: {token: "$token"}
+contexts:
+- name: operator
+  context: {cluster: local, user: $NAMESPACE-$RELEASE, namespace: $NAMESPACE}
+current-context: operator
+KUBECONFIG
+  )
+  local who
+  who="$(kubectl --kubeconfig "$OPERATOR_KUBECONFIG" auth whoami -o jsonpath='{.status.userInfo.username}')"
+  [[ "$who" == "system:serviceaccount:$NAMESPACE:$RELEASE" ]] || die "the operator's kubeconfig authenticates as '$who'"
+  log "    the operator authenticates as $who ($OPERATOR_KUBECONFIG)"
+  if kubectl --kubeconfig "$OPERATOR_KUBECONFIG" auth can-i delete secrets -A >/dev/null 2>&1; then
+    die "the chart's ServiceAccount may delete Secrets: its RBAC is not least privilege"
+  fi
+}

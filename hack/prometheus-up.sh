@@ -2,6 +2,7 @@
 # Starts a real Prometheus (Debian's build, from the tool cache) on 127.0.0.1. Idempotent.
 # Tests and the emulator add scrape targets by writing file_sd JSON files into
 # $INFSCALE_STATE/prometheus/targets/; Prometheus picks them up within seconds.
+# INFSCALE_SCRAPE_INTERVAL sets the scrape interval (default 2s; the scale benchmark uses 15s).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 "$HACK_DIR/tools.sh" prometheus
 export PATH="$(tools_path):$PATH"
@@ -15,8 +16,8 @@ start_prometheus() {
   mkdir -p "$PROM_DIR/targets" "$PROM_DIR/data"
   cat > "$PROM_DIR/prometheus.yml" <<CONFIG
 global:
-  scrape_interval: 2s
-  evaluation_interval: 2s
+  scrape_interval: ${INFSCALE_SCRAPE_INTERVAL:-2s}
+  evaluation_interval: ${INFSCALE_SCRAPE_INTERVAL:-2s}
 scrape_configs:
 - job_name: prometheus
   static_configs: [{targets: ['127.0.0.1:$PROMETHEUS_PORT']}]

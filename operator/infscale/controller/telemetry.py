@@ -5,9 +5,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_cpu_seconds_total, process_resident_memory_bytes, open fds (Linux): what a platform
+# team alerts on, and what hack/bench-scale.sh reads per cycle.
+ProcessCollector(registry=REGISTRY)
 SERVICE = ("namespace", "service")
 
 CYCLES = Counter("infscale_cycles", "Reconcile cycles run", registry=REGISTRY)
