@@ -19,11 +19,11 @@ from tests.unit.test_reconciler import chat
 
 
 class NoNodes:
-    def managed_pods(self) -> list[dict[str, Any]]:
+    def pods(self) -> list[dict[str, Any]]:
         return []
 
-    def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return [], []
+    def nodes(self) -> list[dict[str, Any]]:
+        return []
 
 
 class NoDeployments:

@@ -8,7 +8,6 @@ from typing import Any
 from kubernetes import client
 
 from infscale.adapters import kube_client
-from infscale.labels import SERVICE_LABEL
 from infscale.ports import errors
 
 Manifest = dict[str, Any]
@@ -20,23 +19,19 @@ class ClusterNodes:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api_client)
 
-    def snapshot(self) -> tuple[list[Manifest], list[Manifest]]:
-        """Every node and every scheduled pod, as plain JSON objects."""
-        with kube_client.listing("nodes and scheduled pods"):
+    def nodes(self) -> list[Manifest]:
+        """Every node, as plain JSON objects."""
+        with kube_client.listing("nodes"):
             nodes = self._core.list_node(_preload_content=False)
-            pods = self._core.list_pod_for_all_namespaces(
-                field_selector="spec.nodeName!=", _preload_content=False
-            )
-        node_items: list[Manifest] = json.loads(nodes.data)["items"]  # type: ignore[attr-defined]
-        pod_items: list[Manifest] = json.loads(pods.data)["items"]  # type: ignore[attr-defined]
-        return node_items, pod_items
+        items: list[Manifest] = json.loads(nodes.data)["items"]  # type: ignore[attr-defined]
+        return items
 
-    def managed_pods(self) -> list[Manifest]:
-        """Every pod of an infscale variant, scheduled or not."""
-        with kube_client.listing("infscale pods"):
-            pods = self._core.list_pod_for_all_namespaces(
-                label_selector=SERVICE_LABEL, _preload_content=False
-            )
+    def pods(self) -> list[Manifest]:
+        """Every pod of the cluster, scheduled or not, in one list: infscale's own (stuck ones,
+        pods waiting for a node) and everything on the pools' nodes (a node is empty only
+        without them)."""
+        with kube_client.listing("pods"):
+            pods = self._core.list_pod_for_all_namespaces(_preload_content=False)
         items: list[Manifest] = json.loads(pods.data)["items"]  # type: ignore[attr-defined]
         return items
 

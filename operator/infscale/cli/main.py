@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-node-changes", type=int, default=2, help="nodes added/removed per pool per cycle"
     )
+    run.add_argument(
+        "--write-concurrency", type=int, default=8, help="services written at once (default 8)"
+    )
     run.add_argument("--prometheus-url", default=None, help="Prometheus base URL")
     run.add_argument("--prometheus-token-file", default=None, help="bearer token file")
     run.add_argument("--prometheus-ca-file", default=None, help="CA bundle for Prometheus' TLS")
@@ -156,6 +159,7 @@ def run_operator(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         node_scale_down_cooldown_seconds=args.node_cooldown,
         max_node_changes_per_cycle=args.max_node_changes,
+        write_concurrency=args.write_concurrency,
         prometheus_url=args.prometheus_url,
         prometheus_bearer_token_file=args.prometheus_token_file,
         prometheus_ca_file=args.prometheus_ca_file,

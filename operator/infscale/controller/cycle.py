@@ -6,6 +6,7 @@ not stop the others.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -75,7 +76,8 @@ class Cycle:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
         now_s = time.time()  # one clock reading for the whole cycle
         now = pool_reconciler.format_time(now_s)
-        managed = self.nodes.managed_pods()
+        pods = self.nodes.pods()  # one list per cycle, for the services and the pools
+        managed = [p for p in pods if SERVICE_LABEL in (p["metadata"].get("labels") or {})]
         stuck = stuck_pods(managed, now_s)
         views = []
         for body in services:
@@ -85,32 +87,46 @@ class Cycle:
         decisions, planned_nodes = self.decide(views, specs, owned, now_s)
         if self.decider.source is not None:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
-        for view in views:
-            namespace, name = view.key
-            if not self.may_act():
-                LOG.warning("leadership lost mid-cycle: no further writes")
-                return
-            try:
-                outcome = service_reconciler.reconcile(
-                    view,
-                    specs,
-                    self.ports,
-                    now,
-                    decisions.get(view.key),
-                    grace_s=2 * self.settings.interval_seconds + 10,
-                )
-            except errors.ClusterError as error:
-                telemetry.ERRORS.labels("service").inc()
-                LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
-                continue
-            telemetry.record_service(namespace, name, outcome.status)
-            if "Scaled" in outcome.events:
-                telemetry.DECISIONS.labels(namespace, name).inc()
-            if outcome.writes:
-                LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
+        # Services are written by a bounded pool of threads (the API round trips dominate a
+        # cycle of many services); each write still checks leadership first.
+        workers = min(self.settings.write_concurrency, max(1, len(views)))
+        with concurrent.futures.ThreadPoolExecutor(workers, "reconcile") as pool:
+            list(pool.map(lambda view: self._reconcile_service(view, specs, now, decisions), views))
+        if not self.may_act():
+            LOG.warning("leadership lost mid-cycle: no further writes")
+            return
         telemetry.keep_services([view.key for view in views])
-        if self.may_act():
-            self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, managed)
+        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods)
+
+    def _reconcile_service(
+        self,
+        view: service_view.ServiceView | service_view.InvalidService,
+        specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+        now: str,
+        decisions: Mapping[tuple[str, str], ServiceDecision],
+    ) -> None:
+        """One service's writes; a failure is logged and counted, never raised."""
+        namespace, name = view.key
+        if not self.may_act():
+            return
+        try:
+            outcome = service_reconciler.reconcile(
+                view,
+                specs,
+                self.ports,
+                now,
+                decisions.get(view.key),
+                grace_s=2 * self.settings.interval_seconds + 10,
+            )
+        except errors.ClusterError as error:
+            telemetry.ERRORS.labels("service").inc()
+            LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
+            return
+        telemetry.record_service(namespace, name, outcome.status)
+        if "Scaled" in outcome.events:
+            telemetry.DECISIONS.labels(namespace, name).inc()
+        if outcome.writes:
+            LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
 
     def decide(
         self,
@@ -148,16 +164,17 @@ class Cycle:
         specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         planned_nodes: Mapping[str, int],
         now_s: float,
-        managed_pods: Sequence[Mapping[str, Any]],
+        pods: Sequence[Mapping[str, Any]],
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
             return
-        all_nodes, scheduled = self.nodes.snapshot()
-        managed = [dict(p) for p in managed_pods if SERVICE_LABEL in p["metadata"]["labels"]]
+        all_nodes = self.nodes.nodes()
+        managed = [dict(p) for p in pods if SERVICE_LABEL in (p["metadata"].get("labels") or {})]
         by_node: dict[str, list[dict[str, Any]]] = {}
-        for pod in scheduled:
-            by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
+        for pod in pods:
+            if pod["spec"].get("nodeName"):
+                by_node.setdefault(pod["spec"]["nodeName"], []).append(dict(pod))
         for name, spec in specs.items():
             if not self.may_act():
                 return

@@ -92,6 +92,10 @@ class OperatorSettings(BaseModel):
     pool has, whichever is more (default 2): a pool may double each cycle on a legitimate ramp,
     while a pool with a node not Ready after twice its provisioning time (a runaway input) adds
     only this many per cycle."""
+    write_concurrency: int = Field(default=8, ge=1, le=64)
+    """Services reconciled (Deployments, status, Events written) at once per cycle (default 8):
+    a cycle of 1,000 services is mostly API round trips, and one at a time they outlast a 15 s
+    interval; more than a few dozen in flight only queue at the API server."""
     node_scale_down_cooldown_seconds: float = Field(default=120.0, ge=0, le=86400)
     """A node must be empty this long, and its pool must not have grown within it, before it is
     removed (default 120 s). The planner already keeps the nodes its forecast (held peaks
