@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="manage only this namespace (repeatable; default: all namespaces)",
     )
     run.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        help="size only this InferenceNodePool's nodes (repeatable; default: every pool)",
+    )
+    run.add_argument(
         "--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
     run.add_argument(
@@ -157,6 +163,7 @@ def run_operator(args: argparse.Namespace) -> int:
     settings = OperatorSettings(
         interval_seconds=args.interval,
         namespaces=tuple(args.namespace),
+        pools=tuple(args.pool),
         node_scale_down_cooldown_seconds=args.node_cooldown,
         max_node_changes_per_cycle=args.max_node_changes,
         write_concurrency=args.write_concurrency,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from infscale.api.v1alpha1 import DNS_LABEL
 from infscale.controller.settings import PlannerTuning
 
 DURATION = (
@@ -61,6 +62,9 @@ class Operator(_Values):
     """Seconds between saves of the planner's memory in each service's status (0: never)."""
     namespaces: list[str] = Field(default_factory=list)
     """Namespaces to manage; empty means all."""
+    pools: list[str] = Field(default_factory=list)
+    """InferenceNodePools whose nodes this release sizes; empty means all. Shards: one release
+    per group of namespaces, each with the pools only its services use."""
 
 
 class Rbac(_Values):
@@ -97,6 +101,8 @@ class LeaderElection(_Values):
     """How long the leader may fail to renew before it stops acting (below the duration)."""
     retry_period_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often every replica renews or tries to acquire (below the deadline)."""
+    id: str = Field(default="infscale-leader", min_length=1, max_length=63, pattern=DNS_LABEL)
+    """Name of the Lease; shards installed in one namespace need one each."""
 
 
 class ChartValues(_Values):

@@ -176,6 +176,8 @@ class Cycle:
             if pod["spec"].get("nodeName"):
                 by_node.setdefault(pod["spec"]["nodeName"], []).append(dict(pod))
         for name, spec in specs.items():
+            if self.settings.pools and name not in self.settings.pools:
+                continue  # another shard's pool
             if not self.may_act():
                 return
             limits = node_rules.PoolLimits(

@@ -137,5 +137,9 @@ class OperatorSettings(BaseModel):
     `arrival_rate_query`."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose InferenceServices are managed; empty means all (the default)."""
+    pools: tuple[str, ...] = ()
+    """InferenceNodePools whose nodes this operator sizes; empty means all (the default). Every
+    pool stays known to the planner; shards (one release per group of namespaces) split the
+    pools too, so each pool has exactly one operator adding and removing its nodes."""
     planner: PlannerTuning = PlannerTuning()
     """The planner's tuning; unset fields keep its defaults."""
