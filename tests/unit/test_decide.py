@@ -320,3 +320,22 @@ def test_a_new_service_that_must_run_has_not_started_rather_than_slept() -> None
     assert f"{KEY[0]}/{KEY[1]}" not in decider.state.forecasts or (
         decider.state.forecasts[f"{KEY[0]}/{KEY[1]}"].last_s is None
     )
+
+
+def test_a_steady_memory_is_saved_rarely_and_a_change_at_the_next_period() -> None:
+    # Saving a memory that only moved in noise would cost every service a write per period.
+    source = FakeMetrics(rps=20.0)
+    decider = decide.Decider(source, save_memory_s=60.0)
+    service = [decide.ServiceInput(KEY, SPEC, held=False)]
+    saves = []
+    for step in range(120):  # 30 min, 15 s apart: 30 periods
+        now_s = 1000.0 + 15.0 * step
+        if step == 100:
+            source.signals = metrics.Signals(rps=45.0, latency_s=0.2)  # the traffic doubles
+        decisions, _ = decider.decide(service, {"gpu": POOL}, owned(4), now_s)
+        if decisions[KEY].memory:
+            saves.append(now_s)
+    steady = [t for t in saves if t < 2500.0]
+    # Once learned, at most the hourly refresh (one more save in 25 min of a steady rate).
+    assert 1 <= len(steady) <= 4, steady
+    assert any(2500.0 <= t <= 2500.0 + 75.0 for t in saves), saves  # within a period of it

@@ -15,6 +15,8 @@ import binascii
 import dataclasses
 import json
 import logging
+import math
+import statistics
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -53,6 +55,41 @@ def decode_memory(text: str) -> tuple[model.PlannerState, float]:
         return model.state_from_json(payload["state"]), float(payload["savedAt"])
     except (binascii.Error, zlib.error, json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{type(error).__name__}: {error}") from error
+
+
+MEMORY_MAX_AGE = 12
+"""A memory unchanged but for noise is still saved after this many periods (1 h by default)."""
+
+
+def memory_digest(
+    state: model.PlannerState, key: str, cfg: planner_settings.PlannerSettings
+) -> tuple[object, ...]:
+    """What a restart would miss of a service's memory, coarsely: its rate level, held peak
+    and capacities in steps of 25 %, its SLO headroom, its too-slow and ceiling variants, and
+    which minutes of the hour held a burst. Equal digests: nothing worth a write was learned."""
+    forecast = state.forecasts.get(key, model.ForecastState())
+    rates = [r for _, r in forecast.minutes]
+    usual = statistics.median(rates) if rates else 0.0
+    bursts = frozenset(
+        int(i % max(1.0, cfg.season_s / cfg.season_bucket_s)) if cfg.season_bucket_s > 0 else i
+        for i, r in forecast.minutes
+        if r >= max(cfg.season_min_ratio * usual, cfg.season_min_burst_rps)
+    )
+    capacities = state.capacity_rps.get(key, {})
+    return (
+        _coarse(forecast.level_rps),
+        _coarse(max((r for _, r in forecast.peaks), default=0.0)),
+        tuple(sorted((v, _coarse(c)) for v, c in capacities.items())),
+        round(state.headroom.get(key, 1.0), 1),
+        tuple(sorted(state.too_slow.get(key, {}))),
+        tuple(sorted(state.capacity_ceiling.get(key, {}))),
+        bursts,
+    )
+
+
+def _coarse(value: float) -> int:
+    """``value`` in steps of 25 % (0 for anything below 0.01)."""
+    return 0 if value < 0.01 else 1 + round(math.log(value / 0.01) / math.log(1.25))
 
 
 class PlannedService(Protocol):
@@ -109,6 +146,7 @@ class Decider:
         self.state = model.PlannerState()
         self.save_memory_s = save_memory_s  # 0: never saved
         self._saved_s: dict[str, float] = {}
+        self._saved_digest: dict[str, tuple[object, ...]] = {}
 
     def decide(
         self,
@@ -182,6 +220,7 @@ class Decider:
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
         planned_keys = {s.key for s in specs}
         self._saved_s = {k: t for k, t in self._saved_s.items() if k in planned_keys}
+        self._saved_digest = {k: d for k, d in self._saved_digest.items() if k in planned_keys}
         # Nodes for the replicas decided now: pools grow ahead of the pods that will need them,
         # and shrink under the pool controller's own safety rules (cool-down, drain).
         by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
@@ -209,12 +248,23 @@ class Decider:
         return reasons
 
     def _memory_due(self, state: model.PlannerState, key_text: str, now_s: float) -> str | None:
-        """The service's memory to save in status, when a save is due."""
-        due_s = self._saved_s.get(key_text, now_s) + self.save_memory_s
-        if self.save_memory_s > 0 and now_s >= due_s:
-            self._saved_s[key_text] = now_s
-            return encode_memory(state, key_text, now_s)
-        return None
+        """The service's memory to save in status, when a save is due: every ``save_memory_s``
+        if what it has learned moved (:func:`memory_digest`), and at least every
+        ``MEMORY_MAX_AGE`` periods. A steady service's memory changes only in noise, and
+        saving it anyway would cost each service a write every period (50 per 15 s cycle at
+        1,000 services) for nothing a restart would miss."""
+        if self.save_memory_s <= 0:
+            return None
+        saved_s = self._saved_s.get(key_text, now_s)
+        if now_s < saved_s + self.save_memory_s:
+            return None
+        digest = memory_digest(state, key_text, self.cfg)
+        stale = now_s >= saved_s + MEMORY_MAX_AGE * self.save_memory_s
+        if digest == self._saved_digest.get(key_text) and not stale:
+            return None
+        self._saved_s[key_text] = now_s
+        self._saved_digest[key_text] = digest
+        return encode_memory(state, key_text, now_s)
 
     def _seed(
         self,
