@@ -280,3 +280,16 @@ def test_a_steady_service_writes_no_status_until_a_measurement_moves() -> None:
         next(c for c in cluster.statuses[key]["conditions"] if c["type"] == "SLOMet")["status"]
         == "False"
     )
+
+
+def test_rates_are_rewritten_only_beyond_their_counting_noise() -> None:
+    # A quiet service (0.2 requests/s: a dozen in a 60 s window) reads 0.07-0.33 from one cycle
+    # to the next, its p95 and attainment wander too: none of that is worth a write.
+    old = {"observedRps": 0.2, "observedLatencySeconds": 0.14, "sloAttainment": 1.0}
+    for rps, latency, attainment in [(0.07, 0.3, 0.917), (0.33, 0.12, 1.0)]:
+        new = {"observedRps": rps, "observedLatencySeconds": latency, "sloAttainment": attainment}
+        assert service_status.settled(old, new, 60.0) == old
+    assert service_status.settled(old, {**old, "observedRps": 1.5}, 60.0)["observedRps"] == 1.5
+    busy = {"observedRps": 100.0}
+    assert service_status.settled(busy, {"observedRps": 110.0}, 60.0) == busy
+    assert service_status.settled(busy, {"observedRps": 140.0}, 60.0) == {"observedRps": 140.0}

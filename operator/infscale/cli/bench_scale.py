@@ -380,10 +380,13 @@ class Bench:
                 time.sleep(5)
         setup_s = time.monotonic() - began
         console.print(f"{count} services: {ready} Ready after {setup_s:.0f} s")
-        # Settle: the rate window fills with every service's load and new services' first
-        # decisions are written; then the steady cycles are measured.
-        with console.status(f"{count} services: settling ({args.settle_cycles} cycles)"):
-            self.wait_cycles(args.settle_cycles, timeout_s=args.settle_cycles * 600)
+        # Settle: the rate window fills with every service's load, new services' first
+        # decisions are written and their planner memory first saved (within 300 s, each at a
+        # phase of its own); then the steady cycles are measured.
+        with console.status(f"{count} services: settling for {args.settle:.0f} s"):
+            settle_until = time.monotonic() + args.settle
+            while time.monotonic() < settle_until:
+                self.wait_cycles(1, timeout_s=600)
         with console.status(f"{count} services: measuring {args.cycles} steady cycles"):
             cycles = self.wait_cycles(args.cycles, timeout_s=args.cycles * 600)
         with console.status(f"{count} services: load step on {service_name(0)}"):
@@ -524,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-scale.json"))
     parser.add_argument("--counts", default="100,1000,10000", help="fleet sizes, ascending")
     parser.add_argument("--cycles", type=int, default=4, help="steady cycles measured per size")
-    parser.add_argument("--settle-cycles", type=int, default=6)
+    parser.add_argument(
+        "--settle", type=float, default=330.0, help="seconds before measuring (memory saved)"
+    )
     parser.add_argument("--interval", type=float, default=15.0, help="operator cycle, seconds")
     parser.add_argument("--rps", type=float, default=0.2, help="EMULATED requests/s per service")
     parser.add_argument("--operator-kubeconfig", type=pathlib.Path, required=True)

@@ -117,6 +117,7 @@ class Cycle:
                 now,
                 decisions.get(view.key),
                 grace_s=2 * self.settings.interval_seconds + 10,
+                window_s=self.settings.metrics_rate_window_seconds,
             )
         except errors.ClusterError as error:
             telemetry.ERRORS.labels("service").inc()

@@ -88,13 +88,15 @@ def reconcile(
     now: str,
     decision: ServiceDecision | None = None,
     grace_s: float = 30.0,
+    window_s: float = 60.0,
 ) -> Outcome:
     """Bring the service's Deployments, status and Events in line with its spec and the
     planner's decision (without one, or with replicas.fixed set: the baseline split).
 
     Pods the scheduler has refused for longer than twice their pool's provisioning time plus
     `grace_s` are reported (CapacityAvailable=False): a node that never takes them (a foreign
-    taint, a too-small shape) is a fault no added node can fix."""
+    taint, a too-small shape) is a fault no added node can fix. ``window_s``, the range of the
+    rates' rate(), sets their counting noise: a status is not rewritten for noise."""
     outcome = Outcome()
     if isinstance(view, service_view.InvalidService):
         _report_invalid(view, ports, now, outcome)
@@ -128,7 +130,7 @@ def reconcile(
         status["plannerMemory"] = decision.memory
     outcome.status = status
     old_status: Mapping[str, Any] = view.body.get("status") or {}
-    steady = service_status.settled(old_status, status, view.spec.slo.threshold_seconds)
+    steady = service_status.settled(old_status, status, window_s)
     if desired.without_times(steady) != desired.without_times(_comparable(old_status, status)):
         _write_status(ports, view.body, status, outcome)
     return outcome

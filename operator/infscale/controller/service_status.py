@@ -168,32 +168,30 @@ def _slo_condition(
 
 
 # Status fields that follow live measurements. A status is a summary for `kubectl get` and
-# GitOps tools, not a gauge (the operator's /metrics has the live values): the rate and latency
-# are rewritten only when they move by more than ``LIVE_CHANGE`` of their size and more than a
-# floor; they, the attainment and the last decision's wording are refreshed with any other
-# change (replicas, readiness, a condition, the planner's memory). A steady service costs no API
-# write per cycle. The floors sit above the noise of a quiet service: at 0.2 requests/s a 60 s
-# window holds a dozen requests, whose 95th percentile wanders by a fifth of a 0.5 s SLO from
-# one cycle to the next, and one slow request moves their attainment by 0.08 (whether the SLO
-# holds is the SLOMet condition, written whenever it turns).
+# GitOps tools, not a gauge (the operator's /metrics has the live values): the request rates are
+# rewritten only when they move beyond their counting noise (three standard deviations of a
+# Poisson count over the rate window) and by more than ``LIVE_CHANGE`` of their size; the
+# latency, the attainment and the last decision's wording are refreshed with any other change
+# (replicas, readiness, a condition such as SLOMet turning, the planner's memory), never alone:
+# at 0.2 requests/s a 60 s window holds a dozen requests, whose 95th percentile wanders by half
+# a 0.5 s SLO from one cycle to the next, and one slow request moves their attainment by 0.08.
+# A steady service costs no API write per cycle.
 LIVE_CHANGE = 0.25
-RPS_FLOOR = 0.1
-LATENCY_FLOOR_OF_SLO = 0.25
+NOISE_SIGMAS = 3.0
 _LIVE_MESSAGES = ("MetricsAvailable", "SLOMet")
+_REFRESHED_WITH_THE_REST = ("observedLatencySeconds", "sloAttainment")
 
 
-def settled(old: Mapping[str, Any], new: Mapping[str, Any], slo_s: float) -> dict[str, Any]:
+def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> dict[str, Any]:
     """``new`` with its live fields put back to ``old``'s where they have not moved materially:
-    equal to ``old`` (times aside) exactly when no write is needed."""
+    equal to ``old`` (times aside) exactly when no write is needed. ``window_s``: the range of
+    the rates' PromQL rate()."""
     result = dict(new)
-    floors = {
-        "observedRps": RPS_FLOOR,
-        "arrivalRps": RPS_FLOOR,
-        "observedLatencySeconds": LATENCY_FLOOR_OF_SLO * slo_s,
-        "sloAttainment": math.inf,  # refreshed with the rest, never alone
-    }
-    for key, floor in floors.items():
-        if key in old and not _moved(old[key], new.get(key), floor):
+    for key in ("observedRps", "arrivalRps"):
+        if key in old and not _rate_moved(old[key], new.get(key), window_s):
+            result[key] = old[key]
+    for key in _REFRESHED_WITH_THE_REST:
+        if key in old and (old[key] is None) == (new.get(key) is None):
             result[key] = old[key]
     if old.get("lastDecision"):
         result["lastDecision"] = old["lastDecision"]
@@ -211,11 +209,13 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], slo_s: float) -> dic
     return result
 
 
-def _moved(old: Any, new: Any, floor: float) -> bool:
+def _rate_moved(old: Any, new: Any, window_s: float) -> bool:
     if old is None or new is None:
         return old is not new
-    change = abs(float(new) - float(old))
-    return change > floor and change > LIVE_CHANGE * max(abs(float(old)), abs(float(new)))
+    old_rps, new_rps = float(old), float(new)
+    high = max(abs(old_rps), abs(new_rps))
+    noise = NOISE_SIGMAS * math.sqrt(high / max(window_s, 1.0))  # Poisson: sd of count / window
+    return abs(new_rps - old_rps) > max(noise, LIVE_CHANGE * high)
 
 
 def _plan_part(recommendation: Any) -> Any:
