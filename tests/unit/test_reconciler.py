@@ -285,11 +285,16 @@ def test_a_steady_service_writes_no_status_until_a_measurement_moves() -> None:
 def test_rates_are_rewritten_only_beyond_their_counting_noise() -> None:
     # A quiet service (0.2 requests/s: a dozen in a 60 s window) reads 0.07-0.33 from one cycle
     # to the next, its p95 and attainment wander too: none of that is worth a write.
+    def settled(old: dict[str, Any], **new: float) -> dict[str, Any]:
+        live = ("observedRps", "observedLatencySeconds", "sloAttainment")
+        result = service_status.settled(old, {**old, **new}, 60.0)
+        return {k: result[k] for k in live if k in result}
+
     old = {"observedRps": 0.2, "observedLatencySeconds": 0.14, "sloAttainment": 1.0}
     for rps, latency, attainment in [(0.07, 0.3, 0.917), (0.33, 0.12, 1.0)]:
-        new = {"observedRps": rps, "observedLatencySeconds": latency, "sloAttainment": attainment}
-        assert service_status.settled(old, new, 60.0) == old
-    assert service_status.settled(old, {**old, "observedRps": 1.5}, 60.0)["observedRps"] == 1.5
+        moved = {"observedRps": rps, "observedLatencySeconds": latency, "sloAttainment": attainment}
+        assert settled(old, **moved) == old
+    assert settled(old, observedRps=1.5)["observedRps"] == 1.5
     busy = {"observedRps": 100.0}
-    assert service_status.settled(busy, {"observedRps": 110.0}, 60.0) == busy
-    assert service_status.settled(busy, {"observedRps": 140.0}, 60.0) == {"observedRps": 140.0}
+    assert settled(busy, observedRps=110.0) == busy
+    assert settled(busy, observedRps=140.0) == {"observedRps": 140.0}
