@@ -77,7 +77,7 @@ def test_two_shards_each_write_their_services_and_size_their_pool(
 
             def ready_replicas(namespace: str) -> int:
                 listed = apps.list_namespaced_deployment(namespace).items
-                return sum(d.status.ready_replicas or 0 for d in listed)
+                return sum(int(d.status.ready_replicas or 0) for d in listed)
 
             def settled() -> bool:
                 return all(
