@@ -77,7 +77,8 @@ def test_two_shards_each_write_their_services_and_size_their_pool(
 
             def ready_replicas(namespace: str) -> int:
                 listed = apps.list_namespaced_deployment(namespace).items
-                return sum(int(d.status.ready_replicas or 0) for d in listed)
+                ready: list[int] = [d.status.ready_replicas or 0 for d in listed]
+                return sum(ready)
 
             def settled() -> bool:
                 return all(
