@@ -75,3 +75,14 @@ def test_the_hold_reason_is_worked_out_once() -> None:
     paused = service_view.read(body)
     assert isinstance(paused, service_view.ServiceView)
     assert paused.held
+
+
+def test_the_indexes_hold_detached_copies_without_managed_fields() -> None:
+    from infscale.controller import runtime
+
+    body = {"metadata": {"name": "chat", "managedFields": [{"manager": "infscale"}]}, "spec": [1]}
+    copied = runtime.plain(body)
+    assert copied["metadata"] == {"name": "chat"}
+    copied["spec"].append(2)
+    assert body["spec"] == [1]
+    assert body["metadata"]["managedFields"] == [{"manager": "infscale"}]

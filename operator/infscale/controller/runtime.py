@@ -23,8 +23,11 @@ Indexes = Mapping[str, Mapping[Any, Iterable[Mapping[str, Any]]]]
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A detached copy of an object, safe to read from another thread."""
-    return copy.deepcopy(dict(body))
+    """A detached copy of an object, safe to read from another thread, without its
+    ``metadata.managedFields`` (server-side apply's bookkeeping, which infscale never reads:
+    every status write adds to it, and the indexes hold every service)."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return copy.deepcopy({**body, "metadata": metadata})
 
 
 def _libc_trim() -> Callable[[int], int] | None:
