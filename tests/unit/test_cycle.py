@@ -8,6 +8,7 @@ from infscale.controller import (
     cycle,
     decide,
     pool_reconciler,
+    runtime,
     service_reconciler,
     service_view,
     wiring,
@@ -78,8 +79,6 @@ def test_the_hold_reason_is_worked_out_once() -> None:
 
 
 def test_the_indexes_hold_detached_copies_without_managed_fields() -> None:
-    from infscale.controller import runtime
-
     body = {"metadata": {"name": "chat", "managedFields": [{"manager": "infscale"}]}, "spec": [1]}
     copied = runtime.plain(body)
     assert copied["metadata"] == {"name": "chat"}
