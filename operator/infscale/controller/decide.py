@@ -64,9 +64,11 @@ MEMORY_MAX_AGE = 12
 def memory_digest(
     state: model.PlannerState, key: str, cfg: planner_settings.PlannerSettings
 ) -> tuple[object, ...]:
-    """What a restart would miss of a service's memory, coarsely: its rate level, held peak
-    and capacities in steps of 25 %, its SLO headroom, its too-slow and ceiling variants, and
-    which minutes of the hour held a burst. Equal digests: nothing worth a write was learned."""
+    """What a restart would miss of a service's memory, coarsely: its held peak (in steps of
+    2x) and capacities (25 %), its SLO headroom, its too-slow and ceiling variants, and which
+    minutes of the hour held a burst. Equal digests: nothing worth a write was learned. The rate
+    level is left out: the forecast relearns it within a minute, and a quiet service's level
+    moves by a quarter from one minute to the next."""
     forecast = state.forecasts.get(key, model.ForecastState())
     rates = [r for _, r in forecast.minutes]
     usual = statistics.median(rates) if rates else 0.0
@@ -77,8 +79,7 @@ def memory_digest(
     )
     capacities = state.capacity_rps.get(key, {})
     return (
-        _coarse(forecast.level_rps),
-        _coarse(max((r for _, r in forecast.peaks), default=0.0)),
+        _coarse(max((r for _, r in forecast.peaks), default=0.0), 2.0),
         tuple(sorted((v, _coarse(c)) for v, c in capacities.items())),
         round(state.headroom.get(key, 1.0), 1),
         tuple(sorted(state.too_slow.get(key, {}))),
@@ -87,9 +88,9 @@ def memory_digest(
     )
 
 
-def _coarse(value: float) -> int:
-    """``value`` in steps of 25 % (0 for anything below 0.01)."""
-    return 0 if value < 0.01 else 1 + round(math.log(value / 0.01) / math.log(1.25))
+def _coarse(value: float, step: float = 1.25) -> int:
+    """``value`` in steps of ``step`` (25 % by default; 0 for anything below 0.01)."""
+    return 0 if value < 0.01 else 1 + round(math.log(value / 0.01) / math.log(step))
 
 
 class PlannedService(Protocol):
