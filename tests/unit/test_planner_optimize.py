@@ -158,10 +158,13 @@ def test_a_fleet_too_large_for_the_milp_time_limit_still_gets_a_near_optimal_pla
     rng = np.random.default_rng(4)
     demands = [_demand(s, float(rng.uniform(0, 200))) for s in services]
     pool_map = {p.name: p for p in pools}
-    optimum = optimize.optimize(demands, pool_map, tuning.PlannerSettings(solver_time_limit_s=30))
+    unbounded = 10**6
+    exact = tuning.PlannerSettings(solver_time_limit_s=30, solver_max_pairs=unbounded)
+    optimum = optimize.optimize(demands, pool_map, exact)
     assert optimum.method == "milp"
-    for limit_s in (0.01, 0.1, 0.3):
-        cfg = tuning.PlannerSettings(solver_time_limit_s=limit_s)
+    # Cut short by its time limit, or (the default at 1,200 pairs) not tried at all.
+    for limit_s, max_pairs in ((0.01, unbounded), (0.1, unbounded), (0.3, 1000)):
+        cfg = tuning.PlannerSettings(solver_time_limit_s=limit_s, solver_max_pairs=max_pairs)
         hurried = optimize.optimize(demands, pool_map, cfg)
         assert hurried.method != "milp"
         assert sum(hurried.shortfall_rps.values()) <= sum(optimum.shortfall_rps.values()) + 1e-6

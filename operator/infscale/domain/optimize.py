@@ -19,7 +19,8 @@ first-fit-decreasing needs on the real node shapes, so the plan always packs. Hi
 (``scipy.optimize.milp``) solves it with a time limit. A large fleet may not be solved in time,
 and HiGHS's best so far can then be far from optimal; the plan is then the cheapest, by the same
 objective, of that, the LP relaxation (fast) rounded down and topped up by the greedy allocator,
-and the greedy allocator alone (cheapest usd per rps first).
+and the greedy allocator alone (cheapest usd per rps first). Past ``solver_max_pairs`` the MILP
+is not tried at all: it never finishes in time there.
 """
 
 from __future__ import annotations
@@ -102,16 +103,20 @@ def optimize(
     if not (cfg.use_solver and demands):
         return _greedy(demands, pools, "greedy: solver disabled")
     program = _program(demands, pools, cfg)
-    result = _solve(program, cfg, integral=True)
-    if result.status == 0 and result.x is not None:
-        return _allocation(program, np.asarray(result.x), demands, pools, "milp")
-    candidates = [_greedy(demands, pools, "greedy: the MILP did not finish within its time limit")]
-    if result.x is not None:
-        best_so_far = _allocation(program, np.asarray(result.x), demands, pools, "milp-time-limit")
-        candidates.append(best_so_far)
+    why = f"more than {cfg.solver_max_pairs} (service, variant) pairs for the MILP"
+    candidates = []
+    if len(program.pairs) <= cfg.solver_max_pairs:
+        result = _solve(program, cfg, integral=True)
+        if result.status == 0 and result.x is not None:
+            return _allocation(program, np.asarray(result.x), demands, pools, "milp")
+        why = "the MILP did not finish within its time limit"
+        if result.x is not None:
+            best = _allocation(program, np.asarray(result.x), demands, pools, "milp-time-limit")
+            candidates.append(best)
+    candidates.append(_greedy(demands, pools, f"greedy: {why}"))
     relaxed = _solve(program, cfg, integral=False)
     if relaxed.status == 0 and relaxed.x is not None:
-        candidates.append(_rounded(program, np.asarray(relaxed.x), demands, pools))
+        candidates.append(_rounded(program, np.asarray(relaxed.x), demands, pools, why))
     return min(candidates, key=lambda a: program.usd(a, demands))
 
 
@@ -293,14 +298,14 @@ def _rounded(
     x: npt.NDArray[np.float64],
     demands: Sequence[Demand],
     pools: Mapping[str, model.PoolSpec],
+    why: str,
 ) -> Allocation:
     """The LP relaxation's replicas rounded down, and what that leaves uncovered filled in by
     the greedy allocator."""
     floors: dict[str, dict[str, int]] = {d.service.key: {} for d in demands}
     for k, (i, variant, _) in enumerate(program.pairs):
         floors[demands[i].service.key][variant.name] = math.floor(float(x[k]) + 1e-6)
-    why = "lp-rounded: the MILP did not finish within its time limit"
-    return _greedy(demands, pools, why, start=floors)
+    return _greedy(demands, pools, f"lp-rounded: {why}", start=floors)
 
 
 def _repack(

@@ -145,6 +145,12 @@ class PlannerSettings:
     the greedy plan (at 1,000 services HiGHS's best after 0.3 s can leave most demand
     uncovered)."""
 
+    solver_max_pairs: int = 1000
+    """Above this many (service, variant) pairs the MILP is not tried: on the benchmark's fleet
+    of four variants a service on six pools, HiGHS never finished within its time limit from 300
+    services up, and its best so far never beat the LP relaxation rounded or the greedy plan
+    (``bench.planning_time``); the time limit was spent for nothing on every cycle."""
+
     solver_mip_gap: float = 0.005
     """Relative optimality gap at which HiGHS may stop."""
 
