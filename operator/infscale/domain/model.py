@@ -30,16 +30,35 @@ class Resources:
 
     def fits_per_node(self, node: Resources) -> int:
         """How many of these fit on one node of shape ``node`` (0 when any dimension is short)."""
-        # Called for every (variant, pool) pair of every plan: no lists, one pass.
-        fits = math.inf
-        if self.cpu > 0:
-            fits = math.floor(node.cpu / self.cpu + 1e-9)
-        if self.memory_gib > 0:
-            fits = min(fits, math.floor(node.memory_gib / self.memory_gib + 1e-9))
-        for key, need in self.extended.items():
-            if need > 0:
-                fits = min(fits, math.floor(node.extended.get(key, 0.0) / need + 1e-9))
-        return 0 if fits == math.inf else int(fits)
+        # Called about ten times for every (variant, pool) pair of every plan (40,000 pairs at
+        # 1,000 services): remembered by identity. An entry holds both objects, so their ids
+        # cannot be reused while it lives, and the memo is emptied past a bound.
+        key = (id(self), id(node))
+        hit = _FITS.get(key)
+        if hit is not None and hit[0] is self and hit[1] is node:
+            return hit[2]
+        fits = _fits(self, node)
+        if len(_FITS) >= _FITS_BOUND:
+            _FITS.clear()
+        _FITS[key] = (self, node, fits)
+        return fits
+
+
+_FITS: dict[tuple[int, int], tuple[Resources, Resources, int]] = {}
+_FITS_BOUND = 100_000
+
+
+def _fits(replica: Resources, node: Resources) -> int:
+    """One pass over the dimensions, no lists."""
+    fits = math.inf
+    if replica.cpu > 0:
+        fits = math.floor(node.cpu / replica.cpu + 1e-9)
+    if replica.memory_gib > 0:
+        fits = min(fits, math.floor(node.memory_gib / replica.memory_gib + 1e-9))
+    for key, need in replica.extended.items():
+        if need > 0:
+            fits = min(fits, math.floor(node.extended.get(key, 0.0) / need + 1e-9))
+    return 0 if fits == math.inf else int(fits)
 
 
 @dataclasses.dataclass(frozen=True)
