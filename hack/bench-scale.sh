@@ -56,12 +56,7 @@ rm -f "$AUDIT_LOG"
 trap '"$HACK_DIR/cluster-down.sh" >/dev/null 2>&1 || true' EXIT
 step "start cluster $CLUSTER_NAME with an audit log of the operator's requests" \
   "$HACK_DIR/cluster-up.sh" >/dev/null
-# shellcheck disable=SC1091
-source "$INFSCALE_STATE/env"
-export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
-step "python environment" uv sync --locked --extra bench --quiet
-step "install the chart (release $RELEASE in $NAMESPACE; the operator runs locally)" install_chart
-step "mint a token for ServiceAccount $NAMESPACE/$RELEASE" operator_kubeconfig
+prepare_local_operator
 
 uv run --locked --extra bench python -m infscale.cli.bench_scale --out "$OUT" \
   --operator-kubeconfig "$OPERATOR_KUBECONFIG" --audit-log "$AUDIT_LOG" "$@"

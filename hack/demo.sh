@@ -12,12 +12,6 @@ cd "$REPO_ROOT"
 RELEASE=infscale NAMESPACE=infscale-system
 OPERATOR_KUBECONFIG="$INFSCALE_STATE/demo-operator.kubeconfig"
 "$HACK_DIR/cluster-up.sh" >/dev/null
-# shellcheck disable=SC1091
-source "$INFSCALE_STATE/env"
-export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
-step "python environment" uv sync --locked --extra bench --quiet
-
-step "install the chart (release $RELEASE in $NAMESPACE; the operator runs locally)" install_chart
-step "mint a token for ServiceAccount $NAMESPACE/$RELEASE" operator_kubeconfig
+prepare_local_operator
 
 uv run --locked --extra bench infscale demo --operator-kubeconfig "$OPERATOR_KUBECONFIG" "$@"

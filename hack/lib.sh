@@ -60,6 +60,17 @@ ENV
 
 # The chart and the operator's credentials, for scripts that run the operator locally as the chart's
 # ServiceAccount (demo, bench-scale). They read RELEASE, NAMESPACE and OPERATOR_KUBECONFIG.
+
+# prepare_local_operator: after cluster-up.sh, the cluster's environment, the Python environment,
+# the chart and a kubeconfig holding only the chart's ServiceAccount token.
+prepare_local_operator() {
+  # shellcheck disable=SC1091
+  source "$INFSCALE_STATE/env"
+  export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
+  step "python environment" uv sync --locked --extra bench --quiet
+  step "install the chart (release $RELEASE in $NAMESPACE; the operator runs locally)" install_chart
+  step "mint a token for ServiceAccount $NAMESPACE/$RELEASE" operator_kubeconfig
+}
 install_chart() {
   # Helm installs crds/ only on the first install; applying them keeps them current on upgrades.
   kubectl apply --server-side --force-conflicts -f charts/infscale/crds/ >/dev/null
