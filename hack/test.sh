@@ -56,7 +56,7 @@ cluster() {
   # shellcheck disable=SC1091
   source "$INFSCALE_STATE/env"
 }
-integration() { uv run --locked pytest -q tests/integration tests/e2e; }
+integration() { uv run --locked pytest -q --durations=15 tests/integration tests/e2e; }
 
 phase "python environment (uv, helm)" python_env
 phase "lint, types, import contract" lint
