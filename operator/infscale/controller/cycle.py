@@ -96,7 +96,7 @@ class Cycle:
             LOG.warning("leadership lost mid-cycle: no further writes")
             return
         telemetry.keep_services([view.key for view in views])
-        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods)
+        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods, managed)
 
     def _reconcile_service(
         self,
@@ -166,12 +166,13 @@ class Cycle:
         planned_nodes: Mapping[str, int],
         now_s: float,
         pods: Sequence[Mapping[str, Any]],
+        managed_pods: Sequence[Mapping[str, Any]],
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
             return
         all_nodes = self.nodes.nodes()
-        managed = [dict(p) for p in pods if SERVICE_LABEL in (p["metadata"].get("labels") or {})]
+        managed = [dict(p) for p in managed_pods]
         by_node: dict[str, list[dict[str, Any]]] = {}
         for pod in pods:
             if pod["spec"].get("nodeName"):
