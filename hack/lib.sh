@@ -41,7 +41,7 @@ prometheus_bin() { echo "$(tool_dir prometheus debian)/bin/prometheus"; }
 
 # PATH with every pinned tool first, so scripts and tests never pick up a system copy.
 tools_path() {
-  echo "$(tool_dir kubernetes "$KUBERNETES_VERSION")/bin:$(tool_dir etcd "$ETCD_VERSION")/bin:$(tool_dir kwok "$KWOK_VERSION")/bin:$(tool_dir helm "$HELM_VERSION")/bin:$(tool_dir prometheus debian)/bin:$TOOLS_DIR/uv-$UV_VERSION/bin"
+  echo "$(tool_dir kubernetes "$KUBERNETES_VERSION")/bin:$(tool_dir etcd "$ETCD_VERSION")/bin:$(tool_dir kwok "$KWOK_VERSION")/bin:$(tool_dir helm "$HELM_VERSION")/bin:$(tool_dir prometheus debian)/bin:$TOOLS_DIR/uv-$UV_VERSION/bin:$(tool_dir adapter "$PROMETHEUS_ADAPTER_VERSION")/bin:$(tool_dir karpenter "$KARPENTER_VERSION")/bin"
 }
 
 PROM_DIR="$INFSCALE_STATE/prometheus"

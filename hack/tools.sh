@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every pinned tool once into $INFSCALE_CACHE/tools/<name>-<version>/bin.
 # A tool whose directory carries a .complete stamp is reused; a warm run takes seconds.
-# Usage: hack/tools.sh [all|uv|kwok|etcd|helm|prometheus|kubernetes]...
+# Usage: hack/tools.sh [all|uv|kwok|etcd|helm|prometheus|kubernetes|adapter|karpenter]...
+# "all" is what the cluster and the tests need, the real peer autoscalers included.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -95,6 +96,37 @@ build_kubernetes() {
   mark_built kubernetes "$KUBERNETES_VERSION"
 }
 
+# prometheus-adapter serves the external metrics API that kube-controller-manager's own HPA
+# scales on; its main package is built from a wrapper module that requires it.
+build_adapter() {
+  is_built adapter "$PROMETHEUS_ADAPTER_VERSION" && return 0
+  local dir; dir="$(tool_dir adapter "$PROMETHEUS_ADAPTER_VERSION")"
+  rm -rf "$dir/src"; mkdir -p "$dir/src" "$dir/bin"
+  (
+    cd "$dir/src"
+    printf 'module infscale.dev/tools/adapter\n\ngo 1.24\n' > go.mod
+    go get "sigs.k8s.io/prometheus-adapter@$PROMETHEUS_ADAPTER_VERSION"
+    go build -trimpath -ldflags "-s -w" -o "$dir/bin/prometheus-adapter" \
+      sigs.k8s.io/prometheus-adapter/cmd/adapter
+  )
+  rm -rf "$dir/src"
+  mark_built adapter "$PROMETHEUS_ADAPTER_VERSION"
+}
+
+# Karpenter with its kwok cloud provider (nodes are kwok's fake nodes); the binary is named
+# karpenter-kwok beside kwok's own, and the CRDs it needs are copied from its module.
+build_karpenter() {
+  is_built karpenter "$KARPENTER_VERSION" && return 0
+  local dir; dir="$(tool_dir karpenter "$KARPENTER_VERSION")"
+  rm -rf "$dir"; mkdir -p "$dir/bin" "$dir/crds"
+  GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/karpenter/kwok@$KARPENTER_VERSION"
+  mv "$dir/bin/kwok" "$dir/bin/karpenter-kwok"
+  local module; module="$(go env GOMODCACHE)/sigs.k8s.io/karpenter@$KARPENTER_VERSION"
+  cp "$module"/kwok/charts/crds/*.yaml "$module/kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml" "$dir/crds/"
+  chmod u+w "$dir"/crds/*.yaml
+  mark_built karpenter "$KARPENTER_VERSION"
+}
+
 # Prometheus from Debian's package, unpacked into the cache: no system service is installed.
 build_prometheus() {
   is_built prometheus debian && return 0
@@ -117,7 +149,7 @@ build_prometheus() {
 
 main() {
   local targets=("$@")
-  [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]] && targets=(uv prometheus kwok etcd helm kubernetes)
+  [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]] && targets=(uv prometheus kwok etcd helm kubernetes adapter karpenter)
   command -v go >/dev/null || die "Go >= 1.26 is needed to build the tools (https://go.dev/dl)"
   local t total=$SECONDS
   # One builder at a time: a second caller (another test run, the demo) waits for the first
@@ -141,7 +173,8 @@ main() {
 version_of() {
   case "$1" in
     uv) echo "$UV_VERSION" ;; kwok) echo "$KWOK_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
-    helm) echo "$HELM_VERSION" ;; kubernetes) echo "$KUBERNETES_VERSION" ;; prometheus) echo debian ;;
+    helm) echo "$HELM_VERSION" ;; adapter) echo "$PROMETHEUS_ADAPTER_VERSION" ;;
+    karpenter) echo "$KARPENTER_VERSION" ;; kubernetes) echo "$KUBERNETES_VERSION" ;; prometheus) echo debian ;;
     *) die "unknown tool $1" ;;
   esac
 }

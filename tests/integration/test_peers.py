@@ -1,0 +1,250 @@
+"""Smoke tests of the real peer autoscalers that hack/bench-live.sh runs against infscale, so the
+recipe cannot rot: kube-controller-manager's own HPA scaling a Deployment on an emulator metric
+served by the real prometheus-adapter, and the real Karpenter (kwok provider) giving a pending
+pod a node."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration import peers, waiting
+from tests.integration.operator_process import start_emulator, stop_emulator
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "infscale.dev", "v1alpha1"
+RATE_RPS = 20.0
+TARGET_RPS_PER_REPLICA = 5
+
+
+@pytest.fixture
+def node(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
+    """One roomy kwok node of a pool of its own; yields the pool label's value."""
+    pool = f"peers-{unique_name}"
+    capacity = {"cpu": "64", "memory": "256Gi", "pods": "110"}
+    core.create_node(
+        {
+            "metadata": {
+                "name": f"node-{pool}",
+                "labels": {"infscale.dev/pool": pool},
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+            },
+            "status": {"capacity": capacity, "allocatable": capacity},
+        }
+    )
+    yield pool
+    core.delete_node(f"node-{pool}")
+
+
+def served_service(pool: str) -> dict[str, Any]:
+    """An InferenceService for the emulator to serve (no operator runs here: the HPA scales)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "chat"},
+        "spec": {
+            "mode": "Recommend",
+            "slo": {"metric": "ttft", "percentile": 95, "thresholdSeconds": 0.5},
+            "replicas": {"min": 1, "max": 10},
+            "variants": [{"name": "small", "nodePool": pool, "capacityRps": 10}],
+            "template": {"spec": {"containers": [{"name": "server", "image": "emulated"}]}},
+        },
+    }
+
+
+def deployment(pool: str) -> dict[str, Any]:
+    labels = {"infscale.dev/service": "chat", "infscale.dev/variant": "small"}
+    return {
+        "metadata": {"name": "chat-small"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {"infscale.dev/pool": pool},
+                    "containers": [{"name": "server", "image": "emulated"}],
+                },
+            },
+        },
+    }
+
+
+def hpa() -> dict[str, Any]:
+    """HPA v2 on the service's completed requests per second, through the external metrics API."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "chat-small"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat-small"},
+            "minReplicas": 1,
+            "maxReplicas": 10,
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {
+                            "name": "infscale_requests_per_second",
+                            "selector": {"matchLabels": {"infscale_dev_service": "chat"}},
+                        },
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": str(TARGET_RPS_PER_REPLICA),
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.mark.timeout(300)
+def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
+    api_client: client.ApiClient,
+    custom: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+    namespace: str,
+    node: str,
+    prometheus_url: str,
+    prometheus_targets_dir: Path,
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferenceservices", served_service(node)
+    )
+    apps.create_namespaced_deployment(namespace, deployment(node))
+    emulator: subprocess.Popen[bytes] | None = None
+    autoscaling = client.AutoscalingV2Api(api_client)
+    try:
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
+            "--duration", "280",
+            "--targets-file", str(prometheus_targets_dir / f"peers-{unique_name}.json"),
+        )  # fmt: skip
+        with peers.prometheus_adapter(api_client, namespace, prometheus_url, tmp_path):
+            autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, hpa())
+
+            def replicas() -> int:
+                return int(apps.read_namespaced_deployment("chat-small", namespace).spec.replicas)
+
+            # At 20 rps (completed: up to 10 per replica) and 5 rps per replica: 2, then 4.
+            waiting.until(
+                lambda: replicas() >= 3, timeout_s=180, what="the HPA scaling chat-small to >= 3"
+            )
+            status = autoscaling.read_namespaced_horizontal_pod_autoscaler("chat-small", namespace)
+            [current] = status.status.current_metrics or []
+            rate = current.external.current.average_value
+            print(f"HPA: {status.status.current_replicas} -> {status.status.desired_replicas} "
+                  f"replicas at {rate} rps per replica")  # fmt: skip
+            assert current.external.metric.name == "infscale_requests_per_second"
+    finally:
+        stop_emulator(emulator)
+        print((tmp_path / "emulator.log").read_text(errors="replace")[-2000:])
+
+
+@pytest.mark.timeout(240)
+def test_the_real_karpenter_gives_a_pending_pod_a_kwok_node(
+    api_client: client.ApiClient,
+    core: client.CoreV1Api,
+    namespace: str,
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    peers.install_karpenter_crds(api_client)
+    custom = client.CustomObjectsApi(api_client)
+    name = f"peers-{unique_name}"
+    # Only this test's pod tolerates the pool's taint, so Karpenter leaves other pods alone.
+    taint = {"key": "infscale.dev/peer-test", "value": name, "effect": "NoSchedule"}
+    node_class = {
+        "apiVersion": "karpenter.kwok.sh/v1alpha1",
+        "kind": "KWOKNodeClass",
+        "metadata": {"name": name},
+        "spec": {"nodeRegistrationDelay": "2s"},
+    }
+    node_pool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"infscale.dev/peer-test": name}},
+                "spec": {
+                    "nodeClassRef": {
+                        "group": "karpenter.kwok.sh",
+                        "kind": "KWOKNodeClass",
+                        "name": name,
+                    },
+                    "requirements": [
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+                    ],
+                    "taints": [taint],
+                    "expireAfter": "Never",
+                },
+            },
+            "limits": {"cpu": "16"},
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5s"},
+        },
+    }
+    types = peers.instance_types(
+        {
+            "g6.xlarge": (
+                {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1", "pods": "110"},
+                0.8048,
+            )
+        }
+    )
+    pod = {
+        "metadata": {"name": "gpu-replica"},
+        "spec": {
+            "nodeSelector": {"infscale.dev/peer-test": name},
+            "tolerations": [{**taint, "operator": "Equal"}],
+            "containers": [
+                {
+                    "name": "server",
+                    "image": "emulated",
+                    "resources": {
+                        "requests": {"cpu": "3", "nvidia.com/gpu": "1"},
+                        "limits": {"nvidia.com/gpu": "1"},
+                    },
+                }
+            ],
+        },
+    }
+    selector = f"karpenter.sh/nodepool={name}"
+    with peers.karpenter(types, tmp_path):
+        custom.create_cluster_custom_object(
+            "karpenter.kwok.sh", "v1alpha1", "kwoknodeclasses", node_class
+        )
+        custom.create_cluster_custom_object("karpenter.sh", "v1", "nodepools", node_pool)
+        try:
+            core.create_namespaced_pod(namespace, pod)
+
+            def scheduled() -> str:
+                return str(core.read_namespaced_pod("gpu-replica", namespace).spec.node_name or "")
+
+            waiting.until(scheduled, timeout_s=120, what="Karpenter's node for the pending pod")
+            [node] = core.list_node(label_selector=selector).items
+            assert node.metadata.name == scheduled()
+            assert node.metadata.labels["node.kubernetes.io/instance-type"] == "g6.xlarge"
+            print(f"pod scheduled on Karpenter's node {node.metadata.name} "
+                  f"({node.metadata.labels['node.kubernetes.io/instance-type']})")  # fmt: skip
+            core.delete_namespaced_pod("gpu-replica", namespace, grace_period_seconds=0)
+        finally:
+            # Karpenter removes its nodes (finalizers) while it still runs.
+            custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodepools", name)
+            waiting.until(
+                lambda: not core.list_node(label_selector=selector).items,
+                timeout_s=90,
+                what="Karpenter removing its node",
+            )
+            custom.delete_cluster_custom_object(
+                "karpenter.kwok.sh", "v1alpha1", "kwoknodeclasses", name
+            )
