@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import peers, waiting
+from infscale.cli import bench_live
+from tests.integration import waiting
 from tests.integration.operator_process import start_emulator, stop_emulator
 
 pytestmark = pytest.mark.integration
@@ -91,7 +92,7 @@ def hpa() -> dict[str, Any]:
                     "type": "External",
                     "external": {
                         "metric": {
-                            "name": "infscale_requests_per_second",
+                            "name": "requests_per_second",
                             "selector": {"matchLabels": {"infscale_dev_service": "chat"}},
                         },
                         "target": {
@@ -129,7 +130,7 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
             "--duration", "280",
             "--targets-file", str(prometheus_targets_dir / f"peers-{unique_name}.json"),
         )  # fmt: skip
-        with peers.prometheus_adapter(api_client, namespace, prometheus_url, tmp_path):
+        with bench_live.prometheus_adapter(prometheus_url, tmp_path):
             autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, hpa())
 
             def replicas() -> int:
@@ -144,7 +145,7 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
             rate = current.external.current.average_value
             print(f"HPA: {status.status.current_replicas} -> {status.status.desired_replicas} "
                   f"replicas at {rate} rps per replica")  # fmt: skip
-            assert current.external.metric.name == "infscale_requests_per_second"
+            assert current.external.metric.name == "requests_per_second"
     finally:
         stop_emulator(emulator)
         print((tmp_path / "emulator.log").read_text(errors="replace")[-2000:])
@@ -158,93 +159,49 @@ def test_the_real_karpenter_gives_a_pending_pod_a_kwok_node(
     unique_name: str,
     tmp_path: Path,
 ) -> None:
-    peers.install_karpenter_crds(api_client)
-    custom = client.CustomObjectsApi(api_client)
     name = f"peers-{unique_name}"
-    # Only this test's pod tolerates the pool's taint, so Karpenter leaves other pods alone.
-    taint = {"key": "infscale.dev/peer-test", "value": name, "effect": "NoSchedule"}
-    node_class = {
-        "apiVersion": "karpenter.kwok.sh/v1alpha1",
-        "kind": "KWOKNodeClass",
-        "metadata": {"name": name},
-        "spec": {"nodeRegistrationDelay": "2s"},
-    }
-    node_pool = {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodePool",
+    # An InferenceNodePool's node shape, labels, taint and price, as hack/bench-live.sh hands
+    # them to Karpenter; only this test's pod selects the label's value.
+    pool = {
         "metadata": {"name": name},
         "spec": {
-            "template": {
-                "metadata": {"labels": {"infscale.dev/peer-test": name}},
-                "spec": {
-                    "nodeClassRef": {
-                        "group": "karpenter.kwok.sh",
-                        "kind": "KWOKNodeClass",
-                        "name": name,
-                    },
-                    "requirements": [
-                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
-                    ],
-                    "taints": [taint],
-                    "expireAfter": "Never",
-                },
+            "node": {
+                "capacity": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+                "labels": {"infscale.dev/pool": name},
+                "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
             },
-            "limits": {"cpu": "16"},
-            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5s"},
+            "usdPerHour": 0.8048,
+            "maxNodes": 2,
+            "provisioningSeconds": 2,
         },
     }
-    types = peers.instance_types(
-        {
-            "g6.xlarge": (
-                {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1", "pods": "110"},
-                0.8048,
-            )
-        }
-    )
     pod = {
         "metadata": {"name": "gpu-replica"},
         "spec": {
-            "nodeSelector": {"infscale.dev/peer-test": name},
-            "tolerations": [{**taint, "operator": "Equal"}],
+            "nodeSelector": {"infscale.dev/pool": name},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
             "containers": [
                 {
                     "name": "server",
                     "image": "emulated",
-                    "resources": {
-                        "requests": {"cpu": "3", "nvidia.com/gpu": "1"},
-                        "limits": {"nvidia.com/gpu": "1"},
-                    },
+                    "resources": {"limits": {"cpu": "3", "nvidia.com/gpu": "1"}},
                 }
             ],
         },
     }
-    selector = f"karpenter.sh/nodepool={name}"
-    with peers.karpenter(types, tmp_path):
-        custom.create_cluster_custom_object(
-            "karpenter.kwok.sh", "v1alpha1", "kwoknodeclasses", node_class
-        )
-        custom.create_cluster_custom_object("karpenter.sh", "v1", "nodepools", node_pool)
-        try:
-            core.create_namespaced_pod(namespace, pod)
+    with bench_live.karpenter(api_client, pool, 1.0, tmp_path):
+        core.create_namespaced_pod(namespace, pod)
 
-            def scheduled() -> str:
-                return str(core.read_namespaced_pod("gpu-replica", namespace).spec.node_name or "")
+        def scheduled() -> str:
+            return str(core.read_namespaced_pod("gpu-replica", namespace).spec.node_name or "")
 
-            waiting.until(scheduled, timeout_s=120, what="Karpenter's node for the pending pod")
-            [node] = core.list_node(label_selector=selector).items
-            assert node.metadata.name == scheduled()
-            assert node.metadata.labels["node.kubernetes.io/instance-type"] == "g6.xlarge"
-            print(f"pod scheduled on Karpenter's node {node.metadata.name} "
-                  f"({node.metadata.labels['node.kubernetes.io/instance-type']})")  # fmt: skip
-            core.delete_namespaced_pod("gpu-replica", namespace, grace_period_seconds=0)
-        finally:
-            # Karpenter removes its nodes (finalizers) while it still runs.
-            custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodepools", name)
-            waiting.until(
-                lambda: not core.list_node(label_selector=selector).items,
-                timeout_s=90,
-                what="Karpenter removing its node",
-            )
-            custom.delete_cluster_custom_object(
-                "karpenter.kwok.sh", "v1alpha1", "kwoknodeclasses", name
-            )
+        waiting.until(scheduled, timeout_s=120, what="Karpenter's node for the pending pod")
+        [node] = core.list_node(label_selector=f"karpenter.sh/nodepool={name}").items
+        assert node.metadata.name == scheduled()
+        labels = node.metadata.labels
+        assert labels["node.kubernetes.io/instance-type"] == name
+        assert labels["infscale.dev/pool"] == name
+        assert node.status.allocatable["nvidia.com/gpu"] == "1"
+        print(f"pod scheduled on Karpenter's node {node.metadata.name}")
+        core.delete_namespaced_pod("gpu-replica", namespace, grace_period_seconds=0)
+    assert not core.list_node(label_selector=f"karpenter.sh/nodepool={name}").items

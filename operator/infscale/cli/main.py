@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     from infscale.cli import demo
 
     demo.add_arguments(commands.add_parser("demo", help="operator + emulator + live view"))
+    from infscale.cli import bench_live
+
+    bench_live.add_arguments(
+        commands.add_parser(
+            "bench-live", help="infscale vs the real HPA + Karpenter, live, same emulated traffic"
+        )
+    )
     from infscale.cli import whatif
 
     whatif.add_arguments(
@@ -221,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         from infscale.cli import demo
 
         return demo.run(args)
+    if args.command == "bench-live":
+        from infscale.cli import bench_live
+
+        return bench_live.run(args)
     if args.command == "whatif":
         from infscale.cli import whatif
 

@@ -69,7 +69,14 @@ class PodCounters:
 class EmulatedService:
     """The replica/queue model of one service and the counters of its pods."""
 
-    def __init__(self, namespace: str, name: str, variant_order: list[str], seed: int) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        variant_order: list[str],
+        seed: int,
+        threshold_s: float = math.inf,
+    ) -> None:
         self.namespace = namespace
         self.name = name
         self.queue = servers.ReplicaQueue(variant_order, seed=seed)
@@ -78,6 +85,11 @@ class EmulatedService:
         self._perf: dict[str, servers.Perf] = {}
         self.arrived = 0
         """Requests that reached the service, served or not (the emulated gateway's counter)."""
+        self.threshold_s = threshold_s
+        self.completed = 0
+        self.within_slo = 0
+        self.latency = Histogram()
+        """Every completion since the start (ground truth for a benchmark's attainment)."""
 
     def set_pods(self, ready: Mapping[str, tuple[str, servers.Perf]]) -> None:
         """The Ready pods (name -> (variant, perf)); pods that went away stop taking requests."""
@@ -109,6 +121,9 @@ class EmulatedService:
             counters.latency.observe(completion.latency_s)
             counters.queue_time.observe(completion.wait_s)
             self.truth.append(completion)
+            self.completed += 1
+            self.within_slo += completion.latency_s <= self.threshold_s
+            self.latency.observe(completion.latency_s)
 
     def _refresh_gauges(self) -> None:
         live = [p for p in self.pods if p in self._perf]
@@ -142,6 +157,21 @@ class EmulatedService:
             return {"rps": len(items) / window_s, "latency_s": value, "requests": len(items)}
 
         return {key: summary(items) for key, items in groups.items()}
+
+    def totals(self, percentile: float) -> dict[str, float | None]:
+        """Since the start: requests arrived, completed, completed within the SLO threshold, and
+        the SLO percentile of latency (the histogram bucket's upper bound; None before any)."""
+        rank, latency_s = percentile / 100 * self.latency.count, None
+        for bound, running in self.latency.cumulative():
+            if self.latency.count and running >= rank:
+                latency_s = bound
+                break
+        return {
+            "arrived": self.arrived,
+            "completed": self.completed,
+            "within_slo": self.within_slo,
+            "latency_s": latency_s,
+        }
 
     def all_pods(self) -> Iterator[PodCounters]:
         yield from self.pods.values()

@@ -170,7 +170,9 @@ class ServiceState:
         self.preset = self.spec.metrics.preset.value
         meta = body["metadata"]
         variants = [v.name for v in self.spec.variants]
-        self.model = model.EmulatedService(meta["namespace"], meta["name"], variants, seed)
+        self.model = model.EmulatedService(
+            meta["namespace"], meta["name"], variants, seed, self.spec.slo.threshold_seconds
+        )
         self.next_arrival = 0
 
     def perf(self, variant: str) -> servers.Perf | None:
@@ -251,7 +253,10 @@ class Emulator:
         now = self.now_s()
         with self.lock:
             return {
-                f"{ns}/{name}": s.model.ground_truth(now, window_s, s.spec.slo.percentile)
+                f"{ns}/{name}": {
+                    **s.model.ground_truth(now, window_s, s.spec.slo.percentile),
+                    "totals": s.model.totals(s.spec.slo.percentile),
+                }
                 for (ns, name), s in self.services.items()
             }
 
