@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import re
@@ -524,7 +525,7 @@ def run_hpa(
         if p["metadata"]["name"] == variant.node_pool
     ]
     target = fraction * variant.capacity_rps
-    run = Run(f"hpa(target={target:.3g}rps)+karpenter")
+    run = Run(_hpa_name(target))
     _apply([*_kind(documents, "Namespace"), service])
     owner = cluster.custom.get_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, "inferenceservices", SERVICE
@@ -569,7 +570,74 @@ def run_hpa(
     return run
 
 
-def report(runs: Sequence[Run], args: argparse.Namespace, console: Console) -> None:
+def simulate(
+    args: argparse.Namespace, fractions: Sequence[float], console: Console
+) -> dict[str, tuple[float, float]]:
+    """The same traffic in ``infscale.sim``, in trace time, from the same start (one L4 replica
+    on one L4 node): policy name -> (cost, attainment), named as the live runs are. The scenario
+    is the one ``infscale whatif`` builds from the same manifests, uncompressed."""
+    from infscale.emulator import server as emulator
+    from infscale.sim import bench, manifests, policies, traces
+
+    found = manifests.parse(manifests.read_documents(manifests.files([str(args.examples)])))
+    service_doc = manifests.pick(found, f"{NAMESPACE}/{SERVICE}")
+    trace = emulator.load_trace(args.trace, 0)
+    end_s = args.duration * args.speed
+    arrivals = emulator.arrival_times(trace, 1.0, args.rate_scale, 0)
+    replayed = traces.Trace(f"{trace.name}-live", arrivals[arrivals < end_s], end_s)
+    peak = float(replayed.rate_per_bin(60.0).max()) if replayed.arrivals_s.size else 0.0
+    scen = manifests.to_scenario(service_doc, found, peak)
+    service, pools = scen.domain_service(), scen.domain_pools()
+    l4 = service.variant(HPA_VARIANT)
+    start = ({HPA_VARIANT: 1}, {l4.pool: 1})
+    results: dict[str, tuple[float, float]] = {}
+    with console.status("the same traffic in the simulator"):
+        main = policies.Infscale(service, pools)
+        main.seed_state(*start)
+        result = bench._run(replayed, scen, main, start, False, 1)
+        results["infscale"] = (result.cost_usd, result.slo_attainment)
+        for fraction in fractions:
+            target = fraction * l4.capacity_rps
+            hpa = policies.Hpa(service, HPA_VARIANT, target)
+            result = bench._run(replayed, scen, hpa, start, True, 1)
+            results[_hpa_name(target)] = (result.cost_usd, result.slo_attainment)
+    return results
+
+
+def _hpa_name(target_rps: float) -> str:
+    return f"hpa(target={target_rps:.3g}rps)+karpenter"
+
+
+def verdict(records: Sequence[Mapping[str, Any]]) -> str:
+    """infscale against the cheapest HPA setting reaching its attainment (or 0.99)."""
+    ours = next((r for r in records if r["policy"] == "infscale"), None)
+    hpas = [r for r in records if r["policy"].startswith("hpa")]
+    if ours is None or not hpas:
+        return "(infscale and at least one HPA setting are needed for a comparison)"
+    bar = min(0.99, ours["slo_attainment"] or 0.0)
+    reaching = [r for r in hpas if (r["slo_attainment"] or 0.0) >= bar]
+    if not reaching:
+        best = max(hpas, key=lambda r: r["slo_attainment"] or 0.0)
+        return (
+            f"no HPA setting reached infscale's attainment {bar:.4f}; the best, {best['policy']}, "
+            f"reached {best['slo_attainment']} for ${best['cost_usd']:.3f} "
+            f"(infscale ${ours['cost_usd']:.3f})"
+        )
+    cheapest = min(reaching, key=lambda r: r["cost_usd"])
+    saving = 1.0 - ours["cost_usd"] / cheapest["cost_usd"] if cheapest["cost_usd"] else math.nan
+    return (
+        f"infscale ${ours['cost_usd']:.3f} at {ours['slo_attainment']} against the cheapest HPA "
+        f"setting reaching {bar:.4f}, {cheapest['policy']}: ${cheapest['cost_usd']:.3f} "
+        f"({saving:+.1%} saving)"
+    )
+
+
+def report(
+    runs: Sequence[Run],
+    simulated: Mapping[str, tuple[float, float]],
+    args: argparse.Namespace,
+    console: Console,
+) -> None:
     """The table, the JSON and the PNG of capacity and cost over time."""
     import matplotlib
 
@@ -578,16 +646,25 @@ def report(runs: Sequence[Run], args: argparse.Namespace, console: Console) -> N
     from rich.table import Table
 
     records = [r.record(args.speed) for r in runs]
-    table = Table(title=f"Live: {args.trace} at x{args.speed:g} (EMULATED servers, kwok nodes)")
-    for column in ("policy", "node cost $ (trace time)", "SLO attainment", "events",
-                   "p95 latency s", "requests"):  # fmt: skip
-        table.add_column(column)
     for rec in records:
+        rec["sim_cost_usd"], rec["sim_slo_attainment"] = (
+            round(v, 4) for v in simulated.get(rec["policy"], (math.nan, math.nan))
+        )
+    table = Table(title=f"Live: {args.trace} at x{args.speed:g} (EMULATED servers, kwok nodes)")
+    for column in ("policy", "node cost $", "SLO attainment", "events", "p95 latency s",
+                   "requests", "sim cost $ (live/sim)", "sim attainment (live-sim)"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for rec in records:
+        live_cost, sim_cost = rec["cost_usd"], rec["sim_cost_usd"]
+        live_att, sim_att = rec["slo_attainment"] or 0.0, rec["sim_slo_attainment"]
         table.add_row(
-            rec["policy"], f"{rec['cost_usd']:.3f}", str(rec["slo_attainment"]),
-            str(rec["events"]), str(rec["p95_latency_s"]), str(rec["requests"]),
+            rec["policy"], f"{live_cost:.3f}", f"{live_att:.4f}", str(rec["events"]),
+            str(rec["p95_latency_s"]), str(rec["requests"]),
+            f"{sim_cost:.3f} ({live_cost / sim_cost:.2f}x)" if sim_cost else "-",
+            f"{sim_att:.4f} ({live_att - sim_att:+.4f})",
         )  # fmt: skip
     console.print(table)
+    console.print(verdict(records))
     args.out.write_text(
         json.dumps(
             {"records": records, "args": {k: str(v) for k, v in vars(args).items()}}, indent=1
@@ -629,8 +706,9 @@ def run(args: argparse.Namespace) -> int:
         console.rule("infscale (replicas and node pools)")
         runs.append(run_infscale(cluster, documents, args, console))
     if "hpa" in policies:
-        for fraction in (float(f) for f in args.hpa_fractions.split(",")):
+        for fraction in [float(f) for f in args.hpa_fractions.split(",")]:
             console.rule(f"HPA at {fraction:g} x capacityRps + Karpenter")
             runs.append(run_hpa(cluster, documents, fraction, args, console))
-    report(runs, args, console)
+    fractions = [float(f) for f in args.hpa_fractions.split(",")] if "hpa" in policies else []
+    report(runs, simulate(args, fractions, console), args, console)
     return 0
