@@ -127,7 +127,7 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
     try:
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
-            "--duration", "280",
+            "--duration", "280", "--namespace", namespace,
             "--targets-file", str(prometheus_targets_dir / f"peers-{unique_name}.json"),
         )  # fmt: skip
         with bench_live.prometheus_adapter(prometheus_url, tmp_path):

@@ -269,6 +269,7 @@ def replay(
     emulator = demo.start(
         ["emulator", "--trace", args.trace, "--speed", str(args.speed),
          "--rate-scale", str(args.rate_scale), "--duration", str(args.duration + 10),
+         "--namespace", NAMESPACE,
          "--targets-file", str(targets)],
         str(args.workdir / f"{re.sub(r'[^a-z0-9.]+', '-', run.policy)}emulator.log"),
     )  # fmt: skip
