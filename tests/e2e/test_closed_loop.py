@@ -51,6 +51,7 @@ def test_replicas_and_nodes_follow_emulated_load(
     operator = OperatorProcess(
         tmp_path / "operator.log", 2.0,
         "--prometheus-url", prometheus_url, "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool_name],
     )  # fmt: skip
     operator.start()
     emulator: subprocess.Popen[bytes] | None = None

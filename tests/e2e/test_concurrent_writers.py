@@ -62,7 +62,9 @@ def test_concurrent_writers_lose_nothing(
     manifest = service_manifest("chat", *pools)
     cluster.create_service(manifest)
     bumper = Bumper(api_client, namespace, pools)
-    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "2")
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--node-cooldown", "2", namespaces=[namespace], pools=pools
+    )
     bumper.start()
     try:
         operator.start()

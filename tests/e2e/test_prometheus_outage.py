@@ -40,6 +40,7 @@ def test_prometheus_outage_never_scales_down(
         tmp_path / "operator.log", INTERVAL_S,
         "--prometheus-url", prometheus.url, "--prometheus-timeout", str(TIMEOUT_S),
         "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     emulator: subprocess.Popen[bytes] | None = None
 

@@ -83,6 +83,7 @@ def test_hostile_taints_cannot_make_the_pool_run_away(
     operator = OperatorProcess(
         tmp_path / "operator.log", INTERVAL_S,
         "--node-cooldown", "3", "--max-node-changes", str(PER_CYCLE),
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     samples: list[tuple[float, int]] = []
     try:

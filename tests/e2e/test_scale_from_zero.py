@@ -51,6 +51,7 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
     operator = OperatorProcess(
         tmp_path / "operator.log", 1.0,
         "--prometheus-url", prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     arrivals = (
         f'sum(rate(emulator_gateway_requests_total{{namespace="{namespace}",service="wake"}}[10s]))'

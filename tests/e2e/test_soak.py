@@ -52,6 +52,7 @@ def test_a_compressed_day_of_azure_functions(
     operator = OperatorProcess(
         tmp_path / "operator.log", 1.0,
         "--prometheus-url", prometheus_url, "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     emulator: subprocess.Popen[bytes] | None = None
     samples: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -15,12 +16,27 @@ RUNNING: list[OperatorProcess] = []
 
 
 class OperatorProcess:
-    """One operator process; its log goes to a file the tests print on failure."""
+    """One operator process; its log goes to a file the tests print on failure.
 
-    def __init__(self, log_path: Path, interval_s: float = 1.0, *extra_args: str) -> None:
+    It manages only the services of `namespaces` and sizes only the nodes of `pools`
+    (`--namespace`, `--pool`): tests run in parallel, and an operator acting on every namespace
+    and pool would fight the other tests' operators.
+    """
+
+    def __init__(
+        self,
+        log_path: Path,
+        interval_s: float = 1.0,
+        *extra_args: str,
+        namespaces: Sequence[str],
+        pools: Sequence[str],
+    ) -> None:
+        if not namespaces or not pools:
+            raise ValueError("an operator under test needs its namespaces and pools")
         self.log_path = log_path
         self.interval_s = interval_s
-        self.extra_args = extra_args
+        scope = [f"--namespace={n}" for n in namespaces] + [f"--pool={p}" for p in pools]
+        self.extra_args = (*scope, *extra_args)
         self.metrics_url = ""
         self.env: dict[str, str] = {}
         """Extra environment, e.g. a KUBECONFIG with other credentials."""

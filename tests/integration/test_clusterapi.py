@@ -110,7 +110,10 @@ def test_machine_deployment_follows_replicas_and_only_the_empty_nodes_machines_g
         assert isinstance(body, dict)
         return body
 
-    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "3")
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--node-cooldown", "3",
+        namespaces=[namespace], pools=[pool_name],
+    )  # fmt: skip
     operator.start()
     try:
         custom.create_namespaced_custom_object(

@@ -16,12 +16,13 @@ from tests.integration.operator_process import OperatorProcess
 LEASE_S, RENEW_DEADLINE_S, RETRY_S = 4.0, 3.0, 0.5
 
 
-def candidate(log: Path, namespace: str) -> OperatorProcess:
+def candidate(log: Path, namespace: str, pools: tuple[str, str]) -> OperatorProcess:
     return OperatorProcess(
         log, 1.0,
         "--leader-elect", "--leader-election-namespace", namespace,
         "--lease-duration", str(LEASE_S), "--renew-deadline", str(RENEW_DEADLINE_S),
         "--retry-period", str(RETRY_S),
+        namespaces=[namespace], pools=pools,
     )  # fmt: skip
 
 
@@ -45,8 +46,8 @@ def test_only_the_leader_acts_and_the_standby_takes_over(
 ) -> None:
     cluster = Cluster(api_client, namespace)
     coordination = client.CoordinationV1Api(api_client)
-    first = candidate(tmp_path / "first.log", namespace)
-    second = candidate(tmp_path / "second.log", namespace)
+    first = candidate(tmp_path / "first.log", namespace, pools)
+    second = candidate(tmp_path / "second.log", namespace, pools)
     first.start()
     try:
         leader_id = waiting.until(
