@@ -115,18 +115,15 @@ def custom(api_client: client.ApiClient, crds: None) -> client.CustomObjectsApi:
 
 
 @pytest.fixture
-def pools(api_client: client.ApiClient, crds: None, unique_name: str) -> Iterator[tuple[str, str]]:
-    custom = client.CustomObjectsApi(api_client)
+def pools(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
+) -> Iterator[tuple[str, str]]:
+    """Two kwok pools, `<name>-big` (8 GPUs a node) and `<name>-small` (1 GPU); deleted after the
+    test with the nodes an operator made for them."""
     names = (f"{unique_name}-big", f"{unique_name}-small")
-    for name, gpus, price in ((names[0], 8, 55.04), (names[1], 1, 0.8048)):
-        custom.create_cluster_custom_object(
-            manifests.GROUP,
-            manifests.VERSION,
-            "inferencenodepools",
-            manifests.pool_manifest(name, gpus, price),
-        )
-    yield names
-    for name in names:
-        custom.delete_cluster_custom_object(
-            manifests.GROUP, manifests.VERSION, "inferencenodepools", name
-        )
+    bodies = [
+        manifests.pool_manifest(name, gpus, price)
+        for name, gpus, price in ((names[0], 8, 55.04), (names[1], 1, 0.8048))
+    ]
+    with manifests.created_pools(custom, core, *bodies):
+        yield names
