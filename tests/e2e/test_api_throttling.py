@@ -149,6 +149,7 @@ def rejections(level: str) -> float:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.serial  # floods the shared API server on purpose
 def test_throttled_operator_still_converges(
     api_client: client.ApiClient,
     namespace: str,

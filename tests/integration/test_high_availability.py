@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from tests.integration import waiting
@@ -41,6 +42,7 @@ def writes(process: OperatorProcess) -> list[str]:
     return [line for line in process.log().splitlines() if " reconciled: " in line]
 
 
+@pytest.mark.serial  # the takeover's bound has 1.5 s of slack over the lease timing
 def test_only_the_leader_acts_and_the_standby_takes_over(
     api_client: client.ApiClient, namespace: str, pools: tuple[str, str], tmp_path: Path
 ) -> None:
