@@ -16,6 +16,7 @@ from kubernetes import client, config
 
 from tests.integration import crds as crd_files
 from tests.integration import manifests, operator_process, waiting
+from tests.integration.prometheus_process import PrometheusProcess
 
 HOW_TO_START = (
     "start the local cluster with `hack/cluster-up.sh` (or run everything with `hack/test.sh`)"
@@ -73,6 +74,17 @@ def prometheus_targets_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"{path} is missing: {HOW_TO_START}", pytrace=False)
     return path
+
+
+@pytest.fixture
+def own_prometheus(tmp_path: Path) -> Iterator[PrometheusProcess]:
+    """A Prometheus of the test's own, for a test that starts an emulator. An emulator serves
+    every InferenceService in the cluster: in the shared Prometheus, the emulators of tests
+    running at the same time would add up in each other's series."""
+    process = PrometheusProcess(tmp_path / "prometheus")
+    process.start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture
