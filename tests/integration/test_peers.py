@@ -126,7 +126,7 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
     try:
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
-            "--duration", "280",
+            "--duration", "280", "--namespace", namespace,
             "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
         )  # fmt: skip
         with bench_live.prometheus_adapter(own_prometheus.url, tmp_path):

@@ -58,17 +58,27 @@ POOL_LABEL = "infscale.dev/pool"
 SAMPLE_S = 2.0
 DECISION_TRACE_S = 15.0  # the HPA's default sync period and the operator's default interval
 EXTERNAL_METRICS_API = "v1beta1.external.metrics.k8s.io"
-ADAPTER_RULES = {
-    "externalRules": [
-        {
-            # Completed requests per second of an InferenceService's pods, by namespace.
-            "seriesQuery": 'vllm:request_success_total{namespace!="",infscale_dev_service!=""}',
-            "resources": {"overrides": {"namespace": {"resource": "namespace"}}},
-            "name": {"matches": "^vllm:request_success_total$", "as": "requests_per_second"},
-            "metricsQuery": "sum(rate(<<.Series>>{<<.LabelMatchers>>}[30s])) by (<<.GroupBy>>)",
-        }
-    ]
-}
+RATE_WINDOW_S = 5
+"""Both scalers read request rates over this window of wall time: five 1 s scrapes (75 s of
+trace time at x15, the operator's shortest window; the simulator's policies see 30 s), so
+neither reacts to a slower signal than the other."""
+
+
+def adapter_rules(window_s: int = RATE_WINDOW_S) -> dict[str, Any]:
+    """prometheus-adapter's configuration: the service's completed requests per second."""
+    return {
+        "externalRules": [
+            {
+                # Completed requests per second of an InferenceService's pods, by namespace.
+                "seriesQuery": 'vllm:request_success_total{namespace!="",infscale_dev_service!=""}',
+                "resources": {"overrides": {"namespace": {"resource": "namespace"}}},
+                "name": {"matches": "^vllm:request_success_total$", "as": "requests_per_second"},
+                "metricsQuery": (
+                    f"sum(rate(<<.Series>>{{<<.LabelMatchers>>}}[{window_s}s])) by (<<.GroupBy>>)"
+                ),
+            }
+        ]
+    }
 
 
 @dataclasses.dataclass
@@ -259,6 +269,7 @@ def replay(
     emulator = demo.start(
         ["emulator", "--trace", args.trace, "--speed", str(args.speed),
          "--rate-scale", str(args.rate_scale), "--duration", str(args.duration + 10),
+         "--namespace", NAMESPACE,
          "--targets-file", str(targets)],
         str(args.workdir / f"{re.sub(r'[^a-z0-9.]+', '-', run.policy)}emulator.log"),
     )  # fmt: skip
@@ -302,7 +313,7 @@ def run_infscale(
     _apply(_kind(documents, "Namespace") + _kind(documents, "InferenceService"))
     operator = demo.start(
         ["operator", "--interval", f"{interval:g}", "--prometheus-url", args.prometheus_url,
-         "--rate-window", "15", "--node-cooldown", f"{120 / args.speed:g}",
+         "--rate-window", str(RATE_WINDOW_S), "--node-cooldown", f"{120 / args.speed:g}",
          "--arrival-rate-query", demo.DEMO_ARRIVALS],
         str(args.workdir / "infscale-operator.log"),
         args.operator_kubeconfig,
@@ -352,12 +363,12 @@ def _tool(name: str) -> str:
 
 @contextlib.contextmanager
 def prometheus_adapter(prometheus_url: str, workdir: pathlib.Path) -> Iterator[None]:
-    """The real prometheus-adapter serving ``ADAPTER_RULES`` as the cluster's external metrics
+    """The real prometheus-adapter serving :func:`adapter_rules` as the cluster's external metrics
     API: an ExternalName Service to localhost (no kube-proxy here, and Endpoints may not point at
     loopback) and the APIService, both removed afterwards. The cluster is $KUBECONFIG's."""
     kubeconfig, port = os.environ["KUBECONFIG"], _free_port()
     rules = workdir / "adapter-rules.yaml"
-    rules.write_text(yaml.safe_dump(ADAPTER_RULES))
+    rules.write_text(yaml.safe_dump(adapter_rules()))
     command = [
         _tool("prometheus-adapter"), f"--prometheus-url={prometheus_url}",
         f"--config={rules}", f"--lister-kubeconfig={kubeconfig}",

@@ -15,7 +15,7 @@ import pathlib
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -185,7 +185,15 @@ class ServiceState:
 class Emulator:
     """Polls the cluster for services and Ready pods; feeds arrivals through the models."""
 
-    def __init__(self, api: client.ApiClient, arrivals_s: np.ndarray, seed: int) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        arrivals_s: np.ndarray,
+        seed: int,
+        namespaces: Sequence[str] = (),
+    ) -> None:
+        self.namespaces = frozenset(namespaces)
+        """Serve only the services of these namespaces (empty: every namespace)."""
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.arrivals_s = arrivals_s
@@ -220,6 +228,8 @@ class Emulator:
             seen = set()
             for body in items:
                 key = (body["metadata"]["namespace"], body["metadata"]["name"])
+                if self.namespaces and key[0] not in self.namespaces:
+                    continue
                 seen.add(key)
                 state = self.services.get(key)
                 if state is None:
@@ -303,6 +313,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, default=0, help="stop after seconds (0: trace end)"
     )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="serve only the services of this namespace (repeatable; default: all namespaces)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -311,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     )
     trace = load_trace(args.trace, args.seed)
     arrivals = arrival_times(trace, args.speed, args.rate_scale, args.seed)
-    emulator = Emulator(kube_client.api_client(), arrivals, args.seed)
+    emulator = Emulator(kube_client.api_client(), arrivals, args.seed, args.namespace)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Exporter(emulator))
     server = serve(emulator, registry, args.address, args.port)
