@@ -67,6 +67,7 @@ def test_replicas_and_nodes_follow_emulated_load(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
             "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         start = time.monotonic()
         while time.monotonic() - start < 360 and emulator.poll() is None and not settled(samples):

@@ -55,6 +55,7 @@ def test_a_restarted_operator_goes_on_from_the_saved_memory(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         before, saved_s = waiting.until(
             memory, timeout_s=120, what="status.plannerMemory with an observed rate"

@@ -62,6 +62,7 @@ def test_prometheus_outage_never_scales_down(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         waiting.until(
             lambda: set(metrics_available().values()) == {"True"} and min(replicas().values()) >= 2,

@@ -68,6 +68,7 @@ def test_a_compressed_day_of_azure_functions(
             tmp_path / "emulator.log", "--trace", str(TRACE), "--speed", str(SPEED),
             "--rate-scale", "2", "--duration", str(WALL_S), "--port", "0",
             "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         start = time.monotonic()
         while emulator.poll() is None and time.monotonic() - start < WALL_S + 30:

@@ -78,9 +78,8 @@ def prometheus_targets_dir() -> Path:
 
 @pytest.fixture
 def own_prometheus(tmp_path: Path) -> Iterator[PrometheusProcess]:
-    """A Prometheus of the test's own, for a test that starts an emulator. An emulator serves
-    every InferenceService in the cluster: in the shared Prometheus, the emulators of tests
-    running at the same time would add up in each other's series."""
+    """A Prometheus of the test's own, scraping only the emulator the test starts: no other
+    test's targets, load or queries reach it while tests run in parallel."""
     process = PrometheusProcess(tmp_path / "prometheus")
     process.start()
     yield process

@@ -79,11 +79,17 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_emulator(log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_emulator(
+    log_path: Path, *args: str, namespaces: Sequence[str]
+) -> subprocess.Popen[bytes]:
     """The model-server EMULATOR (`infscale emulator ARGS`) as a subprocess, its output in
-    ``log_path``; the caller terminates it."""
+    ``log_path``; the caller terminates it. It serves only the services of `namespaces`
+    (`--namespace`), so concurrent tests' emulators do not feed each other's services."""
+    if not namespaces:
+        raise ValueError("an emulator under test needs its namespaces")
+    scope = [f"--namespace={n}" for n in namespaces]
     return subprocess.Popen(
-        [sys.executable, "-m", "infscale.cli.main", "emulator", *args],
+        [sys.executable, "-m", "infscale.cli.main", "emulator", *scope, *args],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
         stdout=log_path.open("wb"),

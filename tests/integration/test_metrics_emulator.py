@@ -88,12 +88,13 @@ def node(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
 
 @pytest.fixture
 def emulator(
-    own_prometheus: PrometheusProcess, tmp_path: Path
+    own_prometheus: PrometheusProcess, namespace: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = start_emulator(
         tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
         "--duration", "600",
         "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+        namespaces=[namespace],
     )  # fmt: skip
     yield process
     process.terminate()

@@ -126,8 +126,9 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
     try:
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
-            "--duration", "280", "--namespace", namespace,
+            "--duration", "280",
             "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         with bench_live.prometheus_adapter(own_prometheus.url, tmp_path):
             autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, hpa())
