@@ -149,6 +149,7 @@ def rejections(level: str) -> float:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.serial  # floods the shared API server on purpose
 def test_throttled_operator_still_converges(
     api_client: client.ApiClient,
     namespace: str,
@@ -159,7 +160,9 @@ def test_throttled_operator_still_converges(
     cluster = Cluster(api_client, namespace)
     cluster.create_service(service_manifest("chat", *pools))
     neighbour = NoisyNeighbour(account_kubeconfig, namespace)
-    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--verbose")
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--verbose", namespaces=[namespace], pools=pools
+    )
     operator.env = {"KUBECONFIG": str(account_kubeconfig)}
     started = time.monotonic()
 

@@ -16,6 +16,7 @@ from kubernetes import client
 
 from tests.integration import manifests, waiting
 from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
+from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +44,13 @@ def test_replicas_and_nodes_follow_emulated_load(
     apps: client.AppsV1Api,
     namespace: str,
     pool_name: str,
-    prometheus_url: str,
-    prometheus_targets_dir: Path,
-    unique_name: str,
+    own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
     operator = OperatorProcess(
         tmp_path / "operator.log", 2.0,
-        "--prometheus-url", prometheus_url, "--rate-window", "10", "--node-cooldown", "5",
+        "--prometheus-url", own_prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool_name],
     )  # fmt: skip
     operator.start()
     emulator: subprocess.Popen[bytes] | None = None
@@ -66,7 +66,8 @@ def test_replicas_and_nodes_follow_emulated_load(
         waiting.until(first_replica_ready, timeout_s=60, what="the first replica Ready")
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
-            "--targets-file", str(prometheus_targets_dir / f"e2e-{unique_name}.json"),
+            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         start = time.monotonic()
         while time.monotonic() - start < 360 and emulator.poll() is None and not settled(samples):

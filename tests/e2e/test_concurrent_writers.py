@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from tests.integration import waiting
@@ -55,6 +56,7 @@ class Bumper(threading.Thread):
             pass  # the object went away meanwhile
 
 
+@pytest.mark.serial  # writes to the shared API server many times a second on purpose
 def test_concurrent_writers_lose_nothing(
     api_client: client.ApiClient, namespace: str, pools: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -62,7 +64,9 @@ def test_concurrent_writers_lose_nothing(
     manifest = service_manifest("chat", *pools)
     cluster.create_service(manifest)
     bumper = Bumper(api_client, namespace, pools)
-    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "2")
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--node-cooldown", "2", namespaces=[namespace], pools=pools
+    )
     bumper.start()
     try:
         operator.start()

@@ -67,8 +67,9 @@ def test_three_sigkills_lose_and_duplicate_nothing(
 
     def start() -> None:
         process = OperatorProcess(
-            tmp_path / f"operator-{len(operators)}.log", 1.0, "--node-cooldown", "2"
-        )
+            tmp_path / f"operator-{len(operators)}.log", 1.0, "--node-cooldown", "2",
+            namespaces=[namespace], pools=two_pools,
+        )  # fmt: skip
         operators.append(process)
         process.start()
 

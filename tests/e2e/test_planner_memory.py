@@ -35,8 +35,10 @@ def test_a_restarted_operator_goes_on_from_the_saved_memory(
     prometheus.start()
     args = ("--prometheus-url", prometheus.url, "--rate-window", "10",
             "--memory-save-seconds", str(SAVE_S))  # fmt: skip
-    first = OperatorProcess(tmp_path / "first.log", 1.0, *args)
-    second = OperatorProcess(tmp_path / "second.log", 1.0, *args)
+    first, second = (
+        OperatorProcess(tmp_path / log, 1.0, *args, namespaces=[namespace], pools=[pool])
+        for log in ("first.log", "second.log")
+    )
     emulator: subprocess.Popen[bytes] | None = None
 
     def memory() -> tuple[model.ForecastState, float] | None:
@@ -53,6 +55,7 @@ def test_a_restarted_operator_goes_on_from_the_saved_memory(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         before, saved_s = waiting.until(
             memory, timeout_s=120, what="status.plannerMemory with an observed rate"

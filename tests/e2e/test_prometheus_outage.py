@@ -40,6 +40,7 @@ def test_prometheus_outage_never_scales_down(
         tmp_path / "operator.log", INTERVAL_S,
         "--prometheus-url", prometheus.url, "--prometheus-timeout", str(TIMEOUT_S),
         "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     emulator: subprocess.Popen[bytes] | None = None
 
@@ -61,6 +62,7 @@ def test_prometheus_outage_never_scales_down(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", "poisson:8", "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         waiting.until(
             lambda: set(metrics_available().values()) == {"True"} and min(replicas().values()) >= 2,

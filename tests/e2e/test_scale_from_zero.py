@@ -51,6 +51,7 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
     operator = OperatorProcess(
         tmp_path / "operator.log", 1.0,
         "--prometheus-url", prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     arrivals = (
         f'sum(rate(emulator_gateway_requests_total{{namespace="{namespace}",service="wake"}}[10s]))'
@@ -69,6 +70,7 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         start = time.monotonic()
         while (now := time.monotonic() - start) < END_S + 5:

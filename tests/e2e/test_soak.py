@@ -17,6 +17,7 @@ from kubernetes import client
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
 from tests.integration.operator_process import OperatorProcess, start_emulator
+from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +44,14 @@ def test_a_compressed_day_of_azure_functions(
     core: client.CoreV1Api,
     namespace: str,
     pool: str,
-    prometheus_url: str,
-    prometheus_targets_dir: Path,
-    unique_name: str,
+    own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
     cluster = Cluster(api_client, namespace)
     operator = OperatorProcess(
         tmp_path / "operator.log", 1.0,
-        "--prometheus-url", prometheus_url, "--rate-window", "10", "--node-cooldown", "5",
+        "--prometheus-url", own_prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     emulator: subprocess.Popen[bytes] | None = None
     samples: list[dict[str, Any]] = []
@@ -67,7 +67,8 @@ def test_a_compressed_day_of_azure_functions(
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", str(TRACE), "--speed", str(SPEED),
             "--rate-scale", "2", "--duration", str(WALL_S), "--port", "0",
-            "--targets-file", str(prometheus_targets_dir / f"soak-{unique_name}.json"),
+            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
         start = time.monotonic()
         while emulator.poll() is None and time.monotonic() - start < WALL_S + 30:

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from tests.integration import waiting
+from tests.integration import crds
 
 LOG = logging.getLogger(__name__)
 GROUP, VERSION = "cluster.x-k8s.io", "v1beta1"
@@ -41,24 +41,7 @@ CRDS = Path(__file__).with_name("clusterapi_crds.yaml")
 
 def install_crds(api_client: client.ApiClient) -> None:
     """Create (or replace) the minimal MachineDeployment and Machine CRDs; wait until served."""
-    extensions = client.ApiextensionsV1Api(api_client)
-    for body in yaml.safe_load_all(CRDS.read_text()):
-        name = body["metadata"]["name"]
-        try:
-            current = extensions.read_custom_resource_definition(name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            extensions.replace_custom_resource_definition(name, body)
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-            extensions.create_custom_resource_definition(body)
-
-        def established(name: str = name) -> bool:
-            crd = extensions.read_custom_resource_definition(name)
-            conditions = (crd.status and crd.status.conditions) or []
-            return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-        waiting.until(established, timeout_s=30, what=f"CRD {name} Established")
+    crds.install_bodies(api_client, yaml.safe_load_all(CRDS.read_text()))
 
 
 def machine_deployment(namespace: str, name: str, cluster: str = "test") -> dict[str, Any]:

@@ -16,6 +16,7 @@ from kubernetes import client, config
 
 from tests.integration import crds as crd_files
 from tests.integration import manifests, operator_process, waiting
+from tests.integration.prometheus_process import PrometheusProcess
 
 HOW_TO_START = (
     "start the local cluster with `hack/cluster-up.sh` (or run everything with `hack/test.sh`)"
@@ -76,6 +77,16 @@ def prometheus_targets_dir() -> Path:
 
 
 @pytest.fixture
+def own_prometheus(tmp_path: Path) -> Iterator[PrometheusProcess]:
+    """A Prometheus of the test's own, scraping only the emulator the test starts: no other
+    test's targets, load or queries reach it while tests run in parallel."""
+    process = PrometheusProcess(tmp_path / "prometheus")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
 def unique_name() -> str:
     """A short name no other test run uses, valid as a Kubernetes name and a label value."""
     return f"t{uuid.uuid4().hex[:8]}"
@@ -115,18 +126,15 @@ def custom(api_client: client.ApiClient, crds: None) -> client.CustomObjectsApi:
 
 
 @pytest.fixture
-def pools(api_client: client.ApiClient, crds: None, unique_name: str) -> Iterator[tuple[str, str]]:
-    custom = client.CustomObjectsApi(api_client)
+def pools(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, unique_name: str
+) -> Iterator[tuple[str, str]]:
+    """Two kwok pools, `<name>-big` (8 GPUs a node) and `<name>-small` (1 GPU); deleted after the
+    test with the nodes an operator made for them."""
     names = (f"{unique_name}-big", f"{unique_name}-small")
-    for name, gpus, price in ((names[0], 8, 55.04), (names[1], 1, 0.8048)):
-        custom.create_cluster_custom_object(
-            manifests.GROUP,
-            manifests.VERSION,
-            "inferencenodepools",
-            manifests.pool_manifest(name, gpus, price),
-        )
-    yield names
-    for name in names:
-        custom.delete_cluster_custom_object(
-            manifests.GROUP, manifests.VERSION, "inferencenodepools", name
-        )
+    bodies = [
+        manifests.pool_manifest(name, gpus, price)
+        for name, gpus, price in ((names[0], 8, 55.04), (names[1], 1, 0.8048))
+    ]
+    with manifests.created_pools(custom, core, *bodies):
+        yield names

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -15,12 +16,27 @@ RUNNING: list[OperatorProcess] = []
 
 
 class OperatorProcess:
-    """One operator process; its log goes to a file the tests print on failure."""
+    """One operator process; its log goes to a file the tests print on failure.
 
-    def __init__(self, log_path: Path, interval_s: float = 1.0, *extra_args: str) -> None:
+    It manages only the services of `namespaces` and sizes only the nodes of `pools`
+    (`--namespace`, `--pool`): tests run in parallel, and an operator acting on every namespace
+    and pool would fight the other tests' operators.
+    """
+
+    def __init__(
+        self,
+        log_path: Path,
+        interval_s: float = 1.0,
+        *extra_args: str,
+        namespaces: Sequence[str],
+        pools: Sequence[str],
+    ) -> None:
+        if not namespaces or not pools:
+            raise ValueError("an operator under test needs its namespaces and pools")
         self.log_path = log_path
         self.interval_s = interval_s
-        self.extra_args = extra_args
+        scope = [f"--namespace={n}" for n in namespaces] + [f"--pool={p}" for p in pools]
+        self.extra_args = (*scope, *extra_args)
         self.metrics_url = ""
         self.env: dict[str, str] = {}
         """Extra environment, e.g. a KUBECONFIG with other credentials."""
@@ -63,11 +79,17 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_emulator(log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_emulator(
+    log_path: Path, *args: str, namespaces: Sequence[str]
+) -> subprocess.Popen[bytes]:
     """The model-server EMULATOR (`infscale emulator ARGS`) as a subprocess, its output in
-    ``log_path``; the caller terminates it."""
+    ``log_path``; the caller terminates it. It serves only the services of `namespaces`
+    (`--namespace`), so concurrent tests' emulators do not feed each other's services."""
+    if not namespaces:
+        raise ValueError("an emulator under test needs its namespaces")
+    scope = [f"--namespace={n}" for n in namespaces]
     return subprocess.Popen(
-        [sys.executable, "-m", "infscale.cli.main", "emulator", *args],
+        [sys.executable, "-m", "infscale.cli.main", "emulator", *scope, *args],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")},
         stdout=log_path.open("wb"),

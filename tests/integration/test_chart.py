@@ -128,13 +128,12 @@ def servicemonitor_crd(api_client: client.ApiClient) -> Iterator[None]:
     body = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
     name = body["metadata"]["name"]
     try:
-        extensions.read_custom_resource_definition(name)
-        created = False
-    except client.ApiException as error:
-        if error.status != 404:
-            raise
         extensions.create_custom_resource_definition(body)
         created = True
+    except client.ApiException as error:
+        if error.status != 409:  # AlreadyExists: a real Prometheus Operator's, or another run's
+            raise
+        created = False
 
     def established() -> bool:
         crd = extensions.read_custom_resource_definition(name)

@@ -146,6 +146,7 @@ def ready_after_scheduled_s(pod: client.V1Pod) -> float:
     return (end - start).total_seconds()
 
 
+@pytest.mark.serial  # bounds of 1-2 s on the shared kwok controller's timing
 def test_kwok_stage_honours_the_model_loading_delay_without_jitter(
     core: client.CoreV1Api, namespace: str, gpu_node: str
 ) -> None:

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 def test_an_empty_surplus_node_of_a_pool_infscale_does_not_own_stays_untouched(
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
+    namespace: str,
     unique_name: str,
     provider: str,
     tmp_path: Path,
@@ -38,7 +39,10 @@ def test_an_empty_surplus_node_of_a_pool_infscale_does_not_own_stays_untouched(
                 status=client.V1NodeStatus(capacity=capacity, allocatable=capacity),
             )
         )
-        operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "1")
+        operator = OperatorProcess(
+            tmp_path / "operator.log", 1.0, "--node-cooldown", "1",
+            namespaces=[namespace], pools=[name],
+        )  # fmt: skip
         operator.start()
         try:
 

@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from tests.integration import waiting
@@ -16,12 +17,13 @@ from tests.integration.operator_process import OperatorProcess
 LEASE_S, RENEW_DEADLINE_S, RETRY_S = 4.0, 3.0, 0.5
 
 
-def candidate(log: Path, namespace: str) -> OperatorProcess:
+def candidate(log: Path, namespace: str, pools: tuple[str, str]) -> OperatorProcess:
     return OperatorProcess(
         log, 1.0,
         "--leader-elect", "--leader-election-namespace", namespace,
         "--lease-duration", str(LEASE_S), "--renew-deadline", str(RENEW_DEADLINE_S),
         "--retry-period", str(RETRY_S),
+        namespaces=[namespace], pools=pools,
     )  # fmt: skip
 
 
@@ -40,13 +42,14 @@ def writes(process: OperatorProcess) -> list[str]:
     return [line for line in process.log().splitlines() if " reconciled: " in line]
 
 
+@pytest.mark.serial  # the takeover's bound has 1.5 s of slack over the lease timing
 def test_only_the_leader_acts_and_the_standby_takes_over(
     api_client: client.ApiClient, namespace: str, pools: tuple[str, str], tmp_path: Path
 ) -> None:
     cluster = Cluster(api_client, namespace)
     coordination = client.CoordinationV1Api(api_client)
-    first = candidate(tmp_path / "first.log", namespace)
-    second = candidate(tmp_path / "second.log", namespace)
+    first = candidate(tmp_path / "first.log", namespace, pools)
+    second = candidate(tmp_path / "second.log", namespace, pools)
     first.start()
     try:
         leader_id = waiting.until(

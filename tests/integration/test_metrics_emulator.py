@@ -20,6 +20,7 @@ from infscale.emulator import model as emulated
 from infscale.ports import metrics
 from tests.integration import waiting
 from tests.integration.operator_process import start_emulator
+from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
 
@@ -87,12 +88,13 @@ def node(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
 
 @pytest.fixture
 def emulator(
-    prometheus_targets_dir: Path, unique_name: str, tmp_path: Path
+    own_prometheus: PrometheusProcess, namespace: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = start_emulator(
         tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
         "--duration", "600",
-        "--targets-file", str(prometheus_targets_dir / f"emulator-{unique_name}.json"),
+        "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+        namespaces=[namespace],
     )  # fmt: skip
     yield process
     process.terminate()
@@ -118,16 +120,14 @@ def test_adapter_matches_emulator_ground_truth(
     namespace: str,
     node: str,
     emulator: subprocess.Popen[bytes],
-    prometheus_url: str,
-    prometheus_targets_dir: Path,
-    unique_name: str,
+    own_prometheus: PrometheusProcess,
 ) -> None:
     custom.create_namespaced_custom_object(
         GROUP, VERSION, namespace, "inferenceservices", service_manifest(node)
     )
     for variant in ("big", "small"):
         apps.create_namespaced_deployment(namespace, deployment(variant, node))
-    targets_file = prometheus_targets_dir / f"emulator-{unique_name}.json"
+    targets_file = own_prometheus.targets_dir / "emulator.json"
     waiting.until(targets_file.exists, timeout_s=30, what="the emulator's target file")
 
     def four_pods_served() -> bool:
@@ -140,7 +140,7 @@ def test_adapter_matches_emulator_ground_truth(
     time.sleep(WINDOW_S + 6)  # a full rate window of samples in Prometheus
 
     source = prometheus.PrometheusMetrics(
-        prometheus.connect(prometheus_url), rate_window_s=WINDOW_S, staleness_s=20
+        prometheus.connect(own_prometheus.url), rate_window_s=WINDOW_S, staleness_s=20
     )
     query = metrics.ServiceQuery(
         namespace=namespace, service="chat", preset="vllm", slo_metric="ttft",

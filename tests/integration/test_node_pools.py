@@ -47,7 +47,10 @@ def test_nodes_follow_replicas_and_only_empty_nodes_go(
     pool_name: str,
     tmp_path: Path,
 ) -> None:
-    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "3")
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--node-cooldown", "3",
+        namespaces=[namespace], pools=[pool_name],
+    )  # fmt: skip
     operator.start()
     try:
         custom.create_namespaced_custom_object(
@@ -147,7 +150,10 @@ def test_a_pod_disruption_budget_holds_a_node_until_it_allows_eviction(
             ),
         ),
     )
-    operator = OperatorProcess(tmp_path / "operator.log", 1.0, "--node-cooldown", "8")
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--node-cooldown", "8",
+        namespaces=[namespace], pools=[pool_name],
+    )  # fmt: skip
     operator.start()
     try:
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", body)
@@ -199,7 +205,13 @@ def test_an_operator_killed_during_a_scale_down_neither_loses_nor_duplicates_nod
         return names
 
     log = tmp_path / "operator.log"
-    operator = OperatorProcess(log, 1.0, "--node-cooldown", "3")
+
+    def new_operator() -> OperatorProcess:
+        return OperatorProcess(
+            log, 1.0, "--node-cooldown", "3", namespaces=[namespace], pools=[pool_name]
+        )
+
+    operator = new_operator()
     operator.start()
     try:
         custom.create_namespaced_custom_object(
@@ -223,11 +235,11 @@ def test_an_operator_killed_during_a_scale_down_neither_loses_nor_duplicates_nod
         # right after the first node went.
         waiting.until(cooling_down, timeout_s=30, what="an empty node cooling down")
         operator.kill()
-        operator = OperatorProcess(log, 1.0, "--node-cooldown", "3")
+        operator = new_operator()
         operator.start()
         waiting.until(lambda: len(nodes_now()) < 3, timeout_s=60, what="a node removed")
         operator.kill()
-        operator = OperatorProcess(log, 1.0, "--node-cooldown", "3")
+        operator = new_operator()
         operator.start()
         serving = ready_pods(core, namespace)
         assert len(serving) == 1

@@ -48,11 +48,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def operator(tmp_path: Path, crds: None) -> Iterator[OperatorProcess]:
+def operator(
+    tmp_path: Path, crds: None, namespace: str, pools: tuple[str, str]
+) -> Iterator[OperatorProcess]:
     port = free_port()
     process = OperatorProcess(
-        tmp_path / "operator.log", 1.0, "--metrics-address", f"127.0.0.1:{port}"
-    )
+        tmp_path / "operator.log", 1.0, "--metrics-address", f"127.0.0.1:{port}",
+        namespaces=[namespace], pools=pools,
+    )  # fmt: skip
     process.metrics_url = f"http://127.0.0.1:{port}/metrics"
     process.start()
     yield process
@@ -233,7 +236,7 @@ def test_restart_mid_way_loses_nothing(
     api_client: client.ApiClient, namespace: str, pools: tuple[str, str], tmp_path: Path, crds: None
 ) -> None:
     cluster = Cluster(api_client, namespace)
-    first = OperatorProcess(tmp_path / "first.log")
+    first = OperatorProcess(tmp_path / "first.log", namespaces=[namespace], pools=pools)
     first.start()
     try:
         cluster.create_service(service_manifest("chat", *pools))
@@ -249,7 +252,7 @@ def test_restart_mid_way_loses_nothing(
 
     # While no operator runs, the user scales; the next operator picks it up from the cluster.
     cluster.patch_service("chat", {"spec": {"replicas": {"fixed": 2}}})
-    second = OperatorProcess(tmp_path / "second.log")
+    second = OperatorProcess(tmp_path / "second.log", namespaces=[namespace], pools=pools)
     second.start()
     try:
         waiting.until(lambda: cluster.replicas("chat-small") == 2, timeout_s=30, what="2 replicas")

@@ -16,6 +16,7 @@ from kubernetes import client
 from infscale.cli import bench_live
 from tests.integration import waiting
 from tests.integration.operator_process import start_emulator, stop_emulator
+from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
 
@@ -113,9 +114,7 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
     apps: client.AppsV1Api,
     namespace: str,
     node: str,
-    prometheus_url: str,
-    prometheus_targets_dir: Path,
-    unique_name: str,
+    own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
     custom.create_namespaced_custom_object(
@@ -127,10 +126,11 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
     try:
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", f"poisson:{RATE_RPS}", "--port", "0",
-            "--duration", "280", "--namespace", namespace,
-            "--targets-file", str(prometheus_targets_dir / f"peers-{unique_name}.json"),
+            "--duration", "280",
+            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
         )  # fmt: skip
-        with bench_live.prometheus_adapter(prometheus_url, tmp_path):
+        with bench_live.prometheus_adapter(own_prometheus.url, tmp_path):
             autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, hpa())
 
             def replicas() -> int:

@@ -42,6 +42,7 @@ def test_prometheus_credentials_never_leak(
             log, 1.0, "--verbose", "--prometheus-url", url,
             "--prometheus-token-file", str(tmp_path / "token"),
             "--prometheus-basic-auth-file", str(tmp_path / "auth"),
+            namespaces=[namespace], pools=pools,
         )  # fmt: skip
         operator.start()
         try:

@@ -32,8 +32,8 @@ def second_namespace(core: client.CoreV1Api, unique_name: str) -> Iterator[str]:
 def shard(tmp_path: Path, name: str, namespace: str, pool: str) -> OperatorProcess:
     port = free_port()
     process = OperatorProcess(
-        tmp_path / f"{name}.log", 1.0, "--namespace", namespace, "--pool", pool,
-        "--metrics-address", f"127.0.0.1:{port}",
+        tmp_path / f"{name}.log", 1.0, "--metrics-address", f"127.0.0.1:{port}",
+        namespaces=[namespace], pools=[pool],
     )  # fmt: skip
     process.metrics_url = f"http://127.0.0.1:{port}/metrics"
     return process
