@@ -140,8 +140,16 @@ def test_the_real_hpa_scales_on_the_emulator_through_prometheus_adapter(
             waiting.until(
                 lambda: replicas() >= 3, timeout_s=180, what="the HPA scaling chat-small to >= 3"
             )
-            status = autoscaling.read_namespaced_horizontal_pod_autoscaler("chat-small", namespace)
-            [current] = status.status.current_metrics or []
+
+            def measured() -> Any:
+                # The HPA writes the scale before its status: wait for the metric it acted on.
+                hpa_now = autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                    "chat-small", namespace
+                )
+                return hpa_now if hpa_now.status.current_metrics else None
+
+            status = waiting.until(measured, timeout_s=60, what="the HPA's status metrics")
+            [current] = status.status.current_metrics
             rate = current.external.current.average_value
             print(f"HPA: {status.status.current_replicas} -> {status.status.desired_replicas} "
                   f"replicas at {rate} rps per replica")  # fmt: skip
