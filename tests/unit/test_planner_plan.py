@@ -531,3 +531,25 @@ def test_missing_the_slo_with_a_queue_bridges_with_the_variant_ready_first() -> 
     assert any("h100 replica(s), the fastest to Ready" in r for r in missing.reasons[svc.key])
     # Without a queue the misses are slow requests, which more replicas do not speed up.
     assert plan_for(0.60, 0.0).replicas[svc.key] == plan_for(0.99, 0.0).replicas[svc.key]
+
+
+def test_a_held_peak_keeps_capacity_but_buys_none_for_a_burst_that_has_passed() -> None:
+    # One L4 (6 rps) runs; a 40 rps spike was seen 30 s ago (with the cap at one replica), the
+    # rate is back at 2 rps. Buying for the spike now would bring capacity after it has gone.
+    svc = fx.service(max_replicas=40)
+    spike = model.ForecastState(level_rps=2.0, last_s=15.0, peaks=((0.0, 40.0), (15.0, 2.0)))
+    state = model.PlannerState(
+        last_replicas={svc.key: {"h100": 0, "l4": 1}}, forecasts={svc.key: spike}
+    )
+    ready = model.Observation(
+        rps=2.0,
+        latency_s=fx.HEALTHY_LATENCY_S,
+        variants={"l4": model.VariantObservation(ready_replicas=1)},
+    )
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: ready}, state, 30.0)
+    assert plan.demand_rps[svc.key] == pytest.approx(6.0)
+    assert plan.replicas[svc.key] == {"h100": 0, "l4": 1}
+    assert any("no new capacity for a burst that has passed" in r for r in plan.reasons[svc.key])
+    buying = tuning.PlannerSettings(hold_keeps_only=False)
+    plan, _ = planner.plan([svc], fx.pools(), {svc.key: ready}, state, 30.0, buying)
+    assert plan.demand_rps[svc.key] >= 40.0

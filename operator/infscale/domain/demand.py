@@ -92,6 +92,9 @@ def service_demand(
         missed_s = now_s
     feasible = [v for v in svc.variants if v.name not in seen.slow] or list(svc.variants)
     demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
+    last = cycle.state.last_replicas.get(key)
+    if cfg.hold_keeps_only:
+        demand_rps = _held_within_kept(fstate, demand_rps, last, seen, cycle, why)
     scheduled = recurring > demand_rps
     if scheduled:
         why.append(
@@ -103,7 +106,6 @@ def service_demand(
     demand_rps = _backlog_rps(obs, seen, lead_s, demand_rps, cfg, why)
     if head > 1.0 + 1e-3:
         why.append(f"recent SLO misses: demand x{head:.2f} headroom")
-    last = cycle.state.last_replicas.get(key)
     is_idle, min_total = _bounds(svc, obs, seen.known, last, last_active_s, recurring, now_s)
     if is_idle:
         demand_rps = 0.0
@@ -235,6 +237,33 @@ def _forecast_rps(
         hold_lead_s *= cfg.miss_hold_factor
         why.append(f"SLO missed {missed_ago_s:.0f} s ago: peaks held {hold_lead_s:.0f} s")
     return forecast.demand_rps(fstate, now_s, lead_s, cfg, hold_lead_s)
+
+
+def _held_within_kept(
+    fstate: model.ForecastState,
+    held_rps: float,
+    last: Mapping[str, int] | None,
+    seen: _Evidence,
+    cycle: Cycle,
+    why: list[str],
+) -> float:
+    """A held peak keeps the capacity the service has (Ready or ordered); it never buys capacity
+    for a burst that has passed: what is ordered now would arrive after it. New capacity follows
+    :func:`forecast.fresh_rps`."""
+    fresh_rps = forecast.fresh_rps(fstate, cycle.now_s, cycle.cfg)
+    if held_rps <= fresh_rps + 1e-9:
+        return held_rps
+    kept_rps = sum(
+        seen.capacities.get(v, 0.0) * cycle.cfg.target_utilization * n
+        for v, n in (last or {}).items()
+        if v not in seen.slow
+    )
+    if held_rps > kept_rps:
+        why.append(
+            f"peak {held_rps:.2f} rps held only within the {kept_rps:.2f} rps the replicas have: "
+            f"no new capacity for a burst that has passed ({fresh_rps:.2f} rps now)"
+        )
+    return max(fresh_rps, min(held_rps, kept_rps))
 
 
 def _backlog_rps(

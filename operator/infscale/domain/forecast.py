@@ -96,6 +96,15 @@ def demand_rps(
     return max(0.0, state.level_rps + trend_part + margin, peak)
 
 
+def fresh_rps(state: model.ForecastState, now_s: float, cfg: tuning.PlannerSettings) -> float:
+    """The rate to buy new capacity for: the smooth level with its margin, or the latest observed
+    rate when higher. No held peak (a burst that has passed) and no trend (a rising rate is as
+    often a burst's edge as a ramp): :func:`demand_rps` keeps capacity for those."""
+    latest = state.peaks[-1] if state.peaks and state.peaks[-1][0] == state.last_s else None
+    peaks = () if latest is None else (latest,)
+    return demand_rps(dataclasses.replace(state, peaks=peaks), now_s, 0.0, cfg, 0.0)
+
+
 def seasonal_rps(
     state: model.ForecastState, now_s: float, lead_s: float, cfg: tuning.PlannerSettings
 ) -> float:

@@ -30,6 +30,13 @@ class PlannerSettings:
     """Upper bound of that hold, however slow the pool (a 10-min H100 node would otherwise hold
     a burst for 11 min); longer holds are the stabilization window's job."""
 
+    hold_keeps_only: bool = True
+    """A held peak and the trend keep the capacity a service has or has ordered, and never order
+    more: capacity ordered for a burst that has passed arrives after it (a one-minute spike once
+    bought 585 CPU replicas, Ready after it had gone). Measured on the suite's development half:
+    mean attainment 0.830 -> 0.837, cost 1.76x -> 1.62x the oracle (geometric mean); on the
+    validation half, not tuned on: 0.838 -> 0.847, 1.83x -> 1.73x."""
+
     margin_sigmas: float = 1.0
     """Uncertainty margin in standard deviations of the one-step forecast error."""
 
