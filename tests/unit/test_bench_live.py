@@ -52,3 +52,21 @@ def test_the_verdict_compares_with_the_cheapest_hpa_reaching_infscales_attainmen
 def test_the_verdict_says_when_no_hpa_setting_reaches_infscale() -> None:
     records = [record("infscale", 3.0, 0.95), record("hpa(target=6rps)+karpenter", 2.0, 0.90)]
     assert bench_live.verdict(records).startswith("no HPA setting reached")
+
+
+def test_the_hpas_rate_limits_are_compressed_like_every_other_duration() -> None:
+    # The default behavior limits each change per 15 s; at speed 15 that is per 1 s of wall time,
+    # so the live HPA may move as fast per trace second as the simulator's does.
+    hpa = bench_live.hpa_manifest("chat-l4", (1, 20), 3.0, 20.0, 15.0)
+    behavior = hpa["spec"]["behavior"]
+    periods = [p["periodSeconds"] for p in behavior["scaleUp"]["policies"]]
+    periods += [p["periodSeconds"] for p in behavior["scaleDown"]["policies"]]
+    assert periods == [1, 1, 1]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 20
+    assert hpa["spec"]["metrics"][0]["external"]["target"]["averageValue"] == "3.000"
+    assert (
+        bench_live.hpa_manifest("d", (1, 20), 3.0, 300.0, 1.0)["spec"]["behavior"]["scaleUp"][
+            "policies"
+        ][0]["periodSeconds"]
+        == 15
+    )

@@ -548,25 +548,13 @@ def run_hpa(
         pool=v1alpha1.InferenceNodePool.model_validate(pool).spec, replicas=1,
     )  # fmt: skip
     body["metadata"]["labels"].pop("app.kubernetes.io/managed-by", None)
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": body["metadata"]["name"], "namespace": NAMESPACE},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                               "name": body["metadata"]["name"]},
-            "minReplicas": max(1, spec.replicas.min),
-            "maxReplicas": spec.replicas.max,
-            "metrics": [{"type": "External", "external": {
-                "metric": {"name": "requests_per_second",
-                           "selector": {"matchLabels": {"infscale_dev_service": SERVICE}}},
-                "target": {"type": "AverageValue", "averageValue": f"{target:.3f}"},
-            }}],
-            "behavior": {"scaleDown": {
-                "stabilizationWindowSeconds": max(1, round(spec.scale_down.stabilization_seconds)),
-            }},
-        },
-    }  # fmt: skip
+    hpa = hpa_manifest(
+        body["metadata"]["name"],
+        (max(1, spec.replicas.min), spec.replicas.max),
+        target,
+        spec.scale_down.stabilization_seconds,
+        args.speed,
+    )
     try:
         with (
             karpenter(cluster.api, pool, args.speed, args.workdir),
@@ -579,6 +567,49 @@ def run_hpa(
         with contextlib.suppress(SystemExit):
             cluster.remove_namespace(console)
     return run
+
+
+def hpa_manifest(
+    deployment: str,
+    bounds: tuple[int, int],
+    target_rps: float,
+    stabilization_s: float,
+    speed: float,
+) -> dict[str, Any]:
+    """The HPA on the adapter's per-replica rate with the default behavior compressed like every
+    other duration: its rate limits (scale up by 100 % or 4 pods, down by 100 %, per 15 s) act
+    per 15 s of trace time, as the simulator's HPA does. ``stabilization_s`` is already
+    compressed (the service's own)."""
+    period_s = max(1, round(15 / speed))
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": deployment, "namespace": NAMESPACE},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "minReplicas": bounds[0],
+            "maxReplicas": bounds[1],
+            "metrics": [{"type": "External", "external": {
+                "metric": {"name": "requests_per_second",
+                           "selector": {"matchLabels": {"infscale_dev_service": SERVICE}}},
+                "target": {"type": "AverageValue", "averageValue": f"{target_rps:.3f}"},
+            }}],
+            "behavior": {
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "selectPolicy": "Max",
+                    "policies": [
+                        {"type": "Percent", "value": 100, "periodSeconds": period_s},
+                        {"type": "Pods", "value": 4, "periodSeconds": period_s},
+                    ],
+                },
+                "scaleDown": {
+                    "stabilizationWindowSeconds": max(1, round(stabilization_s)),
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": period_s}],
+                },
+            },
+        },
+    }  # fmt: skip
 
 
 def simulate(
