@@ -33,9 +33,9 @@ class PlannerSettings:
     hold_keeps_only: bool = True
     """A held peak and the trend keep the capacity a service has or has ordered, and never order
     more: capacity ordered for a burst that has passed arrives after it (a one-minute spike once
-    bought 585 CPU replicas, Ready after it had gone). Measured on the suite's development half:
-    mean attainment 0.830 -> 0.837, cost 1.76x -> 1.62x the oracle (geometric mean); on the
-    validation half, not tuned on: 0.838 -> 0.847, 1.83x -> 1.73x."""
+    bought 585 CPU replicas, Ready after it had gone). ``hack/bench.sh``: development half,
+    mean attainment 0.830 -> 0.837 and 1.30x -> 1.20x the oracle; validation half (not tuned
+    on), 0.838 -> 0.847 and 1.36x -> 1.28x."""
 
     margin_sigmas: float = 1.0
     """Uncertainty margin in standard deviations of the one-step forecast error."""
