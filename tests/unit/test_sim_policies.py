@@ -143,3 +143,30 @@ def test_planner_adopts_the_warm_start_like_the_operator() -> None:
     idle = model.Observation(rps=0.5, latency_s=0.1)
     view = engine.View(0.0, idle, 0, 0, [], {"l4": 2}, {"l4": 2}, 0, {"l4": 2})
     assert policy.decide(view).replicas["l4"] == 2
+
+
+class _Watcher:
+    """Holds one L4 replica and keeps every observed request rate."""
+
+    name = "watcher"
+    tick_s = 15.0
+
+    def __init__(self) -> None:
+        self.rates: dict[float, float | None] = {}
+
+    def decide(self, view: engine.View) -> engine.Decision:
+        self.rates[view.now_s] = view.observation.rps
+        return engine.Decision({"l4": 1})
+
+
+@pytest.mark.parametrize(("window_s", "served_at_150s"), [(30.0, False), (75.0, True)])
+def test_rates_are_read_over_the_simulators_window(window_s: float, served_at_150s: bool) -> None:
+    # 5 rps for 100 s, then nothing: 50 s later only a window longer than 50 s still sees it.
+    trace = traces.Trace("step", np.linspace(0.0, 100.0, 500, endpoint=False), 300.0)
+    watcher = _Watcher()
+    sim = engine.Simulator(
+        trace, SCEN, watcher, initial={"l4": 1}, initial_nodes={"l4": 1}, rate_window_s=window_s
+    )
+    sim.run()
+    assert ((watcher.rates[150.0] or 0.0) > 0) is served_at_150s
+    assert watcher.rates[60.0] == pytest.approx(5.0, rel=0.1)

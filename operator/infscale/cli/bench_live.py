@@ -616,8 +616,9 @@ def simulate(
     args: argparse.Namespace, fractions: Sequence[float], console: Console
 ) -> dict[str, tuple[float, float]]:
     """The same traffic in ``infscale.sim``, in trace time, from the same start (one L4 replica
-    on one L4 node): policy name -> (cost, attainment), named as the live runs are. The scenario
-    is the one ``infscale whatif`` builds from the same manifests, uncompressed."""
+    on one L4 node), rates read over the live runs' window: policy name -> (cost, attainment),
+    named as the live runs are. The scenario is the one ``infscale whatif`` builds from the same
+    manifests, uncompressed."""
     from infscale.emulator import server as emulator
     from infscale.sim import bench, manifests, policies, traces
 
@@ -633,15 +634,17 @@ def simulate(
     l4 = service.variant(HPA_VARIANT)
     start = ({HPA_VARIANT: 1}, {l4.pool: 1})
     results: dict[str, tuple[float, float]] = {}
+    # Rates over the live runs' window in trace time: the scalers' lag is part of what is compared.
+    window_s = RATE_WINDOW_S * args.speed
     with console.status("the same traffic in the simulator"):
         main = policies.Infscale(service, pools)
         main.seed_state(*start)
-        result = bench._run(replayed, scen, main, start, False, 1)
+        result = bench._run(replayed, scen, main, start, False, 1, window_s)
         results["infscale"] = (result.cost_usd, result.slo_attainment)
         for fraction in fractions:
             target = fraction * l4.capacity_rps
             hpa = policies.Hpa(service, HPA_VARIANT, target)
-            result = bench._run(replayed, scen, hpa, start, True, 1)
+            result = bench._run(replayed, scen, hpa, start, True, 1, window_s)
             results[_hpa_name(target)] = (result.cost_usd, result.slo_attainment)
     return results
 

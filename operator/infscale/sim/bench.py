@@ -119,6 +119,7 @@ def _run(
     warm: tuple[dict[str, int], dict[str, int]],
     cluster_autoscaler: bool,
     seed: int,
+    rate_window_s: float = engine.RATE_WINDOW_S,
 ) -> engine.Result:
     sim = engine.Simulator(
         trace,
@@ -128,6 +129,7 @@ def _run(
         seed=seed,
         initial=warm[0],
         initial_nodes=warm[1],
+        rate_window_s=rate_window_s,
     )
     return sim.run()
 

@@ -137,8 +137,10 @@ class Simulator:
         drain_s: float = 300.0,
         initial: Mapping[str, int] | None = None,
         initial_nodes: Mapping[str, int] | None = None,
+        rate_window_s: float = RATE_WINDOW_S,
     ) -> None:
         self.trace = trace
+        self.rate_window_s = rate_window_s
         self.service = scen.domain_service()
         self.pools = {p.name: p for p in scen.domain_pools()}
         self.perf = scen.perf()
@@ -306,7 +308,7 @@ class Simulator:
         return any(a <= now_s < b for a, b in self.outages_s)
 
     def _view(self, now_s: float) -> View:
-        span = min(RATE_WINDOW_S, max(now_s, 1.0))
+        span = min(self.rate_window_s, max(now_s, 1.0))
         while self.completions and self.completions[0][0] < now_s - LATENCY_WINDOW_S:
             self.completions.popleft()
         ready = collections.Counter(r.variant for r in self._ready(now_s))
@@ -318,7 +320,7 @@ class Simulator:
         served = 0  # completions over the rate window, all variants: the success counter's rate
         for variant in self.service.variants:
             done = [(t, lat) for t, lat, v in self.completions if v == variant.name]
-            recent_done = [lat for t, lat in done if t >= now_s - RATE_WINDOW_S]
+            recent_done = [lat for t, lat in done if t >= now_s - self.rate_window_s]
             served += len(recent_done)
             per_variant[variant.name] = model.VariantObservation(
                 ready_replicas=ready[variant.name],
@@ -333,7 +335,7 @@ class Simulator:
         obs = model.Observation(
             rps=None if outage or now_s < 1.0 else served / span,
             queued=None if outage else float(self.rq.waiting),
-            rate_window_s=RATE_WINDOW_S,
+            rate_window_s=self.rate_window_s,
             latency_s=latency,
             slo_attainment=None if outage else met,
             variants=per_variant,
