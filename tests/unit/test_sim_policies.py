@@ -170,3 +170,5 @@ def test_rates_are_read_over_the_simulators_window(window_s: float, served_at_15
     sim.run()
     assert ((watcher.rates[150.0] or 0.0) > 0) is served_at_150s
     assert watcher.rates[60.0] == pytest.approx(5.0, rel=0.1)
+    # A window longer than the latency's 60 s still counts all of its completions.
+    assert watcher.rates[90.0] == pytest.approx(5.0, rel=0.1)

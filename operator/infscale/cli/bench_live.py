@@ -60,8 +60,8 @@ DECISION_TRACE_S = 15.0  # the HPA's default sync period and the operator's defa
 EXTERNAL_METRICS_API = "v1beta1.external.metrics.k8s.io"
 RATE_WINDOW_S = 5
 """Both scalers read request rates over this window of wall time: five 1 s scrapes (75 s of
-trace time at x15, the operator's shortest window; the simulator's policies see 30 s), so
-neither reacts to a slower signal than the other."""
+trace time at x15, the operator's shortest window), so neither reacts to a slower signal than the
+other; the replay in the simulator reads the same window in trace time (the suite's, 30 s)."""
 
 
 def adapter_rules(window_s: int = RATE_WINDOW_S) -> dict[str, Any]:

@@ -309,18 +309,25 @@ class Simulator:
 
     def _view(self, now_s: float) -> View:
         span = min(self.rate_window_s, max(now_s, 1.0))
-        while self.completions and self.completions[0][0] < now_s - LATENCY_WINDOW_S:
+        # Kept as long as the longer window needs; latency reads only its own window.
+        keep_s = max(LATENCY_WINDOW_S, self.rate_window_s)
+        while self.completions and self.completions[0][0] < now_s - keep_s:
             self.completions.popleft()
+        in_latency = [c for c in self.completions if c[0] >= now_s - LATENCY_WINDOW_S]
         ready = collections.Counter(r.variant for r in self._ready(now_s))
         outage = self._in_outage(now_s)
-        recent = [lat for _, lat, _ in self.completions]
+        recent = [lat for _, lat, _ in in_latency]
         latency = float(np.percentile(recent, self.percentile)) if recent and not outage else None
         met = sum(lat <= self.slo_s for lat in recent) / len(recent) if recent else None
         per_variant: dict[str, model.VariantObservation] = {}
         served = 0  # completions over the rate window, all variants: the success counter's rate
         for variant in self.service.variants:
-            done = [(t, lat) for t, lat, v in self.completions if v == variant.name]
-            recent_done = [lat for t, lat in done if t >= now_s - self.rate_window_s]
+            done = [(t, lat) for t, lat, v in in_latency if v == variant.name]
+            recent_done = [
+                lat
+                for t, lat, v in self.completions
+                if v == variant.name and t >= now_s - self.rate_window_s
+            ]
             served += len(recent_done)
             per_variant[variant.name] = model.VariantObservation(
                 ready_replicas=ready[variant.name],
