@@ -93,8 +93,12 @@ def service_demand(
     feasible = [v for v in svc.variants if v.name not in seen.slow] or list(svc.variants)
     demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
     last = cycle.state.last_replicas.get(key)
+    # What one replica of each variant may carry; none for a variant too slow for the SLO.
+    usable_rps = {
+        v: 0.0 if v in seen.slow else c * cfg.target_utilization for v, c in seen.capacities.items()
+    }
     if cfg.hold_keeps_only:
-        demand_rps = _held_within_kept(fstate, demand_rps, last, seen, cycle, why)
+        demand_rps = _held_within_kept(fstate, demand_rps, last, usable_rps, cycle, why)
     scheduled = recurring > demand_rps
     if scheduled:
         why.append(
@@ -114,10 +118,7 @@ def service_demand(
     dem = optimize.Demand(
         service=svc,
         demand_rps=demand_rps,
-        capacity_rps={
-            v: 0.0 if v in seen.slow else c * cfg.target_utilization
-            for v, c in seen.capacities.items()
-        },
+        capacity_rps=usable_rps,
         min_total=min(min_total, svc.max_replicas),
         max_total=svc.max_replicas,
         current=dict(last or {}),
@@ -243,7 +244,7 @@ def _held_within_kept(
     fstate: model.ForecastState,
     held_rps: float,
     last: Mapping[str, int] | None,
-    seen: _Evidence,
+    usable_rps: Mapping[str, float],
     cycle: Cycle,
     why: list[str],
 ) -> float:
@@ -253,11 +254,7 @@ def _held_within_kept(
     fresh_rps = forecast.fresh_rps(fstate, cycle.now_s, cycle.cfg)
     if held_rps <= fresh_rps + 1e-9:
         return held_rps
-    kept_rps = sum(
-        seen.capacities.get(v, 0.0) * cycle.cfg.target_utilization * n
-        for v, n in (last or {}).items()
-        if v not in seen.slow
-    )
+    kept_rps = sum(usable_rps.get(v, 0.0) * n for v, n in (last or {}).items())
     if held_rps > kept_rps:
         why.append(
             f"peak {held_rps:.2f} rps held only within the {kept_rps:.2f} rps the replicas have: "
