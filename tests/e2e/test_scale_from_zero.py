@@ -67,6 +67,14 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
             timeout_s=60,
             what="both Deployments",
         )
+
+        def reported(name: str) -> bool:
+            return (cluster.service(name).get("status") or {}).get("replicas") is not None
+
+        # The samples judge what the operator reported: they start once it has for both.
+        waiting.until(
+            lambda: reported("wake") and reported("plain"), timeout_s=30, what="both statuses"
+        )
         emulator = start_emulator(
             tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
             "--targets-file", str(prometheus.targets_dir / "emulator.json"),
