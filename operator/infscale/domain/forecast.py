@@ -17,8 +17,10 @@ not beat the peak hold on bursts; they do not earn their cost here.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
+import operator
 import statistics
 
 from infscale.domain import model, tuning
@@ -100,9 +102,11 @@ def fresh_rps(state: model.ForecastState, now_s: float, cfg: tuning.PlannerSetti
     """The rate to buy new capacity for: the smooth level with its margin, or the latest observed
     rate when higher. No held peak (a burst that has passed) and no trend (a rising rate is as
     often a burst's edge as a ramp): :func:`demand_rps` keeps capacity for those."""
-    latest = state.peaks[-1] if state.peaks and state.peaks[-1][0] == state.last_s else None
-    peaks = () if latest is None else (latest,)
-    return demand_rps(dataclasses.replace(state, peaks=peaks), now_s, 0.0, cfg, 0.0)
+    latest_s, latest_rps = state.peaks[-1] if state.peaks else (None, 0.0)
+    if latest_s is None or latest_s != state.last_s or now_s - latest_s > cfg.peak_hold_s:
+        latest_rps = 0.0
+    margin = cfg.margin_sigmas * math.sqrt(max(state.var_rps2, 0.0))
+    return max(0.0, state.level_rps + margin, latest_rps)
 
 
 def seasonal_rps(
@@ -130,10 +134,10 @@ def seasonal_profile(
     if not _season_on(cfg) or not state.minutes:
         return []
     bucket_s = cfg.season_bucket_s
-    rates = dict(state.minutes)
+    minutes = state.minutes
     half = int(cfg.season_s / 2 / bucket_s)
     now_i = math.floor(now_s / bucket_s)
-    recent = _between(rates, now_i - half, now_i)
+    recent = _between(minutes, now_i - half, now_i)
     if not recent:  # nothing observed lately (a metrics outage): nothing to scale by
         return []
     today = statistics.median(recent)
@@ -141,35 +145,39 @@ def seasonal_profile(
     # Each period must have been watched at least 40 % as densely as the last half period
     # (decisions may come every 15 s or every 5 min; a young memory has not seen it yet).
     needed = max(3.0, 0.4 * len(recent) / (half + 1) * (2 * half + ahead + 1))
-    periods = []  # (first bucket of the window that period, scale to today, the usual rate)
+    # Per period, per minute due: the burst's rate scaled to today, or 0 where it was too low.
+    periods = []
     for k in range(1, cfg.season_periods + 1):
         first = math.floor((now_s - k * cfg.season_s) / bucket_s)
-        around = _between(rates, first - half, first + ahead + half)
+        around = _between(minutes, first - half, first + ahead + half)
         if len(around) < needed:
             return []
         usual = statistics.median(around)
-        periods.append((first, today / usual if usual > 0 else 1.0, usual))
-    floor_rps = cfg.season_min_burst_rps
-    profile = []
-    for offset in range(ahead + 1):
-        expected = math.inf
-        for first, scale, usual in periods:
-            at = first + offset
-            burst = max(rates.get(i, 0.0) for i in (at - 1, at, at + 1))
-            if burst < max(cfg.season_min_ratio * usual, floor_rps):
-                expected = 0.0
-                break
-            expected = min(expected, burst * scale)
-        profile.append(expected)
-    return profile
+        scale = today / usual if usual > 0 else 1.0
+        least = max(cfg.season_min_ratio * usual, cfg.season_min_burst_rps)
+        rates = [0.0] * (ahead + 3)  # buckets first - 1 to first + ahead + 1
+        for i, rate in _slice(minutes, first - 1, first + ahead + 1):
+            rates[i - first + 1] = rate
+        bursts = map(max, rates, rates[1:], rates[2:])  # one bucket of slack either side
+        periods.append([burst * scale if burst >= least else 0.0 for burst in bursts])
+    return [min(due) for due in zip(*periods, strict=True)]
 
 
 def _season_on(cfg: tuning.PlannerSettings) -> bool:
     return cfg.season_s > 0 and cfg.season_bucket_s > 0 and cfg.season_periods >= 1
 
 
-def _between(rates: dict[int, float], first: int, last: int) -> list[float]:
-    return [rates[i] for i in range(first, last + 1) if i in rates]
+def _slice(
+    minutes: tuple[tuple[int, float], ...], first: int, last: int
+) -> tuple[tuple[int, float], ...]:
+    """The (bucket, rate) entries of buckets ``first`` to ``last`` (``minutes`` is sorted)."""
+    start = bisect.bisect_left(minutes, (first, -math.inf))
+    return minutes[start : bisect.bisect_left(minutes, (last + 1, -math.inf), start)]
+
+
+def _between(minutes: tuple[tuple[int, float], ...], first: int, last: int) -> list[float]:
+    """The rates of buckets ``first`` to ``last``."""
+    return list(map(operator.itemgetter(1), _slice(minutes, first, last)))
 
 
 def _push_peak(
@@ -192,13 +200,11 @@ def _push_minute(
     index = math.floor(now_s / cfg.season_bucket_s)
     periods = cfg.season_periods + 0.5
     oldest = index - math.ceil(periods * cfg.season_s / cfg.season_bucket_s) - 1
-    kept = [(i, r) for i, r in minutes if i >= oldest]
+    kept = _slice(minutes, oldest, index) if minutes and minutes[-1][0] <= index else minutes
     if kept and kept[-1][0] == index:
-        kept[-1] = (index, max(kept[-1][1], rps))
-    elif kept and kept[-1][0] > index:  # the clock went back: merge, keep the order
-        merged = dict(kept)
+        return kept if kept[-1][1] >= rps else (*kept[:-1], (index, rps))
+    if kept and kept[-1][0] > index:  # the clock went back: merge, keep the order
+        merged = dict(i_r for i_r in kept if i_r[0] >= oldest)
         merged[index] = max(merged.get(index, rps), rps)
-        kept = sorted(merged.items())
-    else:
-        kept.append((index, rps))
-    return tuple(kept)
+        return tuple(sorted(merged.items()))
+    return (*kept, (index, rps))

@@ -148,14 +148,13 @@ class PlannerSettings:
 
     solver_time_limit_s: float = 0.3
     """Time limit of the MILP (HiGHS). Past it the plan is the cheapest, by the program's own
-    objective, of HiGHS's best so far, the LP relaxation rounded down and topped up greedily, and
-    the greedy plan (at 1,000 services HiGHS's best after 0.3 s can leave most demand
-    uncovered)."""
+    objective, of HiGHS's best so far and the LP relaxation rounded down and topped up greedily
+    (at 1,000 services HiGHS's best after 0.3 s can leave most demand uncovered)."""
 
     solver_max_pairs: int = 1000
     """Above this many (service, variant) pairs the MILP is not tried: on the benchmark's fleet
     of four variants a service on six pools, HiGHS never finished within its time limit from 300
-    services up, and its best so far never beat the LP relaxation rounded or the greedy plan
+    services up, and its best so far never beat the LP relaxation rounded
     (``bench.planning_time``); the time limit was spent for nothing on every cycle."""
 
     solver_mip_gap: float = 0.005
