@@ -25,7 +25,7 @@ Manifest = dict[str, Any]
 
 def example_documents() -> list[Manifest]:
     documents: list[Manifest] = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in sorted(EXAMPLES.rglob("*.yaml")):  # with examples/model-variants/
         documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return documents
 
@@ -156,6 +156,34 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
         set_path("metadata.name", "a" * 41),
         "an InferenceService name has at most 40 characters",
     ),
+    "quality floor without the variants' scores": (
+        set_path("spec.quality", {"floor": 0.9}),
+        "quality.floor is set: every variant needs a quality score (variants[].quality)",
+    ),
+    "quality floor no variant reaches": (
+        each(
+            set_path("spec.quality", {"floor": 0.99, "mode": "Average"}),
+            set_path("spec.variants.0.quality", 0.97),
+            set_path("spec.variants.1.quality", 0.9),
+        ),
+        "no variant's quality reaches quality.floor",
+    ),
+    "quality above one": (
+        set_path("spec.variants.0.quality", 1.5),
+        "quality in body should be less than or equal to 1",
+    ),
+    "unknown quality mode": (
+        each(
+            set_path("spec.quality", {"floor": 0.5, "mode": "Median"}),
+            set_path("spec.variants.0.quality", 0.9),
+            set_path("spec.variants.1.quality", 0.9),
+        ),
+        'Unsupported value: "Median"',
+    ),
+    "server override with an empty image": (
+        set_path("spec.variants.0.server", {"image": ""}),
+        "image in body should be at least 1 chars long",
+    ),
     "replicas max zero": (
         set_path("spec.replicas", {"min": 0, "max": 0}),
         "max in body should be greater than or equal to 1",
@@ -229,7 +257,7 @@ def test_every_example_is_accepted(custom: client.CustomObjectsApi, namespace: s
             created = create(custom, document, namespace)
             kinds.append(created["kind"])
     assert kinds.count("InferenceNodePool") == 3
-    assert kinds.count("InferenceService") == 2
+    assert kinds.count("InferenceService") == 3
 
 
 def test_defaults_are_applied_by_the_api_server(

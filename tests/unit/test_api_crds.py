@@ -74,7 +74,7 @@ def test_examples_parse_with_the_models() -> None:
         "InferenceNodePool": v1alpha1.InferenceNodePool,
     }
     parsed = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in sorted(EXAMPLES.rglob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
             if document and document["kind"] in kinds:
                 parsed.append(kinds[document["kind"]].model_validate(document))

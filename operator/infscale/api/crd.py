@@ -102,6 +102,9 @@ def inference_service_crd() -> dict[str, Any]:
             _column("SLO", "number", ".spec.slo.thresholdSeconds", "SLO threshold, seconds"),
             _column("USD/h", "number", ".status.usdPerHour", "Cost of the service's nodes"),
             _column("Age", "date", ".metadata.creationTimestamp", "Age"),
+            _column(
+                "Quality", "number", ".status.quality", "Quality of the planned mix", wide=True
+            ),
             _column("Reason", "string", ".status.lastDecision.reason", "Last decision", wide=True),
         ],
         subresources={

@@ -353,8 +353,35 @@ class Fallback(ApiModel):
     """The total replicas for the Fixed policy."""
 
 
+class EnvVar(ApiModel):
+    """An environment variable of the model server; its fields follow core/v1 EnvVar."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}, extra="allow"
+    )
+
+    name: str = Field(min_length=1, max_length=253)
+
+
+class ServerOverride(ApiModel):
+    """What this variant's model server runs differently from the service's template: another
+    image, command, arguments or environment (a quantized build, a smaller model, a CPU build).
+    It changes the template's first container, the model server, and nothing else: the server
+    keeps its name, ports and probes, so its metrics are read as the service's."""
+
+    image: str | None = Field(default=None, min_length=1, max_length=1024)
+    """The server's image for this variant."""
+    command: list[str] | None = Field(default=None, max_length=64)
+    """Replaces the server's command."""
+    args: list[str] | None = Field(default=None, max_length=256)
+    """Replaces the server's arguments, e.g. [--model, my-org/chat-8b-awq, --quantization, awq]."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Set on the server, replacing the template's variables of the same name."""
+
+
 class Variant(ApiModel):
-    """One way to run the service: a node pool, per-replica resources and a capacity estimate."""
+    """One way to run the service: a node pool, per-replica resources and a capacity estimate;
+    optionally another model (``server``) with its answer ``quality``."""
 
     name: str = Field(min_length=1, max_length=40, pattern=DNS_LABEL)
     """Short DNS label; the Deployment is named <service>-<variant>."""
@@ -368,6 +395,14 @@ class Variant(ApiModel):
     """Requests per second one replica sustains while the SLO holds; refined online."""
     startup_seconds: int = Field(default=60, ge=0, le=7200)
     """Time from pod creation to Ready (image pull and model load) on a warm node."""
+    server: ServerOverride | None = None
+    """What this variant's model server runs differently from the service's template."""
+    quality: float | None = Field(default=None, ge=0, le=1)
+    """Answer quality of this variant, 0-1, from the team's own evaluation (a benchmark
+    accuracy, a win-rate against the reference model). Required on every variant when
+    spec.quality sets a floor."""
+    quality_source: str | None = Field(default=None, max_length=500)
+    """Where the quality figure comes from (the evaluation, its date): for the reader."""
 
 
 class Container(ApiModel):
@@ -404,6 +439,22 @@ class PodTemplate(ApiModel):
     spec: PodSpecShape
 
 
+class QualityMode(StrEnum):
+    PER_REQUEST = "PerRequest"
+    AVERAGE = "Average"
+
+
+class QualitySpec(ApiModel):
+    """The least answer quality the product accepts, over the variants' quality scores."""
+
+    floor: float = Field(ge=0, le=1)
+    """The quality floor, 0-1, on the same scale as the variants' quality."""
+    mode: QualityMode = QualityMode.PER_REQUEST
+    """PerRequest: every variant that serves traffic is at or above the floor. Average: the
+    traffic-weighted mean quality of the variants serving is at or above it (cheaper variants
+    may take a share, balanced by better ones)."""
+
+
 class InferenceServiceSpec(ApiModel):
     """One model endpoint with a latency SLO, and the ways it may run."""
 
@@ -417,6 +468,16 @@ class InferenceServiceSpec(ApiModel):
             "(self.fallback.replicas >= self.replicas.min "
             "&& self.fallback.replicas <= self.replicas.max)",
             "fallback.replicas must lie within [replicas.min, replicas.max]",
+        ),
+        rule(
+            "!has(self.quality) || self.variants.all(v, has(v.quality))",
+            "quality.floor is set: every variant needs a quality score (variants[].quality)",
+        ),
+        rule(
+            "!has(self.quality) || self.variants.exists(v, has(v.quality) "
+            "&& v.quality >= self.quality.floor)",
+            "no variant's quality reaches quality.floor: lower the floor or add a variant "
+            "that meets it",
         ),
     ]
 
@@ -435,7 +496,10 @@ class InferenceServiceSpec(ApiModel):
     variants: list[Variant] = Field(min_length=1, max_length=8)
     """The ways to run the service (at least one); each becomes one Deployment."""
     template: PodTemplate
-    """The model-server pod template shared by every variant."""
+    """The model-server pod template shared by every variant (its first container is the model
+    server; a variant's ``server`` changes only that container)."""
+    quality: QualitySpec | None = None
+    """A quality floor the plan keeps: which variants may serve, or what mix of them."""
 
 
 class VariantStatus(ApiModel):
@@ -468,6 +532,14 @@ class InferenceServiceStatus(ApiModel):
     """Fraction of recent requests within the SLO."""
     usd_per_hour: float | None = None
     """Cost of the nodes the service's replicas occupy."""
+    quality: float | None = None
+    """With spec.quality: the traffic-weighted quality of the mix the plan aims at (each
+    variant's share of the traffic is its share of the planned capacity). Replicas the scale-down
+    window keeps a while longer are not in it; behind a plain Service they still take an even
+    share of requests until they go."""
+    quality_floor_usd_per_hour: float | None = None
+    """With spec.quality: what the floor costs, per hour: the plan's node cost over the cheapest
+    plan for the same demand without the floor."""
     variants: list[VariantStatus] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     last_decision: Decision | None = None

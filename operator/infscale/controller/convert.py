@@ -49,6 +49,8 @@ def service_spec(
         scale_down_max_step=step,
         idle_timeout_s=float(spec.replicas.idle_timeout_seconds),
         fallback=fallback,
+        quality_floor=spec.quality.floor if spec.quality else None,
+        quality_average=bool(spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE),
     )
 
 
@@ -59,6 +61,7 @@ def variant_spec(variant: v1alpha1.Variant) -> model.VariantSpec:
         resources=quantity.pod_resources(variant.resources),
         capacity_rps=variant.capacity_rps,
         startup_s=float(variant.startup_seconds),
+        quality=variant.quality,
     )
 
 

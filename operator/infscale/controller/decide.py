@@ -216,6 +216,8 @@ class Decider:
                 recommended=recommended,
                 metrics=observed.get(service.key),
                 memory=memory,
+                quality=plan.quality.get(key_text),
+                floor_usd_per_hour=plan.floor_usd_per_hour.get(key_text),
                 asleep=asleep[service.key] and arrivals[service.key] is None,
             )
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)

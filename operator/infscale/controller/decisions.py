@@ -30,6 +30,10 @@ class ServiceDecision:
     metrics: metrics.ServiceMetrics | None = None
     memory: str | None = None
     """What the planner has learned of the service, to save in status (when due)."""
+    quality: float | None = None
+    """With a quality floor: the planned mix's traffic-weighted quality."""
+    floor_usd_per_hour: float | None = None
+    """With a quality floor: what it costs per hour over the cheapest plan without it."""
     asleep: bool = False
     """At zero replicas with none due and no arrival-rate query: no server reports, and that is
     no loss of metrics (the planner reads the rate as 0)."""

@@ -58,8 +58,9 @@ def pod_template(
 ) -> Manifest:
     """The service's pod template, pinned to the variant's pool with the variant's resources.
 
-    The variant's resources become requests and limits of the first container (the model server);
-    the pool's labels join the nodeSelector and its taints are tolerated.
+    The variant's resources become requests and limits of the first container (the model server),
+    and its ``server`` override that container's image, command, arguments and environment; the
+    pool's labels join the nodeSelector and its taints are tolerated.
     """
     template: Manifest = service.template.model_dump(by_alias=True, exclude_none=True)
     template = copy.deepcopy(template)
@@ -71,8 +72,15 @@ def pod_template(
     spec = template["spec"]
     spec["nodeSelector"] = {**spec.get("nodeSelector", {}), **pool.node.labels}
     spec["tolerations"] = [*spec.get("tolerations", []), *tolerations_for(pool)]
+    server = spec["containers"][0]
+    if variant.server is not None:
+        override = variant.server.model_dump(by_alias=True, exclude_none=True)
+        env = override.pop("env", [])
+        server.update(override)
+        if env:
+            names = {e["name"] for e in env}
+            server["env"] = [e for e in server.get("env", []) if e.get("name") not in names] + env
     if variant.resources:
-        server = spec["containers"][0]
         resources = server.setdefault("resources", {})
         quantities = {name: str(value) for name, value in variant.resources.items()}
         resources["requests"] = {**resources.get("requests", {}), **quantities}

@@ -118,6 +118,8 @@ def reconcile(
         missing_pools=missing_pools,
         rejected=rejected,
         now=now,
+        quality=decision.quality if decision else None,
+        floor_usd_per_hour=decision.floor_usd_per_hour if decision else None,
     )
     previous_conditions = (view.body.get("status") or {}).get("conditions") or []
     if not _had_condition(previous_conditions, "CapacityAvailable", "False"):

@@ -53,6 +53,8 @@ def service_status(
     missing_pools: Sequence[str],
     rejected: Sequence[str],
     now: str,
+    quality: float | None = None,
+    floor_usd_per_hour: float | None = None,
 ) -> dict[str, Any]:
     """The status as this cycle sees it: ``plan`` is the recommendation, ``applied`` what the
     Deployments were given."""
@@ -99,6 +101,8 @@ def service_status(
         "arrivalRps": _rounded(observed.arrival_rps if observed else None),
         "observedLatencySeconds": _rounded(total.latency_s),
         "sloAttainment": _rounded(total.slo_attainment),
+        "quality": _rounded(quality),
+        "qualityFloorUsdPerHour": _rounded(floor_usd_per_hour),
         "variants": [
             {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
             for v in spec.variants
@@ -179,7 +183,12 @@ def _slo_condition(
 LIVE_CHANGE = 0.25
 NOISE_SIGMAS = 3.0
 _LIVE_MESSAGES = ("MetricsAvailable", "SLOMet")
-_REFRESHED_WITH_THE_REST = ("observedLatencySeconds", "sloAttainment")
+_REFRESHED_WITH_THE_REST = (
+    "observedLatencySeconds",
+    "sloAttainment",
+    "quality",  # moves with the learned capacities
+    "qualityFloorUsdPerHour",  # moves with the demand
+)
 
 
 def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class ServiceDemand:
     last_active_s: float | None
     backlog_until_s: float | None
     missed_s: float | None
+    unfloored: optimize.Demand | None = None  # with a quality floor: the demand without it
 
 
 @dataclasses.dataclass
@@ -90,13 +91,17 @@ def service_demand(
         last_active_s = now_s  # idle time counts from the first observation
     if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
         missed_s = now_s
-    feasible = [v for v in svc.variants if v.name not in seen.slow] or list(svc.variants)
+    barred = _below_floor(svc, why)  # per request under the quality floor: no traffic
+    feasible = [
+        v for v in svc.variants if v.name not in seen.slow and v.name not in barred
+    ] or list(svc.variants)
     demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
     last = cycle.state.last_replicas.get(key)
     # What one replica of each variant may carry; none for a variant too slow for the SLO.
-    usable_rps = {
+    unfloored_rps = {
         v: 0.0 if v in seen.slow else c * cfg.target_utilization for v, c in seen.capacities.items()
     }
+    usable_rps = {v: 0.0 if v in barred else c for v, c in unfloored_rps.items()}
     if cfg.hold_keeps_only:
         demand_rps = _held_within_kept(fstate, demand_rps, last, usable_rps, cycle, why)
     scheduled = recurring > demand_rps
@@ -125,6 +130,10 @@ def service_demand(
         cold_start_s={v.name: cycle.cold_start_s(v) for v in svc.variants},
     )
     cover, dem, moving = _cover(dem, cycle, why)
+    unfloored = None
+    if svc.quality_floor is not None:  # the same demand without the floor: what the floor costs
+        bare = dataclasses.replace(svc, quality_floor=None)
+        unfloored = dataclasses.replace(dem, service=bare, capacity_rps=unfloored_rps)
     observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"
     why.append(
         f"demand {demand_rps:.2f} rps over a {lead_s:.0f} s lead (observed {observed} rps); "
@@ -147,7 +156,31 @@ def service_demand(
         last_active_s=last_active_s,
         backlog_until_s=seen.backlog_until_s,
         missed_s=missed_s,
+        unfloored=unfloored,
     )
+
+
+def _below_floor(svc: model.ServiceSpec, why: list[str]) -> frozenset[str]:
+    """The variants a per-request quality floor bars from traffic (none for an average floor:
+    the optimiser balances the mix)."""
+    if svc.quality_floor is None:
+        return frozenset()
+    under = [v for v in svc.variants if svc.below_floor(v)]
+    scores = ", ".join(
+        f"{v.name} {'unscored' if v.quality is None else format(v.quality, 'g')}" for v in under
+    )
+    if svc.quality_average:
+        if under:
+            why.append(
+                f"quality floor {svc.quality_floor:g} on average over the traffic: {scores} "
+                "may serve a share balanced by better variants"
+            )
+        return frozenset()
+    if under:
+        why.append(
+            f"quality floor {svc.quality_floor:g} per request: {scores} under it, no traffic"
+        )
+    return frozenset(v.name for v in under)
 
 
 def _evidence(

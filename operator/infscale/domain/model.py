@@ -82,6 +82,7 @@ class VariantSpec:
     resources: Resources
     capacity_rps: float
     startup_s: float = 60.0
+    quality: float | None = None  # answer quality, 0-1, from the team's own evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,14 @@ class ServiceSpec:
     scale_down_max_step: int = 0  # replicas removed per decision; 0 = no limit
     idle_timeout_s: float = 600.0  # scale to zero after this long without traffic (min == 0)
     fallback: Fallback = Fallback()
+    quality_floor: float | None = None
+    quality_average: bool = False  # the floor holds for the traffic-weighted mean, not each variant
+
+    def below_floor(self, variant: VariantSpec) -> bool:
+        """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""
+        if self.quality_floor is None:
+            return False
+        return variant.quality is None or variant.quality < self.quality_floor
 
     @property
     def key(self) -> str:
@@ -167,6 +176,11 @@ class Plan:
     demand_rps: Mapping[str, float] = dataclasses.field(default_factory=dict)
     reasons: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     usd_per_hour: float = 0.0
+    quality: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Per service with a quality floor: the optimiser's mix's traffic-weighted quality."""
+    floor_usd_per_hour: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Per service with a quality floor: its replicas' node share cost over that of the cheapest
+    plan of the same demand without the floor."""
 
     def total_replicas(self, service_key: str) -> int:
         """Replicas of all variants of one service."""

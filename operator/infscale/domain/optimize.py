@@ -9,6 +9,7 @@ feasible and the shortfall is reported), continuous new replicas ``d[s,v] >= r[s
             + sum cold_start[s,v] d[s,v]          (a new replica's start, spread over amortize_s)
             + tiny replica cost + penalty * sum u[s]
     s.t.      sum_v capacity_rps[s,v] r[s,v] + u[s] >= demand_rps[s]
+              sum_v capacity_rps[s,v] r[s,v] (quality[v] - floor[s]) >= 0  (an average floor)
               min_total[s] <= sum_v r[s,v] <= max_total[s]
               sum_{(s,v) on p} request[v,k] r[s,v] <= shape[p,k] n[p]   for each resource k
               sum_{(s,v) on p} r[s,v] / fits[v,p] <= n[p]                (whole replicas per node)
@@ -81,6 +82,8 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
         fits = 0 if pool is None else variant.resources.fits_per_node(pool.node)
         if pool is None or cap <= 0 or fits == 0:
             continue
+        if _average_floor(dem) is not None and dem.service.below_floor(variant):
+            continue  # alone, it would be the whole mix
         share_usd = pool.usd_per_hour * (1.0 / fits)  # pricing.replica_usd_per_hour
         count = max(dem.min_total, math.ceil(dem.demand_rps / cap - 1e-9))
         if count > min(dem.max_total, fits * pool.max_nodes):
@@ -91,6 +94,21 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
         if best is None or (cover.usd_per_hour, cover.variant) < (best.usd_per_hour, best.variant):
             best = cover
     return best
+
+
+def mix_quality(
+    service: model.ServiceSpec, replicas: Mapping[str, int], capacity_rps: Mapping[str, float]
+) -> float | None:
+    """The traffic-weighted quality of a mix, each variant's share of the traffic its share of
+    the capacity; None without capacity or with an unscored variant in it."""
+    weights = [
+        (v.quality, replicas.get(v.name, 0) * capacity_rps.get(v.name, 0.0))
+        for v in service.variants
+    ]
+    total = sum(w for _, w in weights)
+    if total <= 0 or any(w > 0 and q is None for q, w in weights):
+        return None
+    return sum(w * (q or 0.0) for q, w in weights) / total
 
 
 def optimize(
@@ -214,7 +232,8 @@ def _program(
     c[:n_r] = replica_usd + np.where(running, 0.0, switch_usd)
     c[off_d:] = switch_usd[running]
     integrality[:n_r] = 1
-    upper[:n_r] = np.minimum(max_total[service], fits * max_nodes)
+    # A variant that may carry no traffic (too slow, under a quality floor) gets no replicas.
+    upper[:n_r] = np.where(cap > 0, np.minimum(max_total[service], fits * max_nodes), 0.0)
     for name, j in pool_index.items():
         c[off_n + j] = pools[name].usd_per_hour
         lower[off_n + j] = pools[name].min_nodes
@@ -271,6 +290,19 @@ def _program(
     row_lb = np.concatenate((row_lb, pool_rows_lb))
     row_ub = np.concatenate((row_ub, np.zeros(len(pool_rows_lb))))
 
+    # An average quality floor: the capacity-weighted mean quality of the mix reaches it (each
+    # variant's share of the traffic is its share of the capacity).
+    averaged = [i for i, d in enumerate(demands) if _average_floor(d) is not None]
+    for i in averaged:
+        floor = _average_floor(demands[i]) or 0.0
+        mine = np.flatnonzero(service == i)
+        quality = np.array([pairs[k][1].quality or 0.0 for k in mine])
+        rows += [np.full(mine.size, len(row_lb))]
+        cols += [mine]
+        vals += [cap[mine] * (quality - floor)]
+        row_lb = np.append(row_lb, 0.0)
+        row_ub = np.append(row_ub, np.inf)
+
     matrix = sparse.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(len(row_lb), n_vars),
@@ -280,6 +312,11 @@ def _program(
     return _Program(
         pairs, pool_names, c, replica_usd, switch_usd, constraints, integrality, bounds, penalty
     )
+
+
+def _average_floor(dem: Demand) -> float | None:
+    """The service's quality floor when it holds on average over its traffic; else None."""
+    return dem.service.quality_floor if dem.service.quality_average else None
 
 
 def _solve(
@@ -328,7 +365,11 @@ def _rounded(
     the greedy allocator."""
     floors: dict[str, dict[str, int]] = {d.service.key: {} for d in demands}
     for k, (i, variant, _) in enumerate(program.pairs):
-        floors[demands[i].service.key][variant.name] = math.floor(float(x[k]) + 1e-6)
+        # Rounding may tip an average floor over: the greedy top-up keeps to variants above it.
+        below = _average_floor(demands[i]) is not None and demands[i].service.below_floor(variant)
+        floors[demands[i].service.key][variant.name] = (
+            0 if below else math.floor(float(x[k]) + 1e-6)
+        )
     return _greedy(demands, pools, f"lp-rounded: {why}", start=floors)
 
 
@@ -392,11 +433,13 @@ def _greedy(
         # The cheapest variant that can finish the job goes first: filling the replica budget
         # with a cheap small variant could leave the rest uncovered.
         ranked.sort(key=lambda v: not _finishes(dem, v, left_rps, total, room[v.pool]))
+        # An average quality floor holds if every variant used is above it.
+        averaged = _average_floor(dem) is not None
         for variant in ranked:
             if left_rps <= 1e-9 and total >= dem.min_total:
                 break
             cap = dem.capacity_rps.get(variant.name, 0.0)
-            if cap <= 0:
+            if cap <= 0 or (averaged and dem.service.below_floor(variant)):
                 continue
             want = max(0, math.ceil(left_rps / cap - 1e-9), dem.min_total - total)
             want = min(want, dem.max_total - total, _room_for(variant, room[variant.pool]))

@@ -71,12 +71,15 @@ def plan(
             missed[key] = d.missed_s
         if d.last_active_s is not None:
             last_active[key] = d.last_active_s
+    quality, floor_usd = _quality(services, demanded, allocation, pool_map, cfg)
     result = model.Plan(
         replicas=replicas,
         nodes=nodes,
         demand_rps={key: d.demand.demand_rps for key, d in demanded.items()},
         reasons={k: tuple(v) for k, v in reasons.items()},
         usd_per_hour=sum(nodes[name] * pool_map[name].usd_per_hour for name in nodes),
+        quality=quality,
+        floor_usd_per_hour=floor_usd,
     )
     new_state = model.PlannerState(
         last_replicas=replicas,
@@ -95,6 +98,43 @@ def plan(
         too_slow={k: d.too_slow for k, d in demanded.items() if d.too_slow},
     )
     return result, new_state
+
+
+def _quality(
+    services: Sequence[model.ServiceSpec],
+    demanded: Mapping[str, demand.ServiceDemand],
+    allocation: optimize.Allocation,
+    pools: Mapping[str, model.PoolSpec],
+    cfg: tuning.PlannerSettings,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per service with a quality floor: the quality of the optimiser's mix (the traffic split
+    the plan aims at: replicas the scale-down window keeps a while longer are not part of it),
+    and what the floor costs: that mix's node share over that of the cheapest plan of the same
+    demand without the floor (solved for the service alone); both said in its reasons."""
+    quality: dict[str, float] = {}
+    floor_usd: dict[str, float] = {}
+    for svc in services:
+        d = demanded[svc.key]
+        if svc.quality_floor is None or d.unfloored is None:
+            continue
+        planned = allocation.replicas.get(svc.key, {})
+        mix = optimize.mix_quality(svc, planned, d.demand.capacity_rps)
+        if mix is not None:
+            quality[svc.key] = mix
+        bare = optimize.optimize([d.unfloored], pools, cfg).replicas.get(svc.key, {})
+        with_usd = pricing.share_usd_per_hour(planned, svc, pools)
+        without_usd = pricing.share_usd_per_hour(bare, svc, pools)
+        if math.isfinite(with_usd) and math.isfinite(without_usd):
+            floor_usd[svc.key] = with_usd - without_usd
+        mode = "on average" if svc.quality_average else "per request"
+        d.reasons.append(
+            f"quality {'unknown' if mix is None else format(mix, '.3f')} over the traffic "
+            f"(floor {svc.quality_floor:g} {mode}); the optimiser's mix ${with_usd:.3f}/h by node "
+            f"share, ${without_usd:.3f}/h without the floor ("
+            + ", ".join(f"{v}={n}" for v, n in sorted(bare.items()) if n)
+            + ")"
+        )
+    return quality, floor_usd
 
 
 def adopt(
@@ -246,7 +286,11 @@ def _bridge(
     if not evidence.finite(obs.queued) or (obs.queued or 0.0) <= 0:
         return None  # no queue: the misses are slow requests, which more replicas do not speed
     feasible = [
-        v for v in svc.variants if v.name not in slow and dem.capacity_rps.get(v.name, 0) > 0
+        v
+        for v in svc.variants
+        if v.name not in slow
+        and dem.capacity_rps.get(v.name, 0) > 0
+        and not (svc.quality_average and svc.below_floor(v))
     ]
     if not feasible:
         return None
@@ -291,4 +335,8 @@ def _within_tolerance(
         return None
     if sum(current.values()) < dem.min_total or sum(current.values()) > dem.max_total:
         return None
+    if dem.service.quality_average and dem.service.quality_floor is not None:
+        quality = optimize.mix_quality(dem.service, current, dem.capacity_rps)
+        if quality is not None and quality < dem.service.quality_floor:
+            return None  # under the floor (raised since): the optimiser's mix meets it
     return current

@@ -1,0 +1,158 @@
+"""Variants that are different models: a quality floor per request or on average, kept by the
+optimiser on every path, reported with what it costs; each variant's own model server."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infscale.api import v1alpha1
+from infscale.controller import convert, desired
+from infscale.domain import model, optimize, planner, pricing, tuning
+from tests.unit import planner_fixtures as fx
+
+GPU = model.GPU
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-variants" / "assistant.yaml"
+
+
+def assistant(floor: float | None = None, average: bool = False) -> model.ServiceSpec:
+    """FP16 on an H100 GPU (quality 1.0), AWQ on an L4 (0.97), a smaller model on an L4 (0.90),
+    a small model on CPU (0.80): the cheaper per rps, the lower the quality."""
+    variants = (
+        model.VariantSpec("fp16", "h100", model.Resources(16, 128, {GPU: 1}), 30.0, 90, 1.0),
+        model.VariantSpec("awq", "l4", model.Resources(3, 12, {GPU: 1}), 8.0, 90, 0.97),
+        model.VariantSpec("small", "l4", model.Resources(3, 12, {GPU: 1}), 14.0, 60, 0.90),
+        model.VariantSpec("cpu", "cpu", model.Resources(1.5, 6), 0.9, 30, 0.80),
+    )
+    return model.ServiceSpec(
+        "team-a",
+        "assistant",
+        variants,
+        max_replicas=400,
+        quality_floor=floor,
+        quality_average=average,
+    )
+
+
+POOLS = {p.name: p for p in fx.pools(max_nodes=400)}
+
+
+def demand(svc: model.ServiceSpec, rps: float) -> optimize.Demand:
+    caps = {v.name: v.capacity_rps for v in svc.variants}
+    return optimize.Demand(svc, rps, caps, 1, svc.max_replicas)
+
+
+def cost(svc: model.ServiceSpec, replicas: dict[str, int]) -> float:
+    return pricing.share_usd_per_hour(replicas, svc, POOLS)
+
+
+def test_an_average_floor_mixes_cheaper_models_in_and_a_per_request_floor_keeps_them_out() -> None:
+    cfg = tuning.PlannerSettings()
+    plans = {}
+    for name, svc in {
+        "none": assistant(),
+        "average": assistant(0.95, average=True),
+        "per-request": assistant(0.95),
+    }.items():
+        svc_demand = demand(svc, 100.0)
+        if name == "per-request":  # the planner's stage one bars them; the optimiser sees zeros
+            barred = {v.name: 0.0 for v in svc.variants if svc.below_floor(v)}
+            svc_demand = dataclasses.replace(
+                svc_demand, capacity_rps={**svc_demand.capacity_rps, **barred}
+            )
+        alloc = optimize.optimize([svc_demand], POOLS, cfg)
+        assert alloc.method == "milp"
+        plans[name] = (svc, alloc.replicas[svc.key], svc_demand.capacity_rps)
+    none, average, per_request = (plans[k] for k in ("none", "average", "per-request"))
+    quality = {name: optimize.mix_quality(*plan) for name, plan in plans.items()}
+    assert (quality["none"] or 1.0) < 0.95  # left alone, the cheap models take it all
+    assert (quality["average"] or 0.0) >= 0.95 - 1e-9
+    assert any(n and average[0].below_floor(average[0].variant(v)) for v, n in average[1].items())
+    assert all(n == 0 or v in ("fp16", "awq") for v, n in per_request[1].items())
+    for _, replicas, caps in plans.values():
+        assert sum(n * caps[v] for v, n in replicas.items()) >= 100.0 - 1e-6
+    assert cost(*none[:2]) < cost(*average[:2]) < cost(*per_request[:2])
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        tuning.PlannerSettings(solver_max_pairs=0),  # the LP relaxation rounded, topped up
+        tuning.PlannerSettings(use_solver=False),  # the greedy allocator alone
+    ],
+    ids=["lp-rounded", "greedy"],
+)
+def test_every_path_of_the_optimiser_keeps_an_average_floor(cfg: tuning.PlannerSettings) -> None:
+    services = [dataclasses.replace(assistant(0.95, average=True), name=f"a{i}") for i in range(6)]
+    demands = [demand(s, 20.0 + 37.0 * i) for i, s in enumerate(services)]
+    alloc = optimize.optimize(demands, POOLS, cfg)
+    assert alloc.method.startswith(("lp-rounded", "greedy"))
+    for d in demands:
+        replicas = alloc.replicas[d.service.key]
+        assert sum(n * d.capacity_rps[v] for v, n in replicas.items()) >= d.demand_rps - 1e-6
+        quality = optimize.mix_quality(d.service, replicas, d.capacity_rps)
+        assert quality is not None
+        assert quality >= 0.95 - 1e-9
+
+
+def test_the_plan_reports_the_mix_quality_and_what_the_floor_costs() -> None:
+    svc = assistant(0.95, average=True)
+    plan, _ = planner.plan(
+        [svc], list(POOLS.values()), {svc.key: fx.observe(100.0)}, model.PlannerState(), 0.0
+    )
+    assert plan.quality[svc.key] >= 0.95 - 1e-9
+    assert plan.floor_usd_per_hour[svc.key] > 0  # the cheap models alone would cost less
+    assert any("quality" in r and "without the floor" in r for r in plan.reasons[svc.key])
+
+
+def test_a_raised_floor_moves_the_traffic_at_the_next_decision() -> None:
+    low, high = assistant(0.85, average=True), assistant(0.97, average=True)
+    obs = {low.key: fx.observe(100.0)}
+    plan, state = planner.plan([low], list(POOLS.values()), obs, model.PlannerState(), 0.0)
+    assert plan.quality[low.key] < 0.97
+    before = plan.replicas[low.key]
+    plan, state = planner.plan([high], list(POOLS.values()), obs, state, 15.0)
+    assert plan.quality[high.key] >= 0.97 - 1e-9
+    # The better models are ordered now; the window lets the others go once they are Ready.
+    after = plan.replicas[high.key]
+    assert after["fp16"] + after["awq"] > before["fp16"] + before["awq"]
+    # A per-request floor takes the barred variants out and says why.
+    strict = assistant(0.95)
+    plan, _ = planner.plan([strict], list(POOLS.values()), obs, state, 30.0)
+    assert plan.quality[strict.key] >= 0.97 - 1e-9  # fp16 and awq only
+    assert any("per request" in r and "small 0.9" in r for r in plan.reasons[strict.key])
+
+
+def test_each_variant_runs_its_own_model_server() -> None:
+    body = yaml.safe_load(EXAMPLE.read_text())
+    spec = v1alpha1.InferenceService.model_validate(body).spec
+    pool = v1alpha1.InferenceNodePoolSpec.model_validate(
+        {
+            "provider": {"kwok": {}},
+            "node": {"capacity": {"cpu": "2", "memory": "8Gi"}},
+            "usdPerHour": 0.08,
+            "maxNodes": 5,
+        }
+    )
+    by_name = {v.name: v for v in spec.variants}
+    fp16 = desired.pod_template(spec, "assistant", by_name["fp16-h100"], pool)
+    cpu = desired.pod_template(spec, "assistant", by_name["small-cpu"], pool)
+    awq = desired.pod_template(spec, "assistant", by_name["awq-l4"], pool)
+    server = spec.template.spec.containers[0].model_dump(by_alias=True, exclude_none=True)
+    assert fp16["spec"]["containers"][0]["image"] == server["image"]
+    assert fp16["spec"]["containers"][0]["args"] == server["args"]
+    assert awq["spec"]["containers"][0]["image"] == server["image"]  # only the args change
+    assert "--quantization" in awq["spec"]["containers"][0]["args"]
+    container = cpu["spec"]["containers"][0]
+    assert container["name"] == "server"
+    assert container["ports"] == server["ports"]
+    assert "cpu-release" in container["image"]
+    assert {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "2"} in container["env"]
+    # The planner reads the scores and the floor from the same manifest.
+    svc = convert.service_spec("team-a", "assistant", spec, 0)
+    assert svc.quality_floor == 0.95
+    assert svc.quality_average
+    assert [v.quality for v in svc.variants] == [1.0, 0.97, 0.90, 0.80]
