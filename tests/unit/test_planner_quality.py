@@ -11,7 +11,7 @@ import yaml
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired
-from infscale.domain import model, optimize, planner, pricing, tuning
+from infscale.domain import model, optimize, planner, pricing, traffic, tuning
 from tests.unit import planner_fixtures as fx
 
 GPU = model.GPU
@@ -67,7 +67,7 @@ def test_an_average_floor_mixes_cheaper_models_in_and_a_per_request_floor_keeps_
         assert alloc.method == "milp"
         plans[name] = (svc, alloc.replicas[svc.key], svc_demand.capacity_rps)
     none, average, per_request = (plans[k] for k in ("none", "average", "per-request"))
-    quality = {name: optimize.mix_quality(*plan) for name, plan in plans.items()}
+    quality = {name: traffic.mix_quality(*plan) for name, plan in plans.items()}
     assert (quality["none"] or 1.0) < 0.95  # left alone, the cheap models take it all
     assert (quality["average"] or 0.0) >= 0.95 - 1e-9
     assert any(n and average[0].below_floor(average[0].variant(v)) for v, n in average[1].items())
@@ -93,7 +93,7 @@ def test_every_path_of_the_optimiser_keeps_an_average_floor(cfg: tuning.PlannerS
     for d in demands:
         replicas = alloc.replicas[d.service.key]
         assert sum(n * d.capacity_rps[v] for v, n in replicas.items()) >= d.demand_rps - 1e-6
-        quality = optimize.mix_quality(d.service, replicas, d.capacity_rps)
+        quality = traffic.mix_quality(d.service, replicas, d.capacity_rps)
         assert quality is not None
         assert quality >= 0.95 - 1e-9
 
@@ -156,3 +156,51 @@ def test_each_variant_runs_its_own_model_server() -> None:
     assert svc.quality_floor == 0.95
     assert svc.quality_average
     assert [v.quality for v in svc.variants] == [1.0, 0.97, 0.90, 0.80]
+
+
+def test_route_weights_follow_the_ready_planned_capacity_and_keep_the_floor() -> None:
+    svc = assistant()
+    caps = {v.name: v.capacity_rps for v in svc.variants}
+    # Ready replicas of the plan carry the traffic, in proportion to their capacity.
+    assert traffic.weights(svc, {"fp16": 2, "small": 1}, {"fp16": 2, "small": 1}, caps) == {
+        "fp16": 81,
+        "awq": 0,
+        "small": 19,
+        "cpu": 0,
+    }
+    # A replica not Ready yet takes nothing; one the plan no longer has takes nothing either.
+    weights = traffic.weights(svc, {"fp16": 2, "small": 1}, {"fp16": 1, "small": 1, "awq": 3}, caps)
+    assert weights == {"fp16": 68, "awq": 0, "small": 32, "cpu": 0}
+    # Nothing of the plan Ready: whatever may serve and is Ready; nothing Ready: the plan.
+    assert traffic.weights(svc, {"fp16": 1}, {"awq": 2}, caps)["awq"] == 100
+    assert traffic.weights(svc, {"fp16": 1}, {}, caps)["fp16"] == 100
+    assert sum(traffic.weights(svc, {}, {}, caps).values()) == 0
+
+
+def test_route_weights_never_fall_under_a_quality_floor() -> None:
+    average = assistant(0.95, average=True)
+    caps = {v.name: v.capacity_rps for v in average.variants}
+    # The H100 replica is not Ready yet: the small model's share shrinks to hold the average.
+    weights = traffic.weights(average, {"fp16": 2, "small": 4}, {"fp16": 1, "small": 4}, caps)
+    assert weights == {"fp16": 50, "awq": 0, "small": 50, "cpu": 0}
+    shares = {v: float(w) for v, w in weights.items()}
+    assert traffic.mix_quality(average, {v: 1 for v in shares}, shares) == pytest.approx(0.95)
+    # A per-request floor's barred variants have no usable capacity: never any weight.
+    strict = assistant(0.95)
+    barred = {**caps, "small": 0.0, "cpu": 0.0}
+    weights = traffic.weights(strict, {"fp16": 1, "small": 4}, {"fp16": 1, "small": 4}, barred)
+    assert weights == {"fp16": 100, "awq": 0, "small": 0, "cpu": 0}
+
+
+def test_the_plan_gives_routed_services_their_weights() -> None:
+    routed = dataclasses.replace(assistant(0.95, average=True), routed=True)
+    plain = dataclasses.replace(assistant(), name="plain")
+    obs = {s.key: fx.observe(100.0) for s in (routed, plain)}
+    plan, _ = planner.plan(
+        [routed, plain], list(POOLS.values()), obs, model.PlannerState(), 0.0
+    )
+    assert plain.key not in plan.weights
+    # Nothing is Ready yet: the weights are where the capacity will be.
+    weights = plan.weights[routed.key]
+    assert sum(weights.values()) == 100
+    assert all(weights[v] > 0 for v, n in plan.replicas[routed.key].items() if n)

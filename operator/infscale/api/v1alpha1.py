@@ -455,6 +455,37 @@ class QualitySpec(ApiModel):
     may take a share, balanced by better ones)."""
 
 
+class ParentRef(ApiModel):
+    """The Gateway (or one of its listeners) the service's HTTPRoute attaches to."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Gateway."""
+    namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
+    """Its namespace; defaults to the service's."""
+    section_name: str | None = Field(default=None, max_length=253)
+    """One listener of the Gateway, by name."""
+
+
+class HttpRouteRouting(ApiModel):
+    """A Gateway API HTTPRoute in front of the variants, its weights kept in step with the plan."""
+
+    parent_refs: list[ParentRef] = Field(min_length=1, max_length=32)
+    """The Gateways the route attaches to."""
+    hostnames: list[str] = Field(default_factory=list, max_length=16)
+    """Host names the route serves; empty serves every host of the Gateway's listeners."""
+
+
+class Routing(ApiModel):
+    """How requests reach the variants. Without it, each variant is sized as the plan says and
+    a Service of the team's own (over every variant's pods) spreads requests evenly per pod."""
+
+    http_route: HttpRouteRouting
+    """One Service per variant (<service>-<variant>) and an HTTPRoute <service> whose backend
+    weights are each variant's share of the planned traffic, owned by the InferenceService."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """The model server's port the Services route to."""
+
+
 class InferenceServiceSpec(ApiModel):
     """One model endpoint with a latency SLO, and the ways it may run."""
 
@@ -500,6 +531,8 @@ class InferenceServiceSpec(ApiModel):
     server; a variant's ``server`` changes only that container)."""
     quality: QualitySpec | None = None
     """A quality floor the plan keeps: which variants may serve, or what mix of them."""
+    routing: Routing | None = None
+    """Weighted routing that gives each variant the share of traffic the plan gives it."""
 
 
 class VariantStatus(ApiModel):
@@ -510,6 +543,9 @@ class VariantStatus(ApiModel):
     ready_replicas: int = 0
     capacity_rps: float | None = None
     """The capacity estimate currently used for one replica."""
+    weight: int | None = None
+    """With spec.routing: the variant's share of the traffic in percent (its HTTPRoute
+    backend weight)."""
 
 
 class InferenceServiceStatus(ApiModel):

@@ -217,6 +217,7 @@ class Decider:
                 metrics=observed.get(service.key),
                 memory=memory,
                 quality=plan.quality.get(key_text),
+                weights=plan.weights.get(key_text),
                 floor_usd_per_hour=plan.floor_usd_per_hour.get(key_text),
                 asleep=asleep[service.key] and arrivals[service.key] is None,
             )

@@ -32,6 +32,8 @@ class ServiceDecision:
     """What the planner has learned of the service, to save in status (when due)."""
     quality: float | None = None
     """With a quality floor: the planned mix's traffic-weighted quality."""
+    weights: Mapping[str, int] | None = None
+    """With spec.routing: each variant's route weight, percent of the traffic."""
     floor_usd_per_hour: float | None = None
     """With a quality floor: what it costs per hour over the cheapest plan without it."""
     asleep: bool = False

@@ -120,6 +120,7 @@ def reconcile(
         now=now,
         quality=decision.quality if decision else None,
         floor_usd_per_hour=decision.floor_usd_per_hour if decision else None,
+        weights=decision.weights if decision else None,
     )
     previous_conditions = (view.body.get("status") or {}).get("conditions") or []
     if not _had_condition(previous_conditions, "CapacityAvailable", "False"):

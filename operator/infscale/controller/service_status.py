@@ -55,6 +55,7 @@ def service_status(
     now: str,
     quality: float | None = None,
     floor_usd_per_hour: float | None = None,
+    weights: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The status as this cycle sees it: ``plan`` is the recommendation, ``applied`` what the
     Deployments were given."""
@@ -104,7 +105,12 @@ def service_status(
         "quality": _rounded(quality),
         "qualityFloorUsdPerHour": _rounded(floor_usd_per_hour),
         "variants": [
-            {"name": v.name, "desiredReplicas": applied[v.name], "readyReplicas": ready[v.name]}
+            {
+                "name": v.name,
+                "desiredReplicas": applied[v.name],
+                "readyReplicas": ready[v.name],
+                **({"weight": weights.get(v.name, 0)} if weights is not None else {}),
+            }
             for v in spec.variants
         ],
         "conditions": conditions,

@@ -113,6 +113,7 @@ class ServiceSpec:
     fallback: Fallback = Fallback()
     quality_floor: float | None = None
     quality_average: bool = False  # the floor holds for the traffic-weighted mean, not each variant
+    routed: bool = False  # a weighted route gives each variant the plan's share of the traffic
 
     def below_floor(self, variant: VariantSpec) -> bool:
         """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""
@@ -178,6 +179,8 @@ class Plan:
     usd_per_hour: float = 0.0
     quality: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Per service with a quality floor: the optimiser's mix's traffic-weighted quality."""
+    weights: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    """Per routed service: each variant's share of the traffic in percent (``traffic.weights``)."""
     floor_usd_per_hour: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Per service with a quality floor: its replicas' node share cost over that of the cheapest
     plan of the same demand without the floor."""

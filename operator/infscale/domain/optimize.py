@@ -96,21 +96,6 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
     return best
 
 
-def mix_quality(
-    service: model.ServiceSpec, replicas: Mapping[str, int], capacity_rps: Mapping[str, float]
-) -> float | None:
-    """The traffic-weighted quality of a mix, each variant's share of the traffic its share of
-    the capacity; None without capacity or with an unscored variant in it."""
-    weights = [
-        (v.quality, replicas.get(v.name, 0) * capacity_rps.get(v.name, 0.0))
-        for v in service.variants
-    ]
-    total = sum(w for _, w in weights)
-    if total <= 0 or any(w > 0 and q is None for q, w in weights):
-        return None
-    return sum(w * (q or 0.0) for q, w in weights) / total
-
-
 def optimize(
     demands: Sequence[Demand],
     pools: Mapping[str, model.PoolSpec],

@@ -14,7 +14,16 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import demand, evidence, model, optimize, pricing, stabilize, tuning
+from infscale.domain import (
+    demand,
+    evidence,
+    model,
+    optimize,
+    pricing,
+    stabilize,
+    traffic,
+    tuning,
+)
 
 _EXCESS_STEP_MAX_S = 300.0
 """A longer gap between decisions (a restart, a metrics outage) counts as this long."""
@@ -72,6 +81,16 @@ def plan(
         if d.last_active_s is not None:
             last_active[key] = d.last_active_s
     quality, floor_usd = _quality(services, demanded, allocation, pool_map, cfg)
+    weights = {
+        svc.key: traffic.weights(
+            svc,
+            replicas[svc.key],
+            _ready(observations.get(svc.key)),
+            demanded[svc.key].demand.capacity_rps,
+        )
+        for svc in services
+        if svc.routed
+    }
     result = model.Plan(
         replicas=replicas,
         nodes=nodes,
@@ -79,6 +98,7 @@ def plan(
         reasons={k: tuple(v) for k, v in reasons.items()},
         usd_per_hour=sum(nodes[name] * pool_map[name].usd_per_hour for name in nodes),
         quality=quality,
+        weights=weights,
         floor_usd_per_hour=floor_usd,
     )
     new_state = model.PlannerState(
@@ -100,6 +120,11 @@ def plan(
     return result, new_state
 
 
+def _ready(obs: model.Observation | None) -> dict[str, int]:
+    """Ready replicas per variant (none known: none)."""
+    return {} if obs is None else {v: o.ready_replicas for v, o in obs.variants.items()}
+
+
 def _quality(
     services: Sequence[model.ServiceSpec],
     demanded: Mapping[str, demand.ServiceDemand],
@@ -118,7 +143,7 @@ def _quality(
         if svc.quality_floor is None or d.unfloored is None:
             continue
         planned = allocation.replicas.get(svc.key, {})
-        mix = optimize.mix_quality(svc, planned, d.demand.capacity_rps)
+        mix = traffic.mix_quality(svc, planned, d.demand.capacity_rps)
         if mix is not None:
             quality[svc.key] = mix
         bare = optimize.optimize([d.unfloored], pools, cfg).replicas.get(svc.key, {})
@@ -336,7 +361,7 @@ def _within_tolerance(
     if sum(current.values()) < dem.min_total or sum(current.values()) > dem.max_total:
         return None
     if dem.service.quality_average and dem.service.quality_floor is not None:
-        quality = optimize.mix_quality(dem.service, current, dem.capacity_rps)
+        quality = traffic.mix_quality(dem.service, current, dem.capacity_rps)
         if quality is not None and quality < dem.service.quality_floor:
             return None  # under the floor (raised since): the optimiser's mix meets it
     return current
