@@ -53,6 +53,7 @@ write_env_file() {
 export KUBECONFIG=$1
 export INFSCALE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 export INFSCALE_PROMETHEUS_TARGETS_DIR=$PROM_DIR/targets
+export INFSCALE_GATEWAY_API_CRDS=$(tool_dir gateway "$GATEWAY_API_VERSION")/crds
 export PATH=$(tools_path):\$PATH
 ENV
   cat "$INFSCALE_STATE/env"

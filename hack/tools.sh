@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every pinned tool once into $INFSCALE_CACHE/tools/<name>-<version>/bin.
 # A tool whose directory carries a .complete stamp is reused; a warm run takes seconds.
-# Usage: hack/tools.sh [all|uv|kwok|etcd|helm|prometheus|kubernetes|adapter|karpenter]...
+# Usage: hack/tools.sh [all|uv|kwok|etcd|helm|prometheus|kubernetes|adapter|karpenter|gateway]...
 # "all" is what the cluster and the tests need, the real peer autoscalers included.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -127,6 +127,21 @@ build_karpenter() {
   mark_built karpenter "$KARPENTER_VERSION"
 }
 
+# Gateway API's standard CRDs (HTTPRoute and what it refers to), from its Go module: the
+# integration tests install them to check spec.routing's routes on the real API server.
+build_gateway() {
+  is_built gateway "$GATEWAY_API_VERSION" && return 0
+  local dir; dir="$(tool_dir gateway "$GATEWAY_API_VERSION")"
+  rm -rf "$dir"; mkdir -p "$dir/crds"
+  local module
+  module="$(cd "$dir" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$module/config/crd/standard" ]] || die "no CRDs in the gateway-api module ($module)"
+  cp "$module"/config/crd/standard/*.yaml "$dir/crds/"
+  chmod u+w "$dir"/crds/*.yaml
+  mark_built gateway "$GATEWAY_API_VERSION"
+}
+
 # Prometheus from Debian's package, unpacked into the cache: no system service is installed.
 build_prometheus() {
   is_built prometheus debian && return 0
@@ -149,7 +164,7 @@ build_prometheus() {
 
 main() {
   local targets=("$@")
-  [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]] && targets=(uv prometheus kwok etcd helm kubernetes adapter karpenter)
+  [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]] && targets=(uv prometheus kwok etcd helm kubernetes adapter karpenter gateway)
   command -v go >/dev/null || die "Go >= 1.26 is needed to build the tools (https://go.dev/dl)"
   local t total=$SECONDS
   # One builder at a time: a second caller (another test run, the demo) waits for the first
@@ -175,6 +190,7 @@ version_of() {
     uv) echo "$UV_VERSION" ;; kwok) echo "$KWOK_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;; adapter) echo "$PROMETHEUS_ADAPTER_VERSION" ;;
     karpenter) echo "$KARPENTER_VERSION" ;; kubernetes) echo "$KUBERNETES_VERSION" ;; prometheus) echo debian ;;
+    gateway) echo "$GATEWAY_API_VERSION" ;;
     *) die "unknown tool $1" ;;
   esac
 }

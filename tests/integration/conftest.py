@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 from tests.integration import crds as crd_files
@@ -121,6 +122,18 @@ def crds(api_client: client.ApiClient) -> None:
 
 
 @pytest.fixture(scope="session")
+def gateway_crds(api_client: client.ApiClient) -> None:
+    """Gateway API's standard CRDs (HTTPRoute), from the module hack/tools.sh pins."""
+    directory = Path(required_env("INFSCALE_GATEWAY_API_CRDS"))
+    documents = [
+        d for p in sorted(directory.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text())
+    ]
+    crd_files.install_bodies(
+        api_client, [d for d in documents if d and d["kind"] == "CustomResourceDefinition"]
+    )
+
+
+@pytest.fixture(scope="session")
 def custom(api_client: client.ApiClient, crds: None) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
 
@@ -138,3 +151,22 @@ def pools(
     ]
     with manifests.created_pools(custom, core, *bodies):
         yield names
+
+
+@pytest.fixture
+def small_gpu_node(core: client.CoreV1Api, pools: tuple[str, str]) -> Iterator[str]:
+    """One kwok node of the small pool, so the replicas there become Ready."""
+    pool = pools[1]
+    capacity = {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "4", "pods": "110"}
+    node = client.V1Node(
+        metadata=client.V1ObjectMeta(
+            name=f"node-{pool}",
+            labels={"infscale.dev/pool": pool},
+            annotations={"kwok.x-k8s.io/node": "fake"},
+        ),
+        spec=client.V1NodeSpec(taints=[client.V1Taint(key="nvidia.com/gpu", effect="NoSchedule")]),
+        status=client.V1NodeStatus(capacity=capacity, allocatable=capacity),
+    )
+    core.create_node(node)
+    yield f"node-{pool}"
+    core.delete_node(f"node-{pool}")

@@ -22,25 +22,6 @@ GROUP, VERSION = "infscale.dev", "v1alpha1"
 POOL_LABEL = "infscale.dev/pool"
 
 
-@pytest.fixture
-def small_gpu_node(core: client.CoreV1Api, pools: tuple[str, str]) -> Iterator[str]:
-    """One kwok node of the small pool, so the replicas there become Ready."""
-    pool = pools[1]
-    capacity = {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "4", "pods": "110"}
-    node = client.V1Node(
-        metadata=client.V1ObjectMeta(
-            name=f"node-{pool}",
-            labels={POOL_LABEL: pool},
-            annotations={"kwok.x-k8s.io/node": "fake"},
-        ),
-        spec=client.V1NodeSpec(taints=[client.V1Taint(key="nvidia.com/gpu", effect="NoSchedule")]),
-        status=client.V1NodeStatus(capacity=capacity, allocatable=capacity),
-    )
-    core.create_node(node)
-    yield f"node-{pool}"
-    core.delete_node(f"node-{pool}")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

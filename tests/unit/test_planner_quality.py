@@ -196,9 +196,7 @@ def test_the_plan_gives_routed_services_their_weights() -> None:
     routed = dataclasses.replace(assistant(0.95, average=True), routed=True)
     plain = dataclasses.replace(assistant(), name="plain")
     obs = {s.key: fx.observe(100.0) for s in (routed, plain)}
-    plan, _ = planner.plan(
-        [routed, plain], list(POOLS.values()), obs, model.PlannerState(), 0.0
-    )
+    plan, _ = planner.plan([routed, plain], list(POOLS.values()), obs, model.PlannerState(), 0.0)
     assert plain.key not in plan.weights
     # Nothing is Ready yet: the weights are where the capacity will be.
     weights = plan.weights[routed.key]

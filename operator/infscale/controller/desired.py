@@ -99,25 +99,16 @@ def deployment(
     replicas: int,
 ) -> Manifest:
     """The Deployment of one variant, owned by the InferenceService (deleted with it)."""
-    labels = {**MANAGED_BY, **selector_labels(service_name, variant.name)}
     body: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": deployment_name(service_name, variant.name),
-            "namespace": namespace,
-            "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": v1alpha1.API_VERSION,
-                    "kind": "InferenceService",
-                    "name": service_name,
-                    "uid": owner_uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
+        "metadata": _owned_metadata(
+            deployment_name(service_name, variant.name),
+            namespace,
+            service_name,
+            owner_uid,
+            variant.name,
+        ),
         "spec": {
             "selector": {"matchLabels": selector_labels(service_name, variant.name)},
             "template": pod_template(service, service_name, variant, pool),
@@ -126,6 +117,70 @@ def deployment(
     body["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(body)}
     body["spec"]["replicas"] = replicas
     return body
+
+
+def _owned_metadata(
+    name: str, namespace: str, service_name: str, owner_uid: str, variant: str | None = None
+) -> Manifest:
+    """Metadata of an object the InferenceService owns (deleted with it)."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**MANAGED_BY, **selector_labels(service_name, variant)},
+        "ownerReferences": [
+            {
+                "apiVersion": v1alpha1.API_VERSION,
+                "kind": "InferenceService",
+                "name": service_name,
+                "uid": owner_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def variant_service(
+    *, routing: v1alpha1.Routing, service_name: str, namespace: str, owner_uid: str, variant: str
+) -> Manifest:
+    """The Service of one variant's pods (<service>-<variant>): an HTTPRoute backend."""
+    port = routing.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _owned_metadata(
+            deployment_name(service_name, variant), namespace, service_name, owner_uid, variant
+        ),
+        "spec": {
+            "selector": selector_labels(service_name, variant),
+            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+
+
+def http_route(
+    *,
+    routing: v1alpha1.Routing,
+    service_name: str,
+    namespace: str,
+    owner_uid: str,
+    weights: Mapping[str, int],
+) -> Manifest:
+    """The HTTPRoute <service>: every variant's Service a backend, weighted as the plan says."""
+    route = routing.http_route.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
+    backends = [
+        {"name": deployment_name(service_name, variant), "port": routing.port, "weight": weight}
+        for variant, weight in weights.items()
+    ]
+    return {
+        "apiVersion": GATEWAY_API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": _owned_metadata(service_name, namespace, service_name, owner_uid),
+        "spec": {**route, "rules": [{"backendRefs": backends}]},
+    }
 
 
 def spec_hash(body: Manifest) -> str:

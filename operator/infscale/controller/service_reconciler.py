@@ -15,9 +15,10 @@ from typing import Any
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired, service_status, service_view
 from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
-from infscale.domain import pricing
+from infscale.domain import pricing, traffic
 from infscale.labels import SPEC_HASH_ANNOTATION
 from infscale.ports import errors, reporting, workloads
+from infscale.ports.workloads import RouteWriter
 
 LOG = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Ports:
     workloads: workloads.WorkloadScaler
     status: reporting.StatusWriter
     events: reporting.EventRecorder
+    routes: RouteWriter | None = None
+    """Services and HTTPRoutes of services with spec.routing; None: no weighted routing."""
 
 
 def baseline_replicas(
@@ -104,6 +107,10 @@ def reconcile(
     plan, recommended, plan_reason = _plan(view, pools, decision)
     applied, rejected = _apply_variants(view, pools, plan, plan_reason, ports, outcome)
     _delete_removed_variants(view, ports, outcome)
+    weights = None
+    if view.spec.routing is not None:
+        weights = _route_weights(view, decision.weights if decision else None, applied)
+    rejected += _apply_routing(view, weights, ports, outcome)
     unschedulable = _unschedulable_message(view.spec, pools, view.stuck, grace_s)
     missing_pools = sorted({v.node_pool for v in view.spec.variants if v.node_pool not in pools})
     status = service_status.service_status(
@@ -120,7 +127,7 @@ def reconcile(
         now=now,
         quality=decision.quality if decision else None,
         floor_usd_per_hour=decision.floor_usd_per_hour if decision else None,
-        weights=decision.weights if decision else None,
+        weights=weights,
     )
     previous_conditions = (view.body.get("status") or {}).get("conditions") or []
     if not _had_condition(previous_conditions, "CapacityAvailable", "False"):
@@ -222,6 +229,74 @@ def _apply_variants(
     return applied_replicas, rejected
 
 
+def _route_weights(
+    view: service_view.ServiceView, weights: Mapping[str, int] | None, plan: Mapping[str, int]
+) -> dict[str, int]:
+    """The planner's weights for every variant; without them (no metrics source, or the planner
+    held), the same rule over the replicas applied, at the spec's capacities."""
+    spec = view.spec
+    if weights:
+        return {v.name: int(weights.get(v.name, 0)) for v in spec.variants}
+    ready = {d.variant: d.ready_replicas for d in view.owned}
+    service = convert.service_spec(view.namespace, view.name, spec, sum(plan.values()))
+    capacity = {v.name: v.capacity_rps for v in service.variants}
+    barred = {v.name: 0.0 for v in service.variants if service.below_floor(v)}
+    if not service.quality_average:
+        capacity.update(barred)
+    return traffic.weights(service, plan, ready, capacity)
+
+
+def _apply_routing(
+    view: service_view.ServiceView,
+    weights: Mapping[str, int] | None,
+    ports: Ports,
+    outcome: Outcome,
+) -> list[str]:
+    """With spec.routing, one Service per variant and the HTTPRoute weighted as the plan says;
+    returns the API server's rejections (reported like a rejected Deployment)."""
+    spec, routing = view.spec, view.spec.routing
+    if ports.routes is None:
+        return []
+    if routing is None:
+        # Routing just turned off (the last status has route weights): remove what it made.
+        old_variants = (view.body.get("status") or {}).get("variants") or []
+        if any("weight" in v for v in old_variants):
+            ports.routes.delete("HTTPRoute", view.namespace, view.name)
+            for v in old_variants:
+                ports.routes.delete("Service", view.namespace, f"{view.name}-{v.get('name')}")
+        return []
+    owner = view.body["metadata"]["uid"]
+    manifests = [
+        desired.variant_service(
+            routing=routing,
+            service_name=view.name,
+            namespace=view.namespace,
+            owner_uid=owner,
+            variant=v.name,
+        )
+        for v in spec.variants
+    ]
+    manifests.append(
+        desired.http_route(
+            routing=routing,
+            service_name=view.name,
+            namespace=view.namespace,
+            owner_uid=owner,
+            weights=weights or {},
+        )
+    )
+    rejected = []
+    for manifest in manifests:
+        try:
+            ports.routes.apply(manifest)
+        except errors.ClusterError as error:
+            rejected.append(str(error))
+            previous = (view.body.get("status") or {}).get("conditions") or []
+            if str(error) not in {c.get("message") for c in previous}:
+                _event(ports, view.body, "Warning", "RouteRejected", str(error), outcome)
+    return rejected
+
+
 def _delete_removed_variants(
     view: service_view.ServiceView, ports: Ports, outcome: Outcome
 ) -> None:
@@ -230,6 +305,8 @@ def _delete_removed_variants(
     for deployment in view.owned:
         if deployment.variant not in wanted_variants:
             ports.workloads.delete_deployment(view.namespace, deployment.name)
+            if view.spec.routing is not None and ports.routes is not None:
+                ports.routes.delete("Service", view.namespace, deployment.name)
             outcome.deleted.append(deployment.name)
             _event(
                 ports, view.body, "Normal", "VariantRemoved",

@@ -20,6 +20,7 @@ from infscale.adapters import (
 )
 from infscale.adapters import deployments as deployments_adapter
 from infscale.adapters import reporting as reporting_adapter
+from infscale.adapters import routes as routes_adapter
 from infscale.controller import decide, leader, pool_reconciler, service_reconciler
 from infscale.controller.settings import OperatorSettings
 from infscale.ports import metrics, nodepools
@@ -80,7 +81,10 @@ def adapters(settings: OperatorSettings, api_client: client.ApiClient) -> Adapte
     return Adapters(
         deployments=workloads,
         service_ports=service_reconciler.Ports(
-            workloads=workloads, status=reporter, events=reporter
+            workloads=workloads,
+            status=reporter,
+            events=reporter,
+            routes=routes_adapter.KubernetesRoutes(api_client),
         ),
         nodes=nodes,
         pool_ports=pool_reconciler.PoolPorts(

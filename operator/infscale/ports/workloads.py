@@ -22,3 +22,20 @@ class WorkloadScaler(Protocol):
         Raises `infscale.ports.errors.ClusterError` on any other failure.
         """
         ...
+
+
+class RouteWriter(Protocol):
+    """Creates, updates and removes the objects that route requests to the variants: one
+    Service per variant and the service's Gateway API HTTPRoute."""
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        """Make the Service or HTTPRoute match `manifest` (server-side apply as `infscale`);
+        a manifest equal to the last one applied is not sent again.
+
+        Raises `infscale.ports.errors.ClusterError` when the API server refuses or is unreachable.
+        """
+        ...
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete the Service or HTTPRoute; one that is already gone is not an error."""
+        ...

@@ -1,0 +1,81 @@
+"""RouteWriter backend: per-variant Services and the Gateway API HTTPRoute, by server-side apply.
+
+The last manifest applied to each object is remembered, so a steady cycle writes nothing (after a
+restart each object is applied once more, which changes nothing on the server).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+
+from infscale.adapters.deployments import FIELD_MANAGER
+from infscale.ports import errors
+
+GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
+APPLY = "application/apply-patch+yaml"
+
+
+class KubernetesRoutes:
+    """Applies Services (core/v1) and HTTPRoutes (gateway.networking.k8s.io/v1)."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._applied: dict[tuple[str, str, str], str] = {}
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        kind, metadata = manifest["kind"], manifest["metadata"]
+        key = (kind, metadata["namespace"], metadata["name"])
+        text = json.dumps(manifest, sort_keys=True)
+        if self._applied.get(key) == text:
+            return
+        try:
+            if kind == "Service":
+                self._core.patch_namespaced_service(
+                    key[2],
+                    key[1],
+                    manifest,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY,
+                )
+            else:
+                self._custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    key[1],
+                    PLURAL,
+                    key[2],
+                    manifest,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY,
+                )
+        except client.ApiException as error:
+            raise errors.ClusterError(
+                f"applying {kind} {key[1]}/{key[2]}: "
+                + errors.api_message(error.body, f"{error.status} {error.reason}"),
+                status=error.status,
+            ) from error
+        self._applied[key] = text
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self._applied.pop((kind, namespace, name), None)
+        try:
+            if kind == "Service":
+                self._core.delete_namespaced_service(name, namespace)
+            else:
+                self._custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name
+                )
+        except client.ApiException as error:
+            if error.status == 404:
+                return
+            raise errors.ClusterError(
+                f"deleting {kind} {namespace}/{name}: "
+                + errors.api_message(error.body, f"{error.status} {error.reason}"),
+                status=error.status,
+            ) from error

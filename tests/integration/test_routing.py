@@ -1,0 +1,117 @@
+"""spec.routing on the real API server: one Service per variant and an HTTPRoute (Gateway API's
+own CRD) whose backend weights follow the plan, owned by the InferenceService, written only when
+they change, and removed when routing is turned off."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration import waiting
+from tests.integration.manifests import Cluster, service_manifest
+from tests.integration.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
+
+
+@pytest.fixture
+def operator(
+    tmp_path: Path, crds: None, gateway_crds: None, namespace: str, pools: tuple[str, str]
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(tmp_path / "operator.log", 1.0, namespaces=[namespace], pools=pools)
+    process.start()
+    yield process
+    process.stop()
+    print(process.log()[-5000:])
+
+
+def route(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    try:
+        found = cluster.custom.get_namespaced_custom_object(
+            *ROUTE[:2], cluster.namespace, ROUTE[2], name
+        )
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    assert isinstance(found, dict)
+    return found
+
+
+def weights(cluster: Cluster, name: str) -> dict[str, int] | None:
+    found = route(cluster, name)
+    if found is None:
+        return None
+    return {b["name"]: b["weight"] for b in found["spec"]["rules"][0]["backendRefs"]}
+
+
+def test_a_routed_service_gets_a_weighted_route_that_follows_its_replicas(
+    api_client: client.ApiClient,
+    namespace: str,
+    pools: tuple[str, str],
+    small_gpu_node: str,
+    operator: OperatorProcess,
+) -> None:
+    cluster = Cluster(api_client, namespace)
+    body = service_manifest("chat", *pools)
+    body["spec"]["routing"] = {
+        "httpRoute": {"parentRefs": [{"name": "inference-gateway", "namespace": "gateways"}]},
+        "port": 8000,
+    }
+    cluster.create_service(body)
+
+    # The one replica (replicas.min, on the cheaper variant per rps) takes all the traffic.
+    waiting.until(
+        lambda: weights(cluster, "chat") == {"chat-big": 0, "chat-small": 100},
+        timeout_s=30,
+        what="an HTTPRoute with all the weight on chat-small",
+    )
+    found = route(cluster, "chat")
+    assert found is not None
+    [parent] = found["spec"]["parentRefs"]  # the API server adds the defaults (group, kind)
+    assert (parent["name"], parent["namespace"], parent["kind"]) == (
+        "inference-gateway",
+        "gateways",
+        "Gateway",
+    )
+    assert {b["port"] for b in found["spec"]["rules"][0]["backendRefs"]} == {8000}
+    for name in ("chat-big", "chat-small"):
+        svc = cluster.core.read_namespaced_service(name, namespace)
+        assert svc.spec.selector == {
+            "infscale.dev/service": "chat",
+            "infscale.dev/variant": name.removeprefix("chat-"),
+        }
+        assert svc.spec.ports[0].port == 8000
+        assert svc.metadata.owner_references[0].name == "chat"
+    assert found["metadata"]["ownerReferences"][0]["kind"] == "InferenceService"
+    waiting.until(
+        lambda: (
+            [v.get("weight") for v in cluster.service("chat")["status"]["variants"]] == [0, 100]
+        ),
+        timeout_s=30,
+        what="the weights in status",
+    )
+
+    # Steady: the route is not rewritten.
+    before = found["metadata"]["resourceVersion"]
+    time.sleep(4)
+    after = route(cluster, "chat")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before
+
+    # Routing off: the route and the Services go.
+    cluster.patch_service("chat", {"spec": {"routing": None}})  # a merge patch: removed
+    waiting.until(lambda: route(cluster, "chat") is None, timeout_s=30, what="the route deleted")
+
+    def services_gone() -> bool:
+        names = {s.metadata.name for s in cluster.core.list_namespaced_service(namespace).items}
+        return not names & {"chat-big", "chat-small"}
+
+    waiting.until(services_gone, timeout_s=30, what="the variants' Services deleted")
