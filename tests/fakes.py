@@ -15,6 +15,7 @@ class FakeCluster:
     statuses: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     calls: list[str] = dataclasses.field(default_factory=list)
+    routes: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def apply_deployment(self, manifest: dict[str, Any]) -> None:
         metadata = manifest["metadata"]
@@ -37,3 +38,13 @@ class FakeCluster:
     def record(self, involved: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         self.events.append((event_type, reason, message))
         self.calls.append(f"event {reason}")
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        """RouteWriter: a Service or an HTTPRoute."""
+        metadata = manifest["metadata"]
+        self.routes[(manifest["kind"], metadata["name"])] = copy.deepcopy(manifest)
+        self.calls.append(f"apply {manifest['kind']} {metadata['name']}")
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self.routes.pop((kind, name), None)
+        self.calls.append(f"delete {kind} {name}")

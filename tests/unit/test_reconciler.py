@@ -298,3 +298,44 @@ def test_rates_are_rewritten_only_beyond_their_counting_noise() -> None:
     busy = {"observedRps": 100.0}
     assert settled(busy, observedRps=110.0) == busy
     assert settled(busy, observedRps=140.0) == {"observedRps": 140.0}
+
+
+def test_a_routed_service_gets_weighted_backends_and_an_event_when_the_weights_move() -> None:
+    cluster = fakes.FakeCluster()
+    body = chat()
+    body["spec"]["routing"] = {"httpRoute": {"parentRefs": [{"name": "gw"}]}}
+    ports = service_reconciler.Ports(
+        workloads=cluster, status=cluster, events=cluster, routes=cluster
+    )
+
+    def reconcile(body: dict[str, Any], weights: dict[str, int]) -> None:
+        decision = decisions.ServiceDecision(
+            replicas={"h100": 1, "l4": 2},
+            reason="the planner's why",
+            recommended={},
+            weights=weights,
+        )
+        with_status = {**body, "status": cluster.statuses.get(("team-a", "chat"))}
+        service_reconciler.reconcile_service(
+            with_status, pools(), owned_from(cluster), ports, NOW, decision
+        )
+
+    def backends() -> dict[str, int]:
+        route = cluster.routes[("HTTPRoute", "chat")]
+        return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+
+    reconcile(body, {"h100": 0, "l4": 100})
+    assert backends() == {"chat-h100": 0, "chat-l4": 100}
+    assert {("Service", "chat-h100"), ("Service", "chat-l4")} <= set(cluster.routes)
+    assert "Rerouted" not in [reason for _, reason, _ in cluster.events]
+    statuses = cluster.statuses[("team-a", "chat")]["variants"]
+    assert [v["weight"] for v in statuses] == [0, 100]
+
+    reconcile(body, {"h100": 60, "l4": 40})
+    assert backends() == {"chat-h100": 60, "chat-l4": 40}
+    [message] = [m for _, reason, m in cluster.events if reason == "Rerouted"]
+    assert message == "route weights: h100 0 -> 60 %, l4 100 -> 40 % (the planner's why)"
+
+    del body["spec"]["routing"]
+    reconcile(body, {"h100": 60, "l4": 40})
+    assert not cluster.routes

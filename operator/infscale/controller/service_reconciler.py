@@ -110,7 +110,7 @@ def reconcile(
     weights = None
     if view.spec.routing is not None:
         weights = _route_weights(view, decision.weights if decision else None, applied)
-    rejected += _apply_routing(view, weights, ports, outcome)
+    rejected += _apply_routing(view, weights, plan_reason, ports, outcome)
     unschedulable = _unschedulable_message(view.spec, pools, view.stuck, grace_s)
     missing_pools = sorted({v.node_pool for v in view.spec.variants if v.node_pool not in pools})
     status = service_status.service_status(
@@ -249,11 +249,13 @@ def _route_weights(
 def _apply_routing(
     view: service_view.ServiceView,
     weights: Mapping[str, int] | None,
+    reason: str,
     ports: Ports,
     outcome: Outcome,
 ) -> list[str]:
-    """With spec.routing, one Service per variant and the HTTPRoute weighted as the plan says;
-    returns the API server's rejections (reported like a rejected Deployment)."""
+    """With spec.routing, one Service per variant and the HTTPRoute weighted as the plan says
+    (a change of weight is an Event, with the decision's reason); returns the API server's
+    rejections (reported like a rejected Deployment)."""
     spec, routing = view.spec, view.spec.routing
     if ports.routes is None:
         return []
@@ -285,6 +287,20 @@ def _apply_routing(
             weights=weights or {},
         )
     )
+    old_weights = {
+        v.get("name"): v["weight"]
+        for v in (view.body.get("status") or {}).get("variants") or []
+        if "weight" in v
+    }
+    if old_weights and weights and old_weights != dict(weights):
+        moves = ", ".join(
+            f"{name} {old_weights.get(name, 0)} -> {w} %"
+            for name, w in weights.items()
+            if old_weights.get(name, 0) != w
+        )
+        _event(
+            ports, view.body, "Normal", "Rerouted", f"route weights: {moves} ({reason})", outcome
+        )
     rejected = []
     for manifest in manifests:
         try:
