@@ -170,3 +170,19 @@ def small_gpu_node(core: client.CoreV1Api, pools: tuple[str, str]) -> Iterator[s
     core.create_node(node)
     yield f"node-{pool}"
     core.delete_node(f"node-{pool}")
+
+
+@pytest.fixture
+def operator(
+    tmp_path: Path, crds: None, namespace: str, pools: tuple[str, str]
+) -> Iterator[operator_process.OperatorProcess]:
+    port = operator_process.free_port()
+    process = operator_process.OperatorProcess(
+        tmp_path / "operator.log", 1.0, "--metrics-address", f"127.0.0.1:{port}",
+        namespaces=[namespace], pools=pools,
+    )  # fmt: skip
+    process.metrics_url = f"http://127.0.0.1:{port}/metrics"
+    process.start()
+    yield process
+    process.stop()
+    print(process.log()[-5000:])

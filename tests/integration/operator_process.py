@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -102,3 +103,10 @@ def stop_emulator(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None:
         process.terminate()
         process.wait(timeout=15)
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

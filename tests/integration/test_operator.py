@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +18,6 @@ pytestmark = pytest.mark.integration
 
 GROUP, VERSION = "infscale.dev", "v1alpha1"
 POOL_LABEL = "infscale.dev/pool"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def operator(
-    tmp_path: Path, crds: None, namespace: str, pools: tuple[str, str]
-) -> Iterator[OperatorProcess]:
-    port = free_port()
-    process = OperatorProcess(
-        tmp_path / "operator.log", 1.0, "--metrics-address", f"127.0.0.1:{port}",
-        namespaces=[namespace], pools=pools,
-    )  # fmt: skip
-    process.metrics_url = f"http://127.0.0.1:{port}/metrics"
-    process.start()
-    yield process
-    process.stop()
-    print(process.log()[-5000:])
 
 
 def test_service_lifecycle(

@@ -5,8 +5,6 @@ they change, and removed when routing is turned off."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,17 +17,6 @@ from tests.integration.operator_process import OperatorProcess
 pytestmark = pytest.mark.integration
 
 ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
-
-
-@pytest.fixture
-def operator(
-    tmp_path: Path, crds: None, gateway_crds: None, namespace: str, pools: tuple[str, str]
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(tmp_path / "operator.log", 1.0, namespaces=[namespace], pools=pools)
-    process.start()
-    yield process
-    process.stop()
-    print(process.log()[-5000:])
 
 
 def route(cluster: Cluster, name: str) -> dict[str, Any] | None:
@@ -57,6 +44,7 @@ def test_a_routed_service_gets_a_weighted_route_that_follows_its_replicas(
     namespace: str,
     pools: tuple[str, str],
     small_gpu_node: str,
+    gateway_crds: None,
     operator: OperatorProcess,
 ) -> None:
     cluster = Cluster(api_client, namespace)

@@ -12,8 +12,7 @@ from kubernetes import client
 
 from tests.integration import manifests, waiting
 from tests.integration.conftest import _default_service_account
-from tests.integration.operator_process import OperatorProcess
-from tests.integration.test_operator import free_port
+from tests.integration.operator_process import OperatorProcess, free_port
 
 pytestmark = pytest.mark.integration
 
