@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from infscale.sim import engine, policies, queueing, scenario, traces
+from infscale.sim import engine, policies, queueing, scenario, servers, traces
 
 FUNCTIONS_DAY = (
     pathlib.Path(__file__).resolve().parents[1]
@@ -94,3 +94,38 @@ def test_readers_on_each_public_format(tmp_path: pathlib.Path) -> None:
     func = traces.read_azure_functions(FUNCTIONS_DAY, mean_rps=2.0, minutes=30)
     assert func.duration_s == 1800
     assert func.arrivals_s.size / func.duration_s == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_weighted_route_splits_requests_by_its_weights_and_holds_a_variant_without_replicas() -> (
+    None
+):
+    fast = servers.Perf(slots=8, service_s=0.05, cv=0.5)
+    route = servers.WeightedQueues(["a", "b"], seed=3)
+    route.set_replicas({"a-0": ("a", fast), "b-0": ("b", fast)})
+    route.weights = {"a": 75, "b": 25}
+    done = []
+    for i in range(4000):
+        done += route.arrive(i * 0.01)
+    done += route.advance(100.0)
+    share_a = sum(c.variant == "a" for c in done) / len(done)
+    assert len(done) == 4000
+    assert share_a == pytest.approx(0.75, abs=0.03)
+    # Weight on a variant with no Ready replica: its requests wait (a shared queue would have
+    # sent them to the other variant's free slots).
+    route.set_replicas({"a-0": ("a", fast)})
+    route.weights = {"a": 50, "b": 50}
+    for i in range(200):
+        route.arrive(200.0 + i * 0.01)
+    route.advance(300.0)
+    assert route.waiting > 50
+    route.set_replicas({"a-0": ("a", fast), "b-1": ("b", fast)})
+    assert len(route.advance(400.0)) > 50
+    assert route.waiting == 0
+    # No weights yet: by Ready throughput.
+    route.weights = {}
+    route.set_replicas({"a-0": ("a", fast), "b-2": ("b", servers.Perf(24, 0.05, 0.5))})
+    later = []
+    for i in range(4000):
+        later += route.arrive(500.0 + i * 0.01)
+    later += route.advance(600.0)
+    assert sum(c.variant == "b" for c in later) / len(later) == pytest.approx(0.75, abs=0.03)

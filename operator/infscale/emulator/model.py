@@ -76,10 +76,16 @@ class EmulatedService:
         variant_order: list[str],
         seed: int,
         threshold_s: float = math.inf,
+        weighted: bool = False,
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self.queue = servers.ReplicaQueue(variant_order, seed=seed)
+        self.queue: servers.ReplicaQueue | servers.WeightedQueues = (
+            servers.WeightedQueues(variant_order, seed=seed)
+            if weighted
+            else servers.ReplicaQueue(variant_order, seed=seed)
+        )
+        """One queue in front of every replica, or a weighted route to a queue per variant."""
         self.pods: dict[str, PodCounters] = {}
         self.truth: collections.deque[servers.Completion] = collections.deque()
         self._perf: dict[str, servers.Perf] = {}
@@ -103,6 +109,11 @@ class EmulatedService:
         for pod in list(self.pods):
             if pod not in ready and self.queue.busy(pod) == 0:
                 del self.pods[pod]
+
+    def route(self, weights: Mapping[str, float]) -> None:
+        """The weighted route's weights, by variant (ignored without a weighted route)."""
+        if isinstance(self.queue, servers.WeightedQueues):
+            self.queue.weights = dict(weights)
 
     def arrive(self, at_s: float) -> None:
         self.arrived += 1

@@ -171,7 +171,12 @@ class ServiceState:
         meta = body["metadata"]
         variants = [v.name for v in self.spec.variants]
         self.model = model.EmulatedService(
-            meta["namespace"], meta["name"], variants, seed, self.spec.slo.threshold_seconds
+            meta["namespace"],
+            meta["name"],
+            variants,
+            seed,
+            self.spec.slo.threshold_seconds,
+            weighted=self.spec.routing is not None,
         )
         self.next_arrival = 0
 
@@ -242,6 +247,9 @@ class Emulator:
                     if perf is not None:
                         wanted[pod_name] = (variant, perf)
                 state.model.set_pods(wanted)
+                # The route's weights as the operator wrote them (its HTTPRoute has the same).
+                variants = (body.get("status") or {}).get("variants") or []
+                state.model.route({v["name"]: float(v.get("weight", 0)) for v in variants})
             for key in set(self.services) - seen:
                 del self.services[key]
 

@@ -6,7 +6,8 @@ service time (mean ``service_s``, coefficient of variation ``cv``) times the req
 (1 unless the trace gives sizes: long prompts and outputs take longer). Free slots are filled in the
 order of the service's variants, least busy replica first. A request's latency is its wait in the
 queue plus its service time. The trace simulator (``infscale.sim.engine``) models replicas the
-same way.
+same way. Behind a weighted route (:class:`WeightedQueues`) each variant has a queue of its own
+and the route's weights split the requests between them.
 """
 
 from __future__ import annotations
@@ -154,3 +155,52 @@ class ReplicaQueue:
                 heapq.heappush(self._events, (done_s, self._seq, replica.name, arrival_s, now_s))
             if not self.queue:
                 return
+
+
+class WeightedQueues:
+    """A weighted route in front of the variants (a Gateway API HTTPRoute): each request goes to
+    one variant, drawn in proportion to ``weights``, and waits in that variant's own queue (one
+    :class:`ReplicaQueue` each); a variant drawn with no Ready replica holds the request until
+    one is. Without positive weights, requests split by the variants' Ready slots per second.
+    Same interface as :class:`ReplicaQueue`."""
+
+    def __init__(self, variant_order: list[str], seed: int = 0) -> None:
+        self.variant_order = variant_order
+        self.rng = np.random.default_rng(seed)
+        self.queues = {v: ReplicaQueue([v], seed=seed + 1 + i) for i, v in enumerate(variant_order)}
+        self.weights: dict[str, float] = {}
+        self._variant_of: dict[str, str] = {}
+
+    @property
+    def waiting(self) -> int:
+        return sum(q.waiting for q in self.queues.values())
+
+    def busy(self, replica: str) -> int:
+        variant = self._variant_of.get(replica)
+        return self.queues[variant].busy(replica) if variant in self.queues else 0
+
+    def set_replicas(self, wanted: dict[str, tuple[str, Perf]]) -> None:
+        for variant, queue in self.queues.items():
+            queue.set_replicas({n: vp for n, vp in wanted.items() if vp[0] == variant})
+        self._variant_of.update({name: variant for name, (variant, _) in wanted.items()})
+
+    def arrive(self, at_s: float, size: float = 1.0) -> list[Completion]:
+        done = self.advance(at_s)
+        self.queues[self._draw()].arrive(at_s, size)
+        return done
+
+    def advance(self, to_s: float) -> list[Completion]:
+        finished = [c for q in self.queues.values() for c in q.advance(to_s)]
+        return sorted(finished, key=lambda c: c.done_s)
+
+    def _draw(self) -> str:
+        shares = [max(self.weights.get(v, 0.0), 0.0) for v in self.variant_order]
+        if sum(shares) <= 0:
+            shares = [
+                sum(r.perf.slots / r.perf.service_s for r in q.replicas.values() if not r.removed)
+                for q in self.queues.values()
+            ]
+        total = sum(shares)
+        if total <= 0:
+            return self.variant_order[0]
+        return self.variant_order[int(self.rng.choice(len(shares), p=np.array(shares) / total))]
