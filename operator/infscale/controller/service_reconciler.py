@@ -246,6 +246,12 @@ def _route_weights(
     return traffic.weights(service, plan, ready, capacity)
 
 
+_MODE = {
+    v1alpha1.QualityMode.PER_REQUEST: "per request",
+    v1alpha1.QualityMode.AVERAGE: "on average",
+}
+
+
 def _apply_routing(
     view: service_view.ServiceView,
     weights: Mapping[str, int] | None,
@@ -298,9 +304,10 @@ def _apply_routing(
             for name, w in weights.items()
             if old_weights.get(name, 0) != w
         )
-        _event(
-            ports, view.body, "Normal", "Rerouted", f"route weights: {moves} ({reason})", outcome
-        )
+        floor = spec.quality
+        why = "" if floor is None else f"; quality floor {floor.floor:g} {_MODE[floor.mode]}"
+        message = f"route weights: {moves}{why} ({reason})"
+        _event(ports, view.body, "Normal", "Rerouted", message, outcome)
     rejected = []
     for manifest in manifests:
         try:
