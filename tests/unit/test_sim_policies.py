@@ -172,3 +172,44 @@ def test_rates_are_read_over_the_simulators_window(window_s: float, served_at_15
     assert watcher.rates[60.0] == pytest.approx(5.0, rel=0.1)
     # A window longer than the latency's 60 s still counts all of its completions.
     assert watcher.rates[90.0] == pytest.approx(5.0, rel=0.1)
+
+
+def _routed_scenario(routing: str) -> scenario.Scenario:
+    """A full model and a small one (a third of the price per rps, quality 0.8) on one CPU pool,
+    under an average floor of 0.9."""
+    variant = {"pool": "cpu", "capacity_rps": 5.0, "startup_s": 30}
+    return scenario.Scenario.model_validate(
+        {
+            "name": "routed",
+            "slo": {"latency_s": 1.0, "percentile": 95},
+            "pools": [{"name": "cpu", "node": {"cpu": 6}, "usd_per_hour": 1.0, "max_nodes": 20,
+                       "provisioning_s": 60}],
+            "variants": [
+                {**variant, "name": "full", "resources": {"cpu": 3}, "quality": 1.0,
+                 "perf": {"slots": 2, "service_s": 0.25}},
+                {**variant, "name": "small", "resources": {"cpu": 1}, "quality": 0.8,
+                 "perf": {"slots": 2, "service_s": 0.25}},
+            ],
+            "service": {"quality_floor": 0.9, "quality_average": True, "routing": routing},
+        }
+    )  # fmt: skip
+
+
+def test_a_weighted_route_in_the_simulator_serves_the_planned_mix_at_the_floor() -> None:
+    trace = traces.poisson(20.0, 900.0, seed=2)
+    served = {}
+    for routing in ("weighted", "shared"):
+        scen = _routed_scenario(routing)
+        policy = policies.Infscale(scen.domain_service(), scen.domain_pools())
+        start = {"full": 3, "small": 2}
+        policy.seed_state(start, {"cpu": 2})
+        sim = engine.Simulator(trace, scen, policy, initial=start, initial_nodes={"cpu": 2})
+        result = sim.run()
+        served[routing] = result.served
+        assert result.slo_attainment >= 0.95
+    weighted = served["weighted"]
+    quality = (weighted["full"] * 1.0 + weighted.get("small", 0) * 0.8) / sum(weighted.values())
+    assert weighted.get("small", 0) > 0  # the cheaper model takes its share
+    assert quality >= 0.9 - 0.01  # and the route holds the floor (a sampled split)
+    # One queue in front of both serves by free slots, not by the plan's split.
+    assert served["shared"] != weighted

@@ -90,6 +90,7 @@ class Decision:
 
     replicas: Mapping[str, int]
     nodes: Mapping[str, int] | None = None
+    weights: Mapping[str, int] | None = None  # a weighted route's split (routed scenarios)
 
 
 class Policy(Protocol):
@@ -118,6 +119,7 @@ class Result:
     capacity_rps: np.ndarray
     usd_per_hour: np.ndarray
     decision_s: float  # mean wall time per policy decision is filled by the caller
+    served: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests per variant
 
 
 NodeManager = Callable[["Simulator", float], None]
@@ -159,8 +161,13 @@ class Simulator:
         self.scale_events = 0
         self.concurrency: list[float] = []
         self.arrived = 0
+        self.served: dict[str, int] = {}  # completed requests per variant
         variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
-        self.rq = servers.ReplicaQueue(variant_order, seed=seed)
+        self.rq: servers.ReplicaQueue | servers.WeightedQueues = (
+            servers.WeightedQueues(variant_order, seed=seed)
+            if self.service.routed
+            else servers.ReplicaQueue(variant_order, seed=seed)
+        )
         self.server_perf = {
             name: servers.Perf(p.slots, p.service_s, p.cv) for name, p in self.perf.items()
         }
@@ -292,6 +299,7 @@ class Simulator:
             latency = item.done_s - item.arrival_s
             self.latencies_s.append(latency)
             self.completions.append((item.done_s, latency, item.variant))
+            self.served[item.variant] = self.served.get(item.variant, 0) + 1
 
     def _sync(self, now_s: float) -> None:
         """Advance the queue to ``now_s``, hand it the Ready replicas, free drained pods."""
@@ -401,6 +409,8 @@ class Simulator:
                 if decision.nodes is not None:
                     for pool, count in decision.nodes.items():
                         self.set_nodes(pool, int(count), now_s)
+                if decision.weights is not None and isinstance(self.rq, servers.WeightedQueues):
+                    self.rq.weights = {v: float(w) for v, w in decision.weights.items()}
                 self._place(now_s)
                 self._sync(now_s)
                 next_tick += self.policy.tick_s
@@ -434,4 +444,5 @@ class Simulator:
             capacity_rps=arr[:, 2],
             usd_per_hour=arr[:, 3],
             decision_s=0.0,
+            served=dict(self.served),
         )

@@ -78,7 +78,8 @@ class Infscale:
         replicas = {
             v.name: plan.replicas[self.service.key].get(v.name, 0) for v in self.service.variants
         }
-        return engine.Decision(replicas, dict(plan.nodes))
+        weights = plan.weights.get(self.service.key)
+        return engine.Decision(replicas, dict(plan.nodes), weights)
 
     def seed_state(self, replicas: Mapping[str, int], nodes: Mapping[str, int]) -> None:
         """Start from the same warm allocation as the other policies, adopted as the operator

@@ -8,6 +8,7 @@ coefficient of variation), which the policies never see.
 from __future__ import annotations
 
 import pathlib
+from typing import Literal
 
 import pydantic
 import yaml
@@ -52,6 +53,7 @@ class _Variant(pydantic.BaseModel):
     capacity_rps: float
     startup_s: float = 60.0
     perf: Perf = Perf()
+    quality: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
 
 
 class _Service(pydantic.BaseModel):
@@ -60,6 +62,11 @@ class _Service(pydantic.BaseModel):
     scale_down_stabilization_s: float = 300.0
     scale_down_max_step: int = 0
     idle_timeout_s: float = 600.0
+    quality_floor: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
+    quality_average: bool = False  # the floor holds on average over the traffic
+    routing: Literal["shared", "weighted"] = "shared"
+    """``shared``: one queue in front of every replica; ``weighted``: a route that splits the
+    requests over a queue per variant by the policy's weights (a Gateway API HTTPRoute)."""
 
 
 class _Slo(pydantic.BaseModel):
@@ -107,7 +114,9 @@ class Scenario(pydantic.BaseModel):
     def domain_service(self, only_variant: str | None = None) -> model.ServiceSpec:
         """The service as the planner sees it, optionally restricted to one variant."""
         variants = tuple(
-            model.VariantSpec(v.name, v.pool, v.resources.domain(), v.capacity_rps, v.startup_s)
+            model.VariantSpec(
+                v.name, v.pool, v.resources.domain(), v.capacity_rps, v.startup_s, v.quality
+            )
             for v in self.variants
             if only_variant is None or v.name == only_variant
         )
@@ -122,6 +131,9 @@ class Scenario(pydantic.BaseModel):
             scale_down_stabilization_s=self.service.scale_down_stabilization_s,
             scale_down_max_step=self.service.scale_down_max_step,
             idle_timeout_s=self.service.idle_timeout_s,
+            quality_floor=self.service.quality_floor,
+            quality_average=self.service.quality_average,
+            routed=self.service.routing == "weighted",
         )
 
     def perf(self) -> dict[str, Perf]:
