@@ -213,3 +213,21 @@ def test_a_weighted_route_in_the_simulator_serves_the_planned_mix_at_the_floor()
     assert quality >= 0.9 - 0.01  # and the route holds the floor (a sampled split)
     # One queue in front of both serves by free slots, not by the plan's split.
     assert served["shared"] != weighted
+
+
+def test_the_oracle_keeps_the_quality_floor_per_request_or_on_average() -> None:
+    trace = traces.poisson(20.0, 600.0, seed=4)
+    average = _routed_scenario("weighted")
+    quality = {v.name: v.quality or 0.0 for v in average.variants}
+    capacity = {v.name: v.capacity_rps for v in average.variants}
+    solution = oracle.solve(trace, average, time_limit_s=10.0)
+    for replicas in solution.replicas:
+        total = sum(capacity[v] * n for v, n in replicas.items())
+        mix = sum(capacity[v] * n * quality[v] for v, n in replicas.items()) / total
+        assert mix >= 0.9 - 1e-9
+    assert any(r.get("small", 0) for r in solution.replicas)  # the floor allows a share
+    strict = average.model_copy(
+        update={"service": average.service.model_copy(update={"quality_average": False})}
+    )
+    solution = oracle.solve(trace, strict, time_limit_s=10.0)
+    assert all(r.get("small", 0) == 0 for r in solution.replicas)

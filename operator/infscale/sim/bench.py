@@ -174,7 +174,9 @@ def bench_one(
         solution = oracle.solve(trace, scen, attainment=ATTAINMENT_BAR, burst_factor=burst_factor)
         run(
             "oracle",
-            policies.Schedule("oracle", solution.slice_s, solution.replicas, solution.nodes),
+            policies.Schedule(
+                "oracle", solution.slice_s, solution.replicas, solution.nodes, service
+            ),
             False,
             (solution.replicas[0], solution.nodes[0]),
             f"ILP {solution.status}, burst need x{burst_factor:g}; "

@@ -76,7 +76,13 @@ def solve(
     burst need, for a replay that finds the fluid view too kind)."""
     service = scen.domain_service()
     pools = {p.name: p for p in scen.domain_pools()}
-    variants = [v for v in service.variants if v.resources.fits_per_node(pools[v.pool].node) > 0]
+    # A per-request quality floor bars the variants under it; an average floor is a row a slice.
+    variants = [
+        v
+        for v in service.variants
+        if v.resources.fits_per_node(pools[v.pool].node) > 0
+        and (service.quality_average or not service.below_floor(v))
+    ]
     pool_names = sorted(pools)
     n_t = max(1, math.ceil(trace.duration_s / slice_s))
     perf = scen.perf()
@@ -133,6 +139,13 @@ def solve(
         row([*drain, (zi(t), float(burst[t]))], float(burst[t]), np.inf)
         if service.min_replicas > 0:
             row([(xi(t, v), 1.0) for v in range(n_v)], float(service.min_replicas), np.inf)
+        if service.quality_average and service.quality_floor is not None:
+            floor = service.quality_floor
+            mix = [
+                (xi(t, v), var.capacity_rps * ((var.quality or 0.0) - floor))
+                for v, var in enumerate(variants)
+            ]
+            row(mix, 0.0, np.inf)
         for v, var in enumerate(variants):
             for k in range(math.ceil(var.startup_s / slice_s) + 1):
                 if t + k < n_t:

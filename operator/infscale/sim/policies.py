@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import model, planner, pricing, tuning
+from infscale.domain import model, planner, pricing, traffic, tuning
 from infscale.sim import engine
 
 
@@ -246,14 +246,21 @@ class Schedule:
         slice_s: float,
         replicas: Sequence[Mapping[str, int]],
         nodes: Sequence[Mapping[str, int]],
+        service: model.ServiceSpec | None = None,
     ) -> None:
         self.name = name
         self.tick_s = 5.0
         self.slice_s = slice_s
         self.replicas = list(replicas)
         self.nodes = list(nodes)
+        self.service = service
+        """With a routed service: the route's weights follow the slice's Ready capacity."""
 
     def decide(self, view: engine.View) -> engine.Decision:
         """The slice's allocation."""
         i = min(int(view.now_s // self.slice_s), len(self.replicas) - 1)
-        return engine.Decision(dict(self.replicas[i]), dict(self.nodes[i]))
+        weights = None
+        if self.service is not None and self.service.routed:
+            capacity = {v.name: v.capacity_rps for v in self.service.variants}
+            weights = traffic.weights(self.service, self.replicas[i], view.ready, capacity)
+        return engine.Decision(dict(self.replicas[i]), dict(self.nodes[i]), weights)
