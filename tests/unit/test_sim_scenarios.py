@@ -19,7 +19,7 @@ CITED_USD_PER_HOUR = {
 }
 
 
-@pytest.mark.parametrize("name", ["three-pool", "gpu-classes"])
+@pytest.mark.parametrize("name", ["three-pool", "gpu-classes", "model-variants"])
 def test_scenarios_load_with_cited_prices(name: str) -> None:
     scen = scenario.load(name)
     assert scen.sources
@@ -33,7 +33,11 @@ def test_scenarios_load_with_cited_prices(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "variant"),
-    [(s, v.name) for s in ("three-pool", "gpu-classes") for v in scenario.load(s).variants],
+    [
+        (s, v.name)
+        for s in ("three-pool", "gpu-classes", "model-variants")
+        for v in scenario.load(s).variants
+    ],
 )
 def test_spec_capacity_is_a_cautious_share_of_what_the_replica_sustains(
     name: str, variant: str

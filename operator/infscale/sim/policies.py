@@ -32,8 +32,10 @@ def cheapest_variant(
     service: model.ServiceSpec, pools: Sequence[model.PoolSpec], rate_rps: float
 ) -> str:
     """The variant a careful operator would pick for a single Deployment serving ``rate_rps``:
-    the lowest node cost for that rate, whole nodes counted (an 8-GPU node is not divisible)."""
+    the lowest node cost for that rate, whole nodes counted (an 8-GPU node is not divisible);
+    with a quality floor, one that meets it alone."""
     by_name = {p.name: p for p in pools}
+    eligible = [v for v in service.variants if not service.below_floor(v)] or service.variants
 
     def cost(v: model.VariantSpec) -> tuple[float, float]:
         pool = by_name[v.pool]
@@ -41,7 +43,7 @@ def cheapest_variant(
         nodes = pricing.nodes_needed([(v.resources, replicas)], pool.node)
         return nodes * pool.usd_per_hour, pricing.usd_per_rps_hour(v, pool, v.capacity_rps)
 
-    return min(service.variants, key=cost).name
+    return min(eligible, key=cost).name
 
 
 class Infscale:
