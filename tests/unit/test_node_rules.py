@@ -89,3 +89,14 @@ def test_a_pool_whose_nodes_someone_else_owns_is_never_drained() -> None:
     external = nodes.decide(0, idle, LIMITS, NOW, None, owns_nodes=False)
     assert external.drain == ()
     assert "does not remove" in external.reason
+
+
+def test_a_held_pool_grows_but_starts_no_removal() -> None:
+    # A service on the pool has no metrics: its empty surplus nodes stay (an outage of
+    # Prometheus once let two go while it was hung), but it may still grow.
+    surplus = [node("a"), node("b"), node("c")]
+    held = nodes.decide(1, surplus, LIMITS, NOW, None, True, "team-a/chat has no metrics")
+    assert held.drain == ()
+    assert held.reason == "2 node(s) surplus kept: team-a/chat has no metrics"
+    assert nodes.decide(1, surplus, LIMITS, NOW, None, True).drain != ()
+    assert nodes.decide(5, surplus, LIMITS, NOW, None, True, "no metrics").create == 2

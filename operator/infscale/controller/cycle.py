@@ -96,7 +96,8 @@ class Cycle:
             LOG.warning("leadership lost mid-cycle: no further writes")
             return
         telemetry.keep_services([view.key for view in views])
-        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods, managed)
+        held = self._held_pools(views, decisions) if self.decider.source is not None else {}
+        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods, managed, held)
 
     def _reconcile_service(
         self,
@@ -159,6 +160,26 @@ class Cycle:
                 )
             return held, {}
 
+    @staticmethod
+    def _held_pools(
+        views: Sequence[service_view.ServiceView | service_view.InvalidService],
+        decisions: Mapping[tuple[str, str], ServiceDecision],
+    ) -> dict[str, str]:
+        """Pools that start no node removal this cycle, and why: those a service runs on whose
+        request rate is unknown (Prometheus down or silent; a sleeping service is known idle)."""
+        held: dict[str, str] = {}
+        for view in views:
+            if not isinstance(view, service_view.ServiceView):
+                continue
+            decision = decisions.get(view.key)
+            if decision is None:
+                continue
+            if decision.asleep or (decision.metrics is not None and decision.metrics.available):
+                continue
+            for variant in view.spec.variants:
+                held.setdefault(variant.node_pool, f"{view.namespace}/{view.name} has no metrics")
+        return held
+
     def pools_cycle(
         self,
         pool_bodies: Mapping[str, Mapping[str, Any]],
@@ -167,6 +188,7 @@ class Cycle:
         now_s: float,
         pods: Sequence[Mapping[str, Any]],
         managed_pods: Sequence[Mapping[str, Any]],
+        held: Mapping[str, str] | None = None,
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
@@ -201,6 +223,7 @@ class Cycle:
                     limits,
                     now_s,
                     planned_nodes.get(name, 0),
+                    (held or {}).get(name, ""),
                 )
             except errors.ClusterError as error:
                 telemetry.ERRORS.labels("pool").inc()

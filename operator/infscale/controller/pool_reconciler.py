@@ -155,8 +155,10 @@ def reconcile_pool(
     limits: node_rules.PoolLimits,
     now_s: float,
     planned_nodes: int = 0,
+    hold: str = "",
 ) -> PoolOutcome:
-    """One cycle of one pool; see the module docstring."""
+    """One cycle of one pool; see the module docstring. ``hold`` (why): no node removal starts
+    (a service on the pool has no metrics: nothing is removed on unknown data)."""
     spec, outcome = v1alpha1.InferenceNodePool.model_validate(body).spec, PoolOutcome()
     provider = ports.providers[spec.provider.kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
@@ -177,7 +179,9 @@ def reconcile_pool(
     # the pods already there need.
     needed = max(_nodes_needed(spec, managed_pods), planned_nodes)
     last_up = parse_time(old_status.get("lastScaleUpTime"))
-    action = node_rules.decide(needed, node_facts, limits, now_s, last_up, provider.owns_nodes)
+    action = node_rules.decide(
+        needed, node_facts, limits, now_s, last_up, provider.owns_nodes, hold
+    )
     outcome.reason = action.reason
     if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, now_s, outcome):
         last_up = now_s

@@ -71,8 +71,10 @@ def decide(
     now_s: float,
     last_scale_up_s: float | None,
     owns_nodes: bool,
+    hold: str = "",
 ) -> PoolAction:
-    """The action that moves the pool towards `desired_nodes` within its limits."""
+    """The action that moves the pool towards `desired_nodes` within its limits; with `hold`
+    (why), it adds nodes but starts no removal."""
     target = min(max(desired_nodes, limits.min_nodes), limits.max_nodes)
     active = [n for n in nodes if not n.draining]
     draining = [n for n in nodes if n.draining]
@@ -97,6 +99,8 @@ def decide(
             uncordon=revived,
             reason=f"pods need {target} node(s), {len(active)} active: " + "; ".join(parts),
         )
+    if target < len(active) and hold:
+        return PoolAction(reason=f"{len(active) - target} node(s) surplus kept: {hold}")
     if target < len(active) and not owns_nodes:
         return PoolAction(
             reason=f"{len(active) - target} node(s) surplus: the pool's provider owns its nodes, "
