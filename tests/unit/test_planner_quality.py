@@ -190,6 +190,9 @@ def test_route_weights_never_fall_under_a_quality_floor() -> None:
     barred = {**caps, "small": 0.0, "cpu": 0.0}
     weights = traffic.weights(strict, {"fp16": 1, "small": 4}, {"fp16": 1, "small": 4}, barred)
     assert weights == {"fp16": 100, "awq": 0, "small": 0, "cpu": 0}
+    assert (
+        traffic.weights(strict, {"fp16": 1, "small": 4}, {"fp16": 1, "small": 4}, caps) == weights
+    )
 
 
 def test_the_plan_gives_routed_services_their_weights() -> None:

@@ -240,9 +240,6 @@ def _route_weights(
     ready = {d.variant: d.ready_replicas for d in view.owned}
     service = convert.service_spec(view.namespace, view.name, spec, sum(plan.values()))
     capacity = {v.name: v.capacity_rps for v in service.variants}
-    barred = {v.name: 0.0 for v in service.variants if service.below_floor(v)}
-    if not service.quality_average:
-        capacity.update(barred)
     return traffic.weights(service, plan, ready, capacity)
 
 

@@ -272,21 +272,22 @@ def _program(
         cols += [np.append(mine, off_n + j)]
         vals += [np.append(1.0 / fits[mine], -1.0)]
         pool_rows_lb.append(-np.inf)
-    row_lb = np.concatenate((row_lb, pool_rows_lb))
-    row_ub = np.concatenate((row_ub, np.zeros(len(pool_rows_lb))))
 
     # An average quality floor: the capacity-weighted mean quality of the mix reaches it (each
     # variant's share of the traffic is its share of the capacity).
-    averaged = [i for i, d in enumerate(demands) if _average_floor(d) is not None]
-    for i in averaged:
-        floor = _average_floor(demands[i]) or 0.0
+    floor_rows = 0
+    for i, dem in enumerate(demands):
+        floor = _average_floor(dem)
+        if floor is None:
+            continue
         mine = np.flatnonzero(service == i)
         quality = np.array([pairs[k][1].quality or 0.0 for k in mine])
-        rows += [np.full(mine.size, len(row_lb))]
+        rows += [np.full(mine.size, n_rows + len(pool_rows_lb) + floor_rows)]
         cols += [mine]
         vals += [cap[mine] * (quality - floor)]
-        row_lb = np.append(row_lb, 0.0)
-        row_ub = np.append(row_ub, np.inf)
+        floor_rows += 1
+    row_lb = np.concatenate((row_lb, pool_rows_lb, np.zeros(floor_rows)))
+    row_ub = np.concatenate((row_ub, np.zeros(len(pool_rows_lb)), np.full(floor_rows, np.inf)))
 
     matrix = sparse.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),

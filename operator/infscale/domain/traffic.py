@@ -4,8 +4,8 @@ weighted route gives each variant so that the split the plan aims at reaches the
 Each variant's share of the traffic is its share of the capacity. A weighted route sends a
 variant only what its Ready replicas can take (a backend without Ready pods would fail its
 share), and never lets the split fall under a quality floor: a per-request floor gives a barred
-variant no weight (its usable capacity is 0), an average floor scales the weights of the
-variants under it down until the mix is at the floor.
+variant no weight, an average floor scales the weights of the variants under it down until
+the mix is at the floor.
 """
 
 from __future__ import annotations
@@ -59,10 +59,13 @@ def _quality(service: model.ServiceSpec, shares: Mapping[str, float]) -> float |
 
 
 def _floored(service: model.ServiceSpec, shares: dict[str, float]) -> dict[str, float]:
-    """``shares`` with those of variants under an average floor scaled down to meet it."""
+    """``shares`` with those of variants under the floor removed (per request) or scaled down
+    until the mix meets it (on average)."""
     floor = service.quality_floor
     if floor is None:
         return shares
+    if not service.quality_average:
+        return {v.name: 0.0 if service.below_floor(v) else shares[v.name] for v in service.variants}
     above = sum(
         w * ((v.quality or 0.0) - floor)
         for v in service.variants

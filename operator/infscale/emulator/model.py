@@ -80,11 +80,7 @@ class EmulatedService:
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self.queue: servers.ReplicaQueue | servers.WeightedQueues = (
-            servers.WeightedQueues(variant_order, seed=seed)
-            if weighted
-            else servers.ReplicaQueue(variant_order, seed=seed)
-        )
+        self.queue = servers.router(variant_order, seed, weighted)
         """One queue in front of every replica, or a weighted route to a queue per variant."""
         self.pods: dict[str, PodCounters] = {}
         self.truth: collections.deque[servers.Completion] = collections.deque()

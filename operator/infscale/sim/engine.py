@@ -163,11 +163,7 @@ class Simulator:
         self.arrived = 0
         self.served: dict[str, int] = {}  # completed requests per variant
         variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
-        self.rq: servers.ReplicaQueue | servers.WeightedQueues = (
-            servers.WeightedQueues(variant_order, seed=seed)
-            if self.service.routed
-            else servers.ReplicaQueue(variant_order, seed=seed)
-        )
+        self.rq = servers.router(variant_order, seed, self.service.routed)
         self.server_perf = {
             name: servers.Perf(p.slots, p.service_s, p.cv) for name, p in self.perf.items()
         }

@@ -204,3 +204,10 @@ class WeightedQueues:
         if total <= 0:
             return self.variant_order[0]
         return self.variant_order[int(self.rng.choice(len(shares), p=np.array(shares) / total))]
+
+
+def router(variant_order: list[str], seed: int, weighted: bool) -> ReplicaQueue | WeightedQueues:
+    """What stands in front of a service's replicas: one shared queue, or a weighted route."""
+    if weighted:
+        return WeightedQueues(variant_order, seed=seed)
+    return ReplicaQueue(variant_order, seed=seed)
