@@ -17,6 +17,11 @@
 #   --only NAME          cases whose trace label contains NAME (file stem, genSEED, synthetic-sSEED;
 #                        repeatable); --scenario NAME also restricts which generated cases run
 #   --jobs N             worker processes (default: 2, or fewer cores)
+#   --generated-on NAME  the generated cases run on scenario NAME (repeatable), not each on its own
+#   --quick              narrower HPA/KEDA sweeps, no static bisection
+#   e.g. the model-variants bars (issue 23), real traces and the validation half on both floors:
+#        hack/bench.sh /tmp/mv/r.json --suite real --scenario model-variants \
+#          --scenario model-variants-strict --quick   (then --suite validation --generated-on ...)
 #   e.g. hack/bench.sh /tmp/bench/bench-results.json --suite development --jobs 2
 #        hack/bench.sh /tmp/bench/r.json --suite none --trace my-azure-format.csv --max-minutes 30
 # Defaults: bench-results.json in the current directory; real traces clipped to 60 min (the Azure

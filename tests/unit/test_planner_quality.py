@@ -195,6 +195,27 @@ def test_route_weights_never_fall_under_a_quality_floor() -> None:
     )
 
 
+def test_whole_percent_weights_keep_an_average_floor_through_rounding() -> None:
+    # Shares at the floor exactly round to whole percents that may land under it: points move
+    # from the lowest-quality variant to the highest until the mix is back at the floor.
+    checked = 0
+    for floor in (0.85, 0.9, 0.93, 0.95, 0.97):
+        svc = assistant(floor, average=True)
+        caps = {v.name: v.capacity_rps for v in svc.variants}
+        for fp16 in range(1, 6):
+            for small in range(0, 12, 3):
+                for cpu in range(0, 40, 7):
+                    ready = {"fp16": fp16, "awq": 1, "small": small, "cpu": cpu}
+                    weights = traffic.weights(svc, ready, ready, caps)
+                    shares = {v: float(w) for v, w in weights.items()}
+                    mix = traffic.mix_quality(svc, {v: 1 for v in shares}, shares)
+                    assert sum(weights.values()) == 100
+                    assert mix is not None
+                    assert mix >= floor - 1e-12, (floor, ready, weights)
+                    checked += 1
+    assert checked == 5 * 5 * 4 * 6
+
+
 def test_the_plan_gives_routed_services_their_weights() -> None:
     routed = dataclasses.replace(assistant(0.95, average=True), routed=True)
     plain = dataclasses.replace(assistant(), name="plain")

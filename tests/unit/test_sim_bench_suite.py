@@ -6,10 +6,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import pathlib
 
+import numpy as np
 import pytest
 
+from infscale.domain import model
 from infscale.sim import bench, tracegen
 
 
@@ -249,3 +252,77 @@ def test_split_summaries_means_worsts_and_counts() -> None:
     assert real["events_over_2x"] == 1
     assert real["events_ratio_worst"] == pytest.approx(8.0)
     assert bench.split_summaries([]) == {}
+
+
+def test_generated_cases_run_on_a_chosen_scenario_quickly(
+    tmp_path: pathlib.Path, real_dir: pathlib.Path
+) -> None:
+    argv = _args(
+        tmp_path,
+        *("--suite", "validation", "--generated-on", "model-variants"),
+        *("--generated-on", "model-variants-strict", "--quick"),
+    )
+    specs = bench.select_cases(bench.parse_args(argv))
+    half = len(tracegen.suite()) // 2
+    assert collections.Counter(s.scenario for s in specs) == {
+        "model-variants": half,
+        "model-variants-strict": half,
+    }
+    assert all(s.quick and s.split == "validation" for s in specs)
+
+
+def _assistant(floor: float, average: bool) -> model.ServiceSpec:
+    resources = model.Resources(1, 1)
+    variants = tuple(
+        model.VariantSpec(name, "p", resources, 10.0, 60, quality)
+        for name, quality in (("best", 1.0), ("good", 0.9), ("cheap", 0.8))
+    )
+    return model.ServiceSpec("b", "s", variants, quality_floor=floor, quality_average=average)
+
+
+def test_the_served_mix_is_checked_against_the_floor_each_minute() -> None:
+    served = {
+        "best": np.array([50, 50, 0, 50]),
+        "good": np.array([0, 0, 0, 0]),
+        "cheap": np.array([50, 60, 0, 0]),
+    }
+    # On average: 0.9 in minute 0 (at the floor), 0.8909 in minute 1 (under it, but within
+    # three standard errors of a random split: sqrt(0.0099 / 110) = 0.0095), minute 2 empty.
+    quality, broken = bench.served_quality(_assistant(0.9, average=True), served)
+    assert quality == pytest.approx((150 * 1.0 + 110 * 0.8) / 260)
+    assert broken == 0
+    # Minute 1 with twenty times the requests is under by more than three standard errors.
+    busy = {**served, "best": np.array([50, 1000, 0, 50]), "cheap": np.array([50, 1200, 0, 0])}
+    assert bench.served_quality(_assistant(0.9, average=True), busy)[1] == 1
+    # Per request: every minute the barred model served breaks it.
+    assert bench.served_quality(_assistant(0.9, average=False), served)[1] == 2
+    # Unscored variants, or none served: no quality.
+    assert math.isnan(bench.served_quality(_assistant(0.9, True), {"best": np.zeros(3)})[0])
+
+
+def test_case_row_floor_and_best_model_saving() -> None:
+    def mv(records: list[bench.Record], ours_quality: float, floor_minutes: int) -> bench.CaseRow:
+        quality = {"infscale": ours_quality, "single-a": 0.9, "single-best": 1.0}
+        rows = [
+            dataclasses.replace(
+                r,
+                scenario="model-variants",
+                quality=quality.get(r.policy, math.nan),
+                floor_minutes=floor_minutes if r.policy == "infscale" else 0,
+            )
+            for r in records
+        ]
+        return bench.case_row(rows)
+
+    records = [*_case(ours_cost=11.0), _rec("single-best", "single-variant", 16.0, 0.999)]
+    row = mv(records, 0.88, 0)
+    assert row.vs_best_model == pytest.approx(11.0 / 16.0)  # a 31 % saving: over the 25 % bar
+    assert row.quality == pytest.approx(0.88)
+    assert "saving" not in row.misses
+    assert "floor" not in row.misses
+    records = [*_case(ours_cost=13.0), _rec("single-best", "single-variant", 16.0, 0.999)]
+    row = mv(records, 0.84, 3)
+    assert row.floor_minutes == 3
+    assert {"floor", "saving"} <= set(row.misses)
+    # Elsewhere (no scored variants) there is no best model and no such bar.
+    assert bench.case_row(_case()).vs_best_model is None

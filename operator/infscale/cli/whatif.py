@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from infscale.sim.scenario import Scenario
     from infscale.sim.traces import Trace
 
-QUICK_HPA = (0.6, 0.8, 1.0)
-QUICK_KEDA = (1.0, 4.0)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The subcommand's options."""
@@ -141,8 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         con.log,
         static_bar=not args.quick,
         split="whatif",
-        hpa_fractions=QUICK_HPA if args.quick else bench.HPA_FRACTIONS,
-        keda_thresholds=QUICK_KEDA if args.quick else bench.KEDA_THRESHOLDS,
+        hpa_fractions=bench.QUICK_HPA if args.quick else bench.HPA_FRACTIONS,
+        keda_thresholds=bench.QUICK_KEDA if args.quick else bench.KEDA_THRESHOLDS,
     )
     chosen = {kind: rec for kind, rec in bench.picks(records).items() if rec is not None}
     table = rich_table.Table(

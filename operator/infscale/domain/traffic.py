@@ -38,7 +38,7 @@ def weights(
     for replicas in (ready_planned, ready, planned):
         shares = _floored(service, _capacity(service, replicas, capacity_rps))
         if sum(shares.values()) > 0:
-            return _percent(shares)
+            return _rounded_over_floor(service, _percent(shares))
     return {v.name: 0 for v in service.variants}
 
 
@@ -83,6 +83,22 @@ def _floored(service: model.ServiceSpec, shares: dict[str, float]) -> dict[str, 
         v.name: shares[v.name] * scale if service.below_floor(v) else shares[v.name]
         for v in service.variants
     }
+
+
+def _rounded_over_floor(service: model.ServiceSpec, percent: dict[str, int]) -> dict[str, int]:
+    """``percent`` with whole points moved from the lowest-quality variant to the highest while
+    rounding left the mix under an average floor (a point is worth a few thousandths)."""
+    floor = service.quality_floor
+    if floor is None or not service.quality_average:
+        return percent
+    by_quality = sorted(service.variants, key=lambda v: v.quality or 0.0)
+    while (mix := _quality(service, percent)) is not None and mix < floor:
+        low = next(v.name for v in by_quality if percent[v.name] > 0)
+        high = next(v.name for v in reversed(by_quality) if percent[v.name] > 0)
+        if low == high:
+            break
+        percent = {**percent, low: percent[low] - 1, high: percent[high] + 1}
+    return percent
 
 
 def _percent(shares: Mapping[str, float]) -> dict[str, int]:

@@ -32,7 +32,7 @@ import pathlib
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -47,6 +47,8 @@ from infscale.sim import autoscaler, engine, oracle, policies, scenario, tracege
 ATTAINMENT_BAR = 0.99
 HPA_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # of the base variant's capacity_rps
 KEDA_THRESHOLDS = (0.5, 1.0, 2.0, 4.0, 8.0)  # waiting requests per replica
+QUICK_HPA = (0.6, 0.8, 1.0)  # --quick: narrower sweeps
+QUICK_KEDA = (1.0, 4.0)
 ORACLE_BURST_FACTORS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
@@ -67,6 +69,8 @@ class Record:
     requests: int
     note: str = ""
     split: str = "real"  # development | validation (generated) | real | extra (--trace, synthetic)
+    quality: float = math.nan  # the served requests' mean quality, where the variants are scored
+    floor_minutes: int = 0  # minutes the served mix broke the service's quality floor
 
 
 def _warm_start(
@@ -87,6 +91,37 @@ def _warm_start(
     }
 
 
+def served_quality(
+    service: model.ServiceSpec, served_by_minute: Mapping[str, np.ndarray]
+) -> tuple[float, int]:
+    """The served requests' mean quality (NaN where a variant that served is unscored) and the
+    minutes, by arrival, in which the mix broke the service's floor. Per request: a minute in
+    which a variant under it served. On average: a minute whose served mean quality is under it
+    by more than three standard errors (the route draws each request at random in proportion to
+    its weights, so a mix routed at the floor exactly falls under it by chance in half the
+    minutes; three standard errors flag a mix whose weights were under it)."""
+    scores = {v.name: v.quality for v in service.variants}
+    names = [v for v, counts in served_by_minute.items() if counts.sum() > 0]
+    if not names or any(scores.get(v) is None for v in names):
+        return math.nan, 0
+    counts = np.array([served_by_minute[v] for v in names], dtype=float)  # variant x minute
+    quality = np.array([scores[v] or 0.0 for v in names])
+    total = float(counts.sum())
+    overall = float(quality @ counts.sum(axis=1)) / total
+    floor = service.quality_floor
+    if floor is None:
+        return overall, 0
+    if not service.quality_average:
+        barred = np.array([service.below_floor(service.variant(v)) for v in names])
+        return overall, int(np.count_nonzero(counts[barred].sum(axis=0)))
+    n = counts.sum(axis=0)
+    busy = n > 0
+    mean = (quality @ counts[:, busy]) / n[busy]
+    spread = ((quality[:, None] - mean[None, :]) ** 2 * counts[:, busy]).sum(axis=0) / n[busy]
+    under = mean < floor - 3.0 * np.sqrt(spread / n[busy]) - 1e-9
+    return overall, int(np.count_nonzero(under))
+
+
 def _reachable(
     trace: traces.Trace,
     service: model.ServiceSpec,
@@ -99,7 +134,8 @@ def _reachable(
     misses came within the first lead time. It is a bound, not a policy: its cost means nothing."""
     pool_map = {p.name: p for p in pools}
     first = min(
-        service.variants, key=lambda v: (v.startup_s + pool_map[v.pool].provisioning_s, v.name)
+        [v for v in service.variants if not service.below_floor(v)],
+        key=lambda v: (v.startup_s + pool_map[v.pool].provisioning_s, v.name),
     )
     busiest = float(trace.rate_per_bin(1.0).max()) if trace.arrivals_s.size else 0.0
     extra = max(1, math.ceil(busiest / first.capacity_rps))
@@ -191,6 +227,8 @@ def bench_one(
         run("reachable", _reachable(trace, service, pools, warm), False)
     decision_ms = 1000 * statistics.mean(main.decision_s) if main.decision_s else 0.0
     for variant in service.variants:
+        if service.below_floor(variant):
+            continue  # alone it would break the floor: no baseline
         single = scen.domain_service(only_variant=variant.name)
         single_warm = _warm_start(trace, scen, single, pools)
         pol = policies.Infscale(single, pools, name=f"infscale-only-{variant.name}")
@@ -225,6 +263,9 @@ def bench_one(
                 low = mid
 
     reference = solution.cost_usd
+    quality = {
+        name: served_quality(service, res.served_by_minute) for name, (_, res, _) in results.items()
+    }
     records = [
         Record(
             trace.name,
@@ -239,6 +280,7 @@ def bench_one(
             res.requests,
             note or (f"mean decision {decision_ms:.1f} ms" if role == "infscale" else ""),
             split,
+            *quality[name],
         )
         for name, (role, res, note) in results.items()
     ]
@@ -299,6 +341,9 @@ SPLITS = ("development", "validation", "real", "extra")
 MIX_SCENARIOS = frozenset({"three-pool"})
 """Scenarios whose cheapest cover is a mix of variants: there infscale must cost no more than
 the same planner on its best single variant."""
+QUALITY_SAVINGS = {"model-variants": 0.25}
+"""Scenarios whose quality floor lets cheaper models serve, and the saving infscale must make
+there over the same planner on the best model alone at the same attainment (issue 23)."""
 ORACLE_LIMIT = 1.25  # issue 19: cost at most this times the oracle's
 EVENTS_LIMIT = 2.0  # issue 19: scale events at most this times the comparable HPA's
 BAR_SLACK = 0.005  # the attainment bar sits this far below what is reachable from the start
@@ -323,7 +368,11 @@ class CaseRow:
     vs_keda: float | None
     vs_single: float | None
     events_ratio: float | None  # over the comparable HPA's; None where it made no scale event
-    misses: tuple[str, ...]  # bars missed: attainment, oracle, hpa, keda, single, events
+    misses: tuple[str, ...]  # bars missed: attainment, oracle, hpa, keda, single, events,
+    # floor, saving
+    quality: float = math.nan  # the served mix's, where the variants are scored
+    floor_minutes: int = 0  # minutes the served mix broke the quality floor
+    vs_best_model: float | None = None  # over the best-quality variant alone, where there is one
 
 
 def attainment_bar(reachable: Record | None) -> float:
@@ -355,6 +404,10 @@ def case_row(records: Sequence[Record]) -> CaseRow:
         role: _cost_ratio(ours, comparable(records, role, ours))
         for role in ("hpa", "keda", "single-variant")
     }
+    singles = [r for r in records if r.role == "single-variant" and not math.isnan(r.quality)]
+    best_model = max(singles, key=lambda r: r.quality, default=None)
+    vs_best_model = _cost_ratio(ours, best_model)
+    saving = QUALITY_SAVINGS.get(ours.scenario)
     hpa = comparable(records, "hpa", ours)
     events = None
     if hpa is not None and hpa.scale_events > 0:
@@ -366,6 +419,8 @@ def case_row(records: Sequence[Record]) -> CaseRow:
         "keda": _dearer(vs["keda"]),
         "single": ours.scenario in MIX_SCENARIOS and _dearer(vs["single-variant"]),
         "events": events is not None and events > EVENTS_LIMIT,
+        "floor": ours.floor_minutes > 0,
+        "saving": saving is not None and (vs_best_model is None or vs_best_model > 1.0 - saving),
     }
     return CaseRow(
         ours.split,
@@ -379,6 +434,9 @@ def case_row(records: Sequence[Record]) -> CaseRow:
         vs["single-variant"],
         events,
         tuple(bar_name for bar_name, miss in missed.items() if miss),
+        ours.quality,
+        ours.floor_minutes,
+        vs_best_model,
     )
 
 
@@ -398,6 +456,7 @@ def split_summaries(rows: Sequence[CaseRow]) -> dict[str, dict[str, Any]]:
         over_oracle = [r.cost_vs_oracle for r in mine]
         savings = [1.0 - r.vs_hpa for r in mine if r.vs_hpa is not None]
         events = [r.events_ratio for r in mine if r.events_ratio is not None]
+        models = [1.0 - r.vs_best_model for r in mine if r.vs_best_model is not None]
         summaries[split] = {
             "cases": len(mine),
             "passed": sum(not r.misses for r in mine),
@@ -413,6 +472,9 @@ def split_summaries(rows: Sequence[CaseRow]) -> dict[str, dict[str, Any]]:
             "dearer_than_single": sum("single" in r.misses for r in mine),
             "events_over_2x": sum("events" in r.misses for r in mine),
             "events_ratio_worst": max(events) if events else None,
+            "floor_broken": sum("floor" in r.misses for r in mine),
+            "best_model_saving_mean": statistics.fmean(models) if models else None,
+            "best_model_saving_cases": len(models),
         }
     return summaries
 
@@ -581,6 +643,7 @@ class CaseSpec:
     scenario: str  # name or YAML path
     path: str = ""  # the file read, if any
     seed: int = 0  # the generated suite's seed
+    quick: bool = False  # narrower HPA and KEDA sweeps, no static bisection
     weight: float = 0.0  # requests expected, roughly: the heaviest cases start first
 
 
@@ -656,14 +719,16 @@ def select_cases(args: argparse.Namespace, log: Callable[[str], None] = print) -
                 "generated",
                 f"gen{case.seed}",
                 case.split,
-                scenario_arg[case.scenario],
+                name,
                 seed=case.seed,
                 weight=case.mean_rps * case.duration_s,
             )
             for case in cases
-            if case.scenario in scenario_arg
+            for name in (args.generated_on or [scenario_arg.get(case.scenario)])
+            if name is not None
         )
-    return [s for s in specs if not args.only or any(o in s.label for o in args.only)]
+    chosen = [s for s in specs if not args.only or any(o in s.label for o in args.only)]
+    return [dataclasses.replace(s, quick=args.quick) for s in chosen]
 
 
 def load_trace(spec: CaseSpec, options: TraceOptions) -> traces.Trace:
@@ -719,7 +784,14 @@ def run_case(
     # A generated trace comes at its scenario's rate; the others are carried as its tenants.
     workload = trace if generated else scen.workload(trace, options.seed)
     records, results = bench_one(
-        workload, scen, options.seed, log, static_bar=not generated, split=spec.split
+        workload,
+        scen,
+        options.seed,
+        log,
+        static_bar=not (generated or spec.quick),
+        split=spec.split,
+        hpa_fractions=QUICK_HPA if spec.quick else HPA_FRACTIONS,
+        keda_thresholds=QUICK_KEDA if spec.quick else KEDA_THRESHOLDS,
     )
     shown = [r.policy for r in picks(records).values() if r is not None]
     return CaseOutcome(
@@ -823,7 +895,7 @@ def _cases_table(rows: Sequence[CaseRow]) -> rich_table.Table:
     )
     for col in ("split", "trace", "scenario", "attainment", "bar", "x oracle", "vs HPA"):
         table.add_column(col)
-    for col in ("vs KEDA", "vs single", "events ratio", "verdict"):
+    for col in ("vs KEDA", "vs single", "events ratio", "quality", "vs best model", "verdict"):
         table.add_column(col)
     for row in rows:
         table.add_row(
@@ -837,6 +909,9 @@ def _cases_table(rows: Sequence[CaseRow]) -> rich_table.Table:
             _fmt(row.vs_keda),
             _fmt(row.vs_single),
             _fmt(row.events_ratio, 1),
+            _fmt(row.quality, 3)
+            + (f" ({row.floor_minutes} min under)" if row.floor_minutes else ""),
+            _fmt(row.vs_best_model),
             "MISS " + ", ".join(row.misses) if row.misses else "PASS",
         )
     return table
@@ -847,7 +922,9 @@ def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
         title=(
             "per split (bar: min(0.99, reachable - 0.005); HPA saving: 1 - cost / comparable HPA's "
             "where it reaches infscale's attainment; dearer than HPA/KEDA/single (three-pool) at "
-            "the same attainment; events: over the comparable HPA's)"
+            "the same attainment; events: over the comparable HPA's; floor broken: cases whose "
+            "served mix broke the quality floor in a minute; best-model saving: 1 - cost / the "
+            "best-quality variant alone's)"
         )
     )
     columns = (
@@ -862,6 +939,8 @@ def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
         "HPA saving (n)",
         "dearer H/K/S",
         "events >2x (worst)",
+        "floor broken",
+        "best-model saving (n)",
     )
     for col in columns:
         table.add_column(col)
@@ -878,6 +957,8 @@ def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
             f"{_percent(s['hpa_saving_mean'])} ({s['hpa_saving_cases']})",
             f"{s['dearer_than_hpa']}/{s['dearer_than_keda']}/{s['dearer_than_single']}",
             f"{s['events_over_2x']} ({_fmt(s['events_ratio_worst'], 1)})",
+            str(s["floor_broken"]),
+            f"{_percent(s['best_model_saving_mean'])} ({s['best_model_saving_cases']})",
         )
     return table
 
@@ -926,6 +1007,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenario", action="append", help="scenario name or YAML path (repeatable)"
+    )
+    parser.add_argument(
+        "--generated-on",
+        action="append",
+        help="run the generated cases on this scenario (repeatable) instead of each on its own, "
+        "at their own rates",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"narrower sweeps (HPA {QUICK_HPA}, KEDA {QUICK_KEDA}), no static bisection",
     )
     parser.add_argument(
         "--max-minutes", type=float, default=60.0, help="clip each real trace (0: whole)"

@@ -120,6 +120,8 @@ class Result:
     usd_per_hour: np.ndarray
     decision_s: float  # mean wall time per policy decision is filled by the caller
     served: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests per variant
+    served_by_minute: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Completed requests per variant, by the minute they arrived in (one entry per minute)."""
 
 
 NodeManager = Callable[["Simulator", float], None]
@@ -161,7 +163,7 @@ class Simulator:
         self.scale_events = 0
         self.concurrency: list[float] = []
         self.arrived = 0
-        self.served: dict[str, int] = {}  # completed requests per variant
+        self.served: dict[str, collections.Counter[int]] = {}  # per variant: by arrival minute
         variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
         self.rq = servers.router(variant_order, seed, self.service.routed)
         self.server_perf = {
@@ -295,7 +297,9 @@ class Simulator:
             latency = item.done_s - item.arrival_s
             self.latencies_s.append(latency)
             self.completions.append((item.done_s, latency, item.variant))
-            self.served[item.variant] = self.served.get(item.variant, 0) + 1
+            self.served.setdefault(item.variant, collections.Counter())[
+                int(item.arrival_s // 60.0)
+            ] += 1
 
     def _sync(self, now_s: float) -> None:
         """Advance the queue to ``now_s``, hand it the Ready replicas, free drained pods."""
@@ -428,6 +432,7 @@ class Simulator:
         met = int(np.sum(finite <= self.slo_s))
         ok = met / arrivals.size if arrivals.size else 1.0
         arr = np.asarray(samples)
+        minutes = math.ceil(self.trace.duration_s / 60.0)
         return Result(
             policy=self.policy.name,
             cost_usd=cost,
@@ -440,5 +445,11 @@ class Simulator:
             capacity_rps=arr[:, 2],
             usd_per_hour=arr[:, 3],
             decision_s=0.0,
-            served=dict(self.served),
+            served={v: sum(by_minute.values()) for v, by_minute in self.served.items()},
+            served_by_minute={
+                v: np.bincount(
+                    list(by_minute), weights=list(by_minute.values()), minlength=minutes
+                )[:minutes].astype(int)
+                for v, by_minute in self.served.items()
+            },
         )
