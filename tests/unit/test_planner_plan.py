@@ -142,6 +142,18 @@ def test_scale_down_step_is_bounded() -> None:
     assert decision.replicas["l4"] == 7
 
 
+def test_no_scale_down_while_the_recommendation_rises() -> None:
+    # The window's highest recommendation (2) is below the 4 replicas running, but the load is
+    # climbing (2 -> 3): the 4 stay this cycle, and go down once the recommendation stops rising.
+    svc = fx.service(scale_down_stabilization_s=300)
+    history = {"l4": ((0.0, 2), (285.0, 2))}
+    rising = stabilize.replicas(svc, {"l4": 3}, {"l4": 4}, history, None, 300.0, True)
+    assert rising.replicas["l4"] == 4
+    assert "rising (2->3)" in " ".join(rising.reasons)
+    steady = stabilize.replicas(svc, {"l4": 3}, {"l4": 4}, rising.history, None, 315.0, True)
+    assert steady.replicas["l4"] == 3
+
+
 def test_state_round_trips_through_json_and_plans_are_deterministic() -> None:
     svc = fx.service()
     _, state = _run(svc, [(0, 10.0), (15, 20.0), (30, None), (45, 3.0)])

@@ -2,7 +2,8 @@
 
 Rules: scale up at once; scale down only to the highest recommendation of the stabilization
 window (a recommendation raised by a burst due on the clock stays out of it) and by at most
-``scale_down_max_step`` replicas per decision; never scale down on unknown data;
+``scale_down_max_step`` replicas per decision, and not while the recommendation is rising (the
+rate lags a climbing load); never scale down on unknown data;
 make-before-break (a service keeps its old replicas while replicas of another variant are still
 starting); nodes grow at once and shrink only when the surplus has been empty for
 ``node_unneeded_s`` and the pool has not grown for ``node_cooldown_s``.
@@ -58,6 +59,7 @@ def replicas(
         name = variant.name
         rec = int(raw.get(name, 0))
         window = [(t, n) for t, n in history.get(name, ()) if now_s - t < window_s]
+        previous = window[-1][1] if window else None
         if not scheduled:
             window.append((now_s, rec))
         elif rec > int((last or {}).get(name, 0)):
@@ -80,6 +82,13 @@ def replicas(
             reasons.append(
                 f"hold {name} at {current}: {unknown_why or 'request rate unknown'}, "
                 "never scale down on unknown data"
+            )
+            continue
+        if previous is not None and rec > previous:
+            target[name] = current
+            reasons.append(
+                f"hold {name} at {current}: the recommendation is rising ({previous}->{rec}), "
+                "no scale-down while the load climbs"
             )
             continue
         held = max((n for _, n in window), default=rec)
