@@ -126,6 +126,35 @@ def test_a_raised_floor_moves_the_traffic_at_the_next_decision() -> None:
     assert any("per request" in r and "small 0.9" in r for r in plan.reasons[strict.key])
 
 
+def test_without_a_route_one_variant_serves_and_the_mix_goes_once_the_move_pays() -> None:
+    # An average floor mixes cheap and good models when a route splits the traffic by weight;
+    # behind a plain Service every pod gets the same share, so the plan keeps one model that
+    # meets the floor alone, and says why.
+    mixed = assistant(0.95, average=True)
+    plain = dataclasses.replace(mixed, name="plain", even_spread=True)
+    obs = {s.key: fx.observe(100.0) for s in (mixed, plain)}
+    plan, _ = planner.plan([mixed, plain], list(POOLS.values()), obs, model.PlannerState(), 0.0)
+    assert sum(n > 0 for n in plan.replicas[mixed.key].values()) > 1
+    serving = [v for v, n in plan.replicas[plain.key].items() if n > 0]
+    assert len(serving) == 1
+    assert not plain.below_floor(plain.variant(serving[0]))
+    assert plan.replicas[plain.key][serving[0]] * 30.0 >= 100.0 or serving[0] != "fp16"
+    assert any("plain Service spreads requests evenly" in r for r in plan.reasons[plain.key])
+    # A plain Service running a dearer model keeps it until moving to the cheaper one has paid
+    # for itself, then moves: never two models chosen at once.
+    state = model.PlannerState(last_replicas={plain.key: {"fp16": 4, "awq": 0, "small": 0}})
+    chosen = []
+    for step in range(40):
+        plan, state = planner.plan(
+            [plain], list(POOLS.values()), {plain.key: fx.observe(100.0)}, state, 15.0 * step
+        )
+        reason = next(r for r in plan.reasons[plain.key] if "plain Service" in r)
+        chosen.append(reason.split("(")[1].split(")")[0])
+    assert chosen[0] == "fp16"
+    assert chosen[-1] == "awq"  # 13 AWQ replicas on L4s cost less than 4 H100s
+    assert chosen == sorted(chosen, key=lambda v: v != "fp16")  # one move, never back
+
+
 def test_each_variant_runs_its_own_model_server() -> None:
     body = yaml.safe_load(EXAMPLE.read_text())
     spec = v1alpha1.InferenceService.model_validate(body).spec

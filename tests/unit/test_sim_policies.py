@@ -198,7 +198,7 @@ def _routed_scenario(routing: str) -> scenario.Scenario:
 def test_a_weighted_route_in_the_simulator_serves_the_planned_mix_at_the_floor() -> None:
     trace = traces.poisson(20.0, 900.0, seed=2)
     served = {}
-    for routing in ("weighted", "shared"):
+    for routing in ("weighted", "shared", "spread"):
         scen = _routed_scenario(routing)
         policy = policies.Infscale(scen.domain_service(), scen.domain_pools())
         start = {"full": 3, "small": 2}
@@ -213,6 +213,10 @@ def test_a_weighted_route_in_the_simulator_serves_the_planned_mix_at_the_floor()
     assert quality >= 0.9 - 0.01  # and the route holds the floor (a sampled split)
     # One queue in front of both serves by free slots, not by the plan's split.
     assert served["shared"] != weighted
+    # A plain Service gives each pod the same share: the planner keeps the model that meets the
+    # floor alone, and the small pods of the start serve only until they go.
+    spread = served["spread"]
+    assert spread.get("small", 0) < 0.5 * weighted.get("small", 0)
 
 
 def test_the_oracle_keeps_the_quality_floor_per_request_or_on_average() -> None:

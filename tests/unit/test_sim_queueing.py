@@ -96,6 +96,19 @@ def test_readers_on_each_public_format(tmp_path: pathlib.Path) -> None:
     assert func.arrivals_s.size / func.duration_s == pytest.approx(2.0, rel=0.1)
 
 
+def test_a_plain_service_gives_every_ready_pod_the_same_share_fast_or_slow() -> None:
+    fast, slow = servers.Perf(slots=8, service_s=0.05, cv=0.5), servers.Perf(1, 0.5, 0.5)
+    spread = servers.router(["fast", "slow"], seed=5, routing="spread")
+    spread.set_replicas({"f-0": ("fast", fast), "s-0": ("slow", slow), "s-1": ("slow", slow)})
+    spread.weights = {"fast": 100}  # a plain Service has no weights: ignored
+    done = []
+    for i in range(3000):
+        done += spread.arrive(i * 0.2)
+    done += spread.advance(1000.0)
+    assert len(done) == 3000
+    assert sum(c.variant == "slow" for c in done) / 3000 == pytest.approx(2 / 3, abs=0.03)
+
+
 def test_a_weighted_route_splits_requests_by_its_weights_and_holds_a_variant_without_replicas() -> (
     None
 ):

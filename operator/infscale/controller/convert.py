@@ -52,6 +52,7 @@ def service_spec(
         quality_floor=spec.quality.floor if spec.quality else None,
         quality_average=bool(spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE),
         routed=spec.routing is not None,
+        even_spread=spec.routing is None,
     )
 
 

@@ -114,6 +114,9 @@ class ServiceSpec:
     quality_floor: float | None = None
     quality_average: bool = False  # the floor holds for the traffic-weighted mean, not each variant
     routed: bool = False  # a weighted route gives each variant the plan's share of the traffic
+    even_spread: bool = False
+    """No route: a plain Service spreads requests evenly over the pods, fast or slow, so one
+    variant serves at a time (a mix would be as slow as its slowest pod)."""
 
     def below_floor(self, variant: VariantSpec) -> bool:
         """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""

@@ -76,12 +76,13 @@ class EmulatedService:
         variant_order: list[str],
         seed: int,
         threshold_s: float = math.inf,
-        weighted: bool = False,
+        routing: servers.Routing = "shared",
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self.queue = servers.router(variant_order, seed, weighted)
-        """One queue in front of every replica, or a weighted route to a queue per variant."""
+        self.queue = servers.router(variant_order, seed, routing)
+        """One queue in front of every replica, a weighted route to a queue per variant, or a
+        plain Service's even spread over the pods (a queue per variant, shares by pods)."""
         self.pods: dict[str, PodCounters] = {}
         self.truth: collections.deque[servers.Completion] = collections.deque()
         self._perf: dict[str, servers.Perf] = {}

@@ -176,7 +176,7 @@ class ServiceState:
             variants,
             seed,
             self.spec.slo.threshold_seconds,
-            weighted=self.spec.routing is not None,
+            routing="weighted" if self.spec.routing is not None else "spread",
         )
         self.next_arrival = 0
 

@@ -64,9 +64,11 @@ class _Service(pydantic.BaseModel):
     idle_timeout_s: float = 600.0
     quality_floor: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
     quality_average: bool = False  # the floor holds on average over the traffic
-    routing: Literal["shared", "weighted"] = "shared"
-    """``shared``: one queue in front of every replica; ``weighted``: a route that splits the
-    requests over a queue per variant by the policy's weights (a Gateway API HTTPRoute)."""
+    routing: Literal["shared", "weighted", "spread"] = "shared"
+    """``shared``: one queue in front of every replica (a balancer that hands each request to a
+    free slot); ``weighted``: a route that splits the requests over a queue per variant by the
+    policy's weights (a Gateway API HTTPRoute); ``spread``: a plain Service, every Ready pod the
+    same share (the planner then keeps one variant serving)."""
 
 
 class _Slo(pydantic.BaseModel):
@@ -134,6 +136,7 @@ class Scenario(pydantic.BaseModel):
             quality_floor=self.service.quality_floor,
             quality_average=self.service.quality_average,
             routed=self.service.routing == "weighted",
+            even_spread=self.service.routing == "spread",
         )
 
     def perf(self) -> dict[str, Perf]:

@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import heapq
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -162,10 +163,13 @@ class WeightedQueues:
     one variant, drawn in proportion to ``weights``, and waits in that variant's own queue (one
     :class:`ReplicaQueue` each); a variant drawn with no Ready replica holds the request until
     one is. Without positive weights, requests split by the variants' Ready slots per second.
-    Same interface as :class:`ReplicaQueue`."""
+    ``by_pods``: a plain Service instead, which gives every Ready pod the same share, fast or
+    slow (a variant's share is its share of the Ready pods). Same interface as
+    :class:`ReplicaQueue`."""
 
-    def __init__(self, variant_order: list[str], seed: int = 0) -> None:
+    def __init__(self, variant_order: list[str], seed: int = 0, by_pods: bool = False) -> None:
         self.variant_order = variant_order
+        self.by_pods = by_pods
         self.rng = np.random.default_rng(seed)
         self.queues = {v: ReplicaQueue([v], seed=seed + 1 + i) for i, v in enumerate(variant_order)}
         self.weights: dict[str, float] = {}
@@ -195,6 +199,11 @@ class WeightedQueues:
 
     def _draw(self) -> str:
         shares = [max(self.weights.get(v, 0.0), 0.0) for v in self.variant_order]
+        if self.by_pods:
+            shares = [
+                float(sum(not r.removed for r in self.queues[v].replicas.values()))
+                for v in self.variant_order
+            ]
         if sum(shares) <= 0:
             shares = [
                 sum(r.perf.slots / r.perf.service_s for r in q.replicas.values() if not r.removed)
@@ -206,8 +215,12 @@ class WeightedQueues:
         return self.variant_order[int(self.rng.choice(len(shares), p=np.array(shares) / total))]
 
 
-def router(variant_order: list[str], seed: int, weighted: bool) -> ReplicaQueue | WeightedQueues:
-    """What stands in front of a service's replicas: one shared queue, or a weighted route."""
-    if weighted:
-        return WeightedQueues(variant_order, seed=seed)
-    return ReplicaQueue(variant_order, seed=seed)
+Routing = Literal["shared", "weighted", "spread"]
+
+
+def router(variant_order: list[str], seed: int, routing: Routing) -> ReplicaQueue | WeightedQueues:
+    """What stands in front of a service's replicas: one shared queue (a balancer that hands each
+    request to a free slot), a weighted route, or a plain Service's even spread over the pods."""
+    if routing == "shared":
+        return ReplicaQueue(variant_order, seed=seed)
+    return WeightedQueues(variant_order, seed=seed, by_pods=routing == "spread")
