@@ -183,6 +183,12 @@ def test_each_variant_runs_its_own_model_server() -> None:
     # The planner reads the scores and the floor from the same manifest.
     svc = convert.service_spec("team-a", "assistant", spec, 0)
     assert svc.quality_floor == 0.95
+    assert svc.routed  # its route mixes the models; without it, one would serve at a time
+    assert not svc.even_spread
+    plain = convert.service_spec(
+        "team-a", "assistant", spec.model_copy(update={"routing": None}), 0
+    )
+    assert plain.even_spread
     assert svc.quality_average
     assert [v.quality for v in svc.variants] == [1.0, 0.97, 0.90, 0.80]
 

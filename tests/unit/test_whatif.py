@@ -90,6 +90,13 @@ def test_the_scenario_carries_the_manifests(tmp_path: Path) -> None:
     assert (l4.pool, l4.capacity_rps, l4.startup_s) == ("gpu-l4", 200.0, 60.0)
     assert l4.resources.extended == {"nvidia.com/gpu": 1.0, "pods": 1.0}  # and its pod slot
     assert next(v for v in scen.variants if v.name == "cpu").resources.cpu == 1.5
+    assert scen.service.routing == "spread"  # no route: the team's plain Service
+    paths = [str(EXAMPLES / "model-variants"), str(EXAMPLES / "node-pools.yaml")]
+    found = manifests.parse(manifests.read_documents(manifests.files(paths)))
+    scen = manifests.to_scenario(manifests.pick(found, "assistant"), found, peak_rps=40.0)
+    assert scen.service.routing == "weighted"
+    assert (scen.service.quality_floor, scen.service.quality_average) == (0.95, True)
+    assert {v.name: v.quality for v in scen.variants}["awq-l4"] == 0.97
 
 
 @pytest.mark.parametrize(

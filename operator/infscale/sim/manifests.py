@@ -351,6 +351,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 "capacity_rps": variant.capacity_rps,
                 "startup_s": float(variant.startup_seconds),
                 "perf": derived_perf(variant.capacity_rps, spec.slo),
+                "quality": variant.quality,
             }
         )
     pools = []
@@ -386,6 +387,12 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 "scale_down_stabilization_s": float(spec.scale_down.stabilization_seconds),
                 "scale_down_max_step": step,
                 "idle_timeout_s": float(spec.replicas.idle_timeout_seconds),
+                "quality_floor": spec.quality.floor if spec.quality else None,
+                "quality_average": bool(
+                    spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE
+                ),
+                # What the operator meets: its own route, or the team's plain Service.
+                "routing": "weighted" if spec.routing is not None else "spread",
             },
         }
     )
