@@ -121,7 +121,7 @@ def seasonal_profile(
     state: model.ForecastState, now_s: float, lead_s: float, cfg: tuning.PlannerSettings
 ) -> list[float]:
     """The rate expected of a burst recurring with period ``season_s``, for each minute from
-    now to ``lead_s`` ahead (0 where none is due; empty when nothing can be said).
+    now to ``lead_s`` ahead (0 where none is due; empty when nothing can be said or none is).
 
     For each minute (bucket) due within the lead, capped at half a period, and each of the
     last ``season_periods`` periods: the highest rate at that minute of the period (one bucket
@@ -159,7 +159,10 @@ def seasonal_profile(
         for i, rate in _slice(minutes, first - 1, first + ahead + 1):
             rates[i - first + 1] = rate
         bursts = map(max, rates, rates[1:], rates[2:])  # one bucket of slack either side
-        periods.append([burst * scale if burst >= least else 0.0 for burst in bursts])
+        due = [burst * scale if burst >= least else 0.0 for burst in bursts]
+        if not any(due):  # the smallest over the periods: nothing is due
+            return []
+        periods.append(due)
     return [min(due) for due in zip(*periods, strict=True)]
 
 

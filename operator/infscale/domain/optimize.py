@@ -403,6 +403,15 @@ def _greedy(
     replicas: dict[str, dict[str, int]] = {}
     shortfall: dict[str, float] = {}
     for dem in sorted(demands, key=lambda d: d.service.key):
+        chosen = chosen_by_service[dem.service.key]
+        left_rps = dem.demand_rps - sum(
+            n * dem.capacity_rps.get(name, 0.0) for name, n in chosen.items()
+        )
+        total = sum(chosen.values())
+        if left_rps <= 1e-9 and total >= dem.min_total:  # covered by the start already
+            replicas[dem.service.key] = chosen
+            shortfall[dem.service.key] = 0.0
+            continue
         ranked = sorted(
             (v for v in dem.service.variants if v.pool in pools),
             key=lambda v: (
@@ -410,11 +419,6 @@ def _greedy(
                 v.name,
             ),
         )
-        chosen = chosen_by_service[dem.service.key]
-        left_rps = dem.demand_rps - sum(
-            n * dem.capacity_rps.get(name, 0.0) for name, n in chosen.items()
-        )
-        total = sum(chosen.values())
 
         # The cheapest variant that can finish the job goes first: filling the replica budget
         # with a cheap small variant could leave the rest uncovered.
