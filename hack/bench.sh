@@ -19,9 +19,12 @@
 #   --jobs N             worker processes (default: 2, or fewer cores)
 #   --generated-on NAME  the generated cases run on scenario NAME (repeatable), not each on its own
 #   --quick              narrower HPA/KEDA sweeps, no static bisection
+#   --no-pod-baselines   no HPA, KEDA, KPA or static: infscale, its single variants, the oracle
 #   e.g. the model-variants bars (issue 23), real traces and the validation half on both floors:
 #        hack/bench.sh /tmp/mv/r.json --suite real --scenario model-variants \
-#          --scenario model-variants-strict --quick   (then --suite validation --generated-on ...)
+#          --scenario model-variants-strict --no-pod-baselines
+#        hack/bench.sh /tmp/mv/v.json --suite validation --generated-on model-variants \
+#          --generated-on model-variants-strict --no-pod-baselines
 #   e.g. hack/bench.sh /tmp/bench/bench-results.json --suite development --jobs 2
 #        hack/bench.sh /tmp/bench/r.json --suite none --trace my-azure-format.csv --max-minutes 30
 # Defaults: bench-results.json in the current directory; real traces clipped to 60 min (the Azure

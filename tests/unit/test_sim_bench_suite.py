@@ -260,7 +260,7 @@ def test_generated_cases_run_on_a_chosen_scenario_quickly(
     argv = _args(
         tmp_path,
         *("--suite", "validation", "--generated-on", "model-variants"),
-        *("--generated-on", "model-variants-strict", "--quick"),
+        *("--generated-on", "model-variants-strict", "--quick", "--no-pod-baselines"),
     )
     specs = bench.select_cases(bench.parse_args(argv))
     half = len(tracegen.suite()) // 2
@@ -268,7 +268,7 @@ def test_generated_cases_run_on_a_chosen_scenario_quickly(
         "model-variants": half,
         "model-variants-strict": half,
     }
-    assert all(s.quick and s.split == "validation" for s in specs)
+    assert all(s.quick and not s.pod_baselines and s.split == "validation" for s in specs)
 
 
 def _assistant(floor: float, average: bool) -> model.ServiceSpec:

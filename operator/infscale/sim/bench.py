@@ -179,10 +179,12 @@ def bench_one(
     split: str = "real",
     hpa_fractions: Sequence[float] = HPA_FRACTIONS,
     keda_thresholds: Sequence[float] = KEDA_THRESHOLDS,
+    pod_baselines: bool = True,
 ) -> tuple[list[Record], dict[str, engine.Result]]:
     """All policies on one trace and scenario; ``static_bar=False`` skips the bisection for the
     cheapest static allocation reaching the bar (static-peak still runs); the HPA and KEDA
-    sweeps may be narrowed (``infscale whatif --quick``)."""
+    sweeps may be narrowed (``infscale whatif --quick``), or left out with KPA and static
+    (``pod_baselines=False``: infscale against its single variants and the oracle)."""
     service = scen.domain_service()
     pools = scen.domain_pools()
     perf = scen.perf()
@@ -234,33 +236,36 @@ def bench_one(
         pol = policies.Infscale(single, pools, name=f"infscale-only-{variant.name}")
         pol.seed_state(*single_warm)
         run("single-variant", pol, False, single_warm)
-    for fraction in hpa_fractions:
-        hpa = policies.Hpa(service, base, fraction * base_spec.capacity_rps)
-        run("hpa", hpa, True, pod_warm)
-    for threshold in keda_thresholds:
-        run("keda", policies.Keda(service, base, threshold), True, pod_warm)
-    run("kpa", policies.Kpa(service, base, perf[base].slots), True, pod_warm)
-    static_n = max(1, math.ceil(peak / base_spec.capacity_rps))
-    pool = {p.name: p for p in pools}[base_spec.pool]
+    if pod_baselines:  # one Deployment of the base variant, as a team runs it today
+        for fraction in hpa_fractions:
+            hpa = policies.Hpa(service, base, fraction * base_spec.capacity_rps)
+            run("hpa", hpa, True, pod_warm)
+        for threshold in keda_thresholds:
+            run("keda", policies.Keda(service, base, threshold), True, pod_warm)
+        run("kpa", policies.Kpa(service, base, perf[base].slots), True, pod_warm)
+        static_n = max(1, math.ceil(peak / base_spec.capacity_rps))
+        pool = {p.name: p for p in pools}[base_spec.pool]
 
-    def run_static(role: str, replicas: int, name: str) -> float:
-        nodes = {pool.name: pricing.nodes_needed([(base_spec.resources, replicas)], pool.node)}
-        run(role, policies.Static(base, replicas, nodes, name), False, ({base: replicas}, nodes))
-        return results[name][1].slo_attainment
+        def run_static(role: str, replicas: int, name: str) -> float:
+            nodes = {pool.name: pricing.nodes_needed([(base_spec.resources, replicas)], pool.node)}
+            run(
+                role, policies.Static(base, replicas, nodes, name), False, ({base: replicas}, nodes)
+            )
+            return results[name][1].slo_attainment
 
-    attained = run_static("static", static_n, "static-peak")
-    # The cheapest fixed allocation that reaches the bar: what the SLO costs with neither
-    # foresight nor reaction (BASELINES.md asks for the best static allocation). Attainment
-    # grows with replicas, so a bisection over (static_n, 4 x static_n] finds it.
-    low, high = static_n, min(service.max_replicas, 4 * static_n)
-    search = static_bar and attained < ATTAINMENT_BAR and high > low
-    if search and run_static("static-bar", high, f"static-{high}x{base}") >= ATTAINMENT_BAR:
-        while high - low > 1:
-            mid = (low + high) // 2
-            if run_static("static-bar", mid, f"static-{mid}x{base}") >= ATTAINMENT_BAR:
-                high = mid
-            else:
-                low = mid
+        attained = run_static("static", static_n, "static-peak")
+        # The cheapest fixed allocation that reaches the bar: what the SLO costs with neither
+        # foresight nor reaction (BASELINES.md asks for the best static allocation). Attainment
+        # grows with replicas, so a bisection over (static_n, 4 x static_n] finds it.
+        low, high = static_n, min(service.max_replicas, 4 * static_n)
+        search = static_bar and attained < ATTAINMENT_BAR and high > low
+        if search and run_static("static-bar", high, f"static-{high}x{base}") >= ATTAINMENT_BAR:
+            while high - low > 1:
+                mid = (low + high) // 2
+                if run_static("static-bar", mid, f"static-{mid}x{base}") >= ATTAINMENT_BAR:
+                    high = mid
+                else:
+                    low = mid
 
     reference = solution.cost_usd
     quality = {
@@ -644,6 +649,7 @@ class CaseSpec:
     path: str = ""  # the file read, if any
     seed: int = 0  # the generated suite's seed
     quick: bool = False  # narrower HPA and KEDA sweeps, no static bisection
+    pod_baselines: bool = True  # HPA, KEDA, KPA and static (False: --no-pod-baselines)
     weight: float = 0.0  # requests expected, roughly: the heaviest cases start first
 
 
@@ -728,7 +734,10 @@ def select_cases(args: argparse.Namespace, log: Callable[[str], None] = print) -
             if name is not None
         )
     chosen = [s for s in specs if not args.only or any(o in s.label for o in args.only)]
-    return [dataclasses.replace(s, quick=args.quick) for s in chosen]
+    return [
+        dataclasses.replace(s, quick=args.quick, pod_baselines=not args.no_pod_baselines)
+        for s in chosen
+    ]
 
 
 def load_trace(spec: CaseSpec, options: TraceOptions) -> traces.Trace:
@@ -792,6 +801,7 @@ def run_case(
         split=spec.split,
         hpa_fractions=QUICK_HPA if spec.quick else HPA_FRACTIONS,
         keda_thresholds=QUICK_KEDA if spec.quick else KEDA_THRESHOLDS,
+        pod_baselines=spec.pod_baselines,
     )
     shown = [r.policy for r in picks(records).values() if r is not None]
     return CaseOutcome(
@@ -1018,6 +1028,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help=f"narrower sweeps (HPA {QUICK_HPA}, KEDA {QUICK_KEDA}), no static bisection",
+    )
+    parser.add_argument(
+        "--no-pod-baselines",
+        action="store_true",
+        help="leave out HPA, KEDA, KPA and static: infscale, its single variants and the oracle",
     )
     parser.add_argument(
         "--max-minutes", type=float, default=60.0, help="clip each real trace (0: whole)"
