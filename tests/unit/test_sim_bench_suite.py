@@ -324,5 +324,11 @@ def test_case_row_floor_and_best_model_saving() -> None:
     row = mv(records, 0.84, 3)
     assert row.floor_minutes == 3
     assert {"floor", "saving"} <= set(row.misses)
+    # A best model that attains more than infscale: no saving at equal attainment to claim.
+    records = [*_case(ours_cost=5.0), _rec("single-best", "single-variant", 16.0, 0.999)]
+    row = mv([dataclasses.replace(r, slo_attainment=0.98) if r.policy == "infscale" else r
+              for r in records], 0.88, 0)  # fmt: skip
+    assert row.vs_best_model == pytest.approx(5.0 / 16.0)
+    assert "saving" in row.misses
     # Elsewhere (no scored variants) there is no best model and no such bar.
     assert bench.case_row(_case()).vs_best_model is None

@@ -378,6 +378,7 @@ class CaseRow:
     quality: float = math.nan  # the served mix's, where the variants are scored
     floor_minutes: int = 0  # minutes the served mix broke the quality floor
     vs_best_model: float | None = None  # over the best-quality variant alone, where there is one
+    # (at any attainment: the saving bar also needs infscale's to be at least as high)
 
 
 def attainment_bar(reachable: Record | None) -> float:
@@ -411,7 +412,11 @@ def case_row(records: Sequence[Record]) -> CaseRow:
     }
     singles = [r for r in records if r.role == "single-variant" and not math.isnan(r.quality)]
     best_model = max(singles, key=lambda r: r.quality, default=None)
-    vs_best_model = _cost_ratio(ours, best_model)
+    vs_best_model = None
+    as_good = False  # infscale's attainment at least the best model's (or 0.99)
+    if best_model is not None and best_model.cost_usd > 0:
+        vs_best_model = ours.cost_usd / best_model.cost_usd
+        as_good = ours.slo_attainment >= min(ATTAINMENT_BAR, best_model.slo_attainment) - 1e-9
     saving = QUALITY_SAVINGS.get(ours.scenario)
     hpa = comparable(records, "hpa", ours)
     events = None
@@ -425,7 +430,8 @@ def case_row(records: Sequence[Record]) -> CaseRow:
         "single": ours.scenario in MIX_SCENARIOS and _dearer(vs["single-variant"]),
         "events": events is not None and events > EVENTS_LIMIT,
         "floor": ours.floor_minutes > 0,
-        "saving": saving is not None and (vs_best_model is None or vs_best_model > 1.0 - saving),
+        "saving": saving is not None
+        and not (as_good and vs_best_model is not None and vs_best_model <= 1.0 - saving),
     }
     return CaseRow(
         ours.split,
