@@ -476,8 +476,9 @@ class HttpRouteRouting(ApiModel):
 
 
 class Routing(ApiModel):
-    """How requests reach the variants. Without it, each variant is sized as the plan says and
-    a Service of the team's own (over every variant's pods) spreads requests evenly per pod."""
+    """How requests reach the variants. Without it, a Service of the team's own (over every
+    variant's pods) spreads requests evenly per pod, fast or slow, so one variant serves at a
+    time."""
 
     http_route: HttpRouteRouting
     """One Service per variant (<service>-<variant>) and an HTTPRoute <service> whose backend
@@ -532,7 +533,8 @@ class InferenceServiceSpec(ApiModel):
     quality: QualitySpec | None = None
     """A quality floor the plan keeps: which variants may serve, or what mix of them."""
     routing: Routing | None = None
-    """Weighted routing that gives each variant the share of traffic the plan gives it."""
+    """Weighted routing that gives each variant the share of traffic the plan gives it. Without
+    it, a plain Service spreads requests evenly over the pods and one variant serves at a time."""
 
 
 class VariantStatus(ApiModel):
