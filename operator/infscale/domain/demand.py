@@ -130,9 +130,9 @@ def service_demand(
         cold_start_s={v.name: cycle.cold_start_s(v) for v in svc.variants},
     )
     cover, dem, moving = _cover(dem, cycle, why)
-    if svc.even_spread and sum(c > 0 for c in dem.capacity_rps.values()) > 1:
-        dem = _one_variant(dem, cover, moving, cycle)
-        serving = next(v for v, c in dem.capacity_rps.items() if c > 0)
+    serving = _serving(dem, cover, moving, cycle) if svc.even_spread else None
+    if serving is not None:
+        dem = _only(dem, serving)
         why.append(
             f"no route: a plain Service spreads requests evenly over the pods, so one variant "
             f"serves ({serving}); spec.routing mixes variants by weight"
@@ -141,8 +141,10 @@ def service_demand(
     if svc.quality_floor is not None:  # the same demand without the floor: what the floor costs
         bare = dataclasses.replace(svc, quality_floor=None)
         unfloored = dataclasses.replace(dem, service=bare, capacity_rps=unfloored_rps)
-        if svc.even_spread:  # one variant serves there too: the cheapest alone
-            unfloored = _one_variant(unfloored, optimize.cheapest_cover(unfloored, cycle.pools))
+        cheapest = optimize.cheapest_cover(unfloored, cycle.pools)
+        alone = _serving(unfloored, cheapest, True, cycle) if svc.even_spread else None
+        if alone is not None:  # one variant serves there too: the cheapest alone
+            unfloored = _only(unfloored, alone)
     observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"
     why.append(
         f"demand {demand_rps:.2f} rps over a {lead_s:.0f} s lead (observed {observed} rps); "
@@ -372,30 +374,32 @@ def _cover(
     return cover, dataclasses.replace(dem, switch_weight=0.0), True
 
 
-def _one_variant(
-    dem: optimize.Demand,
-    cover: optimize.Cover | None,
-    moving: bool = True,
-    cycle: Cycle | None = None,
-) -> optimize.Demand:
-    """``dem`` served by one variant: without a route, a plain Service gives every pod the same
-    share of the requests, so a mix carries only as much as its slowest pods allow, and its
-    cheapest variant alone carries at least as much for no more. The variant serving now stays
-    until moving to the cheapest cover has paid for itself (``moving``) or it cannot cover the
-    demand (``cycle`` holds the pools); with nothing serving, the cheapest cover serves."""
+def _serving(
+    dem: optimize.Demand, cover: optimize.Cover | None, moving: bool, cycle: Cycle
+) -> str | None:
+    """The one variant that serves ``dem`` (None where at most one could): without a route, a
+    plain Service gives every pod the same share of the requests, so a mix carries only as much
+    as its slowest pods allow, and its cheapest variant alone carries at least as much for no
+    more. The variant serving now stays until moving to the cheapest cover has paid for itself
+    (``moving``) or it cannot cover the demand; with nothing serving, the cheapest cover serves."""
     usable = {v: c for v, c in dem.capacity_rps.items() if c > 0}
     if len(usable) <= 1:
-        return dem
+        return None
     running = [v for v in usable if dem.current.get(v, 0) > 0]
     serving = max(running, key=lambda v: (dem.current[v], v)) if running else None
-    if serving is not None and not moving and cycle is not None:
-        alone = dataclasses.replace(dem, capacity_rps={serving: usable[serving]})
+    if serving is not None and not moving:
+        alone = _only(dem, serving)
         if optimize.cheapest_cover(alone, cycle.pools) is None:
             serving = None  # it cannot cover the demand within its bounds
     if serving is None or moving:
         serving = cover.variant if cover is not None else max(usable, key=lambda v: usable[v])
+    return serving
+
+
+def _only(dem: optimize.Demand, variant: str) -> optimize.Demand:
+    """``dem`` with every other variant's usable capacity 0."""
     return dataclasses.replace(
-        dem, capacity_rps={v: c if v == serving else 0.0 for v, c in dem.capacity_rps.items()}
+        dem, capacity_rps={v: c if v == variant else 0.0 for v, c in dem.capacity_rps.items()}
     )
 
 
