@@ -131,7 +131,7 @@ def test_without_a_route_one_variant_serves_and_the_mix_goes_once_the_move_pays(
     # behind a plain Service every pod gets the same share, so the plan keeps one model that
     # meets the floor alone, and says why.
     mixed = assistant(0.95, average=True)
-    plain = dataclasses.replace(mixed, name="plain", even_spread=True)
+    plain = dataclasses.replace(mixed, name="plain", routing="spread")
     obs = {s.key: fx.observe(100.0) for s in (mixed, plain)}
     plan, _ = planner.plan([mixed, plain], list(POOLS.values()), obs, model.PlannerState(), 0.0)
     assert sum(n > 0 for n in plan.replicas[mixed.key].values()) > 1
@@ -183,12 +183,11 @@ def test_each_variant_runs_its_own_model_server() -> None:
     # The planner reads the scores and the floor from the same manifest.
     svc = convert.service_spec("team-a", "assistant", spec, 0)
     assert svc.quality_floor == 0.95
-    assert svc.routed  # its route mixes the models; without it, one would serve at a time
-    assert not svc.even_spread
+    assert svc.routing == "weighted"  # its route mixes the models; without it, one serves
     plain = convert.service_spec(
         "team-a", "assistant", spec.model_copy(update={"routing": None}), 0
     )
-    assert plain.even_spread
+    assert plain.routing == "spread"
     assert svc.quality_average
     assert [v.quality for v in svc.variants] == [1.0, 0.97, 0.90, 0.80]
 
@@ -252,7 +251,7 @@ def test_whole_percent_weights_keep_an_average_floor_through_rounding() -> None:
 
 
 def test_the_plan_gives_routed_services_their_weights() -> None:
-    routed = dataclasses.replace(assistant(0.95, average=True), routed=True)
+    routed = dataclasses.replace(assistant(0.95, average=True), routing="weighted")
     plain = dataclasses.replace(assistant(), name="plain")
     obs = {s.key: fx.observe(100.0) for s in (routed, plain)}
     plan, _ = planner.plan([routed, plain], list(POOLS.values()), obs, model.PlannerState(), 0.0)

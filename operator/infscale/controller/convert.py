@@ -51,8 +51,7 @@ def service_spec(
         fallback=fallback,
         quality_floor=spec.quality.floor if spec.quality else None,
         quality_average=bool(spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE),
-        routed=spec.routing is not None,
-        even_spread=spec.routing is None,
+        routing="weighted" if spec.routing is not None else "spread",
     )
 
 

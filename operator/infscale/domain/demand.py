@@ -130,7 +130,7 @@ def service_demand(
         cold_start_s={v.name: cycle.cold_start_s(v) for v in svc.variants},
     )
     cover, dem, moving = _cover(dem, cycle, why)
-    serving = _serving(dem, cover, moving, cycle) if svc.even_spread else None
+    serving = _serving(dem, cover, moving, cycle) if svc.routing == "spread" else None
     if serving is not None:
         dem = _only(dem, serving)
         why.append(
@@ -142,7 +142,7 @@ def service_demand(
         bare = dataclasses.replace(svc, quality_floor=None)
         unfloored = dataclasses.replace(dem, service=bare, capacity_rps=unfloored_rps)
         cheapest = optimize.cheapest_cover(unfloored, cycle.pools)
-        alone = _serving(unfloored, cheapest, True, cycle) if svc.even_spread else None
+        alone = _serving(unfloored, cheapest, True, cycle) if svc.routing == "spread" else None
         if alone is not None:  # one variant serves there too: the cheapest alone
             unfloored = _only(unfloored, alone)
     observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"

@@ -96,6 +96,13 @@ class Fallback:
     replicas: int = 0
 
 
+Routing = Literal["shared", "weighted", "spread"]
+"""How requests reach a service's replicas. ``shared``: one queue handing each request to a free
+slot (a balancer that does so); ``weighted``: a route that gives each variant the plan's share
+(infscale's HTTPRoute); ``spread``: a plain Service, every pod the same share, fast or slow, so
+one variant serves at a time (a mix would be as slow as its slowest pod)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ServiceSpec:
     """An InferenceService as the planner sees it."""
@@ -113,10 +120,7 @@ class ServiceSpec:
     fallback: Fallback = Fallback()
     quality_floor: float | None = None
     quality_average: bool = False  # the floor holds for the traffic-weighted mean, not each variant
-    routed: bool = False  # a weighted route gives each variant the plan's share of the traffic
-    even_spread: bool = False
-    """No route: a plain Service spreads requests evenly over the pods, fast or slow, so one
-    variant serves at a time (a mix would be as slow as its slowest pod)."""
+    routing: Routing = "shared"
 
     def below_floor(self, variant: VariantSpec) -> bool:
         """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""

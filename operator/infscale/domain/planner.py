@@ -89,7 +89,7 @@ def plan(
             demanded[svc.key].demand.capacity_rps,
         )
         for svc in services
-        if svc.routed
+        if svc.routing == "weighted"
     }
     result = model.Plan(
         replicas=replicas,

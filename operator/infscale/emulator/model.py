@@ -15,6 +15,7 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 
+from infscale.domain.model import Routing
 from infscale.sim import servers
 
 # Histogram bounds in seconds (the emulator's own choice, similar in range to vLLM's).
@@ -76,7 +77,7 @@ class EmulatedService:
         variant_order: list[str],
         seed: int,
         threshold_s: float = math.inf,
-        routing: servers.Routing = "shared",
+        routing: Routing = "shared",
     ) -> None:
         self.namespace = namespace
         self.name = name

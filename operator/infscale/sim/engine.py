@@ -165,14 +165,7 @@ class Simulator:
         self.arrived = 0
         self.served: dict[str, collections.Counter[int]] = {}  # per variant: by arrival minute
         variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
-        routing: servers.Routing = (
-            "weighted"
-            if self.service.routed
-            else "spread"
-            if self.service.even_spread
-            else "shared"
-        )
-        self.rq = servers.router(variant_order, seed, routing)
+        self.rq = servers.router(variant_order, seed, self.service.routing)
         self.server_perf = {
             name: servers.Perf(p.slots, p.service_s, p.cv) for name, p in self.perf.items()
         }

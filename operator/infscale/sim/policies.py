@@ -262,7 +262,7 @@ class Schedule:
         """The slice's allocation."""
         i = min(int(view.now_s // self.slice_s), len(self.replicas) - 1)
         weights = None
-        if self.service is not None and self.service.routed:
+        if self.service is not None and self.service.routing == "weighted":
             capacity = {v.name: v.capacity_rps for v in self.service.variants}
             weights = traffic.weights(self.service, self.replicas[i], view.ready, capacity)
         return engine.Decision(dict(self.replicas[i]), dict(self.nodes[i]), weights)

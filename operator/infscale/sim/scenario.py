@@ -8,7 +8,6 @@ coefficient of variation), which the policies never see.
 from __future__ import annotations
 
 import pathlib
-from typing import Literal
 
 import pydantic
 import yaml
@@ -64,7 +63,7 @@ class _Service(pydantic.BaseModel):
     idle_timeout_s: float = 600.0
     quality_floor: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
     quality_average: bool = False  # the floor holds on average over the traffic
-    routing: Literal["shared", "weighted", "spread"] = "shared"
+    routing: model.Routing = "shared"
     """``shared``: one queue in front of every replica (a balancer that hands each request to a
     free slot); ``weighted``: a route that splits the requests over a queue per variant by the
     policy's weights (a Gateway API HTTPRoute); ``spread``: a plain Service, every Ready pod the
@@ -135,8 +134,7 @@ class Scenario(pydantic.BaseModel):
             idle_timeout_s=self.service.idle_timeout_s,
             quality_floor=self.service.quality_floor,
             quality_average=self.service.quality_average,
-            routed=self.service.routing == "weighted",
-            even_spread=self.service.routing == "spread",
+            routing=self.service.routing,
         )
 
     def perf(self) -> dict[str, Perf]:

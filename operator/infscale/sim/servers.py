@@ -16,9 +16,10 @@ import collections
 import dataclasses
 import heapq
 import math
-from typing import Literal
 
 import numpy as np
+
+from infscale.domain import model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,10 +216,9 @@ class WeightedQueues:
         return self.variant_order[int(self.rng.choice(len(shares), p=np.array(shares) / total))]
 
 
-Routing = Literal["shared", "weighted", "spread"]
-
-
-def router(variant_order: list[str], seed: int, routing: Routing) -> ReplicaQueue | WeightedQueues:
+def router(
+    variant_order: list[str], seed: int, routing: model.Routing
+) -> ReplicaQueue | WeightedQueues:
     """What stands in front of a service's replicas: one shared queue (a balancer that hands each
     request to a free slot), a weighted route, or a plain Service's even spread over the pods."""
     if routing == "shared":
