@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
+from infscale.adapters.reporting import KubernetesReporter
 from tests.integration import waiting
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,30 @@ def test_rbac_matches_the_snapshot_and_is_least_privilege(installed: str, namesp
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert cluster_admin.stdout.strip() == "no"
+
+
+def test_the_service_account_posts_and_counts_events(
+    api_client: client.ApiClient, core: client.CoreV1Api, installed: str, namespace: str
+) -> None:
+    """The recorder reads and patches an Event to count it again: the chart's RBAC allows it
+    (it granted only create once, and every Event of an operator on the chart was refused)."""
+    subject = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"{installed}-subject"))
+    )
+    involved = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": subject.metadata.name, "namespace": namespace,
+                     "uid": subject.metadata.uid},
+    }  # fmt: skip
+    account = client.ApiClient(api_client.configuration)
+    account.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:{installed}")
+    for _ in range(2):
+        KubernetesReporter(account).record(involved, "Normal", "Scaled", "variant l4: 1 -> 2")
+    events = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={subject.metadata.name}"
+    ).items
+    assert [(e.reason, e.count) for e in events] == [("Scaled", 2)]
 
 
 def test_restricted_pod_security_admits_the_operator_pod(
