@@ -34,7 +34,10 @@ def settled(samples: list[tuple[float, int, int, dict[str, Any]]]) -> bool:
     return len(last) == 3 and all(t > 130 and r <= 2 and n <= r + 1 for t, r, n, _ in last)
 
 
-pool_name = manifests.kwok_pool_fixture("e2e", max_nodes=6, provisioning_s=3, tainted=False)
+POWER = {"idleWatts": 24, "maxWatts": 92, "gramsCo2PerKwh": 379}
+pool_name = manifests.kwok_pool_fixture(
+    "e2e", max_nodes=6, provisioning_s=3, tainted=False, power=POWER
+)
 
 
 @pytest.mark.timeout(600)  # about six minutes of emulated traffic; the default is 300 s
@@ -102,3 +105,16 @@ def test_replicas_and_nodes_follow_emulated_load(
     last = samples[-1][3]
     assert last["usdPerHour"] > 0
     assert last["lastDecision"]["reason"]
+    # Energy: the Ready replicas draw between idle and full power, and per million requests.
+    drawn = [s for s in high if s.get("powerWatts") and s.get("readyReplicas")]
+    assert drawn, "the status must report what the replicas draw under load"
+    for s in drawn:
+        assert 24 * s["readyReplicas"] <= s["powerWatts"] <= 92 * s["readyReplicas"] + 1e-6
+        assert s["kwhPerMillionRequests"] > 0
+        assert s["gramsCo2PerMillionRequests"] == pytest.approx(
+            s["kwhPerMillionRequests"] * 379, rel=0.01
+        )
+        assert s["usdPerMillionRequests"] > 0
+    pool = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool_name)
+    assert isinstance(pool, dict)
+    assert pool["status"]["powerWatts"] >= 24 * pool["status"]["readyNodes"]

@@ -21,8 +21,10 @@ def kwok_pool(
     max_nodes: int = 4,
     provisioning_s: int = 2,
     tainted: bool = True,
+    power: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """An InferenceNodePool of kwok nodes with `gpus` GPUs, 8 cores and 32 GiB per GPU."""
+    """An InferenceNodePool of kwok nodes with `gpus` GPUs, 8 cores and 32 GiB per GPU (and
+    spec.power, if given)."""
     node: dict[str, Any] = {
         "capacity": {"cpu": str(8 * gpus), "memory": f"{32 * gpus}Gi", "nvidia.com/gpu": str(gpus)},
         "labels": {"infscale.dev/pool": name},
@@ -39,6 +41,7 @@ def kwok_pool(
             "usdPerHour": usd_per_hour,
             "maxNodes": max_nodes,
             "provisioningSeconds": provisioning_s,
+            **({"power": power} if power is not None else {}),
         },
     }
 

@@ -215,6 +215,10 @@ POOL_CASES: dict[str, tuple[Mutation, str]] = {
         set_path("spec.node.taints", [{"key": "gpu", "effect": "Sometimes"}]),
         'Unsupported value: "Sometimes"',
     ),
+    "idle power above the maximum": (
+        set_path("spec.power", {"idleWatts": 120, "maxWatts": 90}),
+        "power.idleWatts must not exceed power.maxWatts",
+    ),
     "clusterapi without a MachineDeployment": (
         set_path("spec.provider", {"clusterapi": {}}),
         "machineDeployment: Required value",

@@ -105,6 +105,20 @@ def inference_service_crd() -> dict[str, Any]:
             _column(
                 "Quality", "number", ".status.quality", "Quality of the planned mix", wide=True
             ),
+            _column(
+                "USD/1M",
+                "number",
+                ".status.usdPerMillionRequests",
+                "Node cost and electricity per million requests",
+                wide=True,
+            ),
+            _column(
+                "kWh/1M",
+                "number",
+                ".status.kwhPerMillionRequests",
+                "Energy per million requests",
+                wide=True,
+            ),
             _column("Reason", "string", ".status.lastDecision.reason", "Last decision", wide=True),
         ],
         subresources={
@@ -141,6 +155,7 @@ def inference_node_pool_crd() -> dict[str, Any]:
             _column("Max", "integer", ".spec.maxNodes", "Maximum nodes"),
             _column("USD/node/h", "number", ".spec.usdPerHour", "Price of one node per hour"),
             _column("USD/h", "number", ".status.usdPerHour", "Current cost per hour"),
+            _column("Watts", "number", ".status.powerWatts", "What the Ready nodes draw"),
             _column("Age", "date", ".metadata.creationTimestamp", "Age"),
         ],
         subresources={"status": {}},

@@ -171,6 +171,24 @@ class ProviderSpec(ApiModel):
         return "unset"
 
 
+class NodePower(ApiModel):
+    """What one node of the pool draws, and what its electricity costs and emits."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule("self.idleWatts <= self.maxWatts", "power.idleWatts must not exceed power.maxWatts"),
+    ]
+
+    idle_watts: float = Field(ge=0, le=100000)
+    """Watts one node draws with nothing to do (its models loaded, no requests)."""
+    max_watts: float = Field(ge=0, le=100000)
+    """Watts one node draws when every replica on it serves at its capacity."""
+    usd_per_kwh: float = Field(default=0.0, ge=0, le=100)
+    """Price of electricity not included in usdPerHour (0, the default: included, as in a
+    cloud's node price; set it on premises)."""
+    grams_co2_per_kwh: float | None = Field(default=None, ge=0, le=5000)
+    """Carbon intensity of the grid the nodes run on; without it, no gCO2 is reported."""
+
+
 class InferenceNodePoolSpec(ApiModel):
     """A pool of identical nodes that infscale may place replicas on and resize."""
 
@@ -190,6 +208,9 @@ class InferenceNodePoolSpec(ApiModel):
     """Nodes the pool never exceeds."""
     provisioning_seconds: int = Field(default=300, ge=0, le=7200)
     """Time from asking for a node to its resources being allocatable (default 5 min)."""
+    power: NodePower | None = None
+    """What one node draws. Without it, a CPU node's draw is estimated from its vCPUs and
+    memory (Cloud Carbon Footprint's AWS coefficients) and a GPU node's is unknown."""
 
 
 class Condition(ApiModel):
@@ -222,6 +243,9 @@ class InferenceNodePoolStatus(ApiModel):
     ready_nodes: int | None = None
     usd_per_hour: float | None = None
     """Current cost of the pool's nodes per hour."""
+    power_watts: float | None = None
+    """What the pool's nodes draw now: the replicas' share at their load, idle for the rest;
+    absent when unknown."""
     allocatable: dict[str, Quantity] = Field(default_factory=dict)
     """Sum of the allocatable resources of the pool's Ready nodes."""
     conditions: list[Condition] = Field(default_factory=list)
@@ -545,6 +569,8 @@ class VariantStatus(ApiModel):
     ready_replicas: int = 0
     capacity_rps: float | None = None
     """The capacity estimate currently used for one replica."""
+    power_watts: float | None = None
+    """What the variant's Ready replicas draw: their share of a node, at their load."""
     weight: int | None = None
     """With spec.routing: the variant's share of the traffic in percent (its HTTPRoute
     backend weight)."""
@@ -570,6 +596,16 @@ class InferenceServiceStatus(ApiModel):
     """Fraction of recent requests within the SLO."""
     usd_per_hour: float | None = None
     """Cost of the nodes the service's replicas occupy."""
+    power_watts: float | None = None
+    """What the service's Ready replicas draw (their share of their nodes, at their load);
+    absent when unknown (a pool without power, or a load not measured)."""
+    usd_per_million_requests: float | None = None
+    """Node cost plus electricity not included in it, per million requests at the current
+    rate."""
+    kwh_per_million_requests: float | None = None
+    """Energy per million requests at the current rate."""
+    grams_co2_per_million_requests: float | None = None
+    """Emissions per million requests at the current rate (pools with a carbon intensity)."""
     quality: float | None = None
     """With spec.quality: the traffic-weighted quality of the mix the plan aims at (each
     variant's share of the traffic is its share of the planned capacity). Replicas the scale-down

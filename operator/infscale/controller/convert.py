@@ -7,7 +7,7 @@ import string
 from collections.abc import Mapping, Sequence
 
 from infscale.api import quantity, v1alpha1
-from infscale.domain import model
+from infscale.domain import energy, model
 from infscale.ports import metrics
 
 
@@ -17,14 +17,28 @@ def pool_specs(pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]) -> dict[str,
 
 
 def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec:
+    node = quantity.node_resources(spec.node.capacity)
     return model.PoolSpec(
         name=name,
-        node=quantity.node_resources(spec.node.capacity),
+        node=node,
         usd_per_hour=spec.usd_per_hour,
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
         provisioning_s=float(spec.provisioning_seconds),
+        power=_power(spec.power, node),
     )
+
+
+def _power(power: v1alpha1.NodePower | None, node: model.Resources) -> model.Power | None:
+    """The pool's declared power; else a CPU node's estimate, and None with accelerators (a
+    device plugin's resource, such as nvidia.com/gpu: no figure fits every one)."""
+    if power is not None:
+        return model.Power(
+            power.idle_watts, power.max_watts, power.usd_per_kwh, power.grams_co2_per_kwh
+        )
+    if any("/" in name and amount > 0 for name, amount in node.extended.items()):
+        return None
+    return energy.cpu_node_power(node.cpu, node.memory_gib)
 
 
 def service_spec(

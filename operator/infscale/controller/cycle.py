@@ -15,9 +15,17 @@ from typing import Any
 import pydantic
 
 from infscale.api import v1alpha1
-from infscale.controller import pool_reconciler, service_reconciler, service_view, telemetry, wiring
+from infscale.controller import (
+    convert,
+    pool_reconciler,
+    service_reconciler,
+    service_view,
+    telemetry,
+    wiring,
+)
 from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
 from infscale.controller.settings import OperatorSettings
+from infscale.domain import model
 from infscale.domain import nodes as node_rules
 from infscale.labels import SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
@@ -91,13 +99,16 @@ class Cycle:
         # cycle of many services); each write still checks leadership first.
         workers = min(self.settings.write_concurrency, max(1, len(views)))
         with concurrent.futures.ThreadPoolExecutor(workers, "reconcile") as pool:
-            list(pool.map(lambda view: self._reconcile_service(view, specs, now, decisions), views))
+            statuses = list(
+                pool.map(lambda view: self._reconcile_service(view, specs, now, decisions), views)
+            )
         if not self.may_act():
             LOG.warning("leadership lost mid-cycle: no further writes")
             return
         telemetry.keep_services([view.key for view in views])
         held = self._held_pools(views, decisions) if self.decider.source is not None else {}
-        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods, managed, held)
+        serving = _serving(views, statuses)
+        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods, managed, held, serving)
 
     def _reconcile_service(
         self,
@@ -105,11 +116,12 @@ class Cycle:
         specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         now: str,
         decisions: Mapping[tuple[str, str], ServiceDecision],
-    ) -> None:
-        """One service's writes; a failure is logged and counted, never raised."""
+    ) -> Mapping[str, Any] | None:
+        """One service's writes and the status written; a failure is logged and counted, never
+        raised (None)."""
         namespace, name = view.key
         if not self.may_act():
-            return
+            return None
         try:
             outcome = service_reconciler.reconcile(
                 view,
@@ -123,12 +135,13 @@ class Cycle:
         except errors.ClusterError as error:
             telemetry.ERRORS.labels("service").inc()
             LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
-            return
+            return None
         telemetry.record_service(namespace, name, outcome.status)
         if "Scaled" in outcome.events:
             telemetry.DECISIONS.labels(namespace, name).inc()
         if outcome.writes:
             LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
+        return outcome.status
 
     def decide(
         self,
@@ -189,6 +202,7 @@ class Cycle:
         pods: Sequence[Mapping[str, Any]],
         managed_pods: Sequence[Mapping[str, Any]],
         held: Mapping[str, str] | None = None,
+        serving: Mapping[str, Sequence[tuple[model.VariantSpec, int, float | None]]] | None = None,
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
@@ -224,6 +238,7 @@ class Cycle:
                     now_s,
                     planned_nodes.get(name, 0),
                     (held or {}).get(name, ""),
+                    (serving or {}).get(name, ()),
                 )
             except errors.ClusterError as error:
                 telemetry.ERRORS.labels("pool").inc()
@@ -235,9 +250,33 @@ class Cycle:
                 int(status.get("readyNodes") or 0),
                 int(status.get("desiredNodes") or 0),
                 float(status.get("usdPerHour") or 0.0),
+                status.get("powerWatts"),
             )
             if outcome.created or outcome.deleted or outcome.held:
                 LOG.info("pool %s: %s", name, outcome)
+
+
+def _serving(
+    views: Sequence[service_view.ServiceView | service_view.InvalidService],
+    statuses: Sequence[Mapping[str, Any] | None],
+) -> dict[str, list[tuple[model.VariantSpec, int, float | None]]]:
+    """Per pool, the Ready replicas of each variant on it and what they draw, from the statuses
+    just written."""
+    serving: dict[str, list[tuple[model.VariantSpec, int, float | None]]] = {}
+    for view, status in zip(views, statuses, strict=True):
+        if not isinstance(view, service_view.ServiceView) or status is None:
+            continue
+        service = convert.service_spec(view.namespace, view.name, view.spec, 0)
+        listed = {v.get("name"): v for v in status.get("variants") or []}
+        for variant in service.variants:
+            seen = listed.get(variant.name) or {}
+            ready = int(seen.get("readyReplicas") or 0)
+            if ready > 0:
+                watts = seen.get("powerWatts")
+                serving.setdefault(variant.pool, []).append(
+                    (variant, ready, None if watts is None else float(watts))
+                )
+    return serving
 
 
 def stuck_pods(

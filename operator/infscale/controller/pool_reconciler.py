@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infscale.api import quantity, v1alpha1
+from infscale.controller import convert
+from infscale.domain import energy, model, pricing
 from infscale.domain import nodes as node_rules
-from infscale.domain import pricing
 from infscale.labels import (
     DO_NOT_DISRUPT_ANNOTATION,
     DRAINING_ANNOTATION,
@@ -156,9 +157,11 @@ def reconcile_pool(
     now_s: float,
     planned_nodes: int = 0,
     hold: str = "",
+    serving: Sequence[tuple[model.VariantSpec, int, float | None]] = (),
 ) -> PoolOutcome:
     """One cycle of one pool; see the module docstring. ``hold`` (why): no node removal starts
-    (a service on the pool has no metrics: nothing is removed on unknown data)."""
+    (a service on the pool has no metrics: nothing is removed on unknown data). ``serving``:
+    the Ready replicas on the pool, per variant with what they draw (None: unknown)."""
     spec, outcome = v1alpha1.InferenceNodePool.model_validate(body).spec, PoolOutcome()
     provider = ports.providers[spec.provider.kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
@@ -199,10 +202,25 @@ def reconcile_pool(
         "lastChange": last_change,
         "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
     }
+    status["powerWatts"] = _power_watts(name, spec, int(status["readyNodes"]), serving)
     outcome.status = status
     if any(old_status.get(k) != v for k, v in status.items()):
         ports.status.write_pool_status(name, status)
     return outcome
+
+
+def _power_watts(
+    name: str,
+    spec: v1alpha1.InferenceNodePoolSpec,
+    ready_nodes: int,
+    serving: Sequence[tuple[model.VariantSpec, int, float | None]],
+) -> float | None:
+    """status.powerWatts: the Ready nodes' draw; None when a replica's draw is unknown."""
+    known = [(v, n, w) for v, n, w in serving if w is not None]
+    if len(known) < len(serving):
+        return None
+    watts = energy.pool_watts(convert.pool_spec(name, spec), ready_nodes, known)
+    return None if watts is None else round(watts, 1)
 
 
 def _remove_leaving(

@@ -8,7 +8,7 @@ from typing import Any
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired, service_view
-from infscale.domain import pricing
+from infscale.domain import energy, pricing
 from infscale.ports import metrics
 
 
@@ -25,6 +25,27 @@ def _usd_per_hour(
     )
     usd = pricing.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
     return round(usd, 4) if math.isfinite(usd) else None
+
+
+def _energy(
+    metadata: Mapping[str, Any],
+    spec: v1alpha1.InferenceServiceSpec,
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    ready: Mapping[str, int],
+    observed: metrics.ServiceMetrics | None,
+    usd_per_hour: float | None,
+) -> energy.ServiceEnergy:
+    """The Ready replicas' draw at their measured load, and the figures per million requests."""
+    service = convert.service_spec(metadata["namespace"], metadata["name"], spec, 0)
+    signals = observed.variants if observed else {}
+    return energy.service_energy(
+        service,
+        convert.pool_specs(pools),
+        ready,
+        {v.name: signals[v.name].rps if v.name in signals else None for v in spec.variants},
+        observed.total.rps if observed else None,
+        usd_per_hour,
+    )
 
 
 def missing_pools_message(missing_pools: Sequence[str]) -> str:
@@ -89,6 +110,8 @@ def service_status(
         _capacity_condition(cond, missing_pools, unschedulable),
     ]
     total = observed.total if observed else metrics.Signals()
+    usd_per_hour = _usd_per_hour(metadata, spec, pools, applied)
+    drawn = _energy(metadata, spec, pools, ready, observed, usd_per_hour)
     recommendation = None
     if view.held:
         recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
@@ -97,7 +120,11 @@ def service_status(
         "replicas": total_desired,
         "readyReplicas": total_ready,
         "selector": desired.selector(metadata["name"]),
-        "usdPerHour": _usd_per_hour(metadata, spec, pools, applied),
+        "usdPerHour": usd_per_hour,
+        "powerWatts": _rounded(drawn.watts),
+        "usdPerMillionRequests": _rounded(drawn.usd_per_million),
+        "kwhPerMillionRequests": _rounded(drawn.kwh_per_million),
+        "gramsCo2PerMillionRequests": _rounded(drawn.g_co2_per_million),
         "observedRps": _rounded(total.rps),
         "arrivalRps": _rounded(observed.arrival_rps if observed else None),
         "observedLatencySeconds": _rounded(total.latency_s),
@@ -109,6 +136,7 @@ def service_status(
                 "name": v.name,
                 "desiredReplicas": applied[v.name],
                 "readyReplicas": ready[v.name],
+                "powerWatts": _rounded(drawn.variant_watts.get(v.name)),
                 **({"weight": weights.get(v.name, 0)} if weights is not None else {}),
             }
             for v in spec.variants

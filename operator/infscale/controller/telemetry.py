@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Collection, Mapping
 
 from prometheus_client import (
@@ -44,6 +45,21 @@ ATTAINMENT = Gauge(
 LEADER = Gauge(
     "infscale_leader", "1 while this replica holds the leader Lease and acts", registry=REGISTRY
 )
+SERVICE_POWER = Gauge(
+    "infscale_service_power_watts", "What the service's Ready replicas draw", SERVICE,
+    registry=REGISTRY,
+)  # fmt: skip
+SERVICE_ENERGY = Counter(
+    "infscale_service_energy_kwh", "Energy the service's Ready replicas drew, as measured each "
+    "cycle (cycles whose draw is unknown add nothing)", SERVICE, registry=REGISTRY,
+)  # fmt: skip
+POOL_POWER = Gauge(
+    "infscale_pool_power_watts", "What a pool's Ready nodes draw", ("pool",), registry=REGISTRY
+)
+POOL_ENERGY = Counter(
+    "infscale_pool_energy_kwh", "Energy a pool's Ready nodes drew, as measured each cycle",
+    ("pool",), registry=REGISTRY,
+)  # fmt: skip
 POOL_NODES = Gauge("infscale_pool_nodes", "Nodes per pool", ("pool", "state"), registry=REGISTRY)
 POOL_COST = Gauge(
     "infscale_pool_usd_per_hour", "Cost of a pool's nodes", ("pool",), registry=REGISTRY
@@ -57,7 +73,8 @@ def serve(address: str) -> None:
 
 
 _VARIANT_SERIES = (DESIRED, READY)
-_SERVICE_SERIES = (DECISIONS, SERVICE_COST, ATTAINMENT)
+_SERVICE_SERIES = (DECISIONS, SERVICE_COST, ATTAINMENT, SERVICE_POWER, SERVICE_ENERGY)
+_drawn_since: dict[tuple[str, ...], tuple[float, float]] = {}  # (monotonic s, watts) last seen
 _variants: dict[tuple[str, str], set[str]] = {}  # the variants each service has series of
 
 
@@ -78,6 +95,22 @@ def record_service(namespace: str, name: str, status: Mapping[str, object]) -> N
     attainment = status.get("sloAttainment")
     if isinstance(attainment, int | float):
         ATTAINMENT.labels(namespace, name).set(attainment)
+    _draw(SERVICE_POWER, SERVICE_ENERGY, (namespace, name), status.get("powerWatts"))
+
+
+def _draw(power: Gauge, energy: Counter, labels: tuple[str, ...], watts: object) -> None:
+    """The draw now, and the energy since the last cycle at the draw then (a draw that was
+    unknown adds nothing, and an unknown one now removes the gauge's series)."""
+    now = time.monotonic()
+    last = _drawn_since.pop(labels, None)
+    if last is not None:
+        energy.labels(*labels).inc(last[1] * (now - last[0]) / 3.6e6)
+    if isinstance(watts, int | float):
+        power.labels(*labels).set(watts)
+        _drawn_since[labels] = (now, float(watts))
+    else:
+        with contextlib.suppress(KeyError):
+            power.remove(*labels)
 
 
 def keep_services(present: Collection[tuple[str, str]]) -> None:
@@ -87,6 +120,7 @@ def keep_services(present: Collection[tuple[str, str]]) -> None:
         for variant in _variants.pop(key):
             _remove(_VARIANT_SERIES, *key, variant)
         _remove(_SERVICE_SERIES, *key)
+        _drawn_since.pop(key, None)
 
 
 def _remove(metrics: Collection[Gauge | Counter], *labels: str) -> None:
@@ -95,7 +129,10 @@ def _remove(metrics: Collection[Gauge | Counter], *labels: str) -> None:
             metric.remove(*labels)
 
 
-def record_pool(name: str, ready: int, desired: int, usd_per_hour: float) -> None:
+def record_pool(
+    name: str, ready: int, desired: int, usd_per_hour: float, watts: float | None = None
+) -> None:
     POOL_NODES.labels(name, "ready").set(ready)
     POOL_NODES.labels(name, "desired").set(desired)
     POOL_COST.labels(name).set(usd_per_hour)
+    _draw(POOL_POWER, POOL_ENERGY, (name,), watts)

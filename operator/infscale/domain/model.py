@@ -62,6 +62,16 @@ def _fits(replica: Resources, node: Resources) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class Power:
+    """One node's draw (watts idle and at full load) and its electricity's price and carbon."""
+
+    idle_w: float
+    max_w: float
+    usd_per_kwh: float = 0.0
+    g_co2_per_kwh: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PoolSpec:
     """An InferenceNodePool: identical nodes with a price and size bounds."""
 
@@ -71,6 +81,7 @@ class PoolSpec:
     min_nodes: int = 0
     max_nodes: int = 10
     provisioning_s: float = 300.0
+    power: Power | None = None
 
 
 @dataclasses.dataclass(frozen=True)

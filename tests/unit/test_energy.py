@@ -1,0 +1,90 @@
+"""Energy: replicas' draw at their load, per-million-request figures, and unknown kept unknown."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from infscale.api import v1alpha1
+from infscale.controller import convert
+from infscale.domain import energy, model
+
+L4_NODE = model.Resources(cpu=4, memory_gib=16, extended={"nvidia.com/gpu": 1})
+L4_POWER = model.Power(idle_w=24.0, max_w=92.0, usd_per_kwh=0.10, g_co2_per_kwh=400.0)
+POOLS = {
+    "l4": model.PoolSpec("l4", L4_NODE, 0.8048, max_nodes=10, power=L4_POWER),
+    "cpu": model.PoolSpec("cpu", model.Resources(cpu=2, memory_gib=8), 0.0816, max_nodes=10),
+}
+SERVICE = model.ServiceSpec(
+    namespace="team-a",
+    name="chat",
+    slo_latency_s=0.5,
+    variants=(
+        model.VariantSpec("l4", "l4", model.Resources(cpu=3, memory_gib=12,
+                          extended={"nvidia.com/gpu": 1}), capacity_rps=6.0),
+        model.VariantSpec("cpu", "cpu", model.Resources(cpu=1, memory_gib=2), capacity_rps=1.0),
+    ),
+)  # fmt: skip
+
+
+def test_a_replica_draws_its_share_of_a_node_linearly_in_load() -> None:
+    l4 = SERVICE.variants[0]
+    assert energy.replica_watts(l4, POOLS["l4"], 0.0) == pytest.approx(24.0)
+    assert energy.replica_watts(l4, POOLS["l4"], 0.5) == pytest.approx(58.0)
+    assert energy.replica_watts(l4, POOLS["l4"], 3.0) == pytest.approx(92.0)  # capped at full
+
+
+def test_figures_per_million_requests() -> None:
+    # Two L4 replicas serving 6 rps: load 0.5 each, 58 W each.
+    drawn = energy.service_energy(SERVICE, POOLS, {"l4": 2}, {"l4": 6.0}, 6.0, 1.6096)
+    assert drawn.watts == pytest.approx(116.0)
+    hours = 1e6 / 6.0 / 3600.0  # a million requests at 6 rps
+    assert drawn.kwh_per_million == pytest.approx(0.116 * hours)
+    assert drawn.g_co2_per_million == pytest.approx(0.116 * 400.0 * hours)
+    assert drawn.usd_per_million == pytest.approx((1.6096 + 0.116 * 0.10) * hours)
+
+
+def test_unknown_stays_unknown_and_nothing_ready_draws_nothing() -> None:
+    unmeasured = energy.service_energy(SERVICE, POOLS, {"l4": 2}, {"l4": None}, None, 1.6)
+    assert unmeasured.watts is None
+    assert unmeasured.kwh_per_million is None
+    assert unmeasured.usd_per_million is None
+    idle = energy.service_energy(SERVICE, POOLS, {}, {}, 0.0, 0.0)
+    assert idle.watts == 0.0
+    assert idle.kwh_per_million is None  # no requests: nothing per request
+    # A pool without a carbon intensity: energy is known, emissions are not.
+    cpu_pool = {**POOLS, "cpu": model.PoolSpec(
+        "cpu", model.Resources(cpu=2, memory_gib=8), 0.0816, max_nodes=10,
+        power=energy.cpu_node_power(2, 8))}  # fmt: skip
+    mixed = energy.service_energy(
+        SERVICE, cpu_pool, {"l4": 1, "cpu": 1}, {"l4": 3.0, "cpu": 0.5}, 3.5, 0.85
+    )
+    assert mixed.watts is not None
+    assert mixed.kwh_per_million is not None
+    assert mixed.g_co2_per_million is None
+
+
+def test_a_pool_draws_idle_power_where_no_replica_runs() -> None:
+    l4 = SERVICE.variants[0]
+    assert energy.pool_watts(POOLS["l4"], 3, [(l4, 2, 116.0)]) == pytest.approx(116.0 + 24.0)
+    assert energy.pool_watts(POOLS["cpu"], 3, []) is None  # power unknown
+
+
+def test_node_power_defaults_cpu_from_cloud_carbon_footprint_and_gpu_unknown() -> None:
+    cpu = energy.cpu_node_power(2, 8)
+    assert (cpu.idle_w, cpu.max_w) == pytest.approx((2 * 0.74 + 8 * 0.392, 2 * 3.5 + 8 * 0.392))
+    shape = {"cpu": "4", "memory": "16Gi"}
+    plain = v1alpha1.InferenceNodePoolSpec.model_validate(
+        {"provider": {"kwok": {}}, "node": {"capacity": shape}, "usdPerHour": 1, "maxNodes": 2}
+    )
+    gpu = plain.model_copy(
+        update={"node": v1alpha1.NodeShape(capacity={**shape, "nvidia.com/gpu": "1"})}
+    )
+    declared = gpu.model_copy(
+        update={"power": v1alpha1.NodePower(idle_watts=24, max_watts=92, grams_co2_per_kwh=380)}
+    )
+    assert convert.pool_spec("cpu", plain).power == energy.cpu_node_power(4, 16)
+    assert convert.pool_spec("gpu", gpu).power is None
+    assert convert.pool_spec("gpu", declared).power == model.Power(24, 92, 0.0, 380)
+    assert math.isclose(energy.cpu_node_power(4, 16).max_w, 4 * 3.5 + 16 * 0.392)
