@@ -9,6 +9,7 @@ import pytest
 from infscale.api import v1alpha1
 from infscale.controller import convert
 from infscale.domain import energy, model
+from infscale.sim import engine, policies, scenario, traces
 
 L4_NODE = model.Resources(cpu=4, memory_gib=16, extended={"nvidia.com/gpu": 1})
 L4_POWER = model.Power(idle_w=24.0, max_w=92.0, usd_per_kwh=0.10, g_co2_per_kwh=400.0)
@@ -88,3 +89,35 @@ def test_node_power_defaults_cpu_from_cloud_carbon_footprint_and_gpu_unknown() -
     assert convert.pool_spec("gpu", gpu).power is None
     assert convert.pool_spec("gpu", declared).power == model.Power(24, 92, 0.0, 380)
     assert math.isclose(energy.cpu_node_power(4, 16).max_w, 4 * 3.5 + 16 * 0.392)
+
+
+def test_the_simulator_integrates_idle_nodes_and_busy_slots() -> None:
+    # One 1-GPU node (100 W idle, 200 W full) holding one single-slot replica, busy half the time
+    # (1 rps of 0.5 s requests) for 20 minutes: about 100 W + 0.5 x 100 W.
+    scen = scenario.Scenario.model_validate(
+        {
+            "name": "energy",
+            "pools": [{"name": "gpu", "node": {"cpu": 4, "memory_gib": 16,
+                                                "extended": {"nvidia.com/gpu": 1}},
+                       "usd_per_hour": 1.0, "power": {"idle_w": 100, "max_w": 200,
+                                                      "g_co2_per_kwh": 400}}],
+            "variants": [{"name": "v", "pool": "gpu", "capacity_rps": 1.5,
+                          "resources": {"extended": {"nvidia.com/gpu": 1}},
+                          "perf": {"slots": 1, "service_s": 0.5, "cv": 0.1}}],
+        }
+    )  # fmt: skip
+    trace = traces.poisson(1.0, 1200.0, seed=4)
+    result = engine.Simulator(
+        trace, scen, policies.Static("v", 1, {"gpu": 1}), initial={"v": 1},
+        initial_nodes={"gpu": 1},
+    ).run()  # fmt: skip
+    busy = trace.arrivals_s.size * 0.5 / 1200.0  # the share of the time the slot serves
+    assert result.energy_kwh is not None
+    assert result.energy_kwh == pytest.approx((100 + 100 * busy) * 1200 / 3.6e6, rel=0.05)
+    assert result.co2_g == pytest.approx(result.energy_kwh * 400)
+    unknown = scen.model_copy(update={"pools": [scen.pools[0].model_copy(update={"power": None})]})
+    blind = engine.Simulator(
+        trace, unknown, policies.Static("v", 1, {"gpu": 1}), initial={"v": 1},
+        initial_nodes={"gpu": 1},
+    ).run()  # fmt: skip
+    assert blind.energy_kwh is None  # a GPU pool without power: unknown, not zero

@@ -43,7 +43,7 @@ def table_rows(out: str) -> dict[str, list[str]]:
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) == 7 and cells[0] in KINDS:
+        if len(cells) == 8 and cells[0] in KINDS:
             rows[cells[0]] = cells
     return rows
 
@@ -61,13 +61,14 @@ def test_whatif_replays_the_examples_with_every_policy(
     assert code == 0, out
     rows = table_rows(out)
     assert set(rows) == set(KINDS), out
-    for kind, (_, setting, cost, attainment, met, per_million, events) in rows.items():
+    for kind, (_, setting, cost, attainment, met, per_million, kwh, events) in rows.items():
         assert met == ("yes" if float(attainment) >= 0.95 else "no"), kind
         assert setting, kind
         assert math.isfinite(float(cost)), (kind, cost)
         assert float(cost) > 0, (kind, cost)
         assert 0.0 <= float(attainment) <= 1.0, (kind, attainment)
         assert math.isfinite(float(per_million)), (kind, per_million)
+        assert float(kwh) > 0, (kind, kwh)  # the example pools declare their power
         assert int(events) >= 0
     assert "5 min" in out  # --max-minutes clipped the six-minute trace
     assert png.stat().st_size > 0

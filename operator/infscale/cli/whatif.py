@@ -149,7 +149,10 @@ def _run(args: argparse.Namespace) -> int:
             f"{scen.slo.latency_s:g} s)"
         )
     )
-    columns = ("policy", "setting", "cost USD", "SLO attainment", "SLO met", "$ / 1M requests")
+    columns = (
+        "policy", "setting", "cost USD", "SLO attainment", "SLO met", "$ / 1M requests",
+        "kWh / 1M",
+    )  # fmt: skip
     for col in (*columns, "events"):
         table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
     for kind, rec in chosen.items():
@@ -161,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{rec.slo_attainment:.4f}",
             "yes" if rec.slo_attainment >= scen.slo.percentile / 100 else "no",
             f"{per_million:.2f}",
+            "-" if math.isnan(rec.kwh_per_million) else f"{rec.kwh_per_million:.2f}",
             str(rec.scale_events),
         )
     con.print(table)

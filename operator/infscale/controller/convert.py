@@ -30,15 +30,12 @@ def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec
 
 
 def _power(power: v1alpha1.NodePower | None, node: model.Resources) -> model.Power | None:
-    """The pool's declared power; else a CPU node's estimate, and None with accelerators (a
-    device plugin's resource, such as nvidia.com/gpu: no figure fits every one)."""
+    declared = None
     if power is not None:
-        return model.Power(
+        declared = model.Power(
             power.idle_watts, power.max_watts, power.usd_per_kwh, power.grams_co2_per_kwh
         )
-    if any("/" in name and amount > 0 for name, amount in node.extended.items()):
-        return None
-    return energy.cpu_node_power(node.cpu, node.memory_gib)
+    return energy.node_power(declared, node)
 
 
 def service_spec(

@@ -33,6 +33,16 @@ def cpu_node_power(vcpus: float, memory_gib: float) -> model.Power:
     )
 
 
+def node_power(declared: model.Power | None, node: model.Resources) -> model.Power | None:
+    """A pool's power: as declared; else a CPU node's estimate, and None with accelerators (a
+    device plugin's resource, such as nvidia.com/gpu: no figure fits every one)."""
+    if declared is not None:
+        return declared
+    if any("/" in name and amount > 0 for name, amount in node.extended.items()):
+        return None
+    return cpu_node_power(node.cpu, node.memory_gib)
+
+
 def replica_watts(variant: model.VariantSpec, pool: model.PoolSpec, load: float) -> float | None:
     """What one replica draws at ``load`` (0-1 of its capacity); None if the pool's power is
     unknown or the replica fits none of its nodes."""

@@ -71,6 +71,8 @@ class Record:
     split: str = "real"  # development | validation (generated) | real | extra (--trace, synthetic)
     quality: float = math.nan  # the served requests' mean quality, where the variants are scored
     floor_minutes: int = 0  # minutes the served mix broke the service's quality floor
+    kwh_per_million: float = math.nan  # energy per million requests (engine.Result.energy_kwh)
+    g_co2_per_million: float = math.nan  # its emissions per million requests
 
 
 def _warm_start(
@@ -286,6 +288,7 @@ def bench_one(
             note or (f"mean decision {decision_ms:.1f} ms" if role == "infscale" else ""),
             split,
             *quality[name],
+            *_per_million(res),
         )
         for name, (role, res, note) in results.items()
     ]
@@ -875,11 +878,23 @@ def _percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.1f} %"
 
 
+def _per_million(res: engine.Result) -> tuple[float, float]:
+    """(kWh, gCO2) per million requests of a replay; nan where unknown."""
+    if res.requests <= 0:
+        return math.nan, math.nan
+    scale = 1e6 / res.requests
+    return (
+        math.nan if res.energy_kwh is None else res.energy_kwh * scale,
+        math.nan if res.co2_g is None else res.co2_g * scale,
+    )
+
+
 def _records_table(outcomes: Sequence[CaseOutcome]) -> rich_table.Table:
     table = rich_table.Table(title="infscale benchmark (best-tuned HPA/KEDA; oracle = ILP cost)")
     for col in ("trace", "scenario", "policy", "cost $", "x oracle", "attainment", "events"):
         table.add_column(col)
     table.add_column("p95 s")
+    table.add_column("kWh/1M")
     for outcome in outcomes:
         shown = {r.policy for r in picks(outcome.records).values() if r is not None}
         for rec in outcome.records:
@@ -898,6 +913,7 @@ def _records_table(outcomes: Sequence[CaseOutcome]) -> rich_table.Table:
                 _fmt(rec.slo_attainment, 4),
                 str(rec.scale_events),
                 _fmt(rec.p95_latency_s),
+                _fmt(rec.kwh_per_million),
             )
     return table
 

@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from infscale.domain import model
+from infscale.domain import model, pricing
 from infscale.sim import scenario as scenario_mod
 from infscale.sim import servers, traces
 
@@ -122,6 +122,12 @@ class Result:
     served: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests per variant
     served_by_minute: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     """Completed requests per variant, by the minute they arrived in (one entry per minute)."""
+    energy_kwh: float | None = None
+    """What the nodes drew over the billed span (``energy``'s model: idle power per live node,
+    and up to full power for each request's service time on its share of a node); None when a
+    pool that ran nodes has no power."""
+    co2_g: float | None = None
+    """That energy's emissions; None when a pool that ran nodes has no carbon intensity."""
 
 
 NodeManager = Callable[["Simulator", float], None]
@@ -169,6 +175,13 @@ class Simulator:
         self.server_perf = {
             name: servers.Perf(p.slots, p.service_s, p.cv) for name, p in self.perf.items()
         }
+        # Joules a busy slot adds over its replica's idle share (None: its pool's power unknown).
+        self.busy_w: dict[str, float | None] = {}
+        for v in self.service.variants:
+            spec, power = self.pools[v.pool], self.pools[v.pool].power
+            share = pricing.replica_share(v, spec) / self.perf[v.name].slots
+            self.busy_w[v.name] = None if power is None else (power.max_w - power.idle_w) * share
+        self.busy_j: dict[str, float] = collections.defaultdict(float)  # per pool
         self.pool_scale_up_s: dict[str, float] = {}
         self.node_unneeded_since: dict[int, float] = {}
         for variant, count in (initial or {}).items():
@@ -300,6 +313,10 @@ class Simulator:
             self.served.setdefault(item.variant, collections.Counter())[
                 int(item.arrival_s // 60.0)
             ] += 1
+            busy_w = self.busy_w.get(item.variant)
+            if busy_w is not None and item.start_s < self.trace.duration_s:
+                busy_s = min(item.done_s, self.trace.duration_s) - item.start_s
+                self.busy_j[self.service.variant(item.variant).pool] += busy_w * busy_s
 
     def _sync(self, now_s: float) -> None:
         """Advance the queue to ``now_s``, hand it the Ready replicas, free drained pods."""
@@ -424,10 +441,16 @@ class Simulator:
                 )
         cost = 0.0
         bill_end_s = self.trace.duration_s  # the drain period serves late requests, unbilled
+        joules: dict[str, float] = collections.defaultdict(float, self.busy_j)
         for node in self.nodes:
             stop = min(node.released_s if node.released_s is not None else end_s, bill_end_s)
             cost += max(0.0, stop - node.requested_s) * self.pools[node.pool].usd_per_hour / 3600.0
+            power = self.pools[node.pool].power
+            joules[node.pool] += max(0.0, stop - node.requested_s) * (
+                math.nan if power is None else power.idle_w
+            )
         # Requests still unserved after the drain period count as SLO misses.
+        energy_kwh, co2_g = self._energy(joules)
         finite = np.asarray(self.latencies_s)
         met = int(np.sum(finite <= self.slo_s))
         ok = met / arrivals.size if arrivals.size else 1.0
@@ -452,4 +475,19 @@ class Simulator:
                 )[:minutes].astype(int)
                 for v, by_minute in self.served.items()
             },
+            energy_kwh=energy_kwh,
+            co2_g=co2_g,
         )
+
+    def _energy(self, joules: Mapping[str, float]) -> tuple[float | None, float | None]:
+        """(kWh, gCO2) from each pool's joules (nan: a pool of unknown power ran nodes)."""
+        kwh = {pool: j / 3.6e6 for pool, j in joules.items() if j}
+        if any(math.isnan(k) for k in kwh.values()):
+            return None, None
+        intensity = {
+            pool: power.g_co2_per_kwh
+            for pool in kwh
+            if (power := self.pools[pool].power) is not None
+        }
+        co2 = [k * g for pool, k in kwh.items() if (g := intensity.get(pool)) is not None]
+        return sum(kwh.values()), (sum(co2) if len(co2) == len(kwh) else None)

@@ -127,6 +127,19 @@ def read_documents(paths: Iterable[pathlib.Path]) -> list[Document]:
     return documents
 
 
+def _power(power: v1alpha1.NodePower | None) -> dict[str, Any]:
+    """A pool's spec.power as the scenario's (none: the simulator's CPU estimate or unknown)."""
+    if power is None:
+        return {}
+    return {
+        "power": {
+            "idle_w": power.idle_watts,
+            "max_w": power.max_watts,
+            "g_co2_per_kwh": power.grams_co2_per_kwh,
+        }
+    }
+
+
 def _path(loc: Sequence[int | str]) -> str:
     text = ""
     for part in loc:
@@ -365,6 +378,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 "min_nodes": pool_spec.min_nodes,
                 "max_nodes": pool_spec.max_nodes,
                 "provisioning_s": float(pool_spec.provisioning_seconds),
+                **_power(pool_spec.power),
             }
         )
     percent = spec.scale_down.max_step_percent

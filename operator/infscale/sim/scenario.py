@@ -12,7 +12,7 @@ import pathlib
 import pydantic
 import yaml
 
-from infscale.domain import model
+from infscale.domain import energy, model
 from infscale.sim import traces
 
 SCENARIO_DIR = pathlib.Path(__file__).parent / "scenarios"
@@ -27,6 +27,17 @@ class _Res(pydantic.BaseModel):
         return model.Resources(self.cpu, self.memory_gib, dict(self.extended))
 
 
+class _Power(pydantic.BaseModel):
+    """One node's draw idle and at full load, and its grid's carbon intensity."""
+
+    idle_w: float = pydantic.Field(ge=0.0)
+    max_w: float = pydantic.Field(ge=0.0)
+    g_co2_per_kwh: float | None = pydantic.Field(default=None, ge=0.0)
+
+    def domain(self) -> model.Power:
+        return model.Power(self.idle_w, self.max_w, 0.0, self.g_co2_per_kwh)
+
+
 class _Pool(pydantic.BaseModel):
     name: str
     instance: str = ""
@@ -35,6 +46,7 @@ class _Pool(pydantic.BaseModel):
     min_nodes: int = 0
     max_nodes: int = 20
     provisioning_s: float = 300.0
+    power: _Power | None = None  # None: a CPU node's estimate (energy.node_power)
 
 
 class Perf(pydantic.BaseModel):
@@ -108,6 +120,7 @@ class Scenario(pydantic.BaseModel):
                 p.min_nodes,
                 p.max_nodes,
                 p.provisioning_s,
+                energy.node_power(p.power.domain() if p.power else None, p.node.domain()),
             )
             for p in self.pools
         ]
