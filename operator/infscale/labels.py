@@ -26,3 +26,11 @@ REMOVING_ANNOTATION = "infscale.dev/removing-since"
 """Removal asked for; the provider deletes the node later (clusterapi)."""
 DO_NOT_DISRUPT_ANNOTATION = "infscale.dev/do-not-disrupt"
 """`"true"` (set by users) protects the node from scale-down."""
+
+# Set by others: a node with one of these taints is about to go (a spot interruption notice).
+TERMINATION_TAINTS = (
+    "aws-node-termination-handler/spot-itn",  # AWS Node Termination Handler, spot interruption
+    "cloud.google.com/impending-node-termination",  # GKE, spot and preemptible VMs
+)
+"""infscale counts such a node as gone: it orders a replacement at once, while the node still
+serves, and never removes it itself (its provider does)."""

@@ -254,3 +254,52 @@ def test_an_operator_killed_during_a_scale_down_neither_loses_nor_duplicates_nod
     finally:
         operator.stop()
         print(operator.log()[-4000:])
+
+
+def test_an_interrupted_node_is_replaced_and_the_events_say_so(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    pool_name: str,
+    tmp_path: Path,
+) -> None:
+    """A node deleted from under the pool (a spot interruption) and one given a termination
+    notice (the AWS Node Termination Handler's taint) are each replaced in the next cycle."""
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, namespaces=[namespace], pools=[pool_name]
+    )
+    operator.start()
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "inferenceservices", manifests.fixed_service(pool_name, 2)
+        )
+        waiting.until(lambda: len(ready_pods(core, namespace)) == 2, timeout_s=60, what="2 ready")
+        first, second = sorted(str(n.metadata.name) for n in pool_nodes(core, pool_name))
+        core.delete_node(first)
+
+        def replaced() -> bool:
+            names = {n.metadata.name for n in pool_nodes(core, pool_name)}
+            return first not in names and len(names) == 2
+
+        waiting.until(replaced, timeout_s=30, what="a node in place of the deleted one")
+        notice = {"key": "aws-node-termination-handler/spot-itn", "effect": "NoSchedule"}
+        core.patch_node(second, {"spec": {"taints": [notice]}})
+        waiting.until(
+            lambda: len(pool_nodes(core, pool_name)) == 3,
+            timeout_s=30,
+            what="a replacement while the noticed node still serves",
+        )
+        assert second in {n.metadata.name for n in pool_nodes(core, pool_name)}, (
+            "never ours to remove"
+        )
+        waiting.until(lambda: len(ready_pods(core, namespace)) == 2, timeout_s=60, what="2 ready")
+    finally:
+        operator.stop()
+    messages = [
+        str(e.message)
+        for e in core.list_event_for_all_namespaces(
+            field_selector=f"involvedObject.name={pool_name},reason=NodeInterrupted"
+        ).items
+    ]
+    assert any(f"node {first} left the pool without infscale removing it" in m for m in messages)
+    assert any(f"node {second} has a termination notice" in m for m in messages)

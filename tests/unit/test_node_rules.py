@@ -100,3 +100,16 @@ def test_a_held_pool_grows_but_starts_no_removal() -> None:
     assert held.reason == "2 node(s) surplus kept: team-a/chat has no metrics"
     assert nodes.decide(1, surplus, LIMITS, NOW, None, True).drain != ()
     assert nodes.decide(5, surplus, LIMITS, NOW, None, True, "no metrics").create == 2
+
+
+def test_a_node_with_a_termination_notice_is_replaced_at_once_and_never_removed_by_us() -> None:
+    serving = {"managed_ready_pods": 1, "empty_since_s": None}
+    pool = [node("a", **serving), node("b", terminating=True, **serving)]
+    action = nodes.decide(2, pool, LIMITS, NOW, None, owns_nodes=True)
+    assert action.create == 1
+    assert "b leaving (termination notice)" in action.reason
+    assert action.drain == ()
+    # Not revived either, when it was draining.
+    noticed = [node("a", **serving), node("b", terminating=True, draining=True)]
+    again = nodes.decide(2, noticed, LIMITS, NOW, None, owns_nodes=True)
+    assert (again.uncordon, again.create) == ((), 1)

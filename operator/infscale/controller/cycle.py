@@ -60,6 +60,9 @@ class Cycle:
         self.pool_ports = adapters.pool_ports
         self.decider = adapters.decider
         self.may_act = may_act
+        # Per pool, the nodes the last cycle listed and did not remove: one missing from the
+        # next listing left on its own (an interruption).
+        self.pool_members: dict[str, frozenset[str]] = {}
 
     def run(
         self,
@@ -239,11 +242,13 @@ class Cycle:
                     planned_nodes.get(name, 0),
                     (held or {}).get(name, ""),
                     (serving or {}).get(name, ()),
+                    self.pool_members.get(name),
                 )
             except errors.ClusterError as error:
                 telemetry.ERRORS.labels("pool").inc()
                 LOG.error("reconciling pool %s failed: %s", name, error)
                 continue
+            self.pool_members[name] = outcome.members - set(outcome.deleted)
             status = outcome.status
             telemetry.record_pool(
                 name,

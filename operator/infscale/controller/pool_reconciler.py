@@ -34,6 +34,7 @@ from infscale.labels import (
     REMOVING_ANNOTATION,
     SERVICE_LABEL,
     STARTUP_TAINT,
+    TERMINATION_TAINTS,
 )
 from infscale.ports import errors, nodepools, reporting
 
@@ -51,6 +52,8 @@ class PoolPorts:
 
 @dataclasses.dataclass
 class PoolOutcome:
+    members: frozenset[str] = frozenset()
+    """The pool's nodes as listed this cycle (what the next cycle finds gone is compared with)."""
     created: list[str] = dataclasses.field(default_factory=list)
     deleted: list[str] = dataclasses.field(default_factory=list)
     held: list[str] = dataclasses.field(default_factory=list)
@@ -143,6 +146,9 @@ def facts(node: Manifest, pods: Sequence[Manifest]) -> node_rules.NodeFacts:
         managed_other_pods=sum(1 for p in managed if not _pod_ready(p)),
         foreign_pods=len(live) - len(managed),
         empty_since_s=parse_time(annotations.get(EMPTY_ANNOTATION)),
+        terminating=any(
+            t.get("key") in TERMINATION_TAINTS for t in node.get("spec", {}).get("taints") or []
+        ),
     )
 
 
@@ -158,16 +164,20 @@ def reconcile_pool(
     planned_nodes: int = 0,
     hold: str = "",
     serving: Sequence[tuple[model.VariantSpec, int, float | None]] = (),
+    previous: frozenset[str] | None = None,
 ) -> PoolOutcome:
     """One cycle of one pool; see the module docstring. ``hold`` (why): no node removal starts
     (a service on the pool has no metrics: nothing is removed on unknown data). ``serving``:
-    the Ready replicas on the pool, per variant with what they draw (None: unknown)."""
+    the Ready replicas on the pool, per variant with what they draw (None: unknown).
+    ``previous``: the nodes the last cycle listed and did not remove (None: not known); one of
+    them gone now left without infscale, an interruption the Events name."""
     spec, outcome = v1alpha1.InferenceNodePool.model_validate(body).spec, PoolOutcome()
     provider = ports.providers[spec.provider.kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
 
     listed = [n["metadata"]["name"] for n in members]
     members, leaving = _remove_leaving(name, spec, members, provider)
+    outcome.members = frozenset(n["metadata"]["name"] for n in members)  # leaving ones go soon
     if provider.owns_nodes:
         _finish_provisioning(members, ports)
     node_facts = _node_facts(members, pods_by_node, ports, now_s, mark=provider.owns_nodes)
@@ -189,6 +199,7 @@ def reconcile_pool(
     if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, now_s, outcome):
         last_up = now_s
 
+    _report_interruptions(ports, body, previous, listed, node_facts, action.reason)
     changed = bool(outcome.created or outcome.deleted or action.drain or action.uncordon)
     last_change = old_status.get("lastChange")
     if changed:
@@ -392,6 +403,27 @@ def _quantity_text(name: str, value: float) -> int | str:
     if name == "memory" or name.endswith("storage"):
         return f"{value / 2**30:.0f}Gi"
     return int(value) if float(value).is_integer() else f"{value * 1000:.0f}m"
+
+
+def _report_interruptions(
+    ports: PoolPorts,
+    body: Mapping[str, Any],
+    previous: frozenset[str] | None,
+    listed: Sequence[str],
+    node_facts: Sequence[node_rules.NodeFacts],
+    decided: str,
+) -> None:
+    """A Warning Event for each node that left without infscale removing it, and for each node
+    with a termination notice (the same notice again only counts the first Event up)."""
+    for gone in sorted((previous or frozenset()) - set(listed)):
+        _event(ports, body, "Warning", "NodeInterrupted",
+               f"node {gone} left the pool without infscale removing it (a spot interruption or "
+               f"a deletion by someone else); {decided}")  # fmt: skip
+    for node in node_facts:
+        if node.terminating:
+            _event(ports, body, "Warning", "NodeInterrupted",
+                   f"node {node.name} has a termination notice: counted as gone, its "
+                   "replacement ordered while it still serves")  # fmt: skip
 
 
 def _event(ports: PoolPorts, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:

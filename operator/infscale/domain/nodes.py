@@ -12,6 +12,8 @@ Pure: inputs are snapshots of a pool's nodes and pods with times in seconds, the
   (DaemonSet pods aside), that are not protected by `infscale.dev/do-not-disrupt`, after they
   have been empty for the cool-down and not within the cool-down after a scale-up; bounded per
   cycle and by minNodes.
+- A node with a termination notice (a spot interruption) counts as gone: its replacement is
+  ordered at once, while it still serves; its provider removes it, infscale never does.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class NodeFacts:
     managed_other_pods: int = 0
     foreign_pods: int = 0
     empty_since_s: float | None = None
+    terminating: bool = False
+    """It carries a termination notice (a spot interruption): gone soon, whatever is decided."""
 
     @property
     def removable(self) -> bool:
@@ -76,8 +80,8 @@ def decide(
     """The action that moves the pool towards `desired_nodes` within its limits; with `hold`
     (why), it adds nodes but starts no removal."""
     target = min(max(desired_nodes, limits.min_nodes), limits.max_nodes)
-    active = [n for n in nodes if not n.draining]
-    draining = [n for n in nodes if n.draining]
+    active = [n for n in nodes if not n.draining and not n.terminating]
+    draining = [n for n in nodes if n.draining and not n.terminating]
     step = limits.max_change_per_cycle
     if target > len(active):
         step = max(step, _growth_allowed(active, limits, now_s))
@@ -94,6 +98,9 @@ def decide(
             parts.append(f"{missing - create} more next cycle (at most {step} per cycle)")
         if missing and not owns_nodes:
             parts.append("the provider cannot add nodes")
+        leaving = [n.name for n in nodes if n.terminating]
+        if leaving:
+            parts.append(f"{', '.join(leaving)} leaving (termination notice)")
         return PoolAction(
             create=create,
             uncordon=revived,
