@@ -169,3 +169,31 @@ def test_a_fleet_too_large_for_the_milp_time_limit_still_gets_a_near_optimal_pla
         assert hurried.method != "milp"
         assert sum(hurried.shortfall_rps.values()) <= sum(optimum.shortfall_rps.values()) + 1e-6
         assert _node_usd(hurried, pools) <= 1.05 * _node_usd(optimum, pools)
+
+
+def test_billed_electricity_and_a_carbon_price_enter_the_cost() -> None:
+    # Two one-GPU pools: "grid" $0.80/h on a coal-heavy grid, "clean" $0.81/h on a clean one.
+    def pool(name: str, usd: float, grams: float, usd_per_kwh: float = 0.0) -> model.PoolSpec:
+        power = model.Power(idle_w=24, max_w=92, usd_per_kwh=usd_per_kwh, g_co2_per_kwh=grams)
+        return model.PoolSpec(name, model.Resources(4, 16, {GPU: 1}), usd, 0, 10, 60, power)
+
+    def cheapest(svc: model.ServiceSpec, pools: dict[str, model.PoolSpec]) -> str:
+        alloc = optimize.optimize([_demand(svc, 12.0)], pools, tuning.PlannerSettings())
+        return next(v for v, n in alloc.replicas[svc.key].items() if n)
+
+    one_gpu = model.Resources(1, 1, {GPU: 1})
+    svc = model.ServiceSpec(
+        "ns", "s",
+        (model.VariantSpec("grid", "grid", one_gpu, 6.0, 10),
+         model.VariantSpec("clean", "clean", one_gpu, 6.0, 10)),
+        min_replicas=0,
+    )  # fmt: skip
+    pools = {"grid": pool("grid", 0.80, 900.0), "clean": pool("clean", 0.81, 50.0)}
+    assert cheapest(svc, pools) == "grid"  # dollars only, by default
+    # 92 W at 900 g/kWh is 83 g/h: at $200/t, $0.017/h more than the clean pool's 5 g/h.
+    priced = dataclasses.replace(svc, carbon_usd_per_tonne=200.0)
+    assert cheapest(priced, pools) == "clean"
+    # Electricity billed beyond the node price (on premises) is paid, whatever the objective.
+    billed = {**pools, "grid": pool("grid", 0.80, 900.0, usd_per_kwh=0.15)}
+    assert pricing.energy_usd_per_hour(billed["grid"]) == 0.15 * 0.092
+    assert cheapest(svc, billed) == "clean"

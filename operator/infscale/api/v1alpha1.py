@@ -511,6 +511,15 @@ class Routing(ApiModel):
     """The model server's port the Services route to."""
 
 
+class Objective(ApiModel):
+    """What the planner minimises for the service, besides the dollars it pays."""
+
+    carbon_usd_per_tonne: float = Field(default=0.0, ge=0, le=100000)
+    """An internal carbon price: each tonne of CO2 the service's replicas would emit at full
+    load (on pools with gramsCo2PerKwh) counts as this many dollars. 0, the default: dollars
+    only. Electricity a pool's usdPerKwh prices is always counted: it is paid."""
+
+
 class InferenceServiceSpec(ApiModel):
     """One model endpoint with a latency SLO, and the ways it may run."""
 
@@ -559,6 +568,8 @@ class InferenceServiceSpec(ApiModel):
     routing: Routing | None = None
     """Weighted routing that gives each variant the share of traffic the plan gives it. Without
     it, a plain Service spreads requests evenly over the pods and one variant serves at a time."""
+    objective: Objective | None = None
+    """What else the planner weighs besides dollars (default: dollars only)."""
 
 
 class VariantStatus(ApiModel):

@@ -63,6 +63,7 @@ def service_spec(
         quality_floor=spec.quality.floor if spec.quality else None,
         quality_average=bool(spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE),
         routing="weighted" if spec.routing is not None else "spread",
+        carbon_usd_per_tonne=spec.objective.carbon_usd_per_tonne if spec.objective else 0.0,
     )
 
 

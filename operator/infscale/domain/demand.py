@@ -145,6 +145,11 @@ def service_demand(
         alone = _serving(unfloored, cheapest, True, cycle) if svc.routing == "spread" else None
         if alone is not None:  # one variant serves there too: the cheapest alone
             unfloored = _only(unfloored, alone)
+    if svc.carbon_usd_per_tonne > 0:
+        why.append(
+            f"objective: a tonne of CO2 at full power weighs ${svc.carbon_usd_per_tonne:g} "
+            "beside the node price"
+        )
     observed = "unknown" if obs.rps is None else f"{obs.rps:.2f}"
     why.append(
         f"demand {demand_rps:.2f} rps over a {lead_s:.0f} s lead (observed {observed} rps); "

@@ -132,6 +132,9 @@ class ServiceSpec:
     quality_floor: float | None = None
     quality_average: bool = False  # the floor holds for the traffic-weighted mean, not each variant
     routing: Routing = "shared"
+    carbon_usd_per_tonne: float = (
+        0.0  # an internal carbon price the planner weighs (spec.objective)
+    )
 
     def below_floor(self, variant: VariantSpec) -> bool:
         """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""

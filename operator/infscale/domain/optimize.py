@@ -148,7 +148,7 @@ class _Program:
     pairs: list[tuple[int, model.VariantSpec, model.PoolSpec]]
     pool_names: list[str]
     c: npt.NDArray[np.float64]
-    replica_usd: npt.NDArray[np.float64]  # per pair: the tiny cost of a replica
+    replica_usd: npt.NDArray[np.float64]  # per pair: a replica's tiny tie-break and its carbon
     switch_usd: npt.NDArray[np.float64]  # per pair: a new replica's start, amortised
     constraints: sp_optimize.LinearConstraint
     integrality: npt.NDArray[np.float64]
@@ -180,7 +180,18 @@ def _shortfall_penalty(demands: Sequence[Demand], pools: Mapping[str, model.Pool
     """The cost of one uncovered rps: more than any whole node that could cover it (a sliver under
     max_price / penalty, < 0.1 rps, may stay uncovered rather than take a whole new node)."""
     min_capacity = min((c for d in demands for c in d.capacity_rps.values() if c > 0), default=1.0)
-    max_price = max((p.usd_per_hour for p in pools.values()), default=1.0)
+    carbon = max((d.service.carbon_usd_per_tonne for d in demands), default=0.0)
+    max_price = max(
+        (
+            p.usd_per_hour
+            + pricing.energy_usd_per_hour(p)
+            + (0.0 if p.power is None else (p.power.g_co2_per_kwh or 0.0) * p.power.max_w)
+            * carbon
+            / 1e9
+            for p in pools.values()
+        ),
+        default=1.0,
+    )
     return 10.0 * max_price * max(1.0, 1.0 / min_capacity) + 1.0
 
 
@@ -205,7 +216,11 @@ def _program(
     current = np.array([float(demands[i].current.get(v.name, 0)) for i, v, _ in pairs])
     max_total = np.array([float(d.max_total) for d in demands])
     max_nodes = np.array([float(p.max_nodes) for _, _, p in pairs])
-    replica_usd = 1e-4 * share_usd
+    carbon_usd = np.array(
+        [pricing.carbon_usd_per_hour(v, p, demands[i].service.carbon_usd_per_tonne)
+         for i, v, p in pairs]
+    )  # fmt: skip
+    replica_usd = 1e-4 * share_usd + carbon_usd
     switch_usd = np.array(weights)[service] * share_usd * cold_s / cfg.amortize_s
     running = current > 0  # the pairs with a column of new replicas
     n_vars = off_d + int(running.sum())
@@ -220,7 +235,7 @@ def _program(
     # A variant that may carry no traffic (too slow, under a quality floor) gets no replicas.
     upper[:n_r] = np.where(cap > 0, np.minimum(max_total[service], fits * max_nodes), 0.0)
     for name, j in pool_index.items():
-        c[off_n + j] = pools[name].usd_per_hour
+        c[off_n + j] = pools[name].usd_per_hour + pricing.energy_usd_per_hour(pools[name])
         lower[off_n + j] = pools[name].min_nodes
         upper[off_n + j] = pools[name].max_nodes
         integrality[off_n + j] = 1

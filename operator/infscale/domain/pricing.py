@@ -24,6 +24,26 @@ def replica_usd_per_hour(variant: model.VariantSpec, pool: model.PoolSpec) -> fl
     return pool.usd_per_hour * replica_share(variant, pool)
 
 
+def energy_usd_per_hour(pool: model.PoolSpec) -> float:
+    """Electricity one node of the pool is billed at full power, beyond its price (usdPerKwh: on
+    premises; 0 where the price includes it, or the power is unknown)."""
+    if pool.power is None:
+        return 0.0
+    return pool.power.usd_per_kwh * pool.power.max_w / 1000.0
+
+
+def carbon_usd_per_hour(
+    variant: model.VariantSpec, pool: model.PoolSpec, usd_per_tonne: float
+) -> float:
+    """What one replica's emissions at full power weigh at an internal carbon price (0 without
+    one, or without the pool's power and carbon intensity)."""
+    power = pool.power
+    if usd_per_tonne <= 0 or power is None or power.g_co2_per_kwh is None:
+        return 0.0
+    kw = replica_share(variant, pool) * power.max_w / 1000.0
+    return kw * power.g_co2_per_kwh / 1e6 * usd_per_tonne
+
+
 def usd_per_rps_hour(
     variant: model.VariantSpec, pool: model.PoolSpec, capacity_rps: float
 ) -> float:
