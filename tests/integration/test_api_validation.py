@@ -85,6 +85,10 @@ def nine_variants(manifest: Manifest) -> None:
 
 
 SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
+    "spot share above one": (
+        set_path("spec.spot", {"maxShare": 1.5}),
+        "maxShare in body should be less than or equal to 1",
+    ),
     "min above max": (
         each(set_path("spec.replicas.min", 5), set_path("spec.replicas.max", 2)),
         "replicas.min must not exceed replicas.max",
@@ -191,6 +195,10 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
 }
 
 POOL_CASES: dict[str, tuple[Mutation, str]] = {
+    "unknown capacity type": (
+        set_path("spec.capacityType", "Preemptible"),
+        'Unsupported value: "Preemptible"',
+    ),
     "min nodes above max": (
         each(set_path("spec.minNodes", 9), set_path("spec.maxNodes", 3)),
         "minNodes must not exceed maxNodes",

@@ -197,3 +197,37 @@ def test_billed_electricity_and_a_carbon_price_enter_the_cost() -> None:
     billed = {**pools, "grid": pool("grid", 0.80, 900.0, usd_per_kwh=0.15)}
     assert pricing.energy_usd_per_hour(billed["grid"]) == 0.15 * 0.092
     assert cheapest(svc, billed) == "clean"
+
+
+def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
+    # L4 on demand at $0.80/h and on spot at $0.30/h, 6 rps a replica; 30 rps to plan for.
+    shape = model.Resources(4, 16, {GPU: 1})
+    pools = {
+        "od": model.PoolSpec("od", shape, 0.80, 0, 10, 60),
+        "spot": model.PoolSpec("spot", shape, 0.30, 0, 10, 60, spot=True),
+    }
+    one_gpu = model.Resources(1, 1, {GPU: 1})
+    svc = model.ServiceSpec(
+        "ns", "s",
+        (model.VariantSpec("od", "od", one_gpu, 6.0, 10),
+         model.VariantSpec("spot", "spot", one_gpu, 6.0, 10)),
+        min_replicas=0,
+    )  # fmt: skip
+    cfg = tuning.PlannerSettings()
+
+    def plan(dem: optimize.Demand, settings: tuning.PlannerSettings = cfg) -> dict[str, int]:
+        alloc = optimize.optimize([dem], pools, settings)
+        assert optimize.spot_holds(dem, alloc.replicas[svc.key], pools)
+        return dict(alloc.replicas[svc.key])
+
+    # Half the capacity at most on spot: 3 on demand, 2 spot (12 of 30 rps).
+    assert plan(_demand(svc, 30.0)) == {"od": 3, "spot": 2}
+    # 20 rps arriving now must survive the spot pool's loss: 4 on demand, 1 spot.
+    carried = dataclasses.replace(_demand(svc, 30.0), loss_floor_rps=20.0)
+    assert plan(carried) == {"od": 4, "spot": 1}
+    # All of it may go to spot when the service allows it and nothing must survive a loss.
+    free = dataclasses.replace(svc, spot_max_share=1.0)
+    assert plan(_demand(free, 30.0)) == {"od": 0, "spot": 5}
+    # The greedy fallback cannot keep the rows: it plans on demand only.
+    greedy = dataclasses.replace(cfg, use_solver=False)
+    assert plan(carried, greedy) == {"od": 5, "spot": 0}

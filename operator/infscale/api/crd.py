@@ -149,6 +149,7 @@ def inference_node_pool_crd() -> dict[str, Any]:
         model=v1alpha1.InferenceNodePool,
         columns=[
             _column("Provider", "string", ".status.provider", "What changes the pool's size"),
+            _column("Capacity", "string", ".spec.capacityType", "OnDemand or Spot"),
             _column("Ready", "integer", ".status.readyNodes", "Ready nodes"),
             _column("Desired", "integer", ".status.desiredNodes", "Desired nodes"),
             _column("Min", "integer", ".spec.minNodes", "Minimum nodes"),

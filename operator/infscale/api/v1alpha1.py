@@ -171,6 +171,11 @@ class ProviderSpec(ApiModel):
         return "unset"
 
 
+class CapacityType(StrEnum):
+    ON_DEMAND = "OnDemand"
+    SPOT = "Spot"
+
+
 class NodePower(ApiModel):
     """What one node of the pool draws, and what its electricity costs and emits."""
 
@@ -208,6 +213,10 @@ class InferenceNodePoolSpec(ApiModel):
     """Nodes the pool never exceeds."""
     provisioning_seconds: int = Field(default=300, ge=0, le=7200)
     """Time from asking for a node to its resources being allocatable (default 5 min)."""
+    capacity_type: CapacityType = CapacityType.ON_DEMAND
+    """Spot: nodes cheaper but reclaimable at short notice (spot, preemptible). A service keeps
+    enough capacity off each spot pool to carry what arrives now through its loss (its
+    spec.spot)."""
     power: NodePower | None = None
     """What one node draws. Without it, a CPU node's draw is estimated from its vCPUs and
     memory (Cloud Carbon Footprint's AWS coefficients) and a GPU node's is unknown."""
@@ -511,6 +520,16 @@ class Routing(ApiModel):
     """The model server's port the Services route to."""
 
 
+class SpotPolicy(ApiModel):
+    """How much of the service may run on spot pools."""
+
+    max_share: float = Field(default=0.5, ge=0, le=1)
+    """At most this share of the planned capacity on spot pools (default 0.5). Whatever the
+    share, the capacity off each one spot pool carries the rate arriving now: losing a spot
+    pool costs the headroom above it (held peaks, margins) until replacements are Ready, not
+    the SLO."""
+
+
 class Objective(ApiModel):
     """What the planner minimises for the service, besides the dollars it pays."""
 
@@ -570,6 +589,8 @@ class InferenceServiceSpec(ApiModel):
     it, a plain Service spreads requests evenly over the pods and one variant serves at a time."""
     objective: Objective | None = None
     """What else the planner weighs besides dollars (default: dollars only)."""
+    spot: SpotPolicy = Field(default_factory=SpotPolicy)
+    """How much of the service may run on spot pools (capacityType: Spot)."""
 
 
 class VariantStatus(ApiModel):

@@ -26,6 +26,7 @@ def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec
         max_nodes=spec.max_nodes,
         provisioning_s=float(spec.provisioning_seconds),
         power=_power(spec.power, node),
+        spot=spec.capacity_type is v1alpha1.CapacityType.SPOT,
     )
 
 
@@ -64,6 +65,7 @@ def service_spec(
         quality_average=bool(spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE),
         routing="weighted" if spec.routing is not None else "spread",
         carbon_usd_per_tonne=spec.objective.carbon_usd_per_tonne if spec.objective else 0.0,
+        spot_max_share=spec.spot.max_share,
     )
 
 

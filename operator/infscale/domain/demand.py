@@ -128,6 +128,7 @@ def service_demand(
         max_total=svc.max_replicas,
         current=dict(last or {}),
         cold_start_s={v.name: cycle.cold_start_s(v) for v in svc.variants},
+        loss_floor_rps=_loss_floor(svc, fstate, cycle, why),
     )
     cover, dem, moving = _cover(dem, cycle, why)
     serving = _serving(dem, cover, moving, cycle) if svc.routing == "spread" else None
@@ -174,6 +175,22 @@ def service_demand(
         missed_s=missed_s,
         unfloored=unfloored,
     )
+
+
+def _loss_floor(
+    svc: model.ServiceSpec, fstate: model.ForecastState, cycle: Cycle, why: list[str]
+) -> float:
+    """With variants on spot pools and off them: the rate arriving now (with its margin), which
+    the capacity off each spot pool must carry through that pool's loss; else 0."""
+    spot = {v.pool for v in svc.variants if (p := cycle.pools.get(v.pool)) and p.spot}
+    if not spot or all(v.pool in spot for v in svc.variants):
+        return 0.0
+    floor_rps = forecast.fresh_rps(fstate, cycle.now_s, cycle.cfg)
+    why.append(
+        f"spot: at most {svc.spot_max_share:.0%} of the capacity on {', '.join(sorted(spot))}, "
+        f"and {floor_rps:.2f} rps (arriving now) carried without any one of them"
+    )
+    return floor_rps
 
 
 def _below_floor(svc: model.ServiceSpec, why: list[str]) -> frozenset[str]:

@@ -82,6 +82,7 @@ class PoolSpec:
     max_nodes: int = 10
     provisioning_s: float = 300.0
     power: Power | None = None
+    spot: bool = False  # nodes reclaimable at short notice (capacityType: Spot)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +133,8 @@ class ServiceSpec:
     quality_floor: float | None = None
     quality_average: bool = False  # the floor holds for the traffic-weighted mean, not each variant
     routing: Routing = "shared"
-    carbon_usd_per_tonne: float = (
-        0.0  # an internal carbon price the planner weighs (spec.objective)
-    )
+    carbon_usd_per_tonne: float = 0.0  # an internal carbon price (spec.objective)
+    spot_max_share: float = 0.5  # at most this share of the planned capacity on spot pools
 
     def below_floor(self, variant: VariantSpec) -> bool:
         """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""

@@ -51,6 +51,9 @@ class Demand:
     current: Mapping[str, int] = dataclasses.field(default_factory=dict)
     cold_start_s: Mapping[str, float] = dataclasses.field(default_factory=dict)  # per new replica
     switch_weight: float | None = None  # None: the settings'; 0 once a move has been paid for
+    loss_floor_rps: float = 0.0
+    """What the capacity off each spot pool must carry (the rate arriving now): losing one costs
+    headroom until its replacements are Ready, not the SLO."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +87,8 @@ def cheapest_cover(dem: Demand, pools: Mapping[str, model.PoolSpec]) -> Cover | 
             continue
         if _average_floor(dem) is not None and dem.service.below_floor(variant):
             continue  # alone, it would be the whole mix
+        if pool.spot and not _spot_alone(dem):
+            continue
         share_usd = pool.usd_per_hour * (1.0 / fits)  # pricing.replica_usd_per_hour
         count = max(dem.min_total, math.ceil(dem.demand_rps / cap - 1e-9))
         if count > min(dem.max_total, fits * pool.max_nodes):
@@ -301,8 +306,34 @@ def _program(
         cols += [mine]
         vals += [cap[mine] * (quality - floor)]
         floor_rows += 1
-    row_lb = np.concatenate((row_lb, pool_rows_lb, np.zeros(floor_rows)))
-    row_ub = np.concatenate((row_ub, np.zeros(len(pool_rows_lb)), np.full(floor_rows, np.inf)))
+    # Spot: at most the service's share of its capacity on spot pools, and the capacity off each
+    # spot pool carries its loss floor (the shortfall column keeps the program feasible).
+    spot_lb: list[float] = []
+    spot_ub: list[float] = []
+    first_spot_row = n_rows + len(pool_rows_lb) + floor_rows
+    for i, dem in enumerate(demands):
+        mine = np.flatnonzero(service == i)
+        on_spot = np.array([pairs[k][2].spot for k in mine], dtype=bool)
+        if not on_spot.any():
+            continue
+        rows += [np.full(mine.size, first_spot_row + len(spot_lb))]
+        cols += [mine]
+        vals += [cap[mine] * (on_spot - dem.service.spot_max_share)]
+        spot_lb.append(-np.inf)
+        spot_ub.append(0.0)
+        if dem.loss_floor_rps <= 0:
+            continue
+        for name in sorted({pairs[k][2].name for k in mine[on_spot]}):
+            off = np.array([pairs[k][2].name != name for k in mine], dtype=bool)
+            rows += [np.full(int(off.sum()) + 1, first_spot_row + len(spot_lb))]
+            cols += [np.append(mine[off], off_u + i)]
+            vals += [np.append(cap[mine[off]], 1.0)]
+            spot_lb.append(dem.loss_floor_rps)
+            spot_ub.append(np.inf)
+    row_lb = np.concatenate((row_lb, pool_rows_lb, np.zeros(floor_rows), spot_lb))
+    row_ub = np.concatenate(
+        (row_ub, np.zeros(len(pool_rows_lb)), np.full(floor_rows, np.inf), spot_ub)
+    )
 
     matrix = sparse.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -313,6 +344,30 @@ def _program(
     return _Program(
         pairs, pool_names, c, replica_usd, switch_usd, constraints, integrality, bounds, penalty
     )
+
+
+def spot_holds(
+    dem: Demand, replicas: Mapping[str, int], pools: Mapping[str, model.PoolSpec]
+) -> bool:
+    """Whether ``replicas`` keep the service's spot rules: its share of the capacity on spot
+    pools, and its loss floor carried off each one."""
+    caps = {v.name: dem.capacity_rps.get(v.name, 0.0) * replicas.get(v.name, 0) for v in
+            dem.service.variants}  # fmt: skip
+    spot = {v.name: v.pool for v in dem.service.variants if v.pool in pools and pools[v.pool].spot}
+    if not spot or _spot_alone(dem):
+        return True
+    total = sum(caps.values())
+    if sum(caps[v] for v in spot) > dem.service.spot_max_share * total + 1e-9:
+        return False
+    return all(
+        sum(c for v, c in caps.items() if spot.get(v) != pool) >= dem.loss_floor_rps - 1e-9
+        for pool in set(spot.values())
+    )
+
+
+def _spot_alone(dem: Demand) -> bool:
+    """Whether a spot variant may carry the whole service (no share cap, no loss floor)."""
+    return dem.service.spot_max_share >= 1.0 and dem.loss_floor_rps <= 0
 
 
 def _average_floor(dem: Demand) -> float | None:
@@ -368,8 +423,10 @@ def _rounded(
     for k, (i, variant, _) in enumerate(program.pairs):
         # Rounding may tip an average floor over: the greedy top-up keeps to variants above it.
         below = _average_floor(demands[i]) is not None and demands[i].service.below_floor(variant)
+        # Spot is the MILP's alone where it is bounded: rounding could break its rows.
+        spot = pools[variant.pool].spot and not _spot_alone(demands[i])
         floors[demands[i].service.key][variant.name] = (
-            0 if below else math.floor(float(x[k]) + 1e-6)
+            0 if below or spot else math.floor(float(x[k]) + 1e-6)
         )
     return _greedy(demands, pools, f"lp-rounded: {why}", start=floors)
 
@@ -446,6 +503,8 @@ def _greedy(
             cap = dem.capacity_rps.get(variant.name, 0.0)
             if cap <= 0 or (averaged and dem.service.below_floor(variant)):
                 continue
+            if pools[variant.pool].spot and not _spot_alone(dem):
+                continue  # bounded spot is planned by the MILP alone (its share and loss rows)
             want = max(0, math.ceil(left_rps / cap - 1e-9), dem.min_total - total)
             want = min(want, dem.max_total - total, _room_for(variant, room[variant.pool]))
             if want <= 0:

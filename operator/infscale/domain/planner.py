@@ -186,7 +186,7 @@ def _service_replicas(
     by the safety net and stabilised; with the excess paid over the cheapest cover so far."""
     key, why, dem = svc.key, d.reasons, d.demand
     raw: Mapping[str, int] = allocation.replicas.get(key, {})
-    kept = _within_tolerance(raw, cycle.state.last_replicas.get(key), dem, cycle.cfg)
+    kept = _within_tolerance(raw, cycle.state.last_replicas.get(key), dem, cycle.cfg, cycle.pools)
     if kept is not None and d.known and not d.idle:
         why.append(
             f"keep {kept}: its capacity is within {cycle.cfg.tolerance:.0%} of the demand "
@@ -195,7 +195,7 @@ def _service_replicas(
             + ")"
         )
         raw = kept
-    bridge = _bridge(svc, raw, dem, obs, evidence.excluded(svc, d.too_slow, cycle.cfg))
+    bridge = _bridge(svc, raw, dem, obs, evidence.excluded(svc, d.too_slow, cycle.cfg), cycle.pools)
     if bridge is not None and obs is not None:
         name, extra = bridge
         attained = (obs.slo_attainment or 0.0) * 100
@@ -296,6 +296,7 @@ def _bridge(
     dem: optimize.Demand,
     obs: model.Observation | None,
     slow: Mapping[str, tuple[float, float, float]],
+    pools: Mapping[str, model.PoolSpec],
 ) -> tuple[str, int] | None:
     """The safety net: while the measured SLO attainment is under the SLO percentile, the
     demand that the planned capacity cannot serve by the time the fastest feasible variant could
@@ -316,6 +317,7 @@ def _bridge(
         if v.name not in slow
         and dem.capacity_rps.get(v.name, 0) > 0
         and not (svc.quality_average and svc.below_floor(v))
+        and not (v.pool in pools and pools[v.pool].spot)  # what has been shown to work: on-demand
     ]
     if not feasible:
         return None
@@ -343,6 +345,7 @@ def _within_tolerance(
     last: Mapping[str, int] | None,
     dem: optimize.Demand,
     cfg: tuning.PlannerSettings,
+    pools: Mapping[str, model.PoolSpec],
 ) -> dict[str, int] | None:
     """The current replicas, when the optimiser changes them and their capacity is within
     ``tolerance`` of the demand either way (covering at least ``1 - tolerance`` of it, and no
@@ -364,4 +367,6 @@ def _within_tolerance(
         quality = traffic.mix_quality(dem.service, current, dem.capacity_rps)
         if quality is not None and quality < dem.service.quality_floor:
             return None  # under the floor (raised since): the optimiser's mix meets it
+    if not optimize.spot_holds(dem, current, pools):
+        return None  # too much on spot for its share or its loss floor: the optimiser's holds
     return current
