@@ -180,15 +180,16 @@ def service_demand(
 def _loss_floor(
     svc: model.ServiceSpec, fstate: model.ForecastState, cycle: Cycle, why: list[str]
 ) -> float:
-    """With variants on spot pools and off them: the rate arriving now (with its margin), which
-    the capacity off each spot pool must carry through that pool's loss; else 0."""
+    """With variants on spot pools and off them: the rate arriving now, bursts aside (the smooth
+    level with its margin), which the capacity off each spot pool must carry through that
+    pool's loss; else 0. Bursts, held peaks and trends may ride on spot: a loss costs them."""
     spot = {v.pool for v in svc.variants if (p := cycle.pools.get(v.pool)) and p.spot}
     if not spot or all(v.pool in spot for v in svc.variants):
         return 0.0
-    floor_rps = forecast.fresh_rps(fstate, cycle.now_s, cycle.cfg)
+    floor_rps = forecast.smooth_rps(fstate, cycle.cfg)
     why.append(
         f"spot: at most {svc.spot_max_share:.0%} of the capacity on {', '.join(sorted(spot))}, "
-        f"and {floor_rps:.2f} rps (arriving now) carried without any one of them"
+        f"and {floor_rps:.2f} rps (arriving now, bursts aside) carried without any one of them"
     )
     return floor_rps
 

@@ -105,8 +105,13 @@ def fresh_rps(state: model.ForecastState, now_s: float, cfg: tuning.PlannerSetti
     latest_s, latest_rps = state.peaks[-1] if state.peaks else (None, 0.0)
     if latest_s is None or latest_s != state.last_s or now_s - latest_s > cfg.peak_hold_s:
         latest_rps = 0.0
+    return max(smooth_rps(state, cfg), latest_rps)
+
+
+def smooth_rps(state: model.ForecastState, cfg: tuning.PlannerSettings) -> float:
+    """The smooth level with its margin: the rate arriving now, its bursts aside."""
     margin = cfg.margin_sigmas * math.sqrt(max(state.var_rps2, 0.0))
-    return max(0.0, state.level_rps + margin, latest_rps)
+    return max(0.0, state.level_rps + margin)
 
 
 def seasonal_rps(

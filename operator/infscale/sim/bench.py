@@ -59,7 +59,8 @@ class Record:
     trace: str
     scenario: str
     policy: str
-    role: str  # infscale | single-variant | hpa | keda | kpa | static | static-bar | oracle[-ilp]
+    role: str  # infscale | single-variant | no-spot | hpa | keda | kpa | static | static-bar
+    # | oracle[-ilp]
     # | reachable (where infscale misses 0.99: the bound from the shared start; cost meaningless)
     cost_usd: float
     slo_attainment: float
@@ -199,9 +200,18 @@ def bench_one(
     pod_warm = _warm_start(trace, scen, scen.domain_service(only_variant=base), pools)
     results: dict[str, tuple[str, engine.Result, str]] = {}
 
-    def run(role: str, policy: engine.Policy, ca: bool, start: Any = None, note: str = "") -> None:
+    def run(
+        role: str,
+        policy: engine.Policy,
+        ca: bool,
+        start: Any = None,
+        note: str = "",
+        on: scenario.Scenario = scen,
+    ) -> None:
         t0 = time.perf_counter()
-        res = _run(trace, scen, policy, start or warm, ca, seed)
+        res = _run(trace, on, policy, start or warm, ca, seed)
+        if res.interruptions:
+            note = f"{note}; {res.interruptions} spot interruption(s)".lstrip("; ")
         results[policy.name] = (role, res, note)
         log(
             f"  {trace.name} / {scen.name} / {policy.name}: ${res.cost_usd:.2f}, "
@@ -238,6 +248,13 @@ def bench_one(
         pol = policies.Infscale(single, pools, name=f"infscale-only-{variant.name}")
         pol.seed_state(*single_warm)
         run("single-variant", pol, False, single_warm)
+    if any(p.spot for p in pools):  # what spot saves: the same planner without the spot pools
+        plain = scen.without_spot()
+        plain_service, plain_pools = plain.domain_service(), plain.domain_pools()
+        plain_warm = _warm_start(trace, plain, plain_service, plain_pools)
+        pol = policies.Infscale(plain_service, plain_pools, name="infscale-no-spot")
+        pol.seed_state(*plain_warm)
+        run("no-spot", pol, False, plain_warm, on=plain)
     if pod_baselines:  # one Deployment of the base variant, as a team runs it today
         for fraction in hpa_fractions:
             hpa = policies.Hpa(service, base, fraction * base_spec.capacity_rps)

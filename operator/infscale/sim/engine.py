@@ -56,6 +56,7 @@ class Node:
     free: dict[str, float]
     pods: set[int] = dataclasses.field(default_factory=set)
     released_s: float | None = None
+    interrupt_s: float = math.inf  # when a spot node is reclaimed
 
 
 @dataclasses.dataclass
@@ -128,6 +129,8 @@ class Result:
     pool that ran nodes has no power."""
     co2_g: float | None = None
     """That energy's emissions; None when a pool that ran nodes has no carbon intensity."""
+    interruptions: int = 0
+    """Spot nodes reclaimed during the replay."""
 
 
 NodeManager = Callable[["Simulator", float], None]
@@ -182,6 +185,11 @@ class Simulator:
             share = pricing.replica_share(v, spec) / self.perf[v.name].slots
             self.busy_w[v.name] = None if power is None else (power.max_w - power.idle_w) * share
         self.busy_j: dict[str, float] = collections.defaultdict(float)  # per pool
+        self.interruptions = 0
+        self.interruption_rng = np.random.default_rng(seed + 7919)
+        self.interruptions_per_s = {
+            p.name: p.interruptions_per_hour / 3600.0 for p in scen.pools if p.spot
+        }
         self.pool_scale_up_s: dict[str, float] = {}
         self.node_unneeded_since: dict[int, float] = {}
         for variant, count in (initial or {}).items():
@@ -195,11 +203,31 @@ class Simulator:
 
     # ---- nodes -------------------------------------------------------------------------
     def add_node(self, pool: str, now_s: float, ready: bool = False) -> None:
-        """Request a node; it is Ready after the pool's provisioning time."""
+        """Request a node; it is Ready after the pool's provisioning time (a spot node is
+        reclaimed after an exponential time at its pool's interruption rate)."""
         spec = self.pools[pool]
         ready_s = now_s if ready else now_s + spec.provisioning_s
-        self.nodes.append(Node(pool, max(now_s, 0.0), ready_s, spec.node.as_dict()))
+        node = Node(pool, max(now_s, 0.0), ready_s, spec.node.as_dict())
+        rate = self.interruptions_per_s.get(pool, 0.0)
+        if rate > 0:
+            node.interrupt_s = max(now_s, 0.0) + float(self.interruption_rng.exponential(1 / rate))
+        self.nodes.append(node)
         self.pool_scale_up_s[pool] = now_s
+
+    def _interrupt(self, now_s: float) -> None:
+        """Reclaim the spot nodes due: billing stops, their replicas go at once (their requests
+        in flight finish), and the Deployments' controllers start new ones where there is room."""
+        for node in self.live_nodes():
+            if node.interrupt_s > now_s:
+                continue
+            node.released_s = now_s
+            self.interruptions += 1
+            for ident in list(node.pods):
+                replica = self.replicas.get(ident)
+                if replica is not None:
+                    self._remove_replica(replica)
+            node.pods.clear()
+        self._reconcile_replicas(now_s)
 
     def live_nodes(self, pool: str | None = None) -> list[Node]:
         """Nodes not yet released (optionally of one pool)."""
@@ -409,6 +437,8 @@ class Simulator:
                 )
                 self.arrived += 1
                 next_arrival += 1
+            if self.interruptions_per_s:
+                self._interrupt(now_s)
             self._sync(now_s)
             self._place(now_s)
             self.concurrency.append(float(self.arrived - len(self.latencies_s)))
@@ -477,6 +507,7 @@ class Simulator:
             },
             energy_kwh=energy_kwh,
             co2_g=co2_g,
+            interruptions=self.interruptions,
         )
 
     def _energy(self, joules: Mapping[str, float]) -> tuple[float | None, float | None]:

@@ -33,9 +33,11 @@ def cheapest_variant(
 ) -> str:
     """The variant a careful operator would pick for a single Deployment serving ``rate_rps``:
     the lowest node cost for that rate, whole nodes counted (an 8-GPU node is not divisible);
-    with a quality floor, one that meets it alone."""
+    with a quality floor, one that meets it alone; on demand (a Deployment all on spot loses
+    everything at once), unless only spot is there."""
     by_name = {p.name: p for p in pools}
     eligible = [v for v in service.variants if not service.below_floor(v)] or service.variants
+    eligible = [v for v in eligible if not by_name[v.pool].spot] or eligible
 
     def cost(v: model.VariantSpec) -> tuple[float, float]:
         pool = by_name[v.pool]

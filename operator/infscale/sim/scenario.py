@@ -47,6 +47,9 @@ class _Pool(pydantic.BaseModel):
     max_nodes: int = 20
     provisioning_s: float = 300.0
     power: _Power | None = None  # None: a CPU node's estimate (energy.node_power)
+    spot: bool = False  # nodes reclaimable at short notice
+    interruptions_per_hour: float = pydantic.Field(default=0.0, ge=0.0)
+    """Spot: the rate at which each node is reclaimed (the simulator draws each node's time)."""
 
 
 class Perf(pydantic.BaseModel):
@@ -121,6 +124,7 @@ class Scenario(pydantic.BaseModel):
                 p.max_nodes,
                 p.provisioning_s,
                 energy.node_power(p.power.domain() if p.power else None, p.node.domain()),
+                p.spot,
             )
             for p in self.pools
         ]
@@ -148,6 +152,16 @@ class Scenario(pydantic.BaseModel):
             quality_floor=self.service.quality_floor,
             quality_average=self.service.quality_average,
             routing=self.service.routing,
+        )
+
+    def without_spot(self) -> Scenario:
+        """This scenario without its spot pools and the variants on them."""
+        spot = {p.name for p in self.pools if p.spot}
+        return self.model_copy(
+            update={
+                "pools": [p for p in self.pools if p.name not in spot],
+                "variants": [v for v in self.variants if v.pool not in spot],
+            }
         )
 
     def perf(self) -> dict[str, Perf]:
