@@ -22,9 +22,10 @@ def kwok_pool(
     provisioning_s: int = 2,
     tainted: bool = True,
     power: dict[str, float] | None = None,
+    spot: bool = False,
 ) -> dict[str, Any]:
     """An InferenceNodePool of kwok nodes with `gpus` GPUs, 8 cores and 32 GiB per GPU (and
-    spec.power, if given)."""
+    spec.power, if given; capacityType Spot with `spot`)."""
     node: dict[str, Any] = {
         "capacity": {"cpu": str(8 * gpus), "memory": f"{32 * gpus}Gi", "nvidia.com/gpu": str(gpus)},
         "labels": {"infscale.dev/pool": name},
@@ -42,6 +43,7 @@ def kwok_pool(
             "maxNodes": max_nodes,
             "provisioningSeconds": provisioning_s,
             **({"power": power} if power is not None else {}),
+            **({"capacityType": "Spot"} if spot else {}),
         },
     }
 

@@ -213,10 +213,12 @@ def test_a_weighted_route_in_the_simulator_serves_the_planned_mix_at_the_floor()
     assert quality >= 0.9 - 0.01  # and the route holds the floor (a sampled split)
     # One queue in front of both serves by free slots, not by the plan's split.
     assert served["shared"] != weighted
-    # A plain Service gives each pod the same share: the planner keeps the model that meets the
-    # floor alone, and the small pods of the start serve only until they go.
+    # A plain Service gives each pod the same share: the two models run at one speed here, so
+    # pods in the planned proportion are the planned split, and the floor holds there too.
     spread = served["spread"]
-    assert spread.get("small", 0) < 0.5 * weighted.get("small", 0)
+    assert spread.get("small", 0) > 0
+    spread_quality = (spread["full"] + spread.get("small", 0) * 0.8) / sum(spread.values())
+    assert spread_quality >= 0.9 - 0.01
 
 
 def test_the_oracle_keeps_the_quality_floor_per_request_or_on_average() -> None:

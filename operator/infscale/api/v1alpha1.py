@@ -511,7 +511,7 @@ class HttpRouteRouting(ApiModel):
 class Routing(ApiModel):
     """How requests reach the variants. Without it, a Service of the team's own (over every
     variant's pods) spreads requests evenly per pod, fast or slow, so one variant serves at a
-    time."""
+    time (with those of its speed)."""
 
     http_route: HttpRouteRouting
     """One Service per variant (<service>-<variant>) and an HTTPRoute <service> whose backend
@@ -586,7 +586,8 @@ class InferenceServiceSpec(ApiModel):
     """A quality floor the plan keeps: which variants may serve, or what mix of them."""
     routing: Routing | None = None
     """Weighted routing that gives each variant the share of traffic the plan gives it. Without
-    it, a plain Service spreads requests evenly over the pods and one variant serves at a time."""
+    it, a plain Service spreads requests evenly over the pods and one variant serves at a time
+    (with those of its speed)."""
     objective: Objective | None = None
     """What else the planner weighs besides dollars (default: dollars only)."""
     spot: SpotPolicy = Field(default_factory=SpotPolicy)

@@ -134,9 +134,10 @@ def service_demand(
     serving = _serving(dem, cover, moving, cycle) if svc.routing == "spread" else None
     if serving is not None:
         dem = _only(dem, serving)
+        peers = ", ".join(v for v, c in dem.capacity_rps.items() if c > 0)
         why.append(
-            f"no route: a plain Service spreads requests evenly over the pods, so one variant "
-            f"serves ({serving}); spec.routing mixes variants by weight"
+            f"no route: a plain Service spreads requests evenly over the pods, so variants of "
+            f"one speed serve ({peers}); spec.routing mixes variants by weight"
         )
     unfloored = None
     if svc.quality_floor is not None:  # the same demand without the floor: what the floor costs
@@ -419,10 +420,22 @@ def _serving(
     return serving
 
 
+SAME_SPEED = 0.1
+"""Variants whose specs' capacities per replica are this close serve side by side behind a
+plain Service (the same model on on-demand and spot nodes): an even spread loses nothing."""
+
+
 def _only(dem: optimize.Demand, variant: str) -> optimize.Demand:
-    """``dem`` with every other variant's usable capacity 0."""
+    """``dem`` with the usable capacity of every variant but ``variant`` and those of its
+    speed 0 (by their specs: learned estimates of equal servers drift apart with their loads)."""
+    spec = {v.name: v.capacity_rps for v in dem.service.variants}
+    speed = spec.get(variant, 0.0)
     return dataclasses.replace(
-        dem, capacity_rps={v: c if v == variant else 0.0 for v, c in dem.capacity_rps.items()}
+        dem,
+        capacity_rps={
+            v: c if v == variant or abs(spec.get(v, 0.0) - speed) <= SAME_SPEED * speed else 0.0
+            for v, c in dem.capacity_rps.items()
+        },
     )
 
 

@@ -112,7 +112,8 @@ Routing = Literal["shared", "weighted", "spread"]
 """How requests reach a service's replicas. ``shared``: one queue handing each request to a free
 slot (a balancer that does so); ``weighted``: a route that gives each variant the plan's share
 (infscale's HTTPRoute); ``spread``: a plain Service, every pod the same share, fast or slow, so
-one variant serves at a time (a mix would be as slow as its slowest pod)."""
+one variant serves at a time, with those of its speed (a mix would be as slow as its slowest
+pod)."""
 
 
 @dataclasses.dataclass(frozen=True)
