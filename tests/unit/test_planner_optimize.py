@@ -171,6 +171,13 @@ def test_a_fleet_too_large_for_the_milp_time_limit_still_gets_a_near_optimal_pla
         assert _node_usd(hurried, pools) <= 1.05 * _node_usd(optimum, pools)
 
 
+def _one_gpu_service(*pools: str) -> model.ServiceSpec:
+    """A service with a one-GPU variant of 6 rps on each pool, named after it."""
+    one_gpu = model.Resources(1, 1, {GPU: 1})
+    variants = tuple(model.VariantSpec(pool, pool, one_gpu, 6.0, 10) for pool in pools)
+    return model.ServiceSpec("ns", "s", variants, min_replicas=0)
+
+
 def test_billed_electricity_and_a_carbon_price_enter_the_cost() -> None:
     # Two one-GPU pools: "grid" $0.80/h on a coal-heavy grid, "clean" $0.81/h on a clean one.
     def pool(name: str, usd: float, grams: float, usd_per_kwh: float = 0.0) -> model.PoolSpec:
@@ -181,13 +188,7 @@ def test_billed_electricity_and_a_carbon_price_enter_the_cost() -> None:
         alloc = optimize.optimize([_demand(svc, 12.0)], pools, tuning.PlannerSettings())
         return next(v for v, n in alloc.replicas[svc.key].items() if n)
 
-    one_gpu = model.Resources(1, 1, {GPU: 1})
-    svc = model.ServiceSpec(
-        "ns", "s",
-        (model.VariantSpec("grid", "grid", one_gpu, 6.0, 10),
-         model.VariantSpec("clean", "clean", one_gpu, 6.0, 10)),
-        min_replicas=0,
-    )  # fmt: skip
+    svc = _one_gpu_service("grid", "clean")
     pools = {"grid": pool("grid", 0.80, 900.0), "clean": pool("clean", 0.81, 50.0)}
     assert cheapest(svc, pools) == "grid"  # dollars only, by default
     # 92 W at 900 g/kWh is 83 g/h: at $200/t, $0.017/h more than the clean pool's 5 g/h.
@@ -206,13 +207,7 @@ def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
         "od": model.PoolSpec("od", shape, 0.80, 0, 10, 60),
         "spot": model.PoolSpec("spot", shape, 0.30, 0, 10, 60, spot=True),
     }
-    one_gpu = model.Resources(1, 1, {GPU: 1})
-    svc = model.ServiceSpec(
-        "ns", "s",
-        (model.VariantSpec("od", "od", one_gpu, 6.0, 10),
-         model.VariantSpec("spot", "spot", one_gpu, 6.0, 10)),
-        min_replicas=0,
-    )  # fmt: skip
+    svc = _one_gpu_service("od", "spot")
     cfg = tuning.PlannerSettings()
 
     def plan(dem: optimize.Demand, settings: tuning.PlannerSettings = cfg) -> dict[str, int]:
