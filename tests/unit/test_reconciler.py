@@ -300,6 +300,29 @@ def test_rates_are_rewritten_only_beyond_their_counting_noise() -> None:
     assert settled(busy, observedRps=140.0) == {"observedRps": 140.0}
 
 
+def test_energy_figures_are_refreshed_with_the_rest_not_written_each_cycle() -> None:
+    # What replicas draw moves with their load every cycle; alone it is worth no write.
+    old = {
+        "powerWatts": 116.0, "usdPerMillionRequests": 74.5, "kwhPerMillionRequests": 5.37,
+        "gramsCo2PerMillionRequests": 2035.0,
+        "variants": [{"name": "l4", "desiredReplicas": 2, "powerWatts": 116.0}],
+    }  # fmt: skip
+    moved = {
+        "powerWatts": 121.0, "usdPerMillionRequests": 70.1, "kwhPerMillionRequests": 5.5,
+        "gramsCo2PerMillionRequests": 2084.5,
+        "variants": [{"name": "l4", "desiredReplicas": 2, "powerWatts": 121.0}],
+    }  # fmt: skip
+    assert service_status.settled(old, moved, 60.0) == {
+        **old,
+        "conditions": [],
+        "recommendation": None,
+    }
+    unknown = {**moved, "powerWatts": None}
+    assert service_status.settled(old, unknown, 60.0)["powerWatts"] is None  # became unknown
+    scaled = {**moved, "variants": [{"name": "l4", "desiredReplicas": 3, "powerWatts": 121.0}]}
+    assert service_status.settled(old, scaled, 60.0)["variants"] != old["variants"]
+
+
 def test_a_routed_service_gets_weighted_backends_and_an_event_when_the_weights_move() -> None:
     cluster = fakes.FakeCluster()
     body = chat()

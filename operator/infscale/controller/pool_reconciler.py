@@ -215,7 +215,12 @@ def reconcile_pool(
     }
     status["powerWatts"] = _power_watts(name, spec, int(status["readyNodes"]), serving)
     outcome.status = status
-    if any(old_status.get(k) != v for k, v in status.items()):
+    # The power moves with the load: it is refreshed with the rest, so a steady pool costs no
+    # write (the gauges take it every cycle).
+    steady = dict(status)
+    if (old_status.get("powerWatts") is None) == (status["powerWatts"] is None):
+        steady["powerWatts"] = old_status.get("powerWatts")
+    if any(old_status.get(k) != v for k, v in steady.items()):
         ports.status.write_pool_status(name, status)
     return outcome
 

@@ -222,6 +222,10 @@ _REFRESHED_WITH_THE_REST = (
     "sloAttainment",
     "quality",  # moves with the learned capacities
     "qualityFloorUsdPerHour",  # moves with the demand
+    "powerWatts",  # the energy figures move with the load
+    "usdPerMillionRequests",
+    "kwhPerMillionRequests",
+    "gramsCo2PerMillionRequests",
 )
 
 
@@ -236,6 +240,13 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> 
     for key in _REFRESHED_WITH_THE_REST:
         if key in old and (old[key] is None) == (new.get(key) is None):
             result[key] = old[key]
+    drawn = {v.get("name"): v.get("powerWatts") for v in old.get("variants") or []}
+    result["variants"] = [
+        {**v, "powerWatts": drawn[v["name"]]}
+        if v.get("name") in drawn and (drawn[v["name"]] is None) == (v.get("powerWatts") is None)
+        else v
+        for v in new.get("variants") or []
+    ]
     if old.get("lastDecision"):
         result["lastDecision"] = old["lastDecision"]
     if _plan_part(old.get("recommendation")) == _plan_part(new.get("recommendation")):
