@@ -271,9 +271,8 @@ def _serving(
     for view, status in zip(views, statuses, strict=True):
         if not isinstance(view, service_view.ServiceView) or status is None:
             continue
-        service = convert.service_spec(view.namespace, view.name, view.spec, 0)
         listed = {v.get("name"): v for v in status.get("variants") or []}
-        for variant in service.variants:
+        for variant in map(convert.variant_spec, view.spec.variants):
             seen = listed.get(variant.name) or {}
             ready = int(seen.get("readyReplicas") or 0)
             if ready > 0:

@@ -8,41 +8,35 @@ from typing import Any
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, desired, service_view
-from infscale.domain import energy, pricing
+from infscale.domain import energy, model, pricing
 from infscale.ports import metrics
 
 
 def _usd_per_hour(
-    metadata: Mapping[str, Any],
-    spec: v1alpha1.InferenceServiceSpec,
-    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    service: model.ServiceSpec,
+    pools: Mapping[str, model.PoolSpec],
     replicas: Mapping[str, int],
 ) -> float | None:
     """status.usdPerHour: the planner's node-share cost of ``replicas``; None (absent) when a
     replica fits no node of its pool, which the planner's model gives no finite cost."""
-    service = convert.service_spec(
-        metadata["namespace"], metadata["name"], spec, sum(replicas.values())
-    )
-    usd = pricing.share_usd_per_hour(replicas, service, convert.pool_specs(pools))
+    usd = pricing.share_usd_per_hour(replicas, service, pools)
     return round(usd, 4) if math.isfinite(usd) else None
 
 
 def _energy(
-    metadata: Mapping[str, Any],
-    spec: v1alpha1.InferenceServiceSpec,
-    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    service: model.ServiceSpec,
+    pools: Mapping[str, model.PoolSpec],
     ready: Mapping[str, int],
     observed: metrics.ServiceMetrics | None,
     usd_per_hour: float | None,
 ) -> energy.ServiceEnergy:
     """The Ready replicas' draw at their measured load, and the figures per million requests."""
-    service = convert.service_spec(metadata["namespace"], metadata["name"], spec, 0)
     signals = observed.variants if observed else {}
     return energy.service_energy(
         service,
-        convert.pool_specs(pools),
+        pools,
         ready,
-        {v.name: signals[v.name].rps if v.name in signals else None for v in spec.variants},
+        {v.name: signals[v.name].rps if v.name in signals else None for v in service.variants},
         observed.total.rps if observed else None,
         usd_per_hour,
     )
@@ -110,8 +104,12 @@ def service_status(
         _capacity_condition(cond, missing_pools, unschedulable),
     ]
     total = observed.total if observed else metrics.Signals()
-    usd_per_hour = _usd_per_hour(metadata, spec, pools, applied)
-    drawn = _energy(metadata, spec, pools, ready, observed, usd_per_hour)
+    service = convert.service_spec(
+        metadata["namespace"], metadata["name"], spec, sum(applied.values())
+    )
+    pool_map = convert.pool_specs(pools)
+    usd_per_hour = _usd_per_hour(service, pool_map, applied)
+    drawn = _energy(service, pool_map, ready, observed, usd_per_hour)
     recommendation = None
     if view.held:
         recommendation = ", ".join(f"{v}={n}" for v, n in plan.items()) + f" ({plan_reason})"
