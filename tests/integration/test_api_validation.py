@@ -120,6 +120,23 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
         "thresholdSeconds in body should be greater than 0",
     ),
     "missing SLO": (set_path("spec.slo", None), "spec.slo: Required value"),
+    "interactive SLO without a threshold": (
+        set_path("spec.slo.thresholdSeconds", None),
+        "an Interactive SLO needs thresholdSeconds",
+    ),
+    "batch SLO without a deadline": (
+        set_path("spec.slo", {"class": "Batch", "metric": "e2e"}),
+        "a Batch SLO needs deadlineSeconds and metric: e2e",
+    ),
+    "batch deadline on time to first token": (
+        set_path("spec.slo", {"class": "Batch", "metric": "ttft", "deadlineSeconds": 600}),
+        "a Batch SLO needs deadlineSeconds and metric: e2e",
+    ),
+    "deadline on an interactive SLO": (
+        set_path("spec.slo.deadlineSeconds", 600),
+        "deadlineSeconds is for class: Batch",
+    ),
+    "unknown SLO class": (set_path("spec.slo.class", "Offline"), 'Unsupported value: "Offline"'),
     "fixed fallback without replicas": (
         set_path("spec.fallback", {"policy": "Fixed"}),
         "fallback.replicas is required when fallback.policy is Fixed",
@@ -268,8 +285,8 @@ def test_every_example_is_accepted(custom: client.CustomObjectsApi, namespace: s
         if document["kind"] in ("InferenceService", "InferenceNodePool"):
             created = create(custom, document, namespace)
             kinds.append(created["kind"])
-    assert kinds.count("InferenceNodePool") == 3
-    assert kinds.count("InferenceService") == 3
+    assert kinds.count("InferenceNodePool") == 4  # with examples/spot-batch/'s spot pool
+    assert kinds.count("InferenceService") == 4
 
 
 def test_defaults_are_applied_by_the_api_server(
@@ -288,7 +305,12 @@ def test_defaults_are_applied_by_the_api_server(
     }
     spec = create(custom, minimal, namespace)["spec"]
     assert spec["mode"] == "Auto"
-    assert spec["slo"] == {"metric": "ttft", "percentile": 95, "thresholdSeconds": 1}
+    assert spec["slo"] == {
+        "class": "Interactive",
+        "metric": "ttft",
+        "percentile": 95,
+        "thresholdSeconds": 1,
+    }
     assert spec["metrics"] == {"preset": "vllm"}
     assert spec["replicas"]["min"] == 1
     assert spec["scaleDown"] == {"stabilizationSeconds": 300, "maxStepPercent": 25}

@@ -286,15 +286,52 @@ class SloMetric(StrEnum):
     QUEUE_TIME = "queue-time"
 
 
-class Slo(ApiModel):
-    """The latency objective: the given percentile of the metric stays at or under the threshold."""
+class SloClass(StrEnum):
+    INTERACTIVE = "Interactive"
+    BATCH = "Batch"
 
+
+class Slo(ApiModel):
+    """The latency objective: the given percentile of the metric stays at or under the threshold
+    (Interactive), or requests finish within their deadline (Batch: they may queue)."""
+
+    validations: ClassVar[list[dict[str, str]]] = [
+        rule(
+            "self.class != 'Interactive' || has(self.thresholdSeconds)",
+            "an Interactive SLO needs thresholdSeconds",
+        ),
+        rule(
+            "self.class != 'Batch' || (has(self.deadlineSeconds) && self.metric == 'e2e')",
+            "a Batch SLO needs deadlineSeconds and metric: e2e (the deadline is on the whole "
+            "request, queueing included)",
+        ),
+        rule(
+            "self.class == 'Batch' || !has(self.deadlineSeconds)",
+            "deadlineSeconds is for class: Batch; an Interactive SLO has thresholdSeconds",
+        ),
+    ]
+
+    slo_class: SloClass = Field(default=SloClass.INTERACTIVE, alias="class")
+    """Interactive (a latency percentile) or Batch (requests may queue and must be done within
+    deadlineSeconds; the planner drains the queue at the lowest cost, on spot if it may)."""
     metric: SloMetric = SloMetric.TTFT
     """ttft (time to first token), itl (inter-token latency), e2e (whole request) or queue-time."""
     percentile: float = Field(default=95, gt=0, le=100)
-    """Percentile of the latency distribution, in (0, 100]."""
-    threshold_seconds: float = Field(gt=0, le=3600)
-    """The latency the percentile must not exceed, in seconds."""
+    """Percentile of the latency distribution, in (0, 100]; for Batch, the share of requests
+    that must meet their deadline."""
+    threshold_seconds: float | None = Field(default=None, gt=0, le=3600)
+    """The latency the percentile must not exceed, in seconds (Interactive)."""
+    deadline_seconds: float | None = Field(default=None, gt=0, le=604800)
+    """Batch: each request must be done this long after it arrives, in seconds (up to 7 days)."""
+
+    @property
+    def limit_seconds(self) -> float:
+        """The latency a request must meet: the threshold, or a Batch request's deadline."""
+        batch = self.slo_class is SloClass.BATCH
+        limit = self.deadline_seconds if batch else self.threshold_seconds
+        if limit is None:  # the CRD's rules require it; a Python caller may skip them
+            raise ValueError(f"slo needs {'deadlineSeconds' if batch else 'thresholdSeconds'}")
+        return limit
 
 
 class MetricsPreset(StrEnum):
@@ -523,11 +560,11 @@ class Routing(ApiModel):
 class SpotPolicy(ApiModel):
     """How much of the service may run on spot pools."""
 
-    max_share: float = Field(default=0.5, ge=0, le=1)
-    """At most this share of the planned capacity on spot pools (default 0.5). Whatever the
-    share, the capacity off each one spot pool carries the rate arriving now: losing a spot
-    pool costs the headroom above it (held peaks, margins) until replacements are Ready, not
-    the SLO."""
+    max_share: float | None = Field(default=None, ge=0, le=1)
+    """At most this share of the planned capacity on spot pools (default 0.5 for Interactive,
+    1 for Batch). An Interactive service's capacity off each one spot pool also carries the
+    rate arriving now: losing a spot pool costs the headroom above it (held peaks, margins)
+    until replacements are Ready, not the SLO. A Batch service's queue waits out a loss."""
 
 
 class Objective(ApiModel):

@@ -49,11 +49,12 @@ def service_spec(
         if spec.fallback.policy is v1alpha1.FallbackPolicy.FIXED
         else model.Fallback("hold")
     )
+    batch = spec.slo.slo_class is v1alpha1.SloClass.BATCH
     return model.ServiceSpec(
         namespace=namespace,
         name=name,
         variants=tuple(variant_spec(v) for v in spec.variants),
-        slo_latency_s=spec.slo.threshold_seconds,
+        slo_latency_s=spec.slo.limit_seconds,
         slo_percentile=spec.slo.percentile,
         min_replicas=spec.replicas.min,
         max_replicas=spec.replicas.max,
@@ -65,7 +66,10 @@ def service_spec(
         quality_average=bool(spec.quality and spec.quality.mode is v1alpha1.QualityMode.AVERAGE),
         routing="weighted" if spec.routing is not None else "spread",
         carbon_usd_per_tonne=spec.objective.carbon_usd_per_tonne if spec.objective else 0.0,
-        spot_max_share=spec.spot.max_share,
+        spot_max_share=spot_share
+        if (spot_share := spec.spot.max_share) is not None
+        else (1.0 if batch else 0.5),
+        deadline_s=spec.slo.deadline_seconds if batch else None,
     )
 
 
@@ -89,7 +93,7 @@ def service_query(
         preset=spec.metrics.preset.value,
         slo_metric=spec.slo.metric.value,
         percentile=spec.slo.percentile,
-        threshold_s=spec.slo.threshold_seconds,
+        threshold_s=spec.slo.limit_seconds,
         request_counter=spec.metrics.request_counter,
         latency_histogram=spec.metrics.latency_histogram,
         queue_gauge=spec.metrics.queue_gauge,

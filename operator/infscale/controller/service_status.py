@@ -100,7 +100,7 @@ def service_status(
     conditions = [
         _ready_condition(cond, rejected, total_ready, total_desired),
         _metrics_condition(cond, observed, asleep),
-        _slo_condition(cond, observed, spec.slo.threshold_seconds),
+        _slo_condition(cond, observed, spec.slo.limit_seconds),
         _capacity_condition(cond, missing_pools, unschedulable),
     ]
     total = observed.total if observed else metrics.Signals()

@@ -95,27 +95,33 @@ def service_demand(
     feasible = [
         v for v in svc.variants if v.name not in seen.slow and v.name not in barred
     ] or list(svc.variants)
-    demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
     last = cycle.state.last_replicas.get(key)
     # What one replica of each variant may carry; none for a variant too slow for the SLO.
     unfloored_rps = {
         v: 0.0 if v in seen.slow else c * cfg.target_utilization for v, c in seen.capacities.items()
     }
     usable_rps = {v: 0.0 if v in barred else c for v, c in unfloored_rps.items()}
-    if cfg.hold_keeps_only:
-        demand_rps = _held_within_kept(fstate, demand_rps, last, usable_rps, cycle, why)
-    scheduled = recurring > demand_rps
-    if scheduled:
-        why.append(
-            f"a burst came at this time in each of the last {cfg.season_periods} periods of "
-            f"{cfg.season_s:.0f} s: {recurring:.2f} rps expected within the lead"
-        )
-        demand_rps = recurring
-    demand_rps *= head
-    demand_rps = _backlog_rps(obs, seen, lead_s, demand_rps, cfg, why)
-    if head > 1.0 + 1e-3:
-        why.append(f"recent SLO misses: demand x{head:.2f} headroom")
+    scheduled = False
+    if svc.batch:
+        demand_rps = _batch_rps(svc, obs, last, usable_rps, lead_s, why)
+    else:
+        demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
+        if cfg.hold_keeps_only:
+            demand_rps = _held_within_kept(fstate, demand_rps, last, usable_rps, cycle, why)
+        scheduled = recurring > demand_rps
+        if scheduled:
+            why.append(
+                f"a burst came at this time in each of the last {cfg.season_periods} periods of "
+                f"{cfg.season_s:.0f} s: {recurring:.2f} rps expected within the lead"
+            )
+            demand_rps = recurring
+        demand_rps *= head
+        demand_rps = _backlog_rps(obs, seen, lead_s, demand_rps, cfg, why)
+        if head > 1.0 + 1e-3:
+            why.append(f"recent SLO misses: demand x{head:.2f} headroom")
     is_idle, min_total = _bounds(svc, obs, seen.known, last, last_active_s, recurring, now_s)
+    if svc.batch and is_idle:
+        why.append("batch: nothing queued or arriving: scale to zero")
     if is_idle:
         demand_rps = 0.0
     if not seen.rps_known:
@@ -178,14 +184,45 @@ def service_demand(
     )
 
 
+def _batch_rps(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    last: Mapping[str, int] | None,
+    usable_rps: Mapping[str, float],
+    lead_s: float,
+    why: list[str],
+) -> float:
+    """A batch service's demand: the rate that drains its queue within half its deadline after
+    the lead (at least a tenth of the deadline), held while requests wait (a drain sized anew
+    each cycle would slow as the queue shrinks and never finish). Arrivals join the queue and
+    raise the rate at the next decision; the queue, not a forecast, is the demand."""
+    deadline_s = svc.deadline_s or 0.0
+    queued = obs.queued if evidence.finite(obs.queued) else 0.0
+    drain_s = max(deadline_s / 2 - lead_s, deadline_s / 10)
+    drain_rps = (queued or 0.0) / drain_s
+    kept_rps = sum(usable_rps.get(v, 0.0) * n for v, n in (last or {}).items())
+    demand_rps = max(drain_rps, kept_rps) if queued else drain_rps
+    why.append(
+        f"batch: {queued or 0.0:.0f} request(s) queued, drained within {drain_s:.0f} s (half the "
+        f"{deadline_s:.0f} s deadline after the {lead_s:.0f} s lead): {drain_rps:.2f} rps"
+        + (
+            f", the {kept_rps:.2f} rps running kept while requests wait"
+            if demand_rps > drain_rps
+            else ""
+        )
+    )
+    return demand_rps
+
+
 def _loss_floor(
     svc: model.ServiceSpec, fstate: model.ForecastState, cycle: Cycle, why: list[str]
 ) -> float:
     """With variants on spot pools and off them: the rate arriving now, bursts aside (the smooth
     level with its margin), which the capacity off each spot pool must carry through that
-    pool's loss; else 0. Bursts, held peaks and trends may ride on spot: a loss costs them."""
+    pool's loss; else 0 (and for a batch service: its queue waits out a loss). Bursts, held
+    peaks and trends may ride on spot: a loss costs them."""
     spot = {v.pool for v in svc.variants if (p := cycle.pools.get(v.pool)) and p.spot}
-    if not spot or all(v.pool in spot for v in svc.variants):
+    if svc.batch or not spot or all(v.pool in spot for v in svc.variants):
         return 0.0
     floor_rps = forecast.smooth_rps(fstate, cycle.cfg)
     why.append(
@@ -495,13 +532,14 @@ def _bounds(
 ) -> tuple[bool, int]:
     """(idle: scale to zero, the fewest replicas). A service that may scale to zero stays warm
     with one replica until it has had no traffic for its idle timeout, unless a burst on the
-    hour is due."""
+    hour is due; a batch service goes as soon as nothing is queued or arriving (its requests
+    may wait for a start)."""
     idle_for_s = now_s - (last_active_s if last_active_s is not None else now_s)
     is_idle = (
         known
         and svc.min_replicas == 0
         and (obs.rps or 0.0) <= 0
-        and idle_for_s >= svc.idle_timeout_s
+        and (idle_for_s >= svc.idle_timeout_s or (svc.batch and obs.queued == 0))
         and recurring_rps <= 0
     )
     min_total = svc.min_replicas

@@ -136,6 +136,14 @@ class ServiceSpec:
     routing: Routing = "shared"
     carbon_usd_per_tonne: float = 0.0  # an internal carbon price (spec.objective)
     spot_max_share: float = 0.5  # at most this share of the planned capacity on spot pools
+    deadline_s: float | None = None
+    """Batch (``spec.slo.class: Batch``): requests may queue and must be done within this long
+    (``slo_latency_s`` is the same deadline); None: interactive."""
+
+    @property
+    def batch(self) -> bool:
+        """Whether requests may queue up to a deadline (spare capacity, spot, scale to zero)."""
+        return self.deadline_s is not None
 
     def below_floor(self, variant: VariantSpec) -> bool:
         """Whether ``variant``'s quality is under the service's floor (unscored counts as under)."""

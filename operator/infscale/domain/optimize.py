@@ -7,7 +7,7 @@ feasible and the shortfall is reported), continuous new replicas ``d[s,v] >= r[s
 
     minimise  sum_p usd_per_hour[p] n[p]                     (what the cluster pays)
             + sum cold_start[s,v] d[s,v]          (a new replica's start, spread over amortize_s)
-            + tiny replica cost + penalty * sum u[s]
+            + tiny replica cost + sum penalty[s] u[s]  (interactive services' above batch ones')
     s.t.      sum_v capacity_rps[s,v] r[s,v] + u[s] >= demand_rps[s]
               sum_v capacity_rps[s,v] r[s,v] (quality[v] - floor[s]) >= 0  (an average floor)
               min_total[s] <= sum_v r[s,v] <= max_total[s]
@@ -158,7 +158,7 @@ class _Program:
     constraints: sp_optimize.LinearConstraint
     integrality: npt.NDArray[np.float64]
     bounds: sp_optimize.Bounds
-    penalty: float  # usd per uncovered rps
+    penalties: npt.NDArray[np.float64]  # per service: usd per uncovered rps
 
     @property
     def off_n(self) -> int:
@@ -178,7 +178,15 @@ class _Program:
             count = allocation.replicas[demands[i].service.key].get(variant.name, 0)
             new = max(0, count - demands[i].current.get(variant.name, 0))
             total += self.replica_usd[k] * count + self.switch_usd[k] * new
-        return float(total + self.penalty * sum(allocation.shortfall_rps.values()))
+        for i, dem in enumerate(demands):
+            total += self.penalties[i] * allocation.shortfall_rps.get(dem.service.key, 0.0)
+        return float(total)
+
+
+INTERACTIVE_FIRST = 100.0
+"""How much more an interactive service's uncovered rps costs than a batch service's: enough
+that batch yields a node to interactive work unless its replicas carry 100 times the rps per
+node."""
 
 
 def _shortfall_penalty(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec]) -> float:
@@ -209,6 +217,10 @@ def _program(
     n_r, n_p, n_s = len(pairs), len(pool_names), len(demands)
     off_n, off_u, off_d = n_r, n_r + n_p, n_r + n_p + n_s
     penalty = _shortfall_penalty(demands, pools)
+    # Interactive before batch: with batch work in the program, an interactive service's
+    # uncovered rps costs INTERACTIVE_FIRST times a batch one's (batch waits; pools are full).
+    first = INTERACTIVE_FIRST if any(d.service.batch for d in demands) else 1.0
+    penalties = np.array([penalty * (1.0 if d.service.batch else first) for d in demands])
 
     # One entry per (service, variant) pair, in service order.
     service = np.array([i for i, _, _ in pairs], dtype=np.int64)
@@ -244,7 +256,7 @@ def _program(
         lower[off_n + j] = pools[name].min_nodes
         upper[off_n + j] = pools[name].max_nodes
         integrality[off_n + j] = 1
-    c[off_u : off_u + n_s] = penalty
+    c[off_u : off_u + n_s] = penalties
 
     # Per service: its coverage row, its replica-count row (when it has pairs), one row per pair
     # with replicas now bounding its new replicas.
@@ -342,7 +354,7 @@ def _program(
     constraints = sp_optimize.LinearConstraint(matrix, row_lb, row_ub)
     bounds = sp_optimize.Bounds(lower, upper)
     return _Program(
-        pairs, pool_names, c, replica_usd, switch_usd, constraints, integrality, bounds, penalty
+        pairs, pool_names, c, replica_usd, switch_usd, constraints, integrality, bounds, penalties
     )
 
 
@@ -474,7 +486,7 @@ def _greedy(
                 take(variant, chosen_by_service[dem.service.key][variant.name])
     replicas: dict[str, dict[str, int]] = {}
     shortfall: dict[str, float] = {}
-    for dem in sorted(demands, key=lambda d: d.service.key):
+    for dem in sorted(demands, key=lambda d: (d.service.batch, d.service.key)):  # batch last
         chosen = chosen_by_service[dem.service.key]
         left_rps = dem.demand_rps - sum(
             n * dem.capacity_rps.get(name, 0.0) for name, n in chosen.items()

@@ -305,8 +305,8 @@ def _bridge(
     The optimiser weighs cost; a cheaper variant that takes ten minutes to arrive leaves the
     service missing its SLO for those ten minutes. Capacity Ready soonest is what has been shown
     to help then; make-before-break keeps it until the planned capacity is Ready."""
-    if obs is None or obs.slo_attainment is None:
-        return None
+    if obs is None or obs.slo_attainment is None or svc.batch:
+        return None  # a batch service's queue is its demand already
     if obs.slo_attainment >= svc.slo_percentile / 100.0:
         return None
     if not evidence.finite(obs.queued) or (obs.queued or 0.0) <= 0:

@@ -18,10 +18,12 @@ from collections.abc import Iterator, Mapping
 from infscale.domain.model import Routing
 from infscale.sim import servers
 
-# Histogram bounds in seconds (the emulator's own choice, similar in range to vLLM's).
+# Histogram bounds in seconds (the emulator's own choice, similar in range to vLLM's; the
+# longer ones measure batch deadlines).
 BUCKETS_S = (
     0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6,
-    0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, math.inf,
+    0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 600.0, 900.0,
+    1200.0, 1800.0, 2700.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, math.inf,
 )  # fmt: skip
 
 

@@ -175,7 +175,7 @@ class ServiceState:
             meta["name"],
             variants,
             seed,
-            self.spec.slo.threshold_seconds,
+            self.spec.slo.limit_seconds,
             routing="weighted" if self.spec.routing is not None else "spread",
         )
         self.next_arrival = 0
@@ -183,7 +183,8 @@ class ServiceState:
     def perf(self, variant: str) -> servers.Perf | None:
         for v in self.spec.variants:
             if v.name == variant:
-                return servers.perf_for(v.capacity_rps, self.spec.slo.threshold_seconds)
+                reference_s = self.spec.slo.threshold_seconds or servers.BATCH_REFERENCE_S
+                return servers.perf_for(v.capacity_rps, reference_s)
         return None
 
 

@@ -28,6 +28,7 @@ from scipy import integrate, stats
 from infscale.api import quantity, v1alpha1
 from infscale.domain import pricing
 from infscale.sim import queueing, scenario
+from infscale.sim.servers import BATCH_REFERENCE_S
 
 KINDS = ("InferenceService", "InferenceNodePool")
 SERVICE_FRACTION = 0.25  # of the SLO threshold: the service time that sizes a replica's slots
@@ -305,7 +306,7 @@ def derived_perf(capacity_rps: float, slo: v1alpha1.Slo) -> scenario.Perf:
     scenarios' definition of a cautious spec; tests/unit/test_whatif.py checks it in the
     simulator).
     """
-    threshold = slo.threshold_seconds
+    threshold = slo.threshold_seconds or BATCH_REFERENCE_S
     rate = capacity_rps / SPEC_SHARE
     slots = max(1, math.ceil(rate * SERVICE_FRACTION * threshold / 0.75))
     servers, total = CALIBRATION_REPLICAS * slots, CALIBRATION_REPLICAS * rate
@@ -390,7 +391,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
             "name": service.name,
             "description": f"{service.key} from {document.source}",
             "slo": {
-                "latency_s": spec.slo.threshold_seconds,
+                "latency_s": spec.slo.limit_seconds,
                 "percentile": spec.slo.percentile,
             },
             "pools": pools,

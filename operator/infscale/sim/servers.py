@@ -31,6 +31,11 @@ class Perf:
     cv: float = 0.5
 
 
+BATCH_REFERENCE_S = 2.0
+"""A batch service has no latency threshold to derive a replica's service time from: its
+replicas are emulated as those of an interactive service with this threshold (0.5 s each)."""
+
+
 def perf_for(capacity_rps: float, slo_threshold_s: float, utilization: float = 0.8) -> Perf:
     """A replica whose sustainable rate at the SLO is about ``capacity_rps``.
 
