@@ -18,7 +18,8 @@ from infscale.sim import engine
 
 @dataclasses.dataclass
 class ClusterAutoscaler:
-    """Callable node manager for :class:`engine.Simulator`."""
+    """Callable node manager for :class:`engine.Simulator` (or a Group of them on one cluster:
+    it sees every service's pending pods)."""
 
     scan_interval_s: float = 10.0
     unneeded_s: float = 600.0
@@ -27,23 +28,24 @@ class ClusterAutoscaler:
     _next_s: float = 0.0
     _unneeded_since: dict[int, float] = dataclasses.field(default_factory=dict)
 
-    def __call__(self, sim: engine.Simulator, now_s: float) -> None:
+    def __call__(self, sim: engine.Nodes, now_s: float) -> None:
         """One scan when due."""
         if now_s < self._next_s:
             return
         self._next_s = now_s + self.scan_interval_s
-        for name, pool in sim.pools.items():
-            live = sim.live_nodes(name)
+        cluster = sim.cluster
+        for name, pool in cluster.pools.items():
+            live = cluster.live_nodes(name)
             pending = sim.pending_pods(name)
             if pending:
-                items = [(sim.service.variant(r.variant).resources, 1) for r in pending]
+                items = [(r.resources, 1) for r in pending]
                 provisioning = sum(1 for n in live if n.ready_s > now_s)
                 wanted = pricing.nodes_needed(items, pool.node) - provisioning
                 add = max(0, min(wanted, pool.max_nodes - len(live)))
                 for _ in range(add):
-                    sim.add_node(name, now_s)
+                    cluster.add_node(name, now_s)
                 if add:
-                    sim.scale_events += 1
+                    cluster.scale_events += 1
                 continue
             removable = []
             for node in live:
@@ -54,11 +56,11 @@ class ClusterAutoscaler:
                 since = self._unneeded_since.setdefault(key, now_s)
                 if now_s - since >= self.unneeded_s:
                     removable.append(node)
-            cooled = now_s - sim.pool_scale_up_s.get(name, -1e18) >= self.delay_after_add_s
+            cooled = now_s - cluster.pool_scale_up_s.get(name, -1e18) >= self.delay_after_add_s
             room = max(0, len(live) - pool.min_nodes)
             batch = removable[: min(self.max_empty_bulk_delete, room)] if cooled else []
             for node in batch:
-                sim.release_node(node, now_s)
+                cluster.release_node(node, now_s)
                 self._unneeded_since.pop(id(node), None)
             if batch:
-                sim.scale_events += 1
+                cluster.scale_events += 1

@@ -65,6 +65,7 @@ class Replica:
 
     ident: int
     variant: str
+    resources: model.Resources
     node: Node | None = None
     ready_s: float | None = None  # None while Pending
     draining: bool = False
@@ -133,11 +134,108 @@ class Result:
     """Spot nodes reclaimed during the replay."""
 
 
-NodeManager = Callable[["Simulator", float], None]
+@dataclasses.dataclass
+class Cluster:
+    """The pools' nodes, shared by every service replayed on them (one :class:`Simulator`, or
+    the several of a :class:`Group`)."""
+
+    pools: dict[str, model.PoolSpec]
+    interruptions_per_s: dict[str, float]  # per spot pool: each node's reclaim rate
+    rng: np.random.Generator
+    nodes: list[Node] = dataclasses.field(default_factory=list)
+    pool_scale_up_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    interruptions: int = 0
+    scale_events: int = 0  # node scale-ups and releases made by a node manager
+    next_id: int = 0
+
+    @classmethod
+    def of(cls, scen: scenario_mod.Scenario, seed: int) -> Cluster:
+        """The scenario's pools, empty."""
+        return cls(
+            {p.name: p for p in scen.domain_pools()},
+            {p.name: p.interruptions_per_hour / 3600.0 for p in scen.pools if p.spot},
+            np.random.default_rng(seed + 7919),
+        )
+
+    def new_id(self) -> int:
+        """A pod name unique over every service on the cluster."""
+        self.next_id += 1
+        return self.next_id - 1
+
+    def add_node(self, pool: str, now_s: float, ready: bool = False) -> None:
+        """Request a node; it is Ready after the pool's provisioning time (a spot node is
+        reclaimed after an exponential time at its pool's interruption rate)."""
+        spec = self.pools[pool]
+        ready_s = now_s if ready else now_s + spec.provisioning_s
+        node = Node(pool, max(now_s, 0.0), ready_s, spec.node.as_dict())
+        rate = self.interruptions_per_s.get(pool, 0.0)
+        if rate > 0:
+            node.interrupt_s = max(now_s, 0.0) + float(self.rng.exponential(1 / rate))
+        self.nodes.append(node)
+        self.pool_scale_up_s[pool] = now_s
+
+    def live_nodes(self, pool: str | None = None) -> list[Node]:
+        """Nodes not yet released (optionally of one pool)."""
+        return [n for n in self.nodes if n.released_s is None and (pool is None or n.pool == pool)]
+
+    def release_node(self, node: Node, now_s: float) -> None:
+        """Release an empty node (billing stops)."""
+        assert not node.pods
+        node.released_s = max(now_s, node.requested_s)
+
+    def reclaim(self, now_s: float) -> list[Node]:
+        """The spot nodes due are gone (billing stops); their pods are the services' to drop."""
+        lost = [n for n in self.live_nodes() if n.interrupt_s <= now_s]
+        for node in lost:
+            node.released_s = now_s
+        self.interruptions += len(lost)
+        return lost
+
+    def bill(
+        self, end_s: float, bill_end_s: float, busy_j: Mapping[str, float]
+    ) -> tuple[float, dict[str, float]]:
+        """(usd, joules per pool) of every node up to ``bill_end_s``: its price and idle power
+        while requested, plus ``busy_j`` (nan: a pool of unknown power ran nodes)."""
+        cost = 0.0
+        joules: dict[str, float] = collections.defaultdict(float, busy_j)
+        for node in self.nodes:
+            stop = min(node.released_s if node.released_s is not None else end_s, bill_end_s)
+            held_s = max(0.0, stop - node.requested_s)
+            cost += held_s * self.pools[node.pool].usd_per_hour / 3600.0
+            power = self.pools[node.pool].power
+            joules[node.pool] += held_s * (math.nan if power is None else power.idle_w)
+        return cost, joules
+
+    def energy(self, joules: Mapping[str, float]) -> tuple[float | None, float | None]:
+        """(kWh, gCO2) from each pool's joules (nan: a pool of unknown power ran nodes)."""
+        kwh = {pool: j / 3.6e6 for pool, j in joules.items() if j}
+        if any(math.isnan(k) for k in kwh.values()):
+            return None, None
+        intensity = {
+            pool: power.g_co2_per_kwh
+            for pool in kwh
+            if (power := self.pools[pool].power) is not None
+        }
+        co2 = [k * g for pool, k in kwh.items() if (g := intensity.get(pool)) is not None]
+        return sum(kwh.values()), (sum(co2) if len(co2) == len(kwh) else None)
+
+
+class Nodes(Protocol):
+    """What a node manager (the simulated Cluster Autoscaler) works on: a Simulator, or a Group
+    of them sharing one cluster."""
+
+    cluster: Cluster
+
+    def pending_pods(self, pool: str | None = None) -> list[Replica]:
+        """Pods not yet placed on a node."""
+        ...
+
+
+NodeManager = Callable[[Nodes, float], None]
 
 
 class Simulator:
-    """One replay; create, then :meth:`run`."""
+    """One service's replay; create, then :meth:`run` (or step it in a :class:`Group`)."""
 
     def __init__(
         self,
@@ -151,27 +249,31 @@ class Simulator:
         initial: Mapping[str, int] | None = None,
         initial_nodes: Mapping[str, int] | None = None,
         rate_window_s: float = RATE_WINDOW_S,
+        cluster: Cluster | None = None,
     ) -> None:
         self.trace = trace
         self.rate_window_s = rate_window_s
         self.service = scen.domain_service()
-        self.pools = {p.name: p for p in scen.domain_pools()}
+        self.cluster = cluster or Cluster.of(scen, seed)
+        self.pools = self.cluster.pools
         self.perf = scen.perf()
         self.policy = policy
         self.node_manager = node_manager
         self.outages_s = list(outages_s)
         self.drain_s = drain_s
+        self.end_s = trace.duration_s + drain_s
         self.slo_s = self.service.slo_latency_s
         self.percentile = self.service.slo_percentile
-        self.nodes: list[Node] = []
         self.replicas: dict[int, Replica] = {}
         self.desired: dict[str, int] = {v.name: 0 for v in self.service.variants}
         self.latencies_s: list[float] = []  # of completed requests
         self.completions: collections.deque[tuple[float, float, str]] = collections.deque()
-        self.next_id = 0
         self.scale_events = 0
         self.concurrency: list[float] = []
         self.arrived = 0
+        self.next_arrival = 0
+        self.next_tick = 0.0
+        self.samples: list[tuple[float, float, float, float]] = []
         self.served: dict[str, collections.Counter[int]] = {}  # per variant: by arrival minute
         variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
         self.rq = servers.router(variant_order, seed, self.service.routing)
@@ -185,58 +287,24 @@ class Simulator:
             share = pricing.replica_share(v, spec) / self.perf[v.name].slots
             self.busy_w[v.name] = None if power is None else (power.max_w - power.idle_w) * share
         self.busy_j: dict[str, float] = collections.defaultdict(float)  # per pool
-        self.interruptions = 0
-        self.interruption_rng = np.random.default_rng(seed + 7919)
-        self.interruptions_per_s = {
-            p.name: p.interruptions_per_hour / 3600.0 for p in scen.pools if p.spot
-        }
-        self.pool_scale_up_s: dict[str, float] = {}
-        self.node_unneeded_since: dict[int, float] = {}
         for variant, count in (initial or {}).items():
             self.desired[variant] = count
         for pool, count in (initial_nodes or {}).items():
             for _ in range(count):
-                self.add_node(pool, -1e9, ready=True)
+                self.cluster.add_node(pool, -1e9, ready=True)
         if initial:
             self._reconcile_replicas(0.0)
             self._place(0.0, instant=True)
 
     # ---- nodes -------------------------------------------------------------------------
-    def add_node(self, pool: str, now_s: float, ready: bool = False) -> None:
-        """Request a node; it is Ready after the pool's provisioning time (a spot node is
-        reclaimed after an exponential time at its pool's interruption rate)."""
-        spec = self.pools[pool]
-        ready_s = now_s if ready else now_s + spec.provisioning_s
-        node = Node(pool, max(now_s, 0.0), ready_s, spec.node.as_dict())
-        rate = self.interruptions_per_s.get(pool, 0.0)
-        if rate > 0:
-            node.interrupt_s = max(now_s, 0.0) + float(self.interruption_rng.exponential(1 / rate))
-        self.nodes.append(node)
-        self.pool_scale_up_s[pool] = now_s
-
-    def _interrupt(self, now_s: float) -> None:
-        """Reclaim the spot nodes due: billing stops, their replicas go at once (their requests
-        in flight finish), and the Deployments' controllers start new ones where there is room."""
-        for node in self.live_nodes():
-            if node.interrupt_s > now_s:
-                continue
-            node.released_s = now_s
-            self.interruptions += 1
-            for ident in list(node.pods):
-                replica = self.replicas.get(ident)
-                if replica is not None:
-                    self._remove_replica(replica)
-            node.pods.clear()
-        self._reconcile_replicas(now_s)
+    @property
+    def nodes(self) -> list[Node]:
+        """Every node the cluster has requested."""
+        return self.cluster.nodes
 
     def live_nodes(self, pool: str | None = None) -> list[Node]:
         """Nodes not yet released (optionally of one pool)."""
-        return [n for n in self.nodes if n.released_s is None and (pool is None or n.pool == pool)]
-
-    def release_node(self, node: Node, now_s: float) -> None:
-        """Release an empty node (billing stops)."""
-        assert not node.pods
-        node.released_s = max(now_s, node.requested_s)
+        return self.cluster.live_nodes(pool)
 
     def set_nodes(self, pool: str, count: int, now_s: float) -> None:
         """Grow at once; shrink by releasing empty nodes only (not-ready ones first)."""
@@ -244,14 +312,25 @@ class Simulator:
         if count > len(live):
             self.scale_events += 1
             for _ in range(count - len(live)):
-                self.add_node(pool, now_s)
+                self.cluster.add_node(pool, now_s)
         elif count < len(live):
             empty = sorted((n for n in live if not n.pods), key=lambda n: -n.ready_s)
             released = empty[: len(live) - count]
             for node in released:
-                self.release_node(node, now_s)
+                self.cluster.release_node(node, now_s)
             if released:
                 self.scale_events += 1
+
+    def drop_lost(self, lost: Sequence[Node], now_s: float) -> None:
+        """Reclaimed nodes' replicas go at once (their requests in flight finish), and the
+        Deployments' controllers start new ones where there is room."""
+        for node in lost:
+            for ident in sorted(node.pods):
+                replica = self.replicas.get(ident)
+                if replica is not None:
+                    self._remove_replica(replica)
+        if lost:
+            self._reconcile_replicas(now_s)
 
     def pending_pods(self, pool: str | None = None) -> list[Replica]:
         """Pods not yet placed on a node."""
@@ -271,8 +350,8 @@ class Simulator:
             active = [r for r in self.replicas.values() if r.variant == name and not r.draining]
             want = self.desired[name]
             for _ in range(want - len(active)):
-                self.replicas[self.next_id] = Replica(self.next_id, name)
-                self.next_id += 1
+                ident = self.cluster.new_id()
+                self.replicas[ident] = Replica(ident, name, variant.resources)
             if want < len(active):
 
                 def order(r: Replica) -> tuple[int, float, int, int]:
@@ -293,7 +372,7 @@ class Simulator:
 
     def _remove_replica(self, replica: Replica) -> None:
         if replica.node is not None:
-            for key, need in self.service.variant(replica.variant).resources.as_dict().items():
+            for key, need in replica.resources.as_dict().items():
                 replica.node.free[key] = replica.node.free.get(key, 0.0) + need
             replica.node.pods.discard(replica.ident)
         del self.replicas[replica.ident]
@@ -422,76 +501,92 @@ class Simulator:
         return sum(self.pools[n.pool].usd_per_hour for n in self.live_nodes())
 
     # ---- main loop ---------------------------------------------------------------------
+    def arrive(self, now_s: float) -> None:
+        """The trace's requests up to ``now_s`` join the queue."""
+        arrivals = self.trace.arrivals_s
+        while self.next_arrival < arrivals.size and arrivals[self.next_arrival] < now_s:
+            arrival_s = float(arrivals[self.next_arrival])
+            self._record(self.rq.arrive(arrival_s, self.trace.size(self.next_arrival)))
+            self.arrived += 1
+            self.next_arrival += 1
+
+    def housekeep(self, now_s: float) -> None:
+        """Serve, place pending pods, count the requests in the system."""
+        self._sync(now_s)
+        self._place(now_s)
+        self.concurrency.append(float(self.arrived - len(self.latencies_s)))
+
+    def due(self, now_s: float) -> bool:
+        """Whether the policy decides at ``now_s`` (every tick within the trace)."""
+        return now_s >= self.next_tick and now_s <= self.trace.duration_s
+
+    def view(self, now_s: float) -> View:
+        """What the policy sees now."""
+        return self._view(now_s)
+
+    def apply(self, decision: Decision, now_s: float) -> None:
+        """Scale to a decision (replicas, nodes, a route's weights); the next tick follows."""
+        changed = False
+        for variant, count in decision.replicas.items():
+            if self.desired.get(variant, 0) != count:
+                changed = True
+            self.desired[variant] = max(0, int(count))
+        if changed:
+            self.scale_events += 1
+        self._reconcile_replicas(now_s)
+        if decision.nodes is not None:
+            for pool, count in decision.nodes.items():
+                self.set_nodes(pool, int(count), now_s)
+        if decision.weights is not None and isinstance(self.rq, servers.WeightedQueues):
+            self.rq.weights = {v: float(w) for v, w in decision.weights.items()}
+        self._place(now_s)
+        self._sync(now_s)
+        self.next_tick += self.policy.tick_s
+
+    def sample(self, second: int, now_s: float) -> None:
+        """Every ``SAMPLE_S``: the arrival rate of the last minute, Ready capacity, node cost."""
+        if second % int(SAMPLE_S) == 0:
+            arrivals = self.trace.arrivals_s
+            lo = int(np.searchsorted(arrivals, now_s - 60.0))
+            hi = int(np.searchsorted(arrivals, now_s))
+            self.samples.append(
+                (now_s, (hi - lo) / 60.0, self.capacity_rps(now_s), self.usd_per_hour())
+            )
+
     def run(self) -> Result:
         """Replay the whole trace plus a drain period; return cost and SLO attainment."""
-        arrivals = self.trace.arrivals_s
-        end_s = self.trace.duration_s + self.drain_s
-        next_arrival = 0
-        next_tick = 0.0
-        samples: list[tuple[float, float, float, float]] = []
-        for second in range(math.ceil(end_s) + 1):
+        for second in range(math.ceil(self.end_s) + 1):
             now_s = float(second)
-            while next_arrival < arrivals.size and arrivals[next_arrival] < now_s:
-                self._record(
-                    self.rq.arrive(float(arrivals[next_arrival]), self.trace.size(next_arrival))
-                )
-                self.arrived += 1
-                next_arrival += 1
-            if self.interruptions_per_s:
-                self._interrupt(now_s)
-            self._sync(now_s)
-            self._place(now_s)
-            self.concurrency.append(float(self.arrived - len(self.latencies_s)))
-            if now_s >= next_tick and now_s <= self.trace.duration_s:
-                view = self._view(now_s)
-                decision = self.policy.decide(view)
-                changed = False
-                for variant, count in decision.replicas.items():
-                    if self.desired.get(variant, 0) != count:
-                        changed = True
-                    self.desired[variant] = max(0, int(count))
-                if changed:
-                    self.scale_events += 1
-                self._reconcile_replicas(now_s)
-                if decision.nodes is not None:
-                    for pool, count in decision.nodes.items():
-                        self.set_nodes(pool, int(count), now_s)
-                if decision.weights is not None and isinstance(self.rq, servers.WeightedQueues):
-                    self.rq.weights = {v: float(w) for v, w in decision.weights.items()}
-                self._place(now_s)
-                self._sync(now_s)
-                next_tick += self.policy.tick_s
+            self.arrive(now_s)
+            if self.cluster.interruptions_per_s:
+                self.drop_lost(self.cluster.reclaim(now_s), now_s)
+            self.housekeep(now_s)
+            if self.due(now_s):
+                self.apply(self.policy.decide(self._view(now_s)), now_s)
             if self.node_manager is not None:
                 self.node_manager(self, now_s)
-            if second % int(SAMPLE_S) == 0:
-                lo = int(np.searchsorted(arrivals, now_s - 60.0))
-                hi = int(np.searchsorted(arrivals, now_s))
-                samples.append(
-                    (now_s, (hi - lo) / 60.0, self.capacity_rps(now_s), self.usd_per_hour())
-                )
-        cost = 0.0
-        bill_end_s = self.trace.duration_s  # the drain period serves late requests, unbilled
-        joules: dict[str, float] = collections.defaultdict(float, self.busy_j)
-        for node in self.nodes:
-            stop = min(node.released_s if node.released_s is not None else end_s, bill_end_s)
-            cost += max(0.0, stop - node.requested_s) * self.pools[node.pool].usd_per_hour / 3600.0
-            power = self.pools[node.pool].power
-            joules[node.pool] += max(0.0, stop - node.requested_s) * (
-                math.nan if power is None else power.idle_w
-            )
+            self.sample(second, now_s)
+        return self.result(self.end_s)
+
+    def result(self, end_s: float, busy_j: Mapping[str, float] | None = None) -> Result:
+        """The replay's outcome; cost and energy are the whole cluster's (the drain period
+        serves late requests, unbilled), with ``busy_j`` for the busy slots of every service
+        on it (this one's by default)."""
+        arrivals = self.trace.arrivals_s
+        cost, joules = self.cluster.bill(end_s, self.trace.duration_s, busy_j or self.busy_j)
+        energy_kwh, co2_g = self.cluster.energy(joules)
         # Requests still unserved after the drain period count as SLO misses.
-        energy_kwh, co2_g = self._energy(joules)
         finite = np.asarray(self.latencies_s)
         met = int(np.sum(finite <= self.slo_s))
         ok = met / arrivals.size if arrivals.size else 1.0
-        arr = np.asarray(samples)
+        arr = np.asarray(self.samples)
         minutes = math.ceil(self.trace.duration_s / 60.0)
         return Result(
             policy=self.policy.name,
             cost_usd=cost,
             slo_attainment=ok,
             requests=int(arrivals.size),
-            scale_events=self.scale_events,
+            scale_events=self.scale_events + self.cluster.scale_events,
             p95_latency_s=float(np.percentile(finite, 95)) if finite.size else math.inf,
             times_s=arr[:, 0],
             demand_rps=arr[:, 1],
@@ -507,18 +602,5 @@ class Simulator:
             },
             energy_kwh=energy_kwh,
             co2_g=co2_g,
-            interruptions=self.interruptions,
+            interruptions=self.cluster.interruptions,
         )
-
-    def _energy(self, joules: Mapping[str, float]) -> tuple[float | None, float | None]:
-        """(kWh, gCO2) from each pool's joules (nan: a pool of unknown power ran nodes)."""
-        kwh = {pool: j / 3.6e6 for pool, j in joules.items() if j}
-        if any(math.isnan(k) for k in kwh.values()):
-            return None, None
-        intensity = {
-            pool: power.g_co2_per_kwh
-            for pool in kwh
-            if (power := self.pools[pool].power) is not None
-        }
-        co2 = [k * g for pool, k in kwh.items() if (g := intensity.get(pool)) is not None]
-        return sum(kwh.values()), (sum(co2) if len(co2) == len(kwh) else None)
