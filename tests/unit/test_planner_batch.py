@@ -46,9 +46,15 @@ def test_the_queue_drains_within_half_the_deadline_on_spot_and_the_rate_holds() 
     batch = _service("docs", 1200.0, ("od", "spot"))
     cfg = tuning.PlannerSettings()
     usable = 6.0 * cfg.target_utilization
-    # 1,800 requests queued, a 1,200 s deadline, a 90 s lead: drained within 510 s.
+    # Nothing queued or arriving: zero replicas.
     plan, state = planner.plan(
-        [batch], _pools(), {batch.key: _observe(0.0, 1800.0)}, model.PlannerState(), 0.0, cfg
+        [batch], _pools(), {batch.key: _observe(0.0, 0.0)}, model.PlannerState(), 0.0, cfg
+    )
+    assert plan.replicas[batch.key] == {"od": 0, "spot": 0}
+    # 15 minutes on, 1,800 requests queued (nothing served yet: no replica), a 1,200 s deadline,
+    # a 90 s lead: drained within 510 s. Waiting work is not an idle service.
+    plan, state = planner.plan(
+        [batch], _pools(), {batch.key: _observe(0.0, 1800.0)}, state, 900.0, cfg
     )
     want = -(-1800.0 / 510.0 // usable)  # ceil
     assert plan.replicas[batch.key] == {"od": 0, "spot": want}
@@ -57,11 +63,11 @@ def test_the_queue_drains_within_half_the_deadline_on_spot_and_the_rate_holds() 
     # Half the queue is left: the rate it chose is kept while requests wait (a drain sized anew
     # would slow as the queue shrinks and never finish).
     plan, state = planner.plan(
-        [batch], _pools(), {batch.key: _observe(5.0, 900.0)}, state, 300.0, cfg
+        [batch], _pools(), {batch.key: _observe(5.0, 900.0)}, state, 1200.0, cfg
     )
     assert plan.replicas[batch.key] == {"od": 0, "spot": want}
     # Nothing queued or arriving: zero at once, without the idle timeout or the scale-down window.
-    plan, _ = planner.plan([batch], _pools(), {batch.key: _observe(0.0, 0.0)}, state, 330.0, cfg)
+    plan, _ = planner.plan([batch], _pools(), {batch.key: _observe(0.0, 0.0)}, state, 1230.0, cfg)
     assert plan.replicas[batch.key] == {"od": 0, "spot": 0}
     assert any("scale to zero" in r for r in plan.reasons[batch.key])
 

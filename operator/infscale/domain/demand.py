@@ -539,7 +539,7 @@ def _bounds(
         known
         and svc.min_replicas == 0
         and (obs.rps or 0.0) <= 0
-        and (idle_for_s >= svc.idle_timeout_s or (svc.batch and obs.queued == 0))
+        and (obs.queued == 0 if svc.batch else idle_for_s >= svc.idle_timeout_s)
         and recurring_rps <= 0
     )
     min_total = svc.min_replicas

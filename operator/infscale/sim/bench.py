@@ -76,7 +76,7 @@ class Record:
     g_co2_per_million: float = math.nan  # its emissions per million requests
 
 
-def _warm_start(
+def warm_start(
     trace: traces.Trace,
     scen: scenario.Scenario,
     service: model.ServiceSpec,
@@ -194,10 +194,10 @@ def bench_one(
     peak = float(trace.rate_per_bin(60.0).max()) if trace.arrivals_s.size else 0.0
     base = policies.cheapest_variant(service, pools, peak)
     base_spec = service.variant(base)
-    warm = _warm_start(trace, scen, service, pools)
+    warm = warm_start(trace, scen, service, pools)
     # The pod baselines run one Deployment (the base variant): they start warm on it, not with a
     # replica of another variant they would never manage (it would serve, and bill, all along).
-    pod_warm = _warm_start(trace, scen, scen.domain_service(only_variant=base), pools)
+    pod_warm = warm_start(trace, scen, scen.domain_service(only_variant=base), pools)
     results: dict[str, tuple[str, engine.Result, str]] = {}
 
     def run(
@@ -244,14 +244,14 @@ def bench_one(
         if service.below_floor(variant):
             continue  # alone it would break the floor: no baseline
         single = scen.domain_service(only_variant=variant.name)
-        single_warm = _warm_start(trace, scen, single, pools)
+        single_warm = warm_start(trace, scen, single, pools)
         pol = policies.Infscale(single, pools, name=f"infscale-only-{variant.name}")
         pol.seed_state(*single_warm)
         run("single-variant", pol, False, single_warm)
     if any(p.spot for p in pools):  # what spot saves: the same planner without the spot pools
         plain = scen.without_spot()
         plain_service, plain_pools = plain.domain_service(), plain.domain_pools()
-        plain_warm = _warm_start(trace, plain, plain_service, plain_pools)
+        plain_warm = warm_start(trace, plain, plain_service, plain_pools)
         pol = policies.Infscale(plain_service, plain_pools, name="infscale-no-spot")
         pol.seed_state(*plain_warm)
         run("no-spot", pol, False, plain_warm, on=plain)

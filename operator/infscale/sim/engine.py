@@ -604,3 +604,116 @@ class Simulator:
             co2_g=co2_g,
             interruptions=self.cluster.interruptions,
         )
+
+
+class GroupPolicy(Protocol):
+    """A policy deciding for every service of a :class:`Group` at once (infscale's planner
+    over all of them and the pools)."""
+
+    name: str
+    tick_s: float
+
+    def decide_all(self, views: Mapping[str, View]) -> dict[str, Decision]:
+        """Per service key: its replicas; nodes in one of them."""
+        ...
+
+
+@dataclasses.dataclass
+class _JointTick:
+    """The lanes' own policy under a GroupPolicy: its name and tick (it never decides alone)."""
+
+    name: str
+    tick_s: float
+
+    def decide(self, view: View) -> Decision:
+        raise AssertionError("a Group's joint policy decides for every lane")
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupResult:
+    """Outcome of a Group's replay: the cluster's cost and energy, each service's Result (its
+    own attainment; cost and energy there are the cluster's too)."""
+
+    policy: str
+    cost_usd: float
+    energy_kwh: float | None
+    co2_g: float | None
+    interruptions: int
+    scale_events: int
+    services: Mapping[str, Result]
+
+    @property
+    def requests(self) -> int:
+        """Every service's requests."""
+        return sum(r.requests for r in self.services.values())
+
+
+class Group:
+    """Several services replayed side by side on one cluster: each a :class:`Simulator` (a
+    lane) with its own trace, queue and replicas; the nodes, their interruptions and their
+    bill are shared. Either one GroupPolicy decides for all (``joint``), or each lane's own
+    policy for it, with a node manager (the Cluster Autoscaler) for the pools."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        lanes: Sequence[Simulator],
+        joint: GroupPolicy | None = None,
+        node_manager: NodeManager | None = None,
+    ) -> None:
+        assert all(lane.cluster is cluster for lane in lanes)
+        self.cluster = cluster
+        self.lanes = list(lanes)
+        self.joint = joint
+        self.node_manager = node_manager
+
+    @staticmethod
+    def joint_tick(policy: GroupPolicy) -> Policy:
+        """The policy to give each lane of a Group that ``policy`` decides for."""
+        return _JointTick(policy.name, policy.tick_s)
+
+    def pending_pods(self, pool: str | None = None) -> list[Replica]:
+        """Every service's pods not yet placed on a node."""
+        return [r for lane in self.lanes for r in lane.pending_pods(pool)]
+
+    def run(self) -> GroupResult:
+        """Replay every lane to the end of the longest trace plus its drain period."""
+        end_s = max(lane.end_s for lane in self.lanes)
+        for second in range(math.ceil(end_s) + 1):
+            now_s = float(second)
+            for lane in self.lanes:
+                lane.arrive(now_s)
+            if self.cluster.interruptions_per_s:
+                lost = self.cluster.reclaim(now_s)
+                for lane in self.lanes:
+                    lane.drop_lost(lost, now_s)
+            for lane in self.lanes:
+                lane.housekeep(now_s)
+            due = [lane for lane in self.lanes if lane.due(now_s)]
+            if self.joint is not None and due:
+                views = {lane.service.key: lane.view(now_s) for lane in self.lanes}
+                decisions = self.joint.decide_all(views)
+                for lane in due:
+                    lane.apply(decisions[lane.service.key], now_s)
+            elif self.joint is None:
+                for lane in due:
+                    lane.apply(lane.policy.decide(lane.view(now_s)), now_s)
+            if self.node_manager is not None:
+                self.node_manager(self, now_s)
+            for lane in self.lanes:
+                lane.sample(second, now_s)
+        busy_j: dict[str, float] = collections.defaultdict(float)
+        for lane in self.lanes:
+            for pool, joules in lane.busy_j.items():
+                busy_j[pool] += joules
+        results = {lane.service.key: lane.result(end_s, busy_j) for lane in self.lanes}
+        first = next(iter(results.values()))
+        return GroupResult(
+            policy=first.policy,
+            cost_usd=first.cost_usd,
+            energy_kwh=first.energy_kwh,
+            co2_g=first.co2_g,
+            interruptions=self.cluster.interruptions,
+            scale_events=sum(lane.scale_events for lane in self.lanes) + self.cluster.scale_events,
+            services=results,
+        )

@@ -1,6 +1,7 @@
 """The policies under test: infscale's planner, and the baselines as BASELINES.md describes them.
 
-- ``Infscale``: the same ``domain.planner.plan`` as the live operator, every 15 s, owning pools.
+- ``Infscale``: the same ``domain.planner.plan`` as the live operator, every 15 s, owning pools
+  (``JointInfscale``: one plan for several services sharing the pools, as the operator makes it).
 - ``Hpa``: Kubernetes HPA v2 on a per-replica request-rate target (15 s loop, tolerance 0.1,
   not-ready pods count 0 on scale-up, scale-up max(100 %, 4 pods) per period, 300 s scale-down
   stabilization on the highest recommendation, min 1, missing metric: no change).
@@ -48,8 +49,47 @@ def cheapest_variant(
     return min(eligible, key=cost).name
 
 
-class Infscale:
-    """The planner under test."""
+class JointInfscale:
+    """The planner under test, deciding for every service of an ``engine.Group`` at once: one
+    plan over all of them and the pools, as the operator makes it."""
+
+    def __init__(
+        self,
+        services: Sequence[model.ServiceSpec],
+        pools: Sequence[model.PoolSpec],
+        cfg: tuning.PlannerSettings | None = None,
+        name: str = "infscale",
+        tick_s: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.tick_s = tick_s
+        self.services = list(services)
+        self.pools = list(pools)
+        self.cfg = cfg or tuning.PlannerSettings()
+        self.state = model.PlannerState()
+        self.decision_s: list[float] = []
+
+    def decide_all(self, views: Mapping[str, engine.View]) -> dict[str, engine.Decision]:
+        """One planner cycle; the nodes go with the first service's decision."""
+        start = time.perf_counter()
+        now_s = next(iter(views.values())).now_s
+        observations = {key: view.observation for key, view in views.items()}
+        plan, self.state = planner.plan(
+            self.services, self.pools, observations, self.state, now_s, self.cfg
+        )
+        self.decision_s.append(time.perf_counter() - start)
+        return {
+            svc.key: engine.Decision(
+                {v.name: plan.replicas[svc.key].get(v.name, 0) for v in svc.variants},
+                dict(plan.nodes) if i == 0 else None,
+                plan.weights.get(svc.key),
+            )
+            for i, svc in enumerate(self.services)
+        }
+
+
+class Infscale(JointInfscale):
+    """The planner under test, for one service."""
 
     def __init__(
         self,
@@ -59,31 +99,12 @@ class Infscale:
         name: str = "infscale",
         tick_s: float = 15.0,
     ) -> None:
-        self.name = name
-        self.tick_s = tick_s
+        super().__init__([service], pools, cfg, name, tick_s)
         self.service = service
-        self.pools = list(pools)
-        self.cfg = cfg or tuning.PlannerSettings()
-        self.state = model.PlannerState()
-        self.decision_s: list[float] = []
 
     def decide(self, view: engine.View) -> engine.Decision:
         """One planner cycle."""
-        start = time.perf_counter()
-        plan, self.state = planner.plan(
-            [self.service],
-            self.pools,
-            {self.service.key: view.observation},
-            self.state,
-            view.now_s,
-            self.cfg,
-        )
-        self.decision_s.append(time.perf_counter() - start)
-        replicas = {
-            v.name: plan.replicas[self.service.key].get(v.name, 0) for v in self.service.variants
-        }
-        weights = plan.weights.get(self.service.key)
-        return engine.Decision(replicas, dict(plan.nodes), weights)
+        return self.decide_all({self.service.key: view})[self.service.key]
 
     def seed_state(self, replicas: Mapping[str, int], nodes: Mapping[str, int]) -> None:
         """Start from the same warm allocation as the other policies, adopted as the operator
@@ -161,22 +182,48 @@ class Hpa:
 
 
 class Keda:
-    """KEDA Prometheus trigger on queue depth (AverageValue threshold per replica)."""
+    """KEDA Prometheus trigger on queue depth (AverageValue threshold per replica). With
+    ``to_zero`` (a queue outside the pods, as a batch job queue): KEDA activates 0 -> 1 when
+    anything waits (polled every 30 s at zero) and goes N -> 0 after the 300 s cooldown with
+    nothing waiting."""
 
-    def __init__(self, service: model.ServiceSpec, variant: str, threshold: float) -> None:
+    def __init__(
+        self, service: model.ServiceSpec, variant: str, threshold: float, to_zero: bool = False
+    ) -> None:
         self.name = f"keda(queue={threshold:g})"
         self.tick_s = 15.0
         self.variant = variant
         self.threshold = threshold
         self.core = _HpaCore(1, service.max_replicas)
+        self.to_zero = to_zero
+        self.active_s: float | None = None  # last time anything waited (to_zero)
+        self.next_poll_s = 0.0
 
     def decide(self, view: engine.View) -> engine.Decision:
         """One HPA sync fed by the scaler; a null result reads as 0 (ignoreNullValues)."""
         waiting = float(view.queue_waiting or 0)
         current = view.desired.get(self.variant, 0)
+        if self.to_zero:
+            if waiting > 0:
+                self.active_s = view.now_s
+            if current == 0:  # the scaler polls the queue every 30 s; anything waiting: 0 -> 1
+                if view.now_s < self.next_poll_s:
+                    return engine.Decision({self.variant: 0})
+                self.next_poll_s = view.now_s + KEDA_POLL_AT_ZERO_S
+                if waiting <= 0:
+                    return engine.Decision({self.variant: 0})
+                self.core.history.clear()
+                return engine.Decision({self.variant: 1})
+            if self.active_s is None or view.now_s - self.active_s >= KEDA_COOLDOWN_S:
+                self.next_poll_s = view.now_s + KEDA_POLL_AT_ZERO_S
+                return engine.Decision({self.variant: 0})
         ready = view.ready.get(self.variant, 0)
         rec = self.core.step(view.now_s, current, ready, waiting, self.threshold, per_pod=False)
         return engine.Decision({self.variant: rec})
+
+
+KEDA_COOLDOWN_S = 300.0  # cooldownPeriod: N -> 0 after this long with nothing waiting
+KEDA_POLL_AT_ZERO_S = 30.0  # pollingInterval while at zero
 
 
 class Kpa:

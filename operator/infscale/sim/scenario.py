@@ -78,6 +78,8 @@ class _Service(pydantic.BaseModel):
     idle_timeout_s: float = 600.0
     quality_floor: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
     quality_average: bool = False  # the floor holds on average over the traffic
+    spot_max_share: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
+    """At most this share of the capacity on spot pools (None: 0.5, or 1 for a batch SLO)."""
     routing: model.Routing = "shared"
     """``shared``: one queue in front of every replica (a balancer that hands each request to a
     free slot); ``weighted``: a route that splits the requests over a queue per variant by the
@@ -88,6 +90,9 @@ class _Service(pydantic.BaseModel):
 class _Slo(pydantic.BaseModel):
     latency_s: float = 1.0
     percentile: float = 95.0
+    deadline_s: float | None = pydantic.Field(default=None, gt=0.0)
+    """Batch: requests may queue and meet the SLO when done within this long (``latency_s`` is
+    then unused)."""
 
 
 class _Traffic(pydantic.BaseModel):
@@ -138,11 +143,13 @@ class Scenario(pydantic.BaseModel):
             for v in self.variants
             if only_variant is None or v.name == only_variant
         )
+        deadline_s = self.slo.deadline_s
+        spot_share = self.service.spot_max_share
         return model.ServiceSpec(
             "bench",
             self.name,
             variants,
-            slo_latency_s=self.slo.latency_s,
+            slo_latency_s=self.slo.latency_s if deadline_s is None else deadline_s,
             slo_percentile=self.slo.percentile,
             min_replicas=self.service.min_replicas,
             max_replicas=self.service.max_replicas,
@@ -152,6 +159,12 @@ class Scenario(pydantic.BaseModel):
             quality_floor=self.service.quality_floor,
             quality_average=self.service.quality_average,
             routing=self.service.routing,
+            spot_max_share=spot_share
+            if spot_share is not None
+            else 0.5
+            if deadline_s is None
+            else 1.0,
+            deadline_s=deadline_s,
         )
 
     def without_spot(self) -> Scenario:
@@ -169,9 +182,72 @@ class Scenario(pydantic.BaseModel):
         return {v.name: v.perf for v in self.variants}
 
 
+class BatchJobs(pydantic.BaseModel):
+    """Batch work as jobs: each a number of requests submitted over a few minutes, at seeded
+    times (:func:`infscale.sim.tracegen.batch_jobs`)."""
+
+    per_hour: float = pydantic.Field(gt=0.0)
+    requests: tuple[int, int]  # each job's size, log-uniform between
+    submit_s: tuple[float, float]  # how long a job's submission lasts, uniform between
+
+
+class _SharedService(pydantic.BaseModel):
+    name: str
+    slo: _Slo = _Slo()
+    service: _Service = _Service()
+    traffic: _Traffic = _Traffic()  # an interactive service: tenants of the case's trace
+    jobs: BatchJobs | None = None  # a batch service: generated jobs instead
+    variants: list[_Variant]
+
+
+class SharedScenario(pydantic.BaseModel):
+    """Several services on one set of pools (``economics``): each is a :class:`Scenario` of its
+    own, replayed side by side on the same nodes (``engine.Group``)."""
+
+    name: str
+    description: str = ""
+    sources: list[str] = pydantic.Field(default_factory=list)
+    pools: list[_Pool]
+    services: list[_SharedService]
+
+    def lanes(self) -> list[Scenario]:
+        """One scenario per service, every one with all the pools."""
+        return [
+            Scenario(
+                name=s.name,
+                slo=s.slo,
+                pools=self.pools,
+                variants=s.variants,
+                service=s.service,
+                traffic=s.traffic,
+            )
+            for s in self.services
+        ]
+
+    def without_spot(self) -> SharedScenario:
+        """This scenario without its spot pools and the variants on them."""
+        spot = {p.name for p in self.pools if p.spot}
+        return self.model_copy(
+            update={
+                "pools": [p for p in self.pools if p.name not in spot],
+                "services": [
+                    s.model_copy(update={"variants": [v for v in s.variants if v.pool not in spot]})
+                    for s in self.services
+                ],
+            }
+        )
+
+
+def _path(path_or_name: str | pathlib.Path) -> pathlib.Path:
+    path = pathlib.Path(path_or_name)
+    return path if path.exists() else SCENARIO_DIR / f"{path_or_name}.yaml"
+
+
 def load(path_or_name: str | pathlib.Path) -> Scenario:
     """Load a scenario from a path, or by name from the bundled ``scenarios/`` directory."""
-    path = pathlib.Path(path_or_name)
-    if not path.exists():
-        path = SCENARIO_DIR / f"{path_or_name}.yaml"
-    return Scenario.model_validate(yaml.safe_load(path.read_text()))
+    return Scenario.model_validate(yaml.safe_load(_path(path_or_name).read_text()))
+
+
+def load_shared(path_or_name: str | pathlib.Path) -> SharedScenario:
+    """Load a scenario of several services (a path, or a bundled one's name)."""
+    return SharedScenario.model_validate(yaml.safe_load(_path(path_or_name).read_text()))

@@ -171,3 +171,29 @@ def _draw(seed: int, mean_rps: float, duration_s: float) -> tuple[traces.Trace, 
     name = f"gen{seed}-c{compression:g}-t{tenants}-s{sigma:g}"
     words = f"compression {compression:g}x, sizes sigma {sigma:g}; " + "; ".join(described)
     return traces.Trace(name, arrivals, duration_s, sizes), words
+
+
+def batch_jobs(
+    seed: int,
+    duration_s: float,
+    per_hour: float,
+    requests: tuple[int, int],
+    submit_s: tuple[float, float],
+    last_s: float,
+) -> traces.Trace:
+    """Batch work: jobs at Poisson times in ``[0, last_s)`` (so their deadlines fall within
+    the replay), each of a log-uniform number of requests in ``requests``, submitted uniformly
+    over a uniform span in ``submit_s``."""
+    rng = np.random.default_rng(seed + 104729)
+    starts: list[float] = []
+    at_s = float(rng.exponential(3600.0 / per_hour))
+    while at_s < last_s:
+        starts.append(at_s)
+        at_s += float(rng.exponential(3600.0 / per_hour))
+    arrivals = [np.zeros(0)]
+    for start_s in starts:
+        count = round(_log_uniform(rng, float(requests[0]), float(requests[1])))
+        span_s = float(rng.uniform(*submit_s))
+        arrivals.append(start_s + rng.uniform(0.0, span_s, count))
+    times = np.sort(np.concatenate(arrivals))
+    return traces.Trace(f"jobs{seed}-{len(starts)}", times[times < duration_s], duration_s)
