@@ -100,6 +100,13 @@ def inference_service_crd() -> dict[str, Any]:
             _column("RPS", "number", ".status.observedRps", "Observed requests per second"),
             _column("Latency", "number", ".status.observedLatencySeconds", "SLO metric, seconds"),
             _column("SLO", "number", ".spec.slo.thresholdSeconds", "SLO threshold, seconds"),
+            _column(
+                "Deadline",
+                "number",
+                ".spec.slo.deadlineSeconds",
+                "Batch: seconds a request may take, queueing included",
+                wide=True,
+            ),
             _column("USD/h", "number", ".status.usdPerHour", "Cost of the service's nodes"),
             _column("Age", "date", ".metadata.creationTimestamp", "Age"),
             _column(

@@ -74,7 +74,7 @@ def _lanes(
     lanes = []
     for spec, scen in zip(shared.services, shared.lanes(), strict=True):
         if spec.jobs is None:
-            base = tracegen.generate(case.seed, case.mean_rps, duration_s)
+            base = tracegen.generate(case.seed, scen.traffic.mean_rps or case.mean_rps, duration_s)
             trace = scen.workload(base, case.seed)
         else:
             deadline_s = spec.slo.deadline_s or 0.0
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="economics-results.json")
     parser.add_argument("--scenario", default="economics", help="name or YAML path")
-    parser.add_argument("--cases", type=int, default=2, help="generated cases per half")
+    parser.add_argument("--cases", type=int, default=4, help="generated cases per half")
     parser.add_argument("--hours", type=float, default=2.0, help="replay length")
     parser.add_argument("--policy", action="append", choices=POLICIES, help="(repeatable)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))

@@ -100,6 +100,9 @@ class _Traffic(pydantic.BaseModel):
 
     tenants: int = pydantic.Field(default=1, ge=1)
     shift_s: float = pydantic.Field(default=60.0, ge=0.0)
+    mean_rps: float | None = pydantic.Field(default=None, gt=0.0)
+    """A shared scenario's interactive service: each tenant draws the case's generated trace at
+    this mean rate (its shape, not its rate); None: the case's own rate."""
 
 
 class Scenario(pydantic.BaseModel):
