@@ -72,6 +72,16 @@ def test_the_queue_drains_within_half_the_deadline_on_spot_and_the_rate_holds() 
     assert any("scale to zero" in r for r in plan.reasons[batch.key])
 
 
+def test_a_batch_service_at_zero_wakes_on_arrivals_when_no_server_reports_a_queue() -> None:
+    # At zero replicas no server exports the queue gauge; a gateway's count says 5 rps arrive.
+    batch = _service("docs", 1200.0, ("od", "spot"))
+    asleep = model.PlannerState(last_replicas={batch.key: {"od": 0, "spot": 0}})
+    woken = model.Observation(rps=5.0, queued=None)
+    plan, _ = planner.plan([batch], _pools(), {batch.key: woken}, asleep, 60.0)
+    assert plan.replicas[batch.key]["spot"] >= 1
+    assert any("queue unknown" in r for r in plan.reasons[batch.key])
+
+
 def test_batch_work_yields_the_pool_to_interactive_work() -> None:
     # Three on-demand nodes and no spot: an interactive service needing two of them and a batch
     # queue wanting all three. The interactive service is covered; batch takes what is left.

@@ -142,3 +142,19 @@ def test_a_weighted_route_splits_requests_by_its_weights_and_holds_a_variant_wit
         later += route.arrive(500.0 + i * 0.01)
     later += route.advance(600.0)
     assert sum(c.variant == "b" for c in later) / len(later) == pytest.approx(0.75, abs=0.03)
+
+
+def test_requests_to_a_plain_service_without_pods_wait_for_whichever_variant_comes() -> None:
+    # Nothing Ready: the gateway holds the requests; the first pods to be Ready, of the second
+    # variant, serve them all (none is left in a queue of a variant that never runs).
+    perf = servers.Perf(slots=4, service_s=0.1, cv=0.5)
+    spread = servers.router(["a", "b"], seed=2, routing="spread")
+    for i in range(20):
+        spread.arrive(i * 0.1)
+    assert spread.waiting == 20
+    spread.advance(5.0)
+    spread.set_replicas({"b-0": ("b", perf)})
+    done = spread.advance(30.0)
+    assert (len(done), spread.waiting) == (20, 0)
+    assert {c.variant for c in done} == {"b"}
+    assert min(c.latency_s for c in done) >= 3.0  # they waited for the pod

@@ -99,7 +99,7 @@ def test_the_reachable_bound_misses_only_what_comes_before_capacity_can_arrive()
     def attainment(burst_s: float) -> float:
         burst = np.linspace(burst_s, burst_s + 1.0, 400)
         trace = traces.Trace("burst", np.sort(np.append(steady, burst)), 1800.0)
-        bound = bench._reachable(trace, service, pools, ({"l4": 1}, {"l4": 1}))
+        bound = bench.reachable(trace, service, pools, ({"l4": 1}, {"l4": 1}))
         return bench._run(trace, scen, bound, ({"l4": 1}, {"l4": 1}), False, 1).slo_attainment
 
     early, late = attainment(60.0), attainment(1200.0)

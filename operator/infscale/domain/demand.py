@@ -197,13 +197,17 @@ def _batch_rps(
     each cycle would slow as the queue shrinks and never finish). Arrivals join the queue and
     raise the rate at the next decision; the queue, not a forecast, is the demand."""
     deadline_s = svc.deadline_s or 0.0
-    queued = obs.queued if evidence.finite(obs.queued) else 0.0
     drain_s = max(deadline_s / 2 - lead_s, deadline_s / 10)
-    drain_rps = (queued or 0.0) / drain_s
     kept_rps = sum(usable_rps.get(v, 0.0) * n for v, n in (last or {}).items())
+    if not evidence.finite(obs.queued):  # no server reports it (none runs): what arrives
+        rate_rps = obs.rps if evidence.finite(obs.rps) else 0.0
+        why.append(f"batch: queue unknown: {rate_rps or 0.0:.2f} rps arriving, no scale-down")
+        return max(rate_rps or 0.0, kept_rps)
+    queued = obs.queued or 0.0
+    drain_rps = queued / drain_s
     demand_rps = max(drain_rps, kept_rps) if queued else drain_rps
     why.append(
-        f"batch: {queued or 0.0:.0f} request(s) queued, drained within {drain_s:.0f} s (half the "
+        f"batch: {queued:.0f} request(s) queued, drained within {drain_s:.0f} s (half the "
         f"{deadline_s:.0f} s deadline after the {lead_s:.0f} s lead): {drain_rps:.2f} rps"
         + (
             f", the {kept_rps:.2f} rps running kept while requests wait"

@@ -125,7 +125,7 @@ def served_quality(
     return overall, int(np.count_nonzero(under))
 
 
-def _reachable(
+def reachable(
     trace: traces.Trace,
     service: model.ServiceSpec,
     pools: Sequence[model.PoolSpec],
@@ -238,7 +238,7 @@ def bench_one(
     main.seed_state(*warm)
     run("infscale", main, False)
     if results["infscale"][1].slo_attainment < ATTAINMENT_BAR:  # was the start the reason?
-        run("reachable", _reachable(trace, service, pools, warm), False)
+        run("reachable", reachable(trace, service, pools, warm), False)
     decision_ms = 1000 * statistics.mean(main.decision_s) if main.decision_s else 0.0
     for variant in service.variants:
         if service.below_floor(variant):

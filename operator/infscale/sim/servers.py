@@ -122,6 +122,11 @@ class ReplicaQueue:
         self._dispatch(at_s)
         return done
 
+    def enqueue(self, arrival_s: float, size: float = 1.0) -> None:
+        """A request that arrived at ``arrival_s`` and was held elsewhere joins the queue now."""
+        self.queue.append((arrival_s, size))
+        self._dispatch(self.now_s)
+
     def advance(self, to_s: float) -> list[Completion]:
         """Process every completion up to ``to_s``; returns them in time order."""
         finished: list[Completion] = []
@@ -170,8 +175,9 @@ class WeightedQueues:
     :class:`ReplicaQueue` each); a variant drawn with no Ready replica holds the request until
     one is. Without positive weights, requests split by the variants' Ready slots per second.
     ``by_pods``: a plain Service instead, which gives every Ready pod the same share, fast or
-    slow (a variant's share is its share of the Ready pods). Same interface as
-    :class:`ReplicaQueue`."""
+    slow (a variant's share is its share of the Ready pods). With nothing to draw from (no
+    weights, no Ready replica) the gateway holds a request until a replica is Ready, and routes
+    it then. Same interface as :class:`ReplicaQueue`."""
 
     def __init__(self, variant_order: list[str], seed: int = 0, by_pods: bool = False) -> None:
         self.variant_order = variant_order
@@ -180,10 +186,11 @@ class WeightedQueues:
         self.queues = {v: ReplicaQueue([v], seed=seed + 1 + i) for i, v in enumerate(variant_order)}
         self.weights: dict[str, float] = {}
         self._variant_of: dict[str, str] = {}
+        self.held: collections.deque[tuple[float, float]] = collections.deque()
 
     @property
     def waiting(self) -> int:
-        return sum(q.waiting for q in self.queues.values())
+        return len(self.held) + sum(q.waiting for q in self.queues.values())
 
     def busy(self, replica: str) -> int:
         variant = self._variant_of.get(replica)
@@ -193,17 +200,23 @@ class WeightedQueues:
         for variant, queue in self.queues.items():
             queue.set_replicas({n: vp for n, vp in wanted.items() if vp[0] == variant})
         self._variant_of.update({name: variant for name, (variant, _) in wanted.items()})
+        while self.held and (drawn := self._draw()) is not None:
+            self.queues[drawn].enqueue(*self.held.popleft())
 
     def arrive(self, at_s: float, size: float = 1.0) -> list[Completion]:
         done = self.advance(at_s)
-        self.queues[self._draw()].arrive(at_s, size)
+        variant = self._draw()
+        if variant is None:
+            self.held.append((at_s, size))
+        else:
+            self.queues[variant].arrive(at_s, size)
         return done
 
     def advance(self, to_s: float) -> list[Completion]:
         finished = [c for q in self.queues.values() for c in q.advance(to_s)]
         return sorted(finished, key=lambda c: c.done_s)
 
-    def _draw(self) -> str:
+    def _draw(self) -> str | None:
         shares = [max(self.weights.get(v, 0.0), 0.0) for v in self.variant_order]
         if self.by_pods:
             shares = [
@@ -217,7 +230,7 @@ class WeightedQueues:
             ]
         total = sum(shares)
         if total <= 0:
-            return self.variant_order[0]
+            return None
         return self.variant_order[int(self.rng.choice(len(shares), p=np.array(shares) / total))]
 
 
