@@ -32,13 +32,8 @@
 # and skipped. `--help` lists every option.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-OUT="$PWD/bench-results.json"
-if [[ $# -gt 0 && "$1" != -* ]]; then
-  OUT="$(cd "$(dirname "$1")" 2>/dev/null && pwd || { mkdir -p "$(dirname "$1")" && cd "$(dirname "$1")" && pwd; })/$(basename "$1")"
-  shift
-fi
-
-"$HACK_DIR/tools.sh" uv >&2
-export PATH="$TOOLS_DIR/uv-$UV_VERSION/bin:$PATH" UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
+OUT="$(results_path "${1:-}" bench-results.json)"
+[[ $# -gt 0 && "$1" != -* ]] && shift
+use_uv
 cd "$REPO_ROOT"
 step "benchmark -> $OUT" uv run --locked --extra bench python -m infscale.sim.bench --out "$OUT" "$@"

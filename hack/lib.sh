@@ -45,6 +45,20 @@ tools_path() {
 }
 
 PROM_DIR="$INFSCALE_STATE/prometheus"
+# A benchmark's results path, absolute (its directory made), as its first argument gives it or
+# the default in $2; prints the path. The caller shifts the argument when one was given.
+results_path() {
+  local given="$1" default="$2"
+  [[ -n "$given" && "$given" != -* ]] || { echo "$PWD/$default"; return; }
+  mkdir -p "$(dirname "$given")" && echo "$(cd "$(dirname "$given")" && pwd)/$(basename "$given")"
+}
+
+# uv, built once, on PATH for a benchmark (with the system Python only).
+use_uv() {
+  "$HACK_DIR/tools.sh" uv >&2
+  export PATH="$TOOLS_DIR/uv-$UV_VERSION/bin:$PATH" UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
+}
+
 prometheus_ready() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; }
 
 # write_env_file KUBECONFIG: the environment the tests read, printed and saved to $INFSCALE_STATE/env.
