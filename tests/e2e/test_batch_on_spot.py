@@ -22,7 +22,11 @@ from kubernetes import client
 
 from infscale.emulator import server as emulator_server
 from tests.integration import manifests, waiting
-from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
+from tests.integration.operator_process import (
+    compressed_operator,
+    start_emulator,
+    stop_emulator,
+)
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -68,11 +72,7 @@ def test_a_batch_job_wakes_the_service_drains_on_spot_in_time_and_sleeps_again(
     own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
-    operator = OperatorProcess(
-        tmp_path / "operator.log", 2.0,
-        "--prometheus-url", own_prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
-        namespaces=[namespace], pools=[on_demand, spot_pool],
-    )  # fmt: skip
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [on_demand, spot_pool])
     operator.start()
     targets_file = own_prometheus.targets_dir / "emulator.json"
     emulator: subprocess.Popen[bytes] | None = None

@@ -15,7 +15,11 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
-from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
+from tests.integration.operator_process import (
+    compressed_operator,
+    start_emulator,
+    stop_emulator,
+)
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -50,11 +54,7 @@ def test_replicas_and_nodes_follow_emulated_load(
     own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
-    operator = OperatorProcess(
-        tmp_path / "operator.log", 2.0,
-        "--prometheus-url", own_prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
-        namespaces=[namespace], pools=[pool_name],
-    )  # fmt: skip
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [pool_name])
     operator.start()
     emulator: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, int, int, dict[str, Any]]] = []

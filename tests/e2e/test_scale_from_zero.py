@@ -19,7 +19,11 @@ from kubernetes import client
 from infscale.controller import decide
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
-from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
+from tests.integration.operator_process import (
+    compressed_operator,
+    start_emulator,
+    stop_emulator,
+)
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -48,11 +52,7 @@ def test_a_service_at_zero_wakes_on_the_gateways_arrivals(
     cluster = Cluster(api_client, namespace)
     prometheus = PrometheusProcess(tmp_path / "prometheus")
     prometheus.start()
-    operator = OperatorProcess(
-        tmp_path / "operator.log", 1.0,
-        "--prometheus-url", prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
-        namespaces=[namespace], pools=[pool],
-    )  # fmt: skip
+    operator = compressed_operator(tmp_path, prometheus.url, namespace, [pool], 1.0)
     arrivals = (
         f'sum(rate(emulator_gateway_requests_total{{namespace="{namespace}",service="wake"}}[10s]))'
     )

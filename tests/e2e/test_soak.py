@@ -16,7 +16,7 @@ from kubernetes import client
 
 from tests.integration import manifests, waiting
 from tests.integration.manifests import Cluster
-from tests.integration.operator_process import OperatorProcess, start_emulator
+from tests.integration.operator_process import compressed_operator, start_emulator
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -48,11 +48,7 @@ def test_a_compressed_day_of_azure_functions(
     tmp_path: Path,
 ) -> None:
     cluster = Cluster(api_client, namespace)
-    operator = OperatorProcess(
-        tmp_path / "operator.log", 1.0,
-        "--prometheus-url", own_prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
-        namespaces=[namespace], pools=[pool],
-    )  # fmt: skip
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [pool], 1.0)
     emulator: subprocess.Popen[bytes] | None = None
     samples: list[dict[str, Any]] = []
     try:

@@ -19,7 +19,11 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests, waiting
-from tests.integration.operator_process import OperatorProcess, start_emulator, stop_emulator
+from tests.integration.operator_process import (
+    compressed_operator,
+    start_emulator,
+    stop_emulator,
+)
 from tests.integration.prometheus_process import PrometheusProcess
 
 pytestmark = pytest.mark.integration
@@ -55,11 +59,7 @@ def test_a_reclaimed_spot_node_is_replaced_and_the_slo_holds(
     own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
-    operator = OperatorProcess(
-        tmp_path / "operator.log", 2.0,
-        "--prometheus-url", own_prometheus.url, "--rate-window", "10", "--node-cooldown", "5",
-        namespaces=[namespace], pools=[on_demand, spot_pool],
-    )  # fmt: skip
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [on_demand, spot_pool])
     operator.start()
     emulator: subprocess.Popen[bytes] | None = None
     samples: list[dict[str, Any]] = []

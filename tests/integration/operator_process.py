@@ -80,6 +80,23 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def compressed_operator(
+    log_dir: Path,
+    prometheus_url: str,
+    namespace: str,
+    pools: Sequence[str],
+    interval_s: float = 2.0,
+    *extra_args: str,
+) -> OperatorProcess:
+    """The end-to-end tests' operator on compressed time (a 10 s rate window, a 5 s node
+    cool-down) reading `prometheus_url`, for one namespace and its pools; log in `log_dir`."""
+    return OperatorProcess(
+        log_dir / "operator.log", interval_s,
+        "--prometheus-url", prometheus_url, "--rate-window", "10", "--node-cooldown", "5",
+        *extra_args, namespaces=[namespace], pools=pools,
+    )  # fmt: skip
+
+
 def start_emulator(
     log_path: Path, *args: str, namespaces: Sequence[str]
 ) -> subprocess.Popen[bytes]:
