@@ -211,7 +211,16 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
     ),
 }
 
+TWICE_AT_SIX = [{"fromHour": 6, "usdPerKwh": 0.3}, {"fromHour": 6, "usdPerKwh": 0.1}]
 POOL_CASES: dict[str, tuple[Mutation, str]] = {
+    "a power schedule with an hour twice": (
+        set_path("spec.power", {"idleWatts": 24, "maxWatts": 92, "schedule": TWICE_AT_SIX}),
+        "power.schedule: each fromHour at most once",
+    ),
+    "a power schedule hour past 23": (
+        set_path("spec.power", {"idleWatts": 24, "maxWatts": 92, "schedule": [{"fromHour": 24}]}),
+        "fromHour in body should be less than or equal to 23",
+    ),
     "unknown capacity type": (
         set_path("spec.capacityType", "Preemptible"),
         'Unsupported value: "Preemptible"',

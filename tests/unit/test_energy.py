@@ -121,3 +121,34 @@ def test_the_simulator_integrates_idle_nodes_and_busy_slots() -> None:
         initial_nodes={"gpu": 1},
     ).run()  # fmt: skip
     assert blind.energy_kwh is None  # a GPU pool without power: unknown, not zero
+
+
+def test_a_power_schedule_sets_the_price_and_carbon_of_each_hour() -> None:
+    # A night tariff from 22:00 to 06:00 UTC and a sunnier grid from 10:00 to 16:00.
+    power = v1alpha1.NodePower.model_validate(
+        {
+            "idleWatts": 24, "maxWatts": 92, "usdPerKwh": 0.30, "gramsCo2PerKwh": 400,
+            "schedule": [
+                {"fromHour": 6, "usdPerKwh": 0.30},
+                {"fromHour": 10, "gramsCo2PerKwh": 150},
+                {"fromHour": 16, "gramsCo2PerKwh": 400},
+                {"fromHour": 22, "usdPerKwh": 0.12},
+            ],
+        }
+    )  # fmt: skip
+    assert power.at_hour(None) == (0.30, 400)
+    assert power.at_hour(3) == (0.12, 400)  # since 22:00 the day before
+    assert power.at_hour(6) == (0.30, 400)
+    assert power.at_hour(12) == (0.30, 150)
+    assert power.at_hour(23) == (0.12, 400)
+    spec = v1alpha1.InferenceNodePoolSpec.model_validate(
+        {"provider": {"kwok": {}}, "node": {"capacity": {"cpu": "4", "memory": "16Gi",
+         "nvidia.com/gpu": "1"}}, "usdPerHour": 0.8048, "maxNodes": 4,
+         "power": power.model_dump(by_alias=True)}
+    )  # fmt: skip
+    noon = convert.pool_spec("l4", spec, convert.hour_utc("2026-12-05T12:30:00Z"))
+    night = convert.pool_spec("l4", spec, convert.hour_utc(3 * 3600.0 + 86400.0 * 20000))
+    assert noon.power is not None
+    assert night.power is not None
+    assert (noon.power.usd_per_kwh, noon.power.g_co2_per_kwh) == (0.30, 150)
+    assert (night.power.usd_per_kwh, night.power.g_co2_per_kwh) == (0.12, 400)

@@ -176,11 +176,28 @@ class CapacityType(StrEnum):
     SPOT = "Spot"
 
 
+class PowerWindow(ApiModel):
+    """From an hour of the day (UTC) until the next window's: the electricity's price and the
+    grid's carbon intensity then (a field left out keeps the pool's constant figure)."""
+
+    from_hour: int = Field(ge=0, le=23)
+    """The hour of the day, UTC, the window starts at; it lasts until the next window's."""
+    usd_per_kwh: float | None = Field(default=None, ge=0, le=100)
+    """Price of electricity in this window."""
+    grams_co2_per_kwh: float | None = Field(default=None, ge=0, le=5000)
+    """Carbon intensity of the grid in this window."""
+
+
 class NodePower(ApiModel):
     """What one node of the pool draws, and what its electricity costs and emits."""
 
     validations: ClassVar[list[dict[str, str]]] = [
         rule("self.idleWatts <= self.maxWatts", "power.idleWatts must not exceed power.maxWatts"),
+        rule(
+            "!has(self.schedule) || self.schedule.all(w, "
+            "self.schedule.exists_one(x, x.fromHour == w.fromHour))",
+            "power.schedule: each fromHour at most once",
+        ),
     ]
 
     idle_watts: float = Field(ge=0, le=100000)
@@ -192,6 +209,19 @@ class NodePower(ApiModel):
     cloud's node price; set it on premises)."""
     grams_co2_per_kwh: float | None = Field(default=None, ge=0, le=5000)
     """Carbon intensity of the grid the nodes run on; without it, no gCO2 is reported."""
+    schedule: list[PowerWindow] | None = Field(default=None, max_length=24)
+    """Figures that change through the day (a tariff, a grid's daily carbon curve): each window
+    from its hour (UTC) until the next one's, the last until the first's the next day."""
+
+    def at_hour(self, hour_utc: int | None) -> tuple[float, float | None]:
+        """(usdPerKwh, gramsCo2PerKwh) in force at ``hour_utc`` (None: the constant figures)."""
+        if not self.schedule or hour_utc is None:
+            return self.usd_per_kwh, self.grams_co2_per_kwh
+        started = [w for w in self.schedule if w.from_hour <= hour_utc]
+        window = max(started or self.schedule, key=lambda w: w.from_hour)  # else: since yesterday
+        usd = self.usd_per_kwh if window.usd_per_kwh is None else window.usd_per_kwh
+        grams = window.grams_co2_per_kwh
+        return usd, self.grams_co2_per_kwh if grams is None else grams
 
 
 class InferenceNodePoolSpec(ApiModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import string
 from collections.abc import Mapping, Sequence
@@ -11,12 +12,27 @@ from infscale.domain import energy, model
 from infscale.ports import metrics
 
 
-def pool_specs(pools: Mapping[str, v1alpha1.InferenceNodePoolSpec]) -> dict[str, model.PoolSpec]:
-    """The planner's view of the pools, by name."""
-    return {name: pool_spec(name, spec) for name, spec in pools.items()}
+def hour_utc(now: float | str) -> int:
+    """The hour of the day, UTC, of a wall-clock time in seconds or as an RFC 3339 stamp (a
+    pool's power schedule is by it)."""
+    if isinstance(now, str):
+        stamp = datetime.datetime.fromisoformat(now.replace("Z", "+00:00"))
+        return stamp.astimezone(datetime.UTC).hour
+    return int(now // 3600 % 24)
 
 
-def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec:
+def pool_specs(
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec], hour: int | None = None
+) -> dict[str, model.PoolSpec]:
+    """The planner's view of the pools, by name (power figures of ``hour``, UTC)."""
+    return {name: pool_spec(name, spec, hour) for name, spec in pools.items()}
+
+
+def pool_spec(
+    name: str, spec: v1alpha1.InferenceNodePoolSpec, hour: int | None = None
+) -> model.PoolSpec:
+    """One pool as the planner sees it; a power schedule's figures of ``hour`` (UTC; None: the
+    constant ones)."""
     node = quantity.node_resources(spec.node.capacity)
     return model.PoolSpec(
         name=name,
@@ -25,17 +41,18 @@ def pool_spec(name: str, spec: v1alpha1.InferenceNodePoolSpec) -> model.PoolSpec
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
         provisioning_s=float(spec.provisioning_seconds),
-        power=_power(spec.power, node),
+        power=_power(spec.power, node, hour),
         spot=spec.capacity_type is v1alpha1.CapacityType.SPOT,
     )
 
 
-def _power(power: v1alpha1.NodePower | None, node: model.Resources) -> model.Power | None:
+def _power(
+    power: v1alpha1.NodePower | None, node: model.Resources, hour: int | None
+) -> model.Power | None:
     declared = None
     if power is not None:
-        declared = model.Power(
-            power.idle_watts, power.max_watts, power.usd_per_kwh, power.grams_co2_per_kwh
-        )
+        usd_per_kwh, grams = power.at_hour(hour)
+        declared = model.Power(power.idle_watts, power.max_watts, usd_per_kwh, grams)
     return energy.node_power(declared, node)
 
 

@@ -193,7 +193,8 @@ class Decider:
                 rate_window_s=self.rate_window_s,
             )
             self._seed(spec, now_replicas, now_s, service.memory)
-        pool_specs = [convert.pool_spec(name, spec) for name, spec in pools.items()]
+        hour = convert.hour_utc(now_s)  # a pool's power schedule: the figures now
+        pool_specs = [convert.pool_spec(name, spec, hour) for name, spec in pools.items()]
         plan, new_state = planner.plan(specs, pool_specs, observations, self.state, now_s, self.cfg)
         decisions: dict[Key, ServiceDecision] = {}
         last_replicas = dict(new_state.last_replicas)

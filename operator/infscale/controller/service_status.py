@@ -107,7 +107,7 @@ def service_status(
     service = convert.service_spec(
         metadata["namespace"], metadata["name"], spec, sum(applied.values())
     )
-    pool_map = convert.pool_specs(pools)
+    pool_map = convert.pool_specs(pools, convert.hour_utc(now))
     usd_per_hour = _usd_per_hour(service, pool_map, applied)
     drawn = _energy(service, pool_map, ready, observed, usd_per_hour)
     recommendation = None
