@@ -10,10 +10,8 @@ time is compressed (2 s cycles, a 10 s rate window, 3 s node provisioning).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from infscale.emulator import server as emulator_server
 from tests.integration import manifests, waiting
 from tests.integration.operator_process import (
     compressed_operator,
+    emulator_totals,
     start_emulator,
     stop_emulator,
 )
@@ -53,14 +52,6 @@ def batch(namespace: str, od: str, spot: str) -> dict[str, Any]:
     variant = dict(spec["variants"][0])
     spec["variants"] = [{**variant, "name": "od"}, {**variant, "name": "spot", "nodePool": spot}]
     return body
-
-
-def totals(targets_file: Path, namespace: str) -> dict[str, Any]:
-    """The emulator's ground truth since it started: arrived, completed, within the deadline."""
-    address = json.loads(targets_file.read_text())[0]["targets"][0]
-    with urllib.request.urlopen(f"http://{address}/truth?window=10") as response:
-        truth: dict[str, Any] = json.loads(response.read())
-    return dict(truth[f"{namespace}/index"]["totals"])
 
 
 @pytest.mark.timeout(400)
@@ -102,7 +93,7 @@ def test_a_batch_job_wakes_the_service_drains_on_spot_in_time_and_sleeps_again(
             assert isinstance(body, dict)
             samples.append((now, dict(body.get("status") or {})))
             time.sleep(2)
-        done = totals(targets_file, namespace)
+        done = emulator_totals(targets_file, namespace, "index")
     finally:
         stop_emulator(emulator)
         operator.stop()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +116,15 @@ def start_emulator(
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
+
+
+def emulator_totals(targets_file: Path, namespace: str, service: str) -> dict[str, Any]:
+    """The emulator's ground truth for one service since it started: requests arrived,
+    completed, and completed within the SLO threshold (or a batch service's deadline)."""
+    address = json.loads(targets_file.read_text())[0]["targets"][0]
+    with urllib.request.urlopen(f"http://{address}/truth?window=10") as response:
+        truth: dict[str, Any] = json.loads(response.read())
+    return dict(truth[f"{namespace}/{service}"]["totals"])
 
 
 def stop_emulator(process: subprocess.Popen[bytes] | None) -> None:
