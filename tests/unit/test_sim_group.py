@@ -42,18 +42,36 @@ def test_batch_jobs_are_seeded_and_leave_room_for_their_deadlines() -> None:
     assert jobs.arrivals_s.max() < 4800.0 + 600.0  # the last job starts before last_s
 
 
-def test_infscale_drains_batch_jobs_in_time_beside_an_interactive_service() -> None:
-    # Jobs of 3,000-6,000 requests (4 rps a replica), deadline 30 min, within an hour beside the
-    # chat service; spot nodes reclaimed as the scenario says.
+def _short_jobs() -> scenario.SharedScenario:
+    """The economics scenario with jobs of 3,000-6,000 requests (4 rps a replica), about a dozen
+    an hour, deadline 30 min: some fit in an hour's replay."""
     shared = _economics()
     jobs = scenario.BatchJobs(per_hour=12, requests=(3000, 6000), submit_s=(60.0, 300.0))
     chat, index = shared.services
-    shared = shared.model_copy(update={"services": [chat, index.model_copy(update={"jobs": jobs})]})
-    case = tracegen.Case(1001, "validation", "economics", 3600.0, 3.0)
-    record = economics.replay(shared, case, "infscale", 1.0)
+    return shared.model_copy(update={"services": [chat, index.model_copy(update={"jobs": jobs})]})
+
+
+CASE = tracegen.Case(1001, "validation", "economics", 3600.0, 3.0)
+
+
+def test_infscale_drains_batch_jobs_in_time_beside_an_interactive_service() -> None:
+    # Beside the chat service; spot nodes reclaimed as the scenario says.
+    record = economics.replay(_short_jobs(), CASE, "infscale", 1.0)
     assert record.batch_requests > 3000
     assert record.batch_attainment >= 0.999
     assert record.interactive_requests > 0
+
+
+def test_the_cluster_autoscaler_serves_both_services_pending_pods() -> None:
+    # HPA on chat (on demand) and KEDA on the batch queue (pinned to spot) share one cluster
+    # under one Cluster Autoscaler: every batch request is done in time, and the same
+    # autoscalers with the batch Deployment on demand pay more.
+    record = economics.replay(_short_jobs(), CASE, "hpa+keda-spot", 1.0)
+    assert record.batch_requests > 3000
+    assert record.batch_attainment >= 0.999
+    on_demand = economics.replay(_short_jobs(), CASE, "hpa+keda", 1.0)
+    assert on_demand.interruptions == 0
+    assert record.cost_usd < on_demand.cost_usd  # the same autoscalers: spot bills less
 
 
 def test_keda_on_a_job_queue_activates_from_zero_and_cools_down_to_it() -> None:
