@@ -113,3 +113,22 @@ def test_the_batch_example_converts_to_a_deadline_and_all_of_it_may_run_on_spot(
     interactive = spec.model_copy(update={"slo": v1alpha1.Slo(threshold_seconds=0.5)})
     chat = convert.service_spec("team-c", "chat", interactive, 0)
     assert (chat.batch, chat.spot_max_share) == (False, 0.5)
+
+
+def test_batch_work_fills_room_already_paid_for_before_a_cheaper_node() -> None:
+    # Two-GPU on-demand nodes: the interactive service needs one GPU, so a node is bought and
+    # one GPU is idle. One batch replica goes there for nothing, not on a new spot node.
+    two_gpu = model.Resources(8, 32, {GPU: 2})
+    pools = {
+        "od": model.PoolSpec("od", two_gpu, 1.60, 0, 10, 60),
+        "spot": model.PoolSpec("spot", SHAPE, 0.30, 0, 10, 60, spot=True),
+    }
+    interactive = _service("chat", None, ("od",))
+    batch = _service("docs", 1200.0, ("od", "spot"))
+    demands = [
+        optimize.Demand(interactive, 6.0, {"od": 6.0}, 0, 100),
+        optimize.Demand(batch, 6.0, {"od": 6.0, "spot": 6.0}, 0, 100),
+    ]
+    alloc = optimize.optimize(demands, pools, tuning.PlannerSettings())
+    assert alloc.replicas[batch.key] == {"od": 1, "spot": 0}
+    assert alloc.nodes == {"od": 1, "spot": 0}
