@@ -1,4 +1,5 @@
-"""Real Prometheus scrapes an exporter started by the test; prometheus-api-client reads it."""
+"""Real Prometheus scrapes an exporter started by the test; prometheus-api-client reads it, and
+the operator prices a pool's electricity from it."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes import client
 from prometheus_api_client import PrometheusConnect
 
-from tests.integration import waiting
+from tests.integration import manifests, waiting
+from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "infscale.dev", "v1alpha1"
 
 
 class Gauge:
@@ -76,3 +82,53 @@ def test_prometheus_scrapes_a_live_exporter(
 
     scrape_target.value = 7.25
     waiting.until(lambda: value() == 7.25, timeout_s=30, what="the changed value to be scraped")
+
+
+def test_a_pool_prices_its_electricity_from_a_prometheus_query(
+    scrape_target: Gauge,
+    prometheus_url: str,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    # A spot tariff an exporter publishes (the test exporter's gauge), and a carbon series that
+    # does not exist: the first sets the price every cycle, the second falls back to the
+    # constant, and the pool's status says both.
+    scrape_target.value = 0.31
+    name = f"grid-{unique_name}"
+    pool = manifests.kwok_pool(name)
+    pool["spec"]["power"] = {
+        "idleWatts": 24,
+        "maxWatts": 92,
+        "usdPerKwh": 0.5,
+        "usdPerKwhQuery": f'infscale_test_exporter_value{{test="{unique_name}"}}',
+        "gramsCo2PerKwh": 400,
+        "gramsCo2PerKwhQuery": f'infscale_test_grid_intensity{{test="{unique_name}"}}',
+    }
+    custom.create_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool)
+    operator = OperatorProcess(
+        tmp_path / "operator.log", 1.0, f"--prometheus-url={prometheus_url}",
+        namespaces=[namespace], pools=[name],
+    )  # fmt: skip
+    operator.start()
+    try:
+
+        def status() -> dict[str, Any]:
+            body = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)
+            assert isinstance(body, dict)
+            return dict(body.get("status") or {})
+
+        seen = waiting.until(
+            lambda: (s := status()).get("usdPerKwh") == 0.31 and s,
+            timeout_s=60,
+            what="the queried price in the pool's status",
+        )
+        assert seen["gramsCo2PerKwh"] == 400
+        assert "usdPerKwh from its query" in seen["energyFigures"]
+        assert "gramsCo2PerKwhQuery: query returned no series" in seen["energyFigures"]
+        scrape_target.value = 0.07
+        waiting.until(lambda: status().get("usdPerKwh") == 0.07, timeout_s=60, what="the new price")
+    finally:
+        operator.stop()
+        custom.delete_cluster_custom_object(GROUP, VERSION, "inferencenodepools", name)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from infscale.api import v1alpha1
-from infscale.controller import convert
+from infscale.controller import convert, power_figures
 from infscale.domain import energy, model
 from infscale.sim import engine, policies, scenario, traces
 
@@ -152,3 +154,57 @@ def test_a_power_schedule_sets_the_price_and_carbon_of_each_hour() -> None:
     assert night.power is not None
     assert (noon.power.usd_per_kwh, noon.power.g_co2_per_kwh) == (0.30, 150)
     assert (night.power.usd_per_kwh, night.power.g_co2_per_kwh) == (0.12, 400)
+
+
+class _Grid:
+    """A metrics source that answers the grid's expressions (the power.*Query fields)."""
+
+    def __init__(self, answers: dict[str, tuple[float | None, str | None]]) -> None:
+        self.answers = answers
+        self.asked: list[list[str]] = []
+
+    def values(self, expressions: Sequence[str]) -> dict[str, tuple[float | None, str | None]]:
+        self.asked.append(list(expressions))
+        return {e: self.answers.get(e, (None, "query returned no series")) for e in expressions}
+
+
+def _pool(power: dict[str, Any] | None) -> v1alpha1.InferenceNodePoolSpec:
+    body: dict[str, Any] = {
+        "provider": {"kwok": {}},
+        "node": {"capacity": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}},
+        "usdPerHour": 0.8048,
+        "maxNodes": 4,
+    }
+    if power is not None:
+        body["power"] = power
+    return v1alpha1.InferenceNodePoolSpec.model_validate(body)
+
+
+def test_a_query_sets_the_figures_and_a_silent_one_falls_back_to_the_schedule() -> None:
+    pools = {
+        "spot-tariff": _pool(
+            {"idleWatts": 24, "maxWatts": 92, "usdPerKwh": 0.30, "gramsCo2PerKwh": 400,
+             "usdPerKwhQuery": "grid_usd_per_kwh", "gramsCo2PerKwhQuery": "grid_g_co2",
+             "schedule": [{"fromHour": 0, "gramsCo2PerKwh": 150}]}
+        ),
+        "cloud": _pool(None),
+    }  # fmt: skip
+    grid = _Grid({"grid_usd_per_kwh": (0.07, None)})
+    resolved, figures = power_figures.resolve(pools, grid, hour_utc=12)
+    assert grid.asked == [["grid_usd_per_kwh", "grid_g_co2"]], "one request for every pool"
+    tariff = figures["spot-tariff"]
+    assert (tariff.usd_per_kwh, tariff.grams_co2_per_kwh) == (0.07, 150)
+    assert "usdPerKwh from its query" in tariff.source
+    assert "gramsCo2PerKwhQuery: query returned no series; the schedule figure applies" in (
+        tariff.source
+    )
+    # Every reader after the cycle's start sees the figures as constants: the planner too.
+    spec = convert.pool_spec("spot-tariff", resolved["spot-tariff"], 3)
+    assert spec.power is not None
+    assert (spec.power.usd_per_kwh, spec.power.g_co2_per_kwh) == (0.07, 150)
+    assert "cloud" not in figures
+    assert resolved["cloud"] is pools["cloud"]
+    # Without Prometheus nothing is asked, and the status says why the query is not used.
+    _, alone = power_figures.resolve(pools, None, hour_utc=12)
+    assert alone["spot-tariff"].usd_per_kwh == 0.30
+    assert "no Prometheus to ask" in alone["spot-tariff"].source

@@ -46,8 +46,10 @@ def labels(
     }
 
 
-ARRIVAL_TERM_TEXT = 'label_replace(sum({}), "infscale_arrivals_of", "{}", "", "")'
-ARRIVAL_TERM = re.compile(r'label_replace\(sum\((.+?)\), "infscale_arrivals_of", "(\d+)", "", ""\)')
+EXPRESSION_TERM_TEXT = 'label_replace({}({}), "infscale_expression", "{}", "", "")'
+EXPRESSION_TERM = re.compile(
+    r'label_replace\((sum|avg)\((.+?)\), "infscale_expression", "(\d+)", "", ""\)'
+)
 
 
 class FakePrometheus:
@@ -87,13 +89,13 @@ class FakePrometheus:
     def answer_arrivals(self, text: str) -> list[dict[str, Any]]:
         """One batched request of tagged arrival-rate expressions, as Prometheus evaluates it:
         an expression that does not parse fails the whole request."""
-        tagged = ARRIVAL_TERM.findall(text)
-        assert " or ".join(f"{ARRIVAL_TERM_TEXT.format(e, i)}" for e, i in tagged) == text
-        if any(expression in self.rejected for expression, _ in tagged):
+        tagged = EXPRESSION_TERM.findall(text)
+        assert " or ".join(EXPRESSION_TERM_TEXT.format(*term) for term in tagged) == text
+        if any(expression in self.rejected for _, expression, _ in tagged):
             raise ValueError("HTTP 400: bad_data: parse error")
         return [
-            row({prometheus.ARRIVAL_LABEL: index}, self.arrivals[expression])
-            for expression, index in tagged
+            row({prometheus.EXPRESSION_LABEL: index}, self.arrivals[expression])
+            for _, expression, index in tagged
             if expression in self.arrivals
         ]
 
@@ -479,3 +481,26 @@ def test_a_failing_arrival_expression_is_retried_alone_after_a_backoff() -> None
     requests, results = cycle(90)
     assert (requests, results[("team-a", "typo")].arrival_rps) == (2, 1)
     assert cycle(105)[0] == 1, "answered: back in the one request"
+
+
+def test_users_expressions_are_read_in_one_request_and_a_bad_one_blinds_no_other() -> None:
+    # A pool's electricity price and carbon intensity as PromQL (power.*Query): one request for
+    # all of them, each averaged over its series; a typo or a missing series is unknown, with why.
+    fake = FakePrometheus()
+    fake.arrivals = {"grid_usd_per_kwh": "0.31", "grid_g_co2_per_kwh": "412"}
+    fake.rejected.add("grid_usd_per_kwh{")
+    source = adapter(fake)
+    answers = source.values(
+        ["grid_usd_per_kwh", "grid_g_co2_per_kwh", "grid_usd_per_kwh{", "absent_series"]
+    )
+    assert answers["grid_usd_per_kwh"] == (0.31, None)
+    assert answers["grid_g_co2_per_kwh"] == (412.0, None)
+    assert answers["grid_usd_per_kwh{"][0] is None
+    assert "query failed: " in (answers["grid_usd_per_kwh{"][1] or "")
+    assert answers["absent_series"] == (None, "query returned no series")
+    assert fake.texts[0].startswith('label_replace(avg(grid_usd_per_kwh), "infscale_expression"')
+    # The failed batch, then each expression alone: a bounded number of requests.
+    assert len(fake.texts) == 1 + 4
+    fake.texts.clear()
+    source.values(["grid_usd_per_kwh", "grid_usd_per_kwh{"])
+    assert len(fake.texts) == 1, "the failing expression waits out its backoff"

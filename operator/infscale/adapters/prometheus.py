@@ -161,7 +161,7 @@ def promql_regex_alternatives(values: Iterable[str]) -> str:
     return escaped.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-ARRIVAL_LABEL = "infscale_arrivals_of"  # tags each service's arrival-rate answer in one request
+EXPRESSION_LABEL = "infscale_expression"  # tags each user expression's answer in one request
 ARRIVAL_RETRY_S = 30.0  # a failed arrival-rate expression is next tried alone after this,
 ARRIVAL_RETRY_MAX_S = 600.0  # doubling each failure up to this
 
@@ -222,8 +222,8 @@ class PrometheusMetrics:
         self.staleness_s = staleness_s
         self._clock = clock
         self._queries_issued = 0
-        self._failing: dict[str, tuple[float, float, str]] = {}
-        """Arrival-rate expressions that failed alone: (next try, backoff, reason) by text."""
+        self._failing: dict[tuple[str, str], tuple[float, float, str]] = {}
+        """Users' expressions that failed alone: (next try, backoff, reason) by (kind, text)."""
 
     @property
     def queries_issued(self) -> int:
@@ -271,75 +271,89 @@ class PrometheusMetrics:
             observed[key] = found
         return observed
 
+    def values(self, expressions: Sequence[str]) -> dict[str, tuple[float | None, str | None]]:
+        """Each expression's value now (its series averaged), or None and why: all in one
+        request, as the arrival-rate queries (see :meth:`_expressions`)."""
+        unique = list(dict.fromkeys(expressions))
+        return dict(zip(unique, self._expressions(unique, "avg", "query", None), strict=True))
+
     def _arrivals(
         self, queries: Sequence[metrics.ServiceQuery], unreachable: str | None
     ) -> dict[tuple[str, str], tuple[float | None, str | None]]:
-        """Each service's arrival-rate query, all in one PromQL request: every expression is
-        summed and tagged with its index. If that request fails on its own (one bad
-        expression), each is asked alone, so one service's typo blinds no other service. An
-        expression that failed alone stays out of the request and is retried alone after a
-        backoff (ARRIVAL_RETRY_S, doubling), so one that times out costs no timeout per cycle."""
+        """Each service's arrival-rate query (its series summed), all in one request."""
         if not queries:
             return {}
+        texts = [q.arrival_rate_query or "" for q in queries]
+        answers = self._expressions(texts, "sum", "arrival-rate query", unreachable)
+        return {q.key: answer for q, answer in zip(queries, answers, strict=True)}
+
+    def _expressions(
+        self, texts: Sequence[str], aggregate: str, what: str, unreachable: str | None
+    ) -> list[tuple[float | None, str | None]]:
+        """Users' expressions, all in one PromQL request: each one aggregated and tagged with
+        its index. If that request fails on its own (one bad expression), each is asked alone,
+        so one user's typo blinds no other. An expression that failed alone stays out of the
+        request and is retried alone after a backoff (ARRIVAL_RETRY_S, doubling), so one that
+        times out costs no timeout per cycle."""
+        if not texts:
+            return []
         if unreachable is not None:
-            why = f"arrival-rate query skipped: {unreachable}"
-            return {q.key: (None, why) for q in queries}
+            return [(None, f"{what} skipped: {unreachable}")] * len(texts)
         now = self._clock()
-        expressions = {q.arrival_rate_query for q in queries}
-        self._failing = {e: f for e, f in self._failing.items() if e in expressions}
+        asked = {(what, text) for text in texts}  # forget the failures of expressions removed
+        self._failing = {k: f for k, f in self._failing.items() if k[0] != what or k in asked}
         answers: dict[int, tuple[float | None, str | None]] = {}
         healthy, due = [], []
-        for index, query in enumerate(queries):
-            failed = self._failing.get(query.arrival_rate_query or "")
+        for index, text in enumerate(texts):
+            failed = self._failing.get((what, text))
             if failed is None:
-                healthy.append((index, query))
+                healthy.append((index, text))
             elif failed[0] <= now:
-                due.append((index, query))
+                due.append((index, text))
             else:
                 answers[index] = (None, f"{failed[2]} (retried in {failed[0] - now:.0f} s)")
         try:
-            answers.update(self._arrival_round(healthy) if healthy else {})
+            answers.update(self._round(healthy, aggregate, what) if healthy else {})
         except Exception as error:  # a backend failure: each expression alone tells which
             if _is_unreachable(error) and not self._answers():
-                why = f"arrival-rate query failed: Prometheus unreachable ({type(error).__name__})"
-                return {q.key: (None, why) for q in queries}
+                why = f"{what} failed: Prometheus unreachable ({type(error).__name__})"
+                return [(None, why)] * len(texts)
             due += healthy
-        for index, query in sorted(due):
-            expression = query.arrival_rate_query or ""
+        for index, text in sorted(due):
             try:
-                answers.update(self._arrival_round([(index, query)]))
-                self._failing.pop(expression, None)
+                answers.update(self._round([(index, text)], aggregate, what))
+                self._failing.pop((what, text), None)
             except Exception as alone:  # this expression fails: unknown, with the reason
-                why = f"arrival-rate query failed: {_short(alone)}"
-                previous = self._failing.get(expression)
+                why = f"{what} failed: {_short(alone)}"
+                previous = self._failing.get((what, text))
                 backoff_s = (
                     min(2 * previous[1], ARRIVAL_RETRY_MAX_S) if previous else ARRIVAL_RETRY_S
                 )
-                self._failing[expression] = (now + backoff_s, backoff_s, why)
+                self._failing[(what, text)] = (now + backoff_s, backoff_s, why)
                 answers[index] = (None, why)
-        return {q.key: answers[i] for i, q in enumerate(queries)}
+        return [answers[i] for i in range(len(texts))]
 
-    def _arrival_round(
-        self, indexed: Sequence[tuple[int, metrics.ServiceQuery]]
+    def _round(
+        self, indexed: Sequence[tuple[int, str]], aggregate: str, what: str
     ) -> dict[int, tuple[float | None, str | None]]:
         text = " or ".join(
-            f'label_replace(sum({q.arrival_rate_query}), "{ARRIVAL_LABEL}", "{i}", "", "")'
-            for i, q in indexed
+            f'label_replace({aggregate}({expression}), "{EXPRESSION_LABEL}", "{i}", "", "")'
+            for i, expression in indexed
         )
         self._queries_issued += 1
         values: dict[str, float] = {}
         for row in self._query(text):
             try:
-                values[row["metric"][ARRIVAL_LABEL]] = float(row["value"][1])
+                values[row["metric"][EXPRESSION_LABEL]] = float(row["value"][1])
             except (KeyError, IndexError, TypeError, ValueError):
                 continue
         answers: dict[int, tuple[float | None, str | None]] = {}
         for index, _ in indexed:
             value = values.get(str(index))
             if value is None:
-                answers[index] = (None, "arrival-rate query returned no series")
+                answers[index] = (None, f"{what} returned no series")
             elif not math.isfinite(value) or value < 0:
-                answers[index] = (None, f"arrival-rate query returned {value}")
+                answers[index] = (None, f"{what} returned {value}")
             else:
                 answers[index] = (value, None)
         return answers

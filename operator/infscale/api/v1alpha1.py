@@ -212,6 +212,13 @@ class NodePower(ApiModel):
     schedule: list[PowerWindow] | None = Field(default=None, max_length=24)
     """Figures that change through the day (a tariff, a grid's daily carbon curve): each window
     from its hour (UTC) until the next one's, the last until the first's the next day."""
+    usd_per_kwh_query: str | None = Field(default=None, min_length=1, max_length=2000)
+    """A PromQL expression whose value is the price of electricity now (a spot tariff an
+    exporter publishes; several series are averaged), read every cycle. While it fails or has
+    no value, the schedule's figure (else usdPerKwh) applies; status.energyFigures says which."""
+    grams_co2_per_kwh_query: str | None = Field(default=None, min_length=1, max_length=2000)
+    """A PromQL expression whose value is the grid's carbon intensity now (e.g. an exporter of
+    Electricity Maps or WattTime data), read every cycle, with the same fallback."""
 
     def at_hour(self, hour_utc: int | None) -> tuple[float, float | None]:
         """(usdPerKwh, gramsCo2PerKwh) in force at ``hour_utc`` (None: the constant figures)."""
@@ -285,6 +292,13 @@ class InferenceNodePoolStatus(ApiModel):
     power_watts: float | None = None
     """What the pool's nodes draw now: the replicas' share at their load, idle for the rest;
     absent when unknown."""
+    usd_per_kwh: float | None = None
+    """The electricity price the planner uses now (absent without spec.power)."""
+    grams_co2_per_kwh: float | None = None
+    """The carbon intensity the planner uses now (absent when none is declared)."""
+    energy_figures: str | None = None
+    """Where those figures come from: a query's answer, the schedule's window or the constant,
+    and why a query did not answer."""
     allocatable: dict[str, Quantity] = Field(default_factory=dict)
     """Sum of the allocatable resources of the pool's Ready nodes."""
     conditions: list[Condition] = Field(default_factory=list)

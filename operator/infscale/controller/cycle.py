@@ -18,6 +18,7 @@ from infscale.api import v1alpha1
 from infscale.controller import (
     convert,
     pool_reconciler,
+    power_figures,
     service_reconciler,
     service_view,
     telemetry,
@@ -87,6 +88,7 @@ class Cycle:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
         now_s = time.time()  # one clock reading for the whole cycle
         now = pool_reconciler.format_time(now_s)
+        specs, figures = power_figures.resolve(specs, self.decider.source, convert.hour_utc(now_s))
         pods = self.nodes.pods()  # one list per cycle, for the services and the pools
         managed = [p for p in pods if SERVICE_LABEL in (p["metadata"].get("labels") or {})]
         stuck = stuck_pods(managed, now_s)
@@ -111,7 +113,9 @@ class Cycle:
         telemetry.keep_services([view.key for view in views])
         held = self._held_pools(views, decisions) if self.decider.source is not None else {}
         serving = _serving(views, statuses)
-        self.pools_cycle(pool_bodies, specs, planned_nodes, now_s, pods, managed, held, serving)
+        self.pools_cycle(
+            pool_bodies, specs, planned_nodes, now_s, pods, managed, held, serving, figures
+        )
 
     def _reconcile_service(
         self,
@@ -206,6 +210,7 @@ class Cycle:
         managed_pods: Sequence[Mapping[str, Any]],
         held: Mapping[str, str] | None = None,
         serving: Mapping[str, Sequence[tuple[model.VariantSpec, int, float | None]]] | None = None,
+        figures: Mapping[str, power_figures.Figures] | None = None,
     ) -> None:
         """Every pool follows the pods that need it; a failing pool does not stop the others."""
         if not specs:
@@ -243,6 +248,7 @@ class Cycle:
                     (held or {}).get(name, ""),
                     (serving or {}).get(name, ()),
                     self.pool_members.get(name),
+                    (figures or {}).get(name),
                 )
             except errors.ClusterError as error:
                 telemetry.ERRORS.labels("pool").inc()

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infscale.api import quantity, v1alpha1
-from infscale.controller import convert
+from infscale.controller import convert, power_figures
 from infscale.domain import energy, model, pricing
 from infscale.domain import nodes as node_rules
 from infscale.labels import (
@@ -165,12 +165,14 @@ def reconcile_pool(
     hold: str = "",
     serving: Sequence[tuple[model.VariantSpec, int, float | None]] = (),
     previous: frozenset[str] | None = None,
+    figures: power_figures.Figures | None = None,
 ) -> PoolOutcome:
     """One cycle of one pool; see the module docstring. ``hold`` (why): no node removal starts
     (a service on the pool has no metrics: nothing is removed on unknown data). ``serving``:
     the Ready replicas on the pool, per variant with what they draw (None: unknown).
     ``previous``: the nodes the last cycle listed and did not remove (None: not known); one of
-    them gone now left without infscale, an interruption the Events name."""
+    them gone now left without infscale, an interruption the Events name. ``figures``: the
+    electricity price and carbon intensity in force (status reports them and their source)."""
     spec, outcome = v1alpha1.InferenceNodePool.model_validate(body).spec, PoolOutcome()
     provider = ports.providers[spec.provider.kind]
     old_status: Mapping[str, Any] = body.get("status") or {}
@@ -214,6 +216,10 @@ def reconcile_pool(
         "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
     }
     status["powerWatts"] = _power_watts(name, spec, int(status["readyNodes"]), serving)
+    if figures is not None:
+        status["usdPerKwh"] = figures.usd_per_kwh
+        status["gramsCo2PerKwh"] = figures.grams_co2_per_kwh
+        status["energyFigures"] = figures.source
     outcome.status = status
     # The power moves with the load: it is refreshed with the rest, so a steady pool costs no
     # write (the gauges take it every cycle).

@@ -82,7 +82,17 @@ class ServiceMetrics:
         return self.total.rps is not None or self.arrival_rps is not None
 
 
-class MetricsSource(Protocol):
+class ValueSource(Protocol):
+    """Answers users' own PromQL expressions (a pool's electricity price, say)."""
+
+    def values(self, expressions: Sequence[str]) -> dict[str, tuple[float | None, str | None]]:
+        """Each PromQL expression's value now (its series averaged), or None and why (no
+        series, not finite or negative, a failure); a bounded number of backend queries for
+        all of them. Never raises."""
+        ...
+
+
+class MetricsSource(ValueSource, Protocol):
     """Reads the signals of many services in one batched round."""
 
     def observe(self, queries: Sequence[ServiceQuery]) -> dict[tuple[str, str], ServiceMetrics]:

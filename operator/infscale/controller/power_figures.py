@@ -1,0 +1,73 @@
+"""Each pool's electricity price and carbon intensity for this cycle: a PromQL query's answer
+where the pool declares one and it answers, else the schedule's window of the hour, else the
+constant. The cycle resolves them once; the planner, the services' status and the pools'
+status then read the resolved constants."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from infscale.api import v1alpha1
+from infscale.ports import metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Figures:
+    """What a pool's status reports: the figures in force and where they come from."""
+
+    usd_per_kwh: float
+    grams_co2_per_kwh: float | None
+    source: str
+
+
+def resolve(
+    pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
+    source: metrics.ValueSource | None,
+    hour_utc: int,
+) -> tuple[dict[str, v1alpha1.InferenceNodePoolSpec], dict[str, Figures]]:
+    """The pools with their power figures of now as constants (no schedule, no query), and the
+    figures per pool with power. One request for every pool's queries."""
+    expressions = [
+        q
+        for spec in pools.values()
+        if spec.power is not None
+        for q in (spec.power.usd_per_kwh_query, spec.power.grams_co2_per_kwh_query)
+        if q
+    ]
+    answers = source.values(expressions) if source is not None and expressions else {}
+    resolved: dict[str, v1alpha1.InferenceNodePoolSpec] = {}
+    figures: dict[str, Figures] = {}
+    for name, spec in pools.items():
+        power = spec.power
+        if power is None:
+            resolved[name] = spec
+            continue
+        usd, grams = power.at_hour(hour_utc)
+        origin = "schedule" if power.schedule else "constant"
+        notes = []
+        for field, query in (
+            ("usdPerKwh", power.usd_per_kwh_query),
+            ("gramsCo2PerKwh", power.grams_co2_per_kwh_query),
+        ):
+            if not query:
+                continue
+            value, why = answers.get(query, (None, "no Prometheus to ask (--prometheus-url)"))
+            if value is None:
+                notes.append(f"{field}Query: {why}; the {origin} figure applies")
+            elif field == "usdPerKwh":
+                usd, notes = value, [*notes, f"{field} from its query"]
+            else:
+                grams, notes = value, [*notes, f"{field} from its query"]
+        constant = power.model_copy(
+            update={
+                "usd_per_kwh": usd,
+                "grams_co2_per_kwh": grams,
+                "schedule": None,
+                "usd_per_kwh_query": None,
+                "grams_co2_per_kwh_query": None,
+            }
+        )
+        resolved[name] = spec.model_copy(update={"power": constant})
+        figures[name] = Figures(usd, grams, "; ".join(notes) or f"the {origin} figures")
+    return resolved, figures
