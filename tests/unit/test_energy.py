@@ -202,6 +202,9 @@ def test_a_query_sets_the_figures_and_a_silent_one_falls_back_to_the_schedule() 
     spec = convert.pool_spec("spot-tariff", resolved["spot-tariff"], 3)
     assert spec.power is not None
     assert (spec.power.usd_per_kwh, spec.power.g_co2_per_kwh) == (0.07, 150)
+    # The hours ahead (what batch work may wait for): the query's answer holds all day, the
+    # schedule's other figure stays.
+    assert set(spec.power.by_hour) == {(0.07, 150)}
     assert "cloud" not in figures
     assert resolved["cloud"] is pools["cloud"]
     # Without Prometheus nothing is asked, and the status says why the query is not used.

@@ -132,3 +132,47 @@ def test_batch_work_fills_room_already_paid_for_before_a_cheaper_node() -> None:
     alloc = optimize.optimize(demands, pools, tuning.PlannerSettings())
     assert alloc.replicas[batch.key] == {"od": 1, "spot": 0}
     assert alloc.nodes == {"od": 1, "spot": 0}
+
+
+def _on_premises(night_usd_per_kwh: float) -> list[model.PoolSpec]:
+    """One-GPU nodes at $0.80/h drawing 400 W at full power, electricity billed beyond: $0.40
+    per kWh, and ``night_usd_per_kwh`` from 02:00 to 06:00 UTC (a power.schedule)."""
+    by_hour = tuple((night_usd_per_kwh if 2 <= h < 6 else 0.40, None) for h in range(24))
+    power = model.Power(100.0, 400.0, 0.40, None, by_hour)
+    return [model.PoolSpec("od", SHAPE, 0.80, 0, 10, 60, power=power)]
+
+
+def test_batch_work_waits_for_a_cheaper_hour_only_while_its_deadline_allows() -> None:
+    cfg = tuning.PlannerSettings()
+    midnight = 86400.0 * 20000  # 00:00 UTC
+    six_hours = _service("docs", 6 * 3600.0, ("od",))
+    # At midnight 12,000 requests wait; from 02:00 a node's electricity costs $0.02/h, not $0.16:
+    # 15 % less per request. Started then, the oldest still has its lead and its usual drain
+    # (half the deadline) before its 6 h deadline: it waits, at zero replicas.
+    plan, state = planner.plan(
+        [six_hours], _on_premises(0.05), {six_hours.key: _observe(0.0, 12000.0)},
+        model.PlannerState(), midnight, cfg,
+    )  # fmt: skip
+    assert plan.replicas[six_hours.key] == {"od": 0}
+    assert any("held for 02:00 UTC" in r for r in plan.reasons[six_hours.key])
+    assert state.queued_since_s[six_hours.key] == midnight
+    # An hour on, the queue unknown (no server runs): still waiting since midnight.
+    plan, state = planner.plan(
+        [six_hours], _on_premises(0.05), {six_hours.key: model.Observation(rps=0.0)}, state,
+        midnight + 3600, cfg,
+    )  # fmt: skip
+    assert state.queued_since_s[six_hours.key] == midnight
+    # At 02:00 no hour ahead is cheaper: the queue drains.
+    plan, state = planner.plan(
+        [six_hours], _on_premises(0.05), {six_hours.key: _observe(0.0, 12000.0)}, state,
+        midnight + 7200, cfg,
+    )  # fmt: skip
+    assert plan.replicas[six_hours.key]["od"] > 0
+    assert not any("held for" in r for r in plan.reasons[six_hours.key])
+    # A one-hour deadline cannot wait two hours; a night 4 % cheaper is not worth waiting for.
+    for service, night in ((_service("docs", 3600.0, ("od",)), 0.05), (six_hours, 0.32)):
+        plan, _ = planner.plan(
+            [service], _on_premises(night), {service.key: _observe(0.0, 12000.0)},
+            model.PlannerState(), midnight, cfg,
+        )  # fmt: skip
+        assert plan.replicas[service.key]["od"] > 0, (service.deadline_s, night)

@@ -52,7 +52,8 @@ def _power(
     declared = None
     if power is not None:
         usd_per_kwh, grams = power.at_hour(hour)
-        declared = model.Power(power.idle_watts, power.max_watts, usd_per_kwh, grams)
+        by_hour = tuple(power.at_hour(h) for h in range(24)) if power.schedule else ()
+        declared = model.Power(power.idle_watts, power.max_watts, usd_per_kwh, grams, by_hour)
     return energy.node_power(declared, node)
 
 

@@ -1,7 +1,8 @@
 """Each pool's electricity price and carbon intensity for this cycle: a PromQL query's answer
 where the pool declares one and it answers, else the schedule's window of the hour, else the
 constant. The cycle resolves them once; the planner, the services' status and the pools'
-status then read the resolved constants."""
+status then read the resolved pools. A figure a query answered holds for the rest of the day
+too (a query tells now, not later); the schedule's other figures stay for the hours ahead."""
 
 from __future__ import annotations
 
@@ -43,31 +44,26 @@ def resolve(
         if power is None:
             resolved[name] = spec
             continue
-        usd, grams = power.at_hour(hour_utc)
         origin = "schedule" if power.schedule else "constant"
+        update: dict[str, object] = {"usd_per_kwh_query": None, "grams_co2_per_kwh_query": None}
+        windows = list(power.schedule or [])
         notes = []
-        for field, query in (
-            ("usdPerKwh", power.usd_per_kwh_query),
-            ("gramsCo2PerKwh", power.grams_co2_per_kwh_query),
+        for field, attribute, query in (
+            ("usdPerKwh", "usd_per_kwh", power.usd_per_kwh_query),
+            ("gramsCo2PerKwh", "grams_co2_per_kwh", power.grams_co2_per_kwh_query),
         ):
             if not query:
                 continue
             value, why = answers.get(query, (None, "no Prometheus to ask (--prometheus-url)"))
             if value is None:
                 notes.append(f"{field}Query: {why}; the {origin} figure applies")
-            elif field == "usdPerKwh":
-                usd, notes = value, [*notes, f"{field} from its query"]
-            else:
-                grams, notes = value, [*notes, f"{field} from its query"]
-        constant = power.model_copy(
-            update={
-                "usd_per_kwh": usd,
-                "grams_co2_per_kwh": grams,
-                "schedule": None,
-                "usd_per_kwh_query": None,
-                "grams_co2_per_kwh_query": None,
-            }
-        )
-        resolved[name] = spec.model_copy(update={"power": constant})
+                continue
+            notes.append(f"{field} from its query")
+            update[attribute] = value  # the answer holds all day: no window overrides it
+            windows = [w.model_copy(update={attribute: None}) for w in windows]
+            update["schedule"] = windows or None
+        now = power.model_copy(update=update)
+        resolved[name] = spec.model_copy(update={"power": now})
+        usd, grams = now.at_hour(hour_utc)
         figures[name] = Figures(usd, grams, "; ".join(notes) or f"the {origin} figures")
     return resolved, figures

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
-from infscale.domain import capacity, evidence, forecast, model, optimize, tuning
+from infscale.domain import capacity, evidence, forecast, model, optimize, pricing, tuning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,7 @@ class ServiceDemand:
     backlog_until_s: float | None
     missed_s: float | None
     unfloored: optimize.Demand | None = None  # with a quality floor: the demand without it
+    queued_since_s: float | None = None  # a batch service: since when requests wait
 
 
 @dataclasses.dataclass
@@ -102,8 +103,11 @@ def service_demand(
     }
     usable_rps = {v: 0.0 if v in barred else c for v, c in unfloored_rps.items()}
     scheduled = False
+    queued_since_s = _queued_since(svc, obs, cycle.state.queued_since_s.get(key), now_s)
+    held = False
     if svc.batch:
         demand_rps = _batch_rps(svc, obs, last, usable_rps, lead_s, why)
+        held = _wait_for_cheaper_hour(svc, obs, queued_since_s, lead_s, usable_rps, cycle, why)
     else:
         demand_rps = _forecast_rps(svc, fstate, lead_s, feasible, missed_s, cycle, why)
         if cfg.hold_keeps_only:
@@ -122,6 +126,8 @@ def service_demand(
     is_idle, min_total = _bounds(svc, obs, seen.known, last, last_active_s, recurring, now_s)
     if svc.batch and is_idle:
         why.append("batch: nothing queued or arriving: scale to zero")
+    if held:
+        is_idle, min_total = True, svc.min_replicas
     if is_idle:
         demand_rps = 0.0
     if not seen.rps_known:
@@ -181,6 +187,7 @@ def service_demand(
         backlog_until_s=seen.backlog_until_s,
         missed_s=missed_s,
         unfloored=unfloored,
+        queued_since_s=queued_since_s,
     )
 
 
@@ -216,6 +223,90 @@ def _batch_rps(
         )
     )
     return demand_rps
+
+
+def _queued_since(
+    svc: model.ServiceSpec, obs: model.Observation, previous_s: float | None, now_s: float
+) -> float | None:
+    """Since when a batch service's requests have waited without a break: kept while the queue
+    is unknown, forgotten once it is empty."""
+    if not svc.batch:
+        return None
+    if not evidence.finite(obs.queued):
+        return previous_s
+    return None if not obs.queued else (now_s if previous_s is None else previous_s)
+
+
+def _wait_for_cheaper_hour(
+    svc: model.ServiceSpec,
+    obs: model.Observation,
+    queued_since_s: float | None,
+    lead_s: float,
+    usable_rps: Mapping[str, float],
+    cycle: Cycle,
+    why: list[str],
+) -> bool:
+    """Whether a batch service's waiting work is held for a cheaper hour of its pools' power
+    schedules (electricity billed beyond the node price, or carbon its objective prices): the
+    cheapest hour ahead whose start still leaves the oldest waiting request its lead and its
+    usual drain before the deadline. Its replicas go to zero meanwhile; at that hour the queue
+    drains as any other."""
+    if queued_since_s is None or not svc.deadline_s or not evidence.finite(obs.queued):
+        return False  # nothing waits, or what waits is unknown: no reason to wait
+    hour_s = 3600.0
+    drain_s = max(svc.deadline_s / 2 - lead_s, svc.deadline_s / 10)
+    now_h = math.floor(cycle.now_s / hour_s)
+    usd_now = _usd_per_rps_hour(svc, usable_rps, cycle.pools, now_h)
+    best: tuple[float, int] | None = None
+    for ahead in range(1, 24):
+        start_s = (now_h + ahead) * hour_s
+        if start_s - queued_since_s + lead_s + drain_s > svc.deadline_s:
+            break
+        usd = _usd_per_rps_hour(svc, usable_rps, cycle.pools, now_h + ahead)
+        if usd < usd_now * (1 - CHEAPER_BY) and (best is None or usd < best[0]):
+            best = (usd, now_h + ahead)
+    if best is None:
+        return False
+    usd, hour = best
+    why.append(
+        f"batch: {obs.queued:.0f} request(s) held for {hour % 24:02d}:00 UTC, when its "
+        f"pools cost ${usd:.4f} per rps-hour against ${usd_now:.4f} now; waiting since "
+        f"{cycle.now_s - queued_since_s:.0f} s ago, they still drain within the "
+        f"{svc.deadline_s:.0f} s deadline"
+    )
+    return True
+
+
+CHEAPER_BY = 0.05
+"""An hour ahead must cost this share less per rps than now for batch work to wait for it."""
+
+
+def _usd_per_rps_hour(
+    svc: model.ServiceSpec,
+    usable_rps: Mapping[str, float],
+    pools: Mapping[str, model.PoolSpec],
+    hour: int,
+) -> float:
+    """The cheapest usd per rps-hour of the service's usable variants in that hour (UTC, since
+    the epoch): node share, electricity billed beyond it, and carbon at the service's price,
+    at full power as the optimiser counts them."""
+    best = math.inf
+    for variant in svc.variants:
+        capacity, pool = usable_rps.get(variant.name, 0.0), pools.get(variant.pool)
+        if capacity <= 0 or pool is None:
+            continue
+        then = (
+            pool
+            if pool.power is None
+            else dataclasses.replace(pool, power=pool.power.at_hour(hour))
+        )
+        share = pricing.replica_share(variant, then)
+        if math.isinf(share):
+            continue
+        usd = share * (then.usd_per_hour + pricing.energy_usd_per_hour(then))
+        usd += pricing.carbon_usd_per_hour(variant, then, svc.carbon_usd_per_tonne)
+        best = min(best, usd / capacity)
+    return best
 
 
 def _loss_floor(

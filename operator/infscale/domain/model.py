@@ -69,6 +69,16 @@ class Power:
     max_w: float
     usd_per_kwh: float = 0.0
     g_co2_per_kwh: float | None = None
+    by_hour: tuple[tuple[float, float | None], ...] = ()
+    """(usd_per_kwh, g_co2_per_kwh) of each hour of the day, UTC, where a schedule declares
+    figures that change through the day (what batch work may wait for); empty: all day alike."""
+
+    def at_hour(self, hour_utc: int) -> Power:
+        """The figures of that hour of the day (the same without a schedule)."""
+        if not self.by_hour:
+            return self
+        usd, grams = self.by_hour[hour_utc % 24]
+        return dataclasses.replace(self, usd_per_kwh=usd, g_co2_per_kwh=grams)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +282,9 @@ class PlannerState:
     """``too_slow[service][variant]``: (latency_s, first_s, last_s) of the span in which every
     decision saw the variant miss the SLO at light load without a queue (its requests alone take
     too long once that span is long enough)."""
+    queued_since_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Per batch service: since when requests have waited without a break (the oldest waiting
+    request is no older), so work held for a cheaper hour still meets its deadline."""
 
 
 LEARNED = (
@@ -283,6 +296,7 @@ LEARNED = (
     "backlog_until_s",
     "excess_paid",
     "too_slow",
+    "queued_since_s",
 )
 """The per-service parts of the state that only the planner knows: what it has learned of the
 traffic and the variants. The rest (replicas, windows, nodes) is rebuilt from the cluster."""
@@ -350,6 +364,7 @@ def state_from_json(text: str) -> PlannerState:
         excess_paid={
             svc: (float(usd), float(t)) for svc, (usd, t) in raw.get("excess_paid", {}).items()
         },
+        queued_since_s={k: float(t) for k, t in raw.get("queued_since_s", {}).items()},
         too_slow={
             svc: {var: (float(lat), float(a), float(b)) for var, (lat, a, b) in per.items()}
             for svc, per in raw.get("too_slow", {}).items()

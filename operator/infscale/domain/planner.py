@@ -116,6 +116,9 @@ def plan(
         capacity_ceiling={k: d.ceiling for k, d in demanded.items() if d.ceiling},
         excess_paid=excess_paid,
         too_slow={k: d.too_slow for k, d in demanded.items() if d.too_slow},
+        queued_since_s={
+            k: d.queued_since_s for k, d in demanded.items() if d.queued_since_s is not None
+        },
     )
     return result, new_state
 
@@ -206,7 +209,8 @@ def _service_replicas(
         raw = {**raw, name: raw.get(name, 0) + extra}
     paid = _excess_paid(svc, d, raw, cycle)
     if d.idle:
-        why.append(f"idle for {svc.idle_timeout_s:.0f} s or more: scale to zero")
+        if not svc.batch:  # a batch service said why: nothing waits, or it waits for an hour
+            why.append(f"idle for {svc.idle_timeout_s:.0f} s or more: scale to zero")
         return stabilize.ReplicaDecision({v.name: 0 for v in svc.variants}, {}, ()), paid
     decision = stabilize.replicas(
         svc,
