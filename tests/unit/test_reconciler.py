@@ -362,3 +362,38 @@ def test_a_routed_service_gets_weighted_backends_and_an_event_when_the_weights_m
     del body["spec"]["routing"]
     reconcile(body, {"h100": 60, "l4": 40})
     assert not cluster.routes
+
+
+def test_slo_met_turns_only_on_a_clear_crossing() -> None:
+    # A quiet service: a dozen requests a window. One slow request puts their p95 over the
+    # threshold and their attainment at 11 of 12: within the noise, SLOMet keeps its state (a
+    # turn would be a status write each time). Half of them slow is a clear miss.
+    cluster = fakes.FakeCluster()
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    key = ("team-a", "chat")
+
+    def cycle(latency_s: float, attainment: float) -> service_reconciler.Outcome:
+        seen = ServiceMetrics(Signals(0.2, latency_s, slo_attainment=attainment), {}, {}, {})
+        decision = decisions.ServiceDecision(
+            replicas={"h100": 0, "l4": 1}, reason="demand 0.20 rps", recommended={"l4": 1},
+            metrics=seen,
+        )  # fmt: skip
+        body = {**chat(), "status": cluster.statuses.get(key)}
+        return service_reconciler.reconcile_service(
+            body, pools(), owned_from(cluster), ports, NOW, decision=decision
+        )
+
+    def slo_met() -> dict[str, Any]:
+        return next(c for c in cluster.statuses[key]["conditions"] if c["type"] == "SLOMet")
+
+    cycle(0.2, 1.0)
+    cycle(0.2, 1.0)  # Ready
+    assert slo_met()["status"] == "True"
+    noisy = cycle(0.61, 11 / 12)
+    assert noisy.writes == 0
+    assert slo_met()["status"] == "True"
+    clear = cycle(2.0, 0.5)
+    assert clear.status_written
+    assert slo_met()["status"] == "False"
+    assert cycle(0.3, 11 / 12).writes == 0, "back within the noise: it stays False"
+    assert slo_met()["status"] == "False"

@@ -128,6 +128,7 @@ def reconcile(
         quality=decision.quality if decision else None,
         floor_usd_per_hour=decision.floor_usd_per_hour if decision else None,
         weights=weights,
+        window_s=window_s,
     )
     previous_conditions = (view.body.get("status") or {}).get("conditions") or []
     if not _had_condition(previous_conditions, "CapacityAvailable", "False"):

@@ -71,9 +71,11 @@ def service_status(
     quality: float | None = None,
     floor_usd_per_hour: float | None = None,
     weights: Mapping[str, int] | None = None,
+    window_s: float = 60.0,
 ) -> dict[str, Any]:
     """The status as this cycle sees it: ``plan`` is the recommendation, ``applied`` what the
-    Deployments were given."""
+    Deployments were given; ``window_s``, the rates' window, sets how many requests the
+    latency was measured on."""
     spec = view.spec
     metadata = view.body["metadata"]
     generation = metadata.get("generation")
@@ -100,7 +102,7 @@ def service_status(
     conditions = [
         _ready_condition(cond, rejected, total_ready, total_desired),
         _metrics_condition(cond, observed, asleep),
-        _slo_condition(cond, observed, spec.slo.limit_seconds),
+        _slo_condition(cond, observed, spec.slo, _was(previous, "SLOMet"), window_s),
         _capacity_condition(cond, missing_pools, unschedulable),
     ]
     total = observed.total if observed else metrics.Signals()
@@ -190,17 +192,49 @@ def _metrics_condition(
     return dict(cond("MetricsAvailable", True, "MetricsRead", detail))
 
 
+def _was(conditions: Sequence[Mapping[str, Any]], kind: str) -> bool | None:
+    """The state a condition had (None: unknown or absent)."""
+    for c in conditions:
+        if c.get("type") == kind:
+            return {"True": True, "False": False}.get(str(c.get("status")))
+    return None
+
+
 def _slo_condition(
-    cond: Any, observed: metrics.ServiceMetrics | None, threshold_s: float
+    cond: Any,
+    observed: metrics.ServiceMetrics | None,
+    slo: v1alpha1.Slo,
+    was: bool | None,
+    window_s: float,
 ) -> dict[str, Any]:
+    """SLOMet: the latency at the SLO's percentile within its threshold. It turns only on a
+    clear crossing: where the share of requests within the threshold is within three standard
+    deviations (binomial, over the requests of the window) of the percentile, it keeps its
+    state and says so (a quiet service's dozen requests move its p95 across the threshold
+    from one cycle to the next, and each turn would be a status write)."""
+    threshold_s = slo.limit_seconds
     latency = observed.total.latency_s if observed else None
     if latency is None:
         return dict(
             cond("SLOMet", None, "NoLatency", "no latency observed (no traffic or no data)")
         )
-    if latency <= threshold_s:
-        return dict(cond("SLOMet", True, "WithinSLO", f"{latency:.3f} s <= {threshold_s} s"))
-    return dict(cond("SLOMet", False, "OverSLO", f"{latency:.3f} s > {threshold_s} s"))
+    met = latency <= threshold_s
+    said = f"{latency:.3f} s {'<=' if met else '>'} {threshold_s} s"
+    total = observed.total if observed else metrics.Signals()
+    if was is not None and met != was and total.slo_attainment is not None and total.rps:
+        target = slo.percentile / 100.0
+        requests = total.rps * window_s
+        noise = 3.0 * math.sqrt(target * (1.0 - target) / max(requests, 1.0))
+        attained = total.slo_attainment
+        if abs(attained - target) <= noise:
+            met = was
+            said += (
+                f", within the noise of {requests:.0f} requests ({attained:.1%} within the "
+                f"threshold, p{slo.percentile:g} target {target:.1%} +- {noise:.1%})"
+            )
+    if met:
+        return dict(cond("SLOMet", True, "WithinSLO", said))
+    return dict(cond("SLOMet", False, "OverSLO", said))
 
 
 # Status fields that follow live measurements. A status is a summary for `kubectl get` and
