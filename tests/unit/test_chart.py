@@ -241,7 +241,7 @@ def test_every_metric_the_dashboard_queries_is_exported_with_those_labels() -> N
     series = exported_series()
     used: set[str] = set()
     for query in dashboard_queries():
-        names = set(re.findall(r"\binfscale_[a-z_]+\b", query))
+        names = set(re.findall(r"\binfscale_[a-z0-9_]+\b", query))
         assert names, f"no infscale metric in {query!r}"
         unknown = names - series.keys()
         assert not unknown, f"{query!r} reads {unknown}, which the operator does not export"

@@ -32,3 +32,16 @@ def test_series_of_deleted_services_and_variants_are_removed() -> None:
     assert 'infscale_ready_replicas{namespace="tel",service="kept",variant="l4"} 2.0' in text
     assert 'service="kept",variant="h100"' not in text
     assert 'infscale_service_usd_per_hour{namespace="tel",service="kept"} 3.2' in text
+
+
+def test_a_pool_exports_its_energy_figures_and_none_once_unknown() -> None:
+    telemetry.record_pool("grid-l4", 1, 1, 0.8, 40.0, 0.31, 412.0)
+    assert (
+        telemetry.REGISTRY.get_sample_value("infscale_pool_usd_per_kwh", {"pool": "grid-l4"})
+        == 0.31
+    )
+    telemetry.record_pool("grid-l4", 1, 1, 0.8, 40.0, 0.31, None)
+    assert (
+        telemetry.REGISTRY.get_sample_value("infscale_pool_grams_co2_per_kwh", {"pool": "grid-l4"})
+        is None
+    )

@@ -262,6 +262,8 @@ class Cycle:
                 int(status.get("desiredNodes") or 0),
                 float(status.get("usdPerHour") or 0.0),
                 status.get("powerWatts"),
+                status.get("usdPerKwh"),
+                status.get("gramsCo2PerKwh"),
             )
             if outcome.created or outcome.deleted or outcome.held:
                 LOG.info("pool %s: %s", name, outcome)

@@ -64,6 +64,14 @@ POOL_NODES = Gauge("infscale_pool_nodes", "Nodes per pool", ("pool", "state"), r
 POOL_COST = Gauge(
     "infscale_pool_usd_per_hour", "Cost of a pool's nodes", ("pool",), registry=REGISTRY
 )
+POOL_ENERGY_PRICE = Gauge(
+    "infscale_pool_usd_per_kwh", "Electricity price the planner uses for a pool now (its query, "
+    "schedule or constant)", ("pool",), registry=REGISTRY,
+)  # fmt: skip
+POOL_CARBON = Gauge(
+    "infscale_pool_grams_co2_per_kwh", "Carbon intensity the planner uses for a pool now",
+    ("pool",), registry=REGISTRY,
+)  # fmt: skip
 
 
 def serve(address: str) -> None:
@@ -130,9 +138,20 @@ def _remove(metrics: Collection[Gauge | Counter], *labels: str) -> None:
 
 
 def record_pool(
-    name: str, ready: int, desired: int, usd_per_hour: float, watts: float | None = None
+    name: str,
+    ready: int,
+    desired: int,
+    usd_per_hour: float,
+    watts: float | None = None,
+    usd_per_kwh: float | None = None,
+    grams_co2_per_kwh: float | None = None,
 ) -> None:
     POOL_NODES.labels(name, "ready").set(ready)
     POOL_NODES.labels(name, "desired").set(desired)
     POOL_COST.labels(name).set(usd_per_hour)
     _draw(POOL_POWER, POOL_ENERGY, (name,), watts)
+    for gauge, value in ((POOL_ENERGY_PRICE, usd_per_kwh), (POOL_CARBON, grams_co2_per_kwh)):
+        if value is not None:
+            gauge.labels(name).set(value)
+        else:  # unknown is no series, never a stale figure
+            _remove((gauge,), name)
