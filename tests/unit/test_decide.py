@@ -11,6 +11,7 @@ import pytest
 
 from infscale.api import v1alpha1
 from infscale.controller import convert, decide, decisions
+from infscale.domain import model, tuning
 from infscale.ports import metrics
 
 POOL = v1alpha1.InferenceNodePoolSpec.model_validate(
@@ -339,3 +340,17 @@ def test_a_steady_memory_is_saved_rarely_and_a_change_at_the_next_period() -> No
     # Once learned, at most the hourly refresh (one more save in 25 min of a steady rate).
     assert 1 <= len(steady) <= 4, steady
     assert any(2500.0 <= t <= 2500.0 + 75.0 for t in saves), saves  # within a period of it
+
+
+def test_a_quiet_services_wandering_peak_is_no_memory_worth_a_write() -> None:
+    # 0.2 requests/s on replicas of 5: its held peak reads 0.07-0.33 from one minute to the next
+    # (a dozen requests a window); a restart would miss it only if it needed another replica.
+    def digest(peak_rps: float) -> tuple[object, ...]:
+        forecast = model.ForecastState(level_rps=0.2, last_s=0.0, peaks=((0.0, peak_rps),))
+        state = model.PlannerState(
+            forecasts={"ns/quiet": forecast}, capacity_rps={"ns/quiet": {"cpu": 5.0}}
+        )
+        return decide.memory_digest(state, "ns/quiet", tuning.PlannerSettings())
+
+    assert digest(0.07) == digest(0.2) == digest(0.33) == digest(4.9)
+    assert digest(5.5) != digest(0.33)

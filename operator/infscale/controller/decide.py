@@ -64,11 +64,12 @@ MEMORY_MAX_AGE = 12
 def memory_digest(
     state: model.PlannerState, key: str, cfg: planner_settings.PlannerSettings
 ) -> tuple[object, ...]:
-    """What a restart would miss of a service's memory, coarsely: its held peak (in steps of
-    2x) and capacities (25 %), its SLO headroom, its too-slow and ceiling variants, and which
-    minutes of the hour held a burst. Equal digests: nothing worth a write was learned. The rate
-    level is left out: the forecast relearns it within a minute, and a quiet service's level
-    moves by a quarter from one minute to the next."""
+    """What a restart would miss of a service's memory, coarsely: its held peak (in replicas of
+    its smallest learned capacity, else in steps of 2x) and capacities (25 %), its SLO headroom,
+    its too-slow and ceiling variants, and which minutes of the hour held a burst. Equal
+    digests: nothing worth a write was learned. The rate level is left out: the forecast
+    relearns it within a minute, and a quiet service's level moves by a quarter from one minute
+    to the next; so does its peak, which a restart misses only when it needs another replica."""
     forecast = state.forecasts.get(key, model.ForecastState())
     rates = [r for _, r in forecast.minutes]
     usual = statistics.median(rates) if rates else 0.0
@@ -78,8 +79,10 @@ def memory_digest(
         if r >= max(cfg.season_min_ratio * usual, cfg.season_min_burst_rps)
     )
     capacities = state.capacity_rps.get(key, {})
+    peak = max((r for _, r in forecast.peaks), default=0.0)
+    smallest = min((c for c in capacities.values() if c > 0), default=0.0)
     return (
-        _coarse(max((r for _, r in forecast.peaks), default=0.0), 2.0),
+        math.ceil(peak / smallest - 1e-9) if smallest > 0 else _coarse(peak, 2.0),
         tuple(sorted((v, _coarse(c)) for v, c in capacities.items())),
         round(state.headroom.get(key, 1.0), 1),
         tuple(sorted(state.too_slow.get(key, {}))),
