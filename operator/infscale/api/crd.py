@@ -165,6 +165,16 @@ def inference_node_pool_crd() -> dict[str, Any]:
             _column("USD/h", "number", ".status.usdPerHour", "Current cost per hour"),
             _column("Watts", "number", ".status.powerWatts", "What the Ready nodes draw"),
             _column("Age", "date", ".metadata.creationTimestamp", "Age"),
+            _column(
+                "USD/kWh", "number", ".status.usdPerKwh", "Electricity price in force", wide=True
+            ),
+            _column(
+                "gCO2/kWh",
+                "number",
+                ".status.gramsCo2PerKwh",
+                "Carbon intensity in force",
+                wide=True,
+            ),
         ],
         subresources={"status": {}},
     )
