@@ -151,6 +151,7 @@ class Decider:
         self.save_memory_s = save_memory_s  # 0: never saved
         self._saved_s: dict[str, float] = {}
         self._saved_digest: dict[str, tuple[object, ...]] = {}
+        self._checked_s: dict[str, float] = {}  # the last cycle that saw each service
 
     def decide(
         self,
@@ -229,6 +230,7 @@ class Decider:
         planned_keys = {s.key for s in specs}
         self._saved_s = {k: t for k, t in self._saved_s.items() if k in planned_keys}
         self._saved_digest = {k: d for k, d in self._saved_digest.items() if k in planned_keys}
+        self._checked_s = {k: t for k, t in self._checked_s.items() if k in planned_keys}
         # Nodes for the replicas decided now: pools grow ahead of the pods that will need them,
         # and shrink under the pool controller's own safety rules (cool-down, drain).
         by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
@@ -256,18 +258,27 @@ class Decider:
         return reasons
 
     def _memory_due(self, state: model.PlannerState, key_text: str, now_s: float) -> str | None:
-        """The service's memory to save in status, when a save is due: every ``save_memory_s``
-        if what it has learned moved (:func:`memory_digest`), and at least every
+        """The service's memory to save in status, when a save is due: once per
+        ``save_memory_s`` if what it has learned moved (:func:`memory_digest`), and at least every
         ``MEMORY_MAX_AGE`` periods. A steady service's memory changes only in noise, and
         saving it anyway would cost each service a write every period (50 per 15 s cycle at
-        1,000 services) for nothing a restart would miss."""
+        1,000 services) for nothing a restart would miss.
+
+        A save comes only in the cycle that passes the service's own phase of the period (from
+        its name): what a whole fleet learns at once (its first minutes, a restart, a shared
+        change of traffic) is saved over one period, a share of the fleet each cycle, never all
+        in one cycle."""
         if self.save_memory_s <= 0:
             return None
-        saved_s = self._saved_s.get(key_text, now_s)
-        if now_s < saved_s + self.save_memory_s:
+        period = self.save_memory_s
+        phase_s = zlib.crc32(key_text.encode()) / 2**32 * period
+        checked_s = self._checked_s.get(key_text)
+        self._checked_s[key_text] = now_s
+        if checked_s is None or (now_s - phase_s) // period == (checked_s - phase_s) // period:
             return None
+        saved_s = self._saved_s.setdefault(key_text, checked_s)
         digest = memory_digest(state, key_text, self.cfg)
-        stale = now_s >= saved_s + MEMORY_MAX_AGE * self.save_memory_s
+        stale = now_s >= saved_s + MEMORY_MAX_AGE * period
         if digest == self._saved_digest.get(key_text) and not stale:
             return None
         self._saved_s[key_text] = now_s
@@ -285,10 +296,6 @@ class Decider:
         and with what the planner had learned of it when it last saved its memory."""
         if spec.key in self.state.last_replicas:
             return
-        # Each service's saves keep a phase of their own within the period (from its name), so
-        # a fleet seen first in one cycle (a restart) does not save all at once every period.
-        phase = zlib.crc32(spec.key.encode()) / 2**32
-        self._saved_s[spec.key] = now_s - phase * self.save_memory_s
         if memory:
             try:
                 learned, saved_s = decode_memory(memory)
