@@ -11,6 +11,7 @@ from infscale.controller import (
     runtime,
     service_reconciler,
     service_view,
+    telemetry,
     wiring,
 )
 from infscale.controller.settings import OperatorSettings
@@ -60,6 +61,21 @@ def test_a_paused_service_and_an_invalid_one_are_each_reported() -> None:
     )
     assert held["recommendation"]
     assert [c["reason"] for c in statuses[("team-a", "broken")]["conditions"]] == ["InvalidSpec"]
+
+
+def test_status_writes_are_counted_by_the_field_that_made_them() -> None:
+    def written(field: str) -> float:
+        value = telemetry.REGISTRY.get_sample_value(
+            "infscale_status_writes_total", {"field": field}
+        )
+        return value or 0.0
+
+    before = {field: written(field) for field in ("conditions/Ready", "variants")}
+    invalid = chat()
+    invalid["spec"]["variants"] = "not a list"
+    run(OperatorSettings(), chat(), invalid)
+    assert written("conditions/Ready") == before["conditions/Ready"] + 2  # a first status each
+    assert written("variants") == before["variants"] + 1  # the valid one lists its variants
 
 
 def test_services_outside_the_managed_namespaces_are_left_alone() -> None:

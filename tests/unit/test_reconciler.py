@@ -272,10 +272,14 @@ def test_a_steady_service_writes_no_status_until_a_measurement_moves() -> None:
     assert cluster.statuses[key]["lastDecision"]["reason"] == "demand 8.00 rps"
     moved = cycle(12.0, 0.20, "demand 12.00 rps")
     assert moved.status_written
+    assert "observedRps" in moved.status_changes  # what made the write, for the metric
+    assert "conditions/SLOMet" not in moved.status_changes
     assert cluster.statuses[key]["observedRps"] == 12.0
     assert cluster.statuses[key]["lastDecision"]["reason"] == "demand 12.00 rps"
     slow = cycle(12.0, 0.9, "demand 12.00 rps")  # over the 0.5 s SLO: SLOMet turns False
     assert slow.status_written
+    assert "conditions/SLOMet" in slow.status_changes
+    assert slow.summary() == f"status ({', '.join(slow.status_changes)})"
     assert (
         next(c for c in cluster.statuses[key]["conditions"] if c["type"] == "SLOMet")["status"]
         == "False"

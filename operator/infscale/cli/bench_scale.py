@@ -66,6 +66,7 @@ class Sample:
     cpu_seconds: float
     rss_bytes: float
     queries: float
+    status_writes: dict[str, float]  # by the field whose change made the write
 
 
 @dataclasses.dataclass
@@ -75,6 +76,7 @@ class CycleRecord:
     rss_mib: float
     queries: float
     requests: dict[str, int]  # "verb resource" -> count
+    status_writes: dict[str, int]  # by field (a write of several fields counts under each)
 
     @property
     def writes(self) -> int:
@@ -134,10 +136,13 @@ def read_metrics(url: str) -> Sample:
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own operator
         text = response.read().decode()
     values: dict[str, float] = {}
+    status_writes: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if not sample.labels:
                 values[sample.name] = sample.value
+            elif sample.name == "infscale_status_writes_total":
+                status_writes[sample.labels["field"]] = sample.value
     return Sample(
         at=time.time(),
         cycles=values.get("infscale_cycles_total", 0.0),
@@ -145,6 +150,7 @@ def read_metrics(url: str) -> Sample:
         cpu_seconds=values.get("process_cpu_seconds_total", 0.0),
         rss_bytes=values.get("process_resident_memory_bytes", 0.0),
         queries=values.get("infscale_prometheus_queries", 0.0),
+        status_writes=status_writes,
     )
 
 
@@ -280,6 +286,11 @@ class Bench:
                     rss_mib=now.rss_bytes / 2**20,
                     queries=(now.queries - last.queries) / done,
                     requests=self.audit.between(last.at, now.at),
+                    status_writes={
+                        field: int(n - last.status_writes.get(field, 0.0))
+                        for field, n in now.status_writes.items()
+                        if n > last.status_writes.get(field, 0.0)
+                    },
                 )
             )
             last = now
@@ -402,8 +413,10 @@ def summarize(
     count: int, ready: int, setup_s: float, cycles: list[CycleRecord], step: dict[str, Any]
 ) -> dict[str, Any]:
     requests: Counter[str] = Counter()
+    fields: Counter[str] = Counter()
     for record in cycles:
         requests.update(record.requests)
+        fields.update(record.status_writes)
     n = max(len(cycles), 1)
     return {
         "services": count,
@@ -417,6 +430,7 @@ def summarize(
         "prometheus_queries_per_cycle": _mean([c.queries for c in cycles]),
         "api_requests_per_cycle": {k: round(v / n, 2) for k, v in sorted(requests.items())},
         "writes_per_cycle": [c.writes for c in cycles],
+        "status_writes_by_field": dict(fields.most_common()),
         "load_step": step,
     }
 
@@ -482,6 +496,9 @@ def verdicts(results: list[dict[str, Any]], interval_s: float) -> list[str]:
         for what, value, bar in checks:
             ok = value is not None and value <= bar
             lines.append(f"{'PASS' if ok else 'MISS'} {what}: measured {value}")
+        if r.get("status_writes_by_field"):
+            why = ", ".join(f"{field} {n}" for field, n in r["status_writes_by_field"].items())
+            lines.append(f"     status writes in those cycles, by the field that changed: {why}")
         step = r["load_step"]["cycles"]
         ok = step is not None and step <= 1 + math.ceil(60 / interval_s)
         lines.append(

@@ -144,10 +144,13 @@ class Cycle:
             LOG.error("reconciling %s/%s failed: %s", namespace, name, error)
             return None
         telemetry.record_service(namespace, name, outcome.status)
+        if outcome.status_written:
+            for field in outcome.status_changes:
+                telemetry.STATUS_WRITES.labels(field).inc()
         if "Scaled" in outcome.events:
             telemetry.DECISIONS.labels(namespace, name).inc()
         if outcome.writes:
-            LOG.info("%s/%s reconciled: %s", namespace, name, outcome)
+            LOG.info("%s/%s reconciled: %s", namespace, name, outcome.summary())
         return outcome.status
 
     def decide(

@@ -295,6 +295,22 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> 
     return result
 
 
+def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
+    """The status fields (a condition by its type, ``conditions/SLOMet``) that differ between
+    two statuses, timestamps aside: why a status is written."""
+    before, after = desired.without_times(old), desired.without_times(new)
+    changed = {key for key in before.keys() | after.keys() if key != "conditions"}
+    changed = {key for key in changed if before.get(key) != after.get(key)}
+    old_conditions = {c.get("type"): c for c in before.get("conditions") or []}
+    new_conditions = {c.get("type"): c for c in after.get("conditions") or []}
+    changed |= {
+        f"conditions/{kind}"
+        for kind in old_conditions.keys() | new_conditions.keys()
+        if old_conditions.get(kind) != new_conditions.get(kind)
+    }
+    return tuple(sorted(changed))
+
+
 def _rate_moved(old: Any, new: Any, window_s: float) -> bool:
     if old is None or new is None:
         return old is not new

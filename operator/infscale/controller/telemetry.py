@@ -31,6 +31,12 @@ PROMETHEUS_QUERIES = Gauge(
     "infscale_prometheus_queries", "PromQL queries issued since start (batched per cycle)",
     registry=REGISTRY,
 )  # fmt: skip
+STATUS_WRITES = Counter(
+    "infscale_status_writes",
+    "InferenceService status writes, by each field whose change made one (a write of several "
+    "counts once under each)",
+    ["field"], registry=REGISTRY,
+)  # fmt: skip
 DECISIONS = Counter(
     "infscale_scaling_decisions", "Replica changes applied", SERVICE, registry=REGISTRY
 )
