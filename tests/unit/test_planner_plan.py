@@ -545,6 +545,32 @@ def test_missing_the_slo_with_a_queue_bridges_with_the_variant_ready_first() -> 
     assert plan_for(0.60, 0.0).replicas[svc.key] == plan_for(0.99, 0.0).replicas[svc.key]
 
 
+def test_the_bridge_costs_at_most_what_the_plan_does() -> None:
+    # The same miss, with bridges bounded at a fraction of the planned replicas' $/h: fewer
+    # H100s (at least one), and the reason says what bounded them.
+    svc = fx.service()
+    pools = [
+        dataclasses.replace(p, provisioning_s=900 if p.name == "l4" else 60) for p in fx.pools()
+    ]
+    l4 = model.VariantObservation(ready_replicas=2, desired_replicas=2, rps=12.0, latency_s=4.0)
+    obs = model.Observation(
+        rps=60.0, latency_s=4.0, variants={"l4": l4}, queued=100.0, slo_attainment=0.6
+    )
+    state = model.PlannerState(last_replicas={svc.key: {"h100": 0, "l4": 2}})
+
+    def bridged(ratio: float) -> tuple[int, tuple[str, ...]]:
+        cfg = tuning.PlannerSettings(margin_sigmas=0.0, bridge_max_cost_ratio=ratio)
+        plan, _ = planner.plan([svc], pools, {svc.key: obs}, state, 0.0, cfg)
+        return plan.replicas[svc.key]["h100"], plan.reasons[svc.key]
+
+    free, free_reasons = bridged(math.inf)
+    assert free >= 2
+    assert not any("the plan's cost per hour" in r for r in free_reasons)
+    tight, tight_reasons = bridged(1e-6)
+    assert tight == 1  # a bridge is at least one replica
+    assert any("the plan's cost per hour" in r for r in tight_reasons)
+
+
 def test_a_held_peak_keeps_capacity_but_buys_none_for_a_burst_that_has_passed() -> None:
     # One L4 (6 rps) runs; a 40 rps spike was seen 30 s ago (with the cap at one replica), the
     # rate is back at 2 rps. Buying for the spike now would bring capacity after it has gone.

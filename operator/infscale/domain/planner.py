@@ -198,13 +198,15 @@ def _service_replicas(
             + ")"
         )
         raw = kept
-    bridge = _bridge(svc, raw, dem, obs, evidence.excluded(svc, d.too_slow, cycle.cfg), cycle.pools)
+    slow = evidence.excluded(svc, d.too_slow, cycle.cfg)
+    bridge = _bridge(svc, raw, dem, obs, slow, cycle.pools, cycle.cfg.bridge_max_cost_ratio)
     if bridge is not None and obs is not None:
-        name, extra = bridge
+        name, extra, bound = bridge
         attained = (obs.slo_attainment or 0.0) * 100
         why.append(
             f"SLO attainment {attained:.1f} % under the p{svc.slo_percentile:g} target: "
             f"+{extra} {name} replica(s), the fastest to Ready, until the planned capacity is"
+            + (f" (at most ${bound:.2f}/h, the plan's cost per hour)" if bound is not None else "")
         )
         raw = {**raw, name: raw.get(name, 0) + extra}
     paid = _excess_paid(svc, d, raw, cycle)
@@ -301,10 +303,12 @@ def _bridge(
     obs: model.Observation | None,
     slow: Mapping[str, tuple[float, float, float]],
     pools: Mapping[str, model.PoolSpec],
-) -> tuple[str, int] | None:
+    max_cost_ratio: float = math.inf,
+) -> tuple[str, int, float | None] | None:
     """The safety net: while the measured SLO attainment is under the SLO percentile, the
     demand that the planned capacity cannot serve by the time the fastest feasible variant could
-    be Ready is bridged with that variant (variant, extra replicas); else None.
+    be Ready is bridged with that variant (variant, extra replicas, and the $/h bound when that
+    cut them: ``max_cost_ratio`` times what the planned replicas cost); else None.
 
     The optimiser weighs cost; a cheaper variant that takes ten minutes to arrive leaves the
     service missing its SLO for those ten minutes. Capacity Ready soonest is what has been shown
@@ -341,7 +345,12 @@ def _bridge(
     room = dem.max_total - sum(raw.values())
     if gap <= 1e-6 or room <= 0:
         return None
-    return fastest.name, min(room, math.ceil(gap / dem.capacity_rps[fastest.name]))
+    extra = min(room, math.ceil(gap / dem.capacity_rps[fastest.name]))
+    bound = max_cost_ratio * pricing.share_usd_per_hour(raw, svc, pools)
+    each = pricing.share_usd_per_hour({fastest.name: 1}, svc, pools)
+    if not (each > 0 and math.isfinite(each) and math.isfinite(bound)) or extra * each <= bound:
+        return fastest.name, extra, None
+    return fastest.name, max(1, math.floor(bound / each)), bound
 
 
 def _within_tolerance(
