@@ -2,7 +2,8 @@
 # Starts a real Prometheus (Debian's build, from the tool cache) on 127.0.0.1. Idempotent.
 # Tests and the emulator add scrape targets by writing file_sd JSON files into
 # $INFSCALE_STATE/prometheus/targets/; Prometheus picks them up within seconds.
-# INFSCALE_SCRAPE_INTERVAL sets the scrape interval (default 2s; the scale benchmark uses 15s).
+# INFSCALE_SCRAPE_INTERVAL sets the scrape interval (default 2s; the scale benchmark uses 15s), and
+# a scrape may take all of it (10,000 emulated servers' metrics take over Prometheus's default 10 s).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 "$HACK_DIR/tools.sh" prometheus
 export PATH="$(tools_path):$PATH"
@@ -18,6 +19,7 @@ start_prometheus() {
 global:
   scrape_interval: ${INFSCALE_SCRAPE_INTERVAL:-2s}
   evaluation_interval: ${INFSCALE_SCRAPE_INTERVAL:-2s}
+  scrape_timeout: ${INFSCALE_SCRAPE_INTERVAL:-2s}
 scrape_configs:
 - job_name: prometheus
   static_configs: [{targets: ['127.0.0.1:$PROMETHEUS_PORT']}]

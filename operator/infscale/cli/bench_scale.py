@@ -165,6 +165,8 @@ class AuditLog:
     def read(self) -> None:
         if not self.path.exists():
             return
+        if self.path.stat().st_size < self.offset:
+            self.offset = 0  # rotated: the new file starts afresh
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
             data = handle.read()
