@@ -376,3 +376,15 @@ def test_a_quiet_services_wandering_peak_is_no_memory_worth_a_write() -> None:
 
     assert digest(0.07) == digest(0.2) == digest(0.33) == digest(4.9)
     assert digest(5.5) != digest(0.33)
+
+
+def test_a_too_slow_span_counts_in_the_memory_once_confirmed() -> None:
+    cfg = tuning.PlannerSettings()
+
+    def digest(span_s: float | None) -> tuple[object, ...]:
+        spans = {} if span_s is None else {"cpu": (0.9, 100.0, 100.0 + span_s)}
+        state = model.PlannerState(too_slow={"ns/quiet": spans})
+        return decide.memory_digest(state, "ns/quiet", cfg)
+
+    assert digest(None) == digest(0.0) == digest(cfg.too_slow_confirm_s - 15)  # noise
+    assert digest(cfg.too_slow_confirm_s) != digest(None)  # excluded from the plan

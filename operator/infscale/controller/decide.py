@@ -66,10 +66,14 @@ def memory_digest(
 ) -> tuple[object, ...]:
     """What a restart would miss of a service's memory, coarsely: its held peak (in replicas of
     its smallest learned capacity, else in steps of 2x) and capacities (25 %), its SLO headroom,
-    its too-slow and ceiling variants, and which minutes of the hour held a burst. Equal
-    digests: nothing worth a write was learned. The rate level is left out: the forecast
-    relearns it within a minute, and a quiet service's level moves by a quarter from one minute
-    to the next; so does its peak, which a restart misses only when it needs another replica."""
+    its confirmed too-slow variants and its ceiling variants, and which minutes of the hour held
+    a burst. Equal digests: nothing worth a write was learned. The rate level is left out: the
+    forecast relearns it within a minute, and a quiet service's level moves by a quarter from
+    one minute to the next; so does its peak, which a restart misses only when it needs another
+    replica. So is a too-slow span not yet confirmed: a quiet service's p95 (a dozen requests a
+    window) crosses the SLO now and then, and a restart costs such a span only its
+    confirmation time again (`hack/bench-scale.sh`: 47 of 153 saves in three steady minutes
+    at 1,000 services were such spans starting or ending)."""
     forecast = state.forecasts.get(key, model.ForecastState())
     rates = [r for _, r in forecast.minutes]
     usual = statistics.median(rates) if rates else 0.0
@@ -81,11 +85,13 @@ def memory_digest(
     capacities = state.capacity_rps.get(key, {})
     peak = max((r for _, r in forecast.peaks), default=0.0)
     smallest = min((c for c in capacities.values() if c > 0), default=0.0)
+    spans = state.too_slow.get(key, {}).items()
+    confirmed = tuple(sorted(v for v, (_, s, e) in spans if e - s >= cfg.too_slow_confirm_s))
     return (
         math.ceil(peak / smallest - 1e-9) if smallest > 0 else _coarse(peak, 2.0),
         tuple(sorted((v, _coarse(c)) for v, c in capacities.items())),
         round(state.headroom.get(key, 1.0), 1),
-        tuple(sorted(state.too_slow.get(key, {}))),
+        confirmed,
         tuple(sorted(state.capacity_ceiling.get(key, {}))),
         bursts,
     )
