@@ -54,6 +54,7 @@ PODS_PER_NODE = 250
 CAPACITY_RPS = 5.0
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 BARS_AT = 1000  # issue 21's bars are set for 1,000 services
+SERVICES_PER_ENDPOINT = 1000  # EMULATED servers' metrics per /metrics endpoint
 
 
 @dataclasses.dataclass
@@ -340,8 +341,18 @@ class Bench:
         target = pathlib.Path(args.targets_dir) / "bench-scale-emulator.json"
         results: list[dict[str, Any]] = []
         try:
-            server = emulator_server.serve(fleet.emulator, self.registry(fleet), "127.0.0.1", 0)
-            target.write_text(json.dumps([{"targets": [f"127.0.0.1:{server.server_address[1]}"]}]))
+            # One /metrics endpoint per 1,000 services: Prometheus spreads its targets' scrapes
+            # over the interval, so each renders its share in time (10,000 services' metrics from
+            # one endpoint took over the 15 s scrape timeout, and every service read unknown).
+            shards = max(1, math.ceil(largest / SERVICES_PER_ENDPOINT))
+            servers = [
+                emulator_server.serve(
+                    fleet.emulator, self.registry(fleet, (i, shards)), "127.0.0.1", 0
+                )
+                for i in range(shards)
+            ]
+            ports = [f"127.0.0.1:{server.server_address[1]}" for server in servers]
+            target.write_text(json.dumps([{"targets": ports}]))
             created = 0
             for count in sorted(args.counts):
                 fleet.refresh_s = max(5.0, count / 1000)
@@ -358,11 +369,11 @@ class Bench:
                 operator.kill()
         return {"results": results}
 
-    def registry(self, fleet: Fleet) -> Any:
+    def registry(self, fleet: Fleet, shard: tuple[int, int]) -> Any:
         from prometheus_client import CollectorRegistry
 
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(emulator_server.Exporter(fleet.emulator))
+        registry.register(emulator_server.Exporter(fleet.emulator, shard))
         return registry
 
     def start_operator(self, port: int) -> subprocess.Popen[bytes]:

@@ -15,6 +15,7 @@ import pathlib
 import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,16 +90,20 @@ def arrival_times(trace: traces.Trace, speed: float, rate_scale: float, seed: in
 class Exporter(Collector):
     """Renders every emulated pod's counters under the chosen preset's metric names."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, shard: tuple[int, int] = (0, 1)) -> None:
         self.emulator = emulator
+        self.shard = shard  # (index, count): the services this exporter renders, by name hash
 
     def collect(self) -> Iterable[Metric]:
+        index, count = self.shard
         with self.emulator.lock:
-            pods = [
-                (s.preset, p) for s in self.emulator.services.values() for p in s.model.all_pods()
+            services = [
+                state
+                for key, state in self.emulator.services.items()
+                if count == 1 or zlib.crc32("/".join(key).encode()) % count == index
             ]
-            arrived = [(s.model.namespace, s.model.name, s.model.arrived)
-                       for s in self.emulator.services.values()]  # fmt: skip
+            pods = [(s.preset, p) for s in services for p in s.model.all_pods()]
+            arrived = [(s.model.namespace, s.model.name, s.model.arrived) for s in services]
         gateway = CounterMetricFamily(
             GATEWAY_COUNTER.removesuffix("_total"),
             "EMULATED gateway: requests that arrived for the service, served or not",
