@@ -328,7 +328,7 @@ def test_a_steady_memory_is_saved_rarely_and_a_change_at_the_next_period() -> No
     source = FakeMetrics(rps=20.0)
     decider = decide.Decider(source, save_memory_s=60.0)
     service = [decide.ServiceInput(KEY, SPEC, held=False)]
-    saves = []
+    saves, changes = [], []
     for step in range(120):  # 30 min, 15 s apart: 30 periods
         now_s = 1000.0 + 15.0 * step
         if step == 100:
@@ -336,10 +336,14 @@ def test_a_steady_memory_is_saved_rarely_and_a_change_at_the_next_period() -> No
         decisions, _ = decider.decide(service, {"gpu": POOL}, owned(4), now_s)
         if decisions[KEY].memory:
             saves.append(now_s)
+            changes.append(decisions[KEY].memory_changes)
     steady = [t for t in saves if t < 2500.0]
     # Once learned, at most the hourly refresh (one more save in 25 min of a steady rate).
     assert 1 <= len(steady) <= 4, steady
     assert any(2500.0 <= t <= 2500.0 + 75.0 for t in saves), saves  # within a period of it
+    assert changes[0] == ("first",)
+    assert all(moved and "first" not in moved for moved in changes[1:]), changes  # said why
+    assert any(set(moved) & set(decide.MEMORY_PARTS) for moved in changes[1:]), changes
 
 
 def test_a_fleet_that_learns_at_once_saves_a_share_each_cycle() -> None:

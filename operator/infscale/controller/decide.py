@@ -61,6 +61,10 @@ MEMORY_MAX_AGE = 12
 """A memory unchanged but for noise is still saved after this many periods (1 h by default)."""
 
 
+MEMORY_PARTS = ("held peak", "capacities", "headroom", "too slow", "ceilings", "bursts")
+"""What each part of :func:`memory_digest` is, in the log of a save."""
+
+
 def memory_digest(
     state: model.PlannerState, key: str, cfg: planner_settings.PlannerSettings
 ) -> tuple[object, ...]:
@@ -220,13 +224,14 @@ class Decider:
                 observed.get(service.key),
                 awake=bool(sum(applied.values()) or arrivals[service.key]),
             )
-            memory = self._memory_due(new_state, key_text, now_s)
+            memory, memory_changes = self._memory_due(new_state, key_text, now_s) or (None, ())
             decisions[service.key] = ServiceDecision(
                 replicas={v.name: applied.get(v.name, 0) for v in service.spec.variants},
                 reason="; ".join(reasons)[:900],
                 recommended=recommended,
                 metrics=observed.get(service.key),
                 memory=memory,
+                memory_changes=memory_changes,
                 quality=plan.quality.get(key_text),
                 weights=plan.weights.get(key_text),
                 floor_usd_per_hour=plan.floor_usd_per_hour.get(key_text),
@@ -263,7 +268,9 @@ class Decider:
             reasons = (IGNORED_ARRIVAL_QUERY, *reasons)
         return reasons
 
-    def _memory_due(self, state: model.PlannerState, key_text: str, now_s: float) -> str | None:
+    def _memory_due(
+        self, state: model.PlannerState, key_text: str, now_s: float
+    ) -> tuple[str, tuple[str, ...]] | None:
         """The service's memory to save in status, when a save is due: once per
         ``save_memory_s`` if what it has learned moved (:func:`memory_digest`), and at least every
         ``MEMORY_MAX_AGE`` periods. A steady service's memory changes only in noise, and
@@ -273,7 +280,7 @@ class Decider:
         A save comes only in the cycle that passes the service's own phase of the period (from
         its name): what a whole fleet learns at once (its first minutes, a restart, a shared
         change of traffic) is saved over one period, a share of the fleet each cycle, never all
-        in one cycle."""
+        in one cycle. Returns the memory and what moved since the last save."""
         if self.save_memory_s <= 0:
             return None
         period = self.save_memory_s
@@ -285,11 +292,16 @@ class Decider:
         saved_s = self._saved_s.setdefault(key_text, checked_s)
         digest = memory_digest(state, key_text, self.cfg)
         stale = now_s >= saved_s + MEMORY_MAX_AGE * period
-        if digest == self._saved_digest.get(key_text) and not stale:
+        before = self._saved_digest.get(key_text)
+        if digest == before and not stale:
             return None
         self._saved_s[key_text] = now_s
         self._saved_digest[key_text] = digest
-        return encode_memory(state, key_text, now_s)
+        if before is None:
+            moved: tuple[str, ...] = ("first",)
+        else:
+            moved = tuple(p for p, a, b in zip(MEMORY_PARTS, before, digest, strict=True) if a != b)
+        return encode_memory(state, key_text, now_s), moved or ("age",)
 
     def _seed(
         self,

@@ -30,6 +30,9 @@ class ServiceDecision:
     metrics: metrics.ServiceMetrics | None = None
     memory: str | None = None
     """What the planner has learned of the service, to save in status (when due)."""
+    memory_changes: tuple[str, ...] = ()
+    """With ``memory``: what moved since the last save (``decide.MEMORY_PARTS``; ``first`` for
+    the first save, ``age`` for the hourly refresh of an unchanged memory)."""
     quality: float | None = None
     """With a quality floor: the planned mix's traffic-weighted quality."""
     weights: Mapping[str, int] | None = None

@@ -32,6 +32,8 @@ class Outcome:
     status_written: bool = False
     status_changes: tuple[str, ...] = ()
     """The status fields whose change made the write (``service_status.changed_fields``)."""
+    memory_changes: tuple[str, ...] = ()
+    """With a planner memory saved: what it learned since the last save."""
     events: list[str] = dataclasses.field(default_factory=list)
     status: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The status as computed this cycle (written or not)."""
@@ -47,6 +49,7 @@ class Outcome:
             f"applied {', '.join(self.applied)}" if self.applied else "",
             f"deleted {', '.join(self.deleted)}" if self.deleted else "",
             f"status ({', '.join(self.status_changes)})" if self.status_written else "",
+            f"memory ({', '.join(self.memory_changes)})" if self.memory_changes else "",
             f"events {', '.join(self.events)}" if self.events else "",
         ]
         return "; ".join(part for part in parts if part)
@@ -152,6 +155,7 @@ def reconcile(
             _event(ports, view.body, "Warning", "PodsUnschedulable", unschedulable, outcome)
     if decision is not None and decision.memory is not None:
         status["plannerMemory"] = decision.memory
+        outcome.memory_changes = decision.memory_changes
     outcome.status = status
     old_status: Mapping[str, Any] = view.body.get("status") or {}
     steady = service_status.settled(old_status, status, window_s)
