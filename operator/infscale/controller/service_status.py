@@ -299,8 +299,11 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str,
     """The status fields (a condition by its type, ``conditions/SLOMet``) that differ between
     two statuses, timestamps aside: why a status is written."""
     before, after = desired.without_times(old), desired.without_times(new)
-    changed = {key for key in before.keys() | after.keys() if key != "conditions"}
-    changed = {key for key in changed if before.get(key) != after.get(key)}
+    changed = {
+        key
+        for key in before.keys() | after.keys()
+        if key != "conditions" and before.get(key) != after.get(key)
+    }
     old_conditions = {c.get("type"): c for c in before.get("conditions") or []}
     new_conditions = {c.get("type"): c for c in after.get("conditions") or []}
     changed |= {
