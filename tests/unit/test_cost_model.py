@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from typing import Any
 
 import pytest
@@ -105,3 +106,18 @@ def test_a_node_fills_up_by_pod_count_before_by_cpu() -> None:
     assert replica.fits_per_node(node) == 250
     assert pricing.nodes_needed([(replica, 1000)], node) == 4
     assert quantity.node_resources({"cpu": "64"}).extended["pods"] == quantity.MAX_PODS_DEFAULT
+
+
+def test_the_fits_memo_keeps_one_entry_per_shape_and_no_spec_object_alive() -> None:
+    # Each cycle parses every spec anew: a memo keyed by identity kept each cycle's objects
+    # alive (tens of MiB at 1,000 services), one keyed by shape holds a handful of numbers.
+    node = quantity.node_resources({"cpu": "64", "memory": "256Gi", "pods": "250"})
+    first = quantity.pod_resources({"cpu": "100m", "memory": "256Mi"})
+    alive = weakref.ref(first)
+    assert first.fits_per_node(node) == 250
+    entries = len(model._FITS)
+    del first
+    for _ in range(1000):  # a thousand cycles' worth of the same spec, parsed again
+        assert quantity.pod_resources({"cpu": "100m", "memory": "256Mi"}).fits_per_node(node) == 250
+    assert alive() is None
+    assert len(model._FITS) == entries

@@ -8,6 +8,7 @@ or NaN result), never zero: a zero latency would look perfect and trigger a scal
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -28,24 +29,29 @@ class Resources:
         """All dimensions by name (``cpu``, ``memory_gib`` and each extended resource)."""
         return {"cpu": self.cpu, "memory_gib": self.memory_gib, **dict(self.extended)}
 
+    @functools.cached_property
+    def shape(self) -> tuple[float, float, tuple[tuple[str, float], ...]]:
+        """The vector as a hashable value, computed once per object."""
+        return (self.cpu, self.memory_gib, tuple(sorted(self.extended.items())))
+
     def fits_per_node(self, node: Resources) -> int:
         """How many of these fit on one node of shape ``node`` (0 when any dimension is short)."""
         # Called about ten times for every (variant, pool) pair of every plan (40,000 pairs at
-        # 1,000 services): remembered by identity. An entry holds both objects, so their ids
-        # cannot be reused while it lives, and the memo is emptied past a bound.
-        key = (id(self), id(node))
-        hit = _FITS.get(key)
-        if hit is not None and hit[0] is self and hit[1] is node:
-            return hit[2]
-        fits = _fits(self, node)
-        if len(_FITS) >= _FITS_BOUND:
-            _FITS.clear()
-        _FITS[key] = (self, node, fits)
+        # 1,000 services): remembered by value, one entry per pair of shapes. (Remembered by
+        # identity, each cycle's new spec objects added entries that held them alive: tens of
+        # MiB at 1,000 services before the bound emptied it.)
+        key = (self.shape, node.shape)
+        fits = _FITS.get(key)
+        if fits is None:
+            fits = _fits(self, node)
+            if len(_FITS) >= _FITS_BOUND:
+                _FITS.clear()
+            _FITS[key] = fits
         return fits
 
 
-_FITS: dict[tuple[int, int], tuple[Resources, Resources, int]] = {}
-_FITS_BOUND = 100_000
+_FITS: dict[tuple[object, object], int] = {}
+_FITS_BOUND = 10_000  # distinct (replica, node) shapes: a cluster has a handful
 
 
 def _fits(replica: Resources, node: Resources) -> int:
