@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from kubernetes import client
 
+from infscale.adapters import cluster_nodes, kube_client
 from tests.integration import waiting
 
 pytestmark = pytest.mark.integration
@@ -183,3 +184,24 @@ def test_kwok_stage_honours_the_model_loading_delay_without_jitter(
     for measured in delays:
         assert delay_s - 1 <= measured <= delay_s + 2, delays
     assert max(delays) - min(delays) <= 2, f"jitter between identical pods: {delays}"
+
+
+def test_the_cycles_pod_list_reads_every_page_and_keeps_pods_slim(
+    core: client.CoreV1Api, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_client, "PAGE", 2)  # five pods of ours: three pages at least
+    for index in range(5):
+        pod = client.V1Pod(
+            metadata=client.V1ObjectMeta(name=f"waiting-{index}", labels={"app": "waiting"}),
+            spec=pod_spec(f"no-such-pool-{namespace}", gpus=1),
+        )
+        core.create_namespaced_pod(namespace, pod)
+    listed = cluster_nodes.ClusterNodes(core.api_client).pods()
+    ours = [p for p in listed if p["metadata"]["namespace"] == namespace]
+    assert sorted(p["metadata"]["name"] for p in ours) == [f"waiting-{i}" for i in range(5)]
+    assert len(listed) == len({(p["metadata"]["namespace"], p["metadata"]["name"]) for p in listed})
+    for slim in ours:
+        assert slim["spec"]["containers"] == [
+            {"resources": {"requests": {GPU: "1", "cpu": "1", "memory": "1Gi"}}}
+        ]
+        assert "uid" not in slim["metadata"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from typing import Any
 
 from kubernetes import client
@@ -37,14 +37,14 @@ class KubernetesDeployments:
                 status=error.status,
             ) from error
 
-    def list_owned(self) -> list[dict[str, Any]]:
-        """Every Deployment infscale manages, as plain JSON (read fresh each cycle)."""
-        with kube_client.listing("infscale Deployments"):
-            response = self._apps.list_deployment_for_all_namespaces(
-                label_selector="app.kubernetes.io/managed-by=infscale", _preload_content=False
-            )
-        items: list[dict[str, Any]] = json.loads(response.data)["items"]  # type: ignore[attr-defined]
-        return items
+    def list_owned(self) -> Iterator[dict[str, Any]]:
+        """Every Deployment infscale manages, as plain JSON (read fresh each cycle, a page at a
+        time as the caller goes)."""
+        return kube_client.list_pages(
+            self._apps.list_deployment_for_all_namespaces,
+            "infscale Deployments",
+            label_selector="app.kubernetes.io/managed-by=infscale",
+        )
 
     def delete_deployment(self, namespace: str, name: str) -> None:
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from kubernetes import client, config
 from urllib3.util.retry import Retry
@@ -47,3 +49,22 @@ def listing(what: str) -> Iterator[None]:
     except client.ApiException as error:
         message = errors.api_message(error.body, f"{error.status} {error.reason}")
         raise errors.ClusterError(f"listing {what}: {message}", status=error.status) from error
+
+
+PAGE = 500
+"""Objects per list request: a cycle holds one page's parsed JSON at a time, not the whole
+cluster's (at 10,000 pods, hundreds of MiB)."""
+
+
+def list_pages(call: Callable[..., Any], what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every object a list call returns, read ``PAGE`` at a time (``limit`` and ``continue``).
+    A failed page becomes a ClusterError naming ``what``, as in :func:`listing`."""
+    token: str | None = None
+    while True:
+        with listing(what):
+            response = call(limit=PAGE, _continue=token, _preload_content=False, **kwargs)
+        listed = json.loads(response.data)
+        yield from listed["items"]
+        token = (listed.get("metadata") or {}).get("continue")
+        if not token:
+            return
