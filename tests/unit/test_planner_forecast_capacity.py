@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from infscale.domain import capacity, forecast, model, tuning
+from infscale.domain import capacity, evidence, forecast, model, tuning
 from tests.unit import planner_fixtures as fx
 
 CFG = tuning.PlannerSettings()
@@ -76,6 +76,22 @@ def test_capacity_creeps_up_when_loaded_near_the_estimate_and_still_fast() -> No
     # Near the estimate but not well inside the SLO: no evidence of room.
     busy = dataclasses.replace(near, latency_s=0.45)
     assert capacity.learn(6.0, variant, busy, 0.5, CFG) == 6.0
+
+
+def test_a_quiet_services_slowest_request_is_not_a_wrong_capacity() -> None:
+    variant = fx.service().variant("l4")  # spec 6 rps
+    svc = fx.service()
+    # 0.2 requests/s: a dozen in a 60 s window, one slow request puts their p95 over the SLO.
+    light = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=0.2, latency_s=0.9)
+    quiet = model.Observation(rps=0.2, rate_window_s=60.0, variants={"l4": light})
+    assert evidence.too_few_requests(svc, quiet)
+    assert capacity.learn(6.0, variant, light, 0.5, CFG, too_few_requests=True) == 6.0
+    assert capacity.too_slow_at(6.0, light, 0.5, too_few_requests=True) is None
+    # Twenty requests a window (at p95) place the percentile: the sample counts again.
+    busier = dataclasses.replace(quiet, rps=20 / 60.0)
+    assert not evidence.too_few_requests(svc, busier)
+    assert capacity.learn(6.0, variant, light, 0.5, CFG) < 6.0
+    assert not evidence.too_few_requests(svc, dataclasses.replace(quiet, rate_window_s=0.0))
 
 
 def test_capacity_ignores_uninformative_samples() -> None:

@@ -22,13 +22,18 @@ def too_slow_at(
     obs: model.VariantObservation | None,
     slo_latency_s: float,
     overloaded: bool = False,
+    too_few_requests: bool = False,
 ) -> float | None:
     """The per-replica rate at which this sample shows the variant over its SLO, if it does.
 
     ``overloaded`` says the service received more than its Ready replicas were believed to
     handle: latency over the SLO is then explained by the backlog, not by a wrong capacity.
+    ``too_few_requests``: the service's window holds too few requests to place the SLO
+    percentile (:func:`evidence.too_few_requests`): one slow request is not a wrong capacity.
     """
     if obs is None or obs.rps is None or obs.latency_s is None or obs.ready_replicas <= 0:
+        return None
+    if too_few_requests:
         return None
     per_replica_rps = obs.rps / obs.ready_replicas
     if overloaded or obs.latency_s <= slo_latency_s or per_replica_rps >= current_rps:
@@ -44,16 +49,20 @@ def learn(
     cfg: tuning.PlannerSettings,
     overloaded: bool = False,
     ceiling_rps: float | None = None,
+    too_few_requests: bool = False,
 ) -> float:
     """The capacity estimate after one observation (unchanged on unknown or uninformative data).
 
-    ``overloaded``: see :func:`too_slow_at`. ``ceiling_rps``: a per-replica rate at which the
-    variant was lately too slow; upward probes stay below ``capacity_ceiling_fraction`` of it.
+    ``overloaded``, ``too_few_requests``: see :func:`too_slow_at`. ``ceiling_rps``: a
+    per-replica rate at which the variant was lately too slow; upward probes stay below
+    ``capacity_ceiling_fraction`` of it.
     """
     if obs is None or obs.rps is None or obs.latency_s is None or obs.ready_replicas <= 0:
         return current_rps
     per_replica_rps = obs.rps / obs.ready_replicas
-    too_slow = too_slow_at(current_rps, obs, slo_latency_s, overloaded) is not None
+    too_slow = (
+        too_slow_at(current_rps, obs, slo_latency_s, overloaded, too_few_requests) is not None
+    )
     fast_enough = obs.latency_s <= cfg.capacity_ok_latency_fraction * slo_latency_s
     near_estimate = per_replica_rps >= cfg.capacity_probe_utilization * current_rps
     if not (too_slow or (fast_enough and near_estimate)):

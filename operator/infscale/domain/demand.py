@@ -383,6 +383,7 @@ def _evidence(
             cfg,
             in_backlog,
             ceiling[v.name][0] if v.name in ceiling else None,
+            evidence.too_few_requests(svc, obs),
         )
         for v in svc.variants
     }

@@ -29,6 +29,7 @@ def ceilings(
             obs.variants.get(v.name),
             svc.slo_latency_s,
             in_backlog,
+            too_few_requests(svc, obs),
         )
         if slow_rps is not None:
             kept[v.name] = (slow_rps, now_s)
@@ -74,6 +75,14 @@ def too_slow(
         first_s = before[1] if before is not None and recent else now_s
         kept[v.name] = (float(seen.latency_s or 0.0), first_s, now_s)
     return kept
+
+
+def too_few_requests(svc: model.ServiceSpec, obs: model.Observation) -> bool:
+    """The service's window holds fewer than ``1 / (1 - percentile)`` requests (20 at p95):
+    its SLO percentile is then no more than its slowest request. False when unknown."""
+    if obs.rps is None or obs.rate_window_s <= 0 or svc.slo_percentile >= 100:
+        return False
+    return obs.rps * obs.rate_window_s * (1.0 - svc.slo_percentile / 100.0) < 1.0
 
 
 TOO_SLOW_GAP_S = 60.0
