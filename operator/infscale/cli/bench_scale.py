@@ -191,8 +191,10 @@ class Fleet:
     """The EMULATED model servers of every service, stepped in a thread of this process."""
 
     def __init__(self, api: client.ApiClient, rps: float, seed: int) -> None:
+        # Independent services: each replays the 6 h trace from its own point in the first 3 h.
         trace = traces.poisson(rps, 6 * 3600.0, seed=seed)
-        self.emulator = emulator_server.Emulator(api, np.asarray(trace.arrivals_s), seed)
+        arrivals = np.asarray(trace.arrivals_s)
+        self.emulator = emulator_server.Emulator(api, arrivals, seed, stagger_s=3 * 3600.0)
         self.stop = threading.Event()
         self.extra: tuple[tuple[str, str], float, float] | None = None  # (service, rps, until)
         self.refresh_s = 5.0

@@ -194,6 +194,7 @@ class ServiceState:
             routing="weighted" if self.spec.routing is not None else "spread",
         )
         self.next_arrival = 0
+        self.offset_s = 0.0  # where in the trace this service starts (see Emulator.stagger_s)
 
     def perf(self, variant: str) -> servers.Perf | None:
         for v in self.spec.variants:
@@ -212,9 +213,14 @@ class Emulator:
         arrivals_s: np.ndarray,
         seed: int,
         namespaces: Sequence[str] = (),
+        stagger_s: float = 0.0,
     ) -> None:
         self.namespaces = frozenset(namespaces)
         """Serve only the services of these namespaces (empty: every namespace)."""
+        self.stagger_s = stagger_s
+        """Each service replays the trace from its own random point within this span: 0, all
+        alike (the demo's services follow one curve); a fleet of independent services needs
+        their noise independent, or one quiet minute of the trace is every service's at once."""
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.arrivals_s = arrivals_s
@@ -254,9 +260,7 @@ class Emulator:
                 seen.add(key)
                 state = self.services.get(key)
                 if state is None:
-                    state = ServiceState(body, self.seed + len(self.services))
-                    state.next_arrival = int(np.searchsorted(self.arrivals_s, self.now_s()))
-                    self.services[key] = state
+                    state = self.add(key, body)
                 wanted: dict[str, tuple[str, servers.Perf]] = {}
                 for pod_name, variant in ready.get(key, {}).items():
                     perf = state.perf(variant)
@@ -269,6 +273,15 @@ class Emulator:
             for key in set(self.services) - seen:
                 del self.services[key]
 
+    def add(self, key: tuple[str, str], body: dict[str, Any]) -> ServiceState:
+        """Start serving a service: its arrivals begin now, at its own point of the trace."""
+        seed = self.seed + len(self.services)
+        state = ServiceState(body, seed)
+        state.offset_s = float(np.random.default_rng(seed).uniform(0, self.stagger_s))
+        state.next_arrival = int(np.searchsorted(self.arrivals_s, self.now_s() + state.offset_s))
+        self.services[key] = state
+        return state
+
     def step(self) -> None:
         """Deliver every arrival up to now and finish what is done."""
         now = self.now_s()
@@ -276,9 +289,9 @@ class Emulator:
             for state in self.services.values():
                 while (
                     state.next_arrival < self.arrivals_s.size
-                    and self.arrivals_s[state.next_arrival] <= now
+                    and self.arrivals_s[state.next_arrival] - state.offset_s <= now
                 ):
-                    state.model.arrive(float(self.arrivals_s[state.next_arrival]))
+                    state.model.arrive(float(self.arrivals_s[state.next_arrival]) - state.offset_s)
                     state.next_arrival += 1
                 state.model.advance(now)
                 state.model.forget_before(now - 600)
