@@ -221,6 +221,23 @@ def test_a_miss_the_capacity_learner_explains_raises_no_headroom() -> None:
     assert svc.key not in state.headroom
 
 
+def test_a_quiet_services_slowest_request_teaches_neither_capacity_nor_headroom() -> None:
+    # 0.2 requests/s on one L4 replica: a dozen requests a 60 s window, whose p95 is the
+    # slowest of them. One slow request is no evidence of a wrong capacity or a missed SLO.
+    svc = fx.service(scale_down_stabilization_s=0)
+    l4 = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=0.2, latency_s=3.0)
+    slow = model.Observation(rps=0.2, latency_s=3.0, variants={"l4": l4}, rate_window_s=60.0)
+    _, state = _run(svc, [(0, 0.2)])
+    _, state = planner.plan([svc], fx.pools(), {svc.key: slow}, state, 15.0)
+    assert state.capacity_rps[svc.key].get("l4", 6.0) == 6.0
+    assert svc.key not in state.headroom
+    # With twenty requests a window, the same p95 is a miss.
+    busier = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=0.4, latency_s=3.0)
+    missed = dataclasses.replace(slow, rps=0.4, variants={"l4": busier})
+    _, state = planner.plan([svc], fx.pools(), {svc.key: missed}, state, 30.0)
+    assert state.capacity_rps[svc.key]["l4"] < 6.0 or svc.key in state.headroom
+
+
 def test_latency_from_an_overload_backlog_teaches_neither_capacity_nor_headroom() -> None:
     # One replica meets a burst, more are added, and the backlog keeps latency high for a while:
     # that must not lower the learned capacity nor inflate demand after the burst.

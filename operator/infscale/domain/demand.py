@@ -601,7 +601,8 @@ def _headroom(
 ) -> float:
     """The demand multiplier after recent SLO misses. A miss the capacity learner took as its own
     (it lowered an estimate) is not counted again as headroom: both at once would shrink supply
-    and grow demand for one symptom."""
+    and grow demand for one symptom. Nor is one among too few requests to place the SLO
+    percentile (a quiet service's slowest request)."""
     learned = cycle.state.capacity_rps.get(svc.key, {})
     learned_down = any(
         seen.capacities[v.name] < learned.get(v.name, v.capacity_rps) for v in svc.variants
@@ -613,7 +614,7 @@ def _headroom(
         svc,
         cycle.now_s,
         cycle.cfg,
-        seen.in_backlog or learned_down,
+        seen.in_backlog or learned_down or evidence.too_few_requests(svc, obs),
     )
 
 
