@@ -298,6 +298,8 @@ def test_rates_are_rewritten_only_beyond_their_counting_noise() -> None:
     for rps, latency, attainment in [(0.07, 0.3, 0.917), (0.33, 0.12, 1.0)]:
         moved = {"observedRps": rps, "observedLatencySeconds": latency, "sloAttainment": attainment}
         assert settled(old, **moved) == old
+    # Two readings a cycle apart are both noisy: 0.1 (six requests) then 0.35 (21) is no move.
+    assert settled({"observedRps": 0.1}, observedRps=0.35) == {"observedRps": 0.1}
     assert settled(old, observedRps=1.5)["observedRps"] == 1.5
     busy = {"observedRps": 100.0}
     assert settled(busy, observedRps=110.0) == busy
