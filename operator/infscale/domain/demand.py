@@ -62,6 +62,7 @@ class _Evidence:
     capacities: dict[str, float]
     ceiling: dict[str, tuple[float, float]]
     in_backlog: bool
+    too_few_requests: bool
     backlog_until_s: float | None
     too_slow: dict[str, tuple[float, float, float]]
     slow: dict[str, tuple[float, float, float]]
@@ -371,8 +372,16 @@ def _evidence(
     elif backlog_until_s is not None and backlog_until_s <= now_s:
         backlog_until_s = None
     in_backlog = overloaded or backlog_until_s is not None
+    too_few = evidence.too_few_requests(svc, obs)
     ceiling = evidence.ceilings(
-        svc, obs, learned, cycle.state.capacity_ceiling.get(key, {}), now_s, cfg, in_backlog
+        svc,
+        obs,
+        learned,
+        cycle.state.capacity_ceiling.get(key, {}),
+        now_s,
+        cfg,
+        in_backlog,
+        too_few,
     )
     caps = {
         v.name: capacity.learn(
@@ -383,7 +392,7 @@ def _evidence(
             cfg,
             in_backlog,
             ceiling[v.name][0] if v.name in ceiling else None,
-            evidence.too_few_requests(svc, obs),
+            too_few,
         )
         for v in svc.variants
     }
@@ -410,6 +419,7 @@ def _evidence(
         capacities=caps,
         ceiling=ceiling,
         in_backlog=in_backlog,
+        too_few_requests=too_few,
         backlog_until_s=backlog_until_s,
         too_slow=candidates,
         slow=slow,
@@ -614,7 +624,7 @@ def _headroom(
         svc,
         cycle.now_s,
         cycle.cfg,
-        seen.in_backlog or learned_down or evidence.too_few_requests(svc, obs),
+        seen.in_backlog or learned_down or seen.too_few_requests,
     )
 
 

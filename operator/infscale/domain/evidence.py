@@ -20,8 +20,10 @@ def ceilings(
     now_s: float,
     cfg: tuning.PlannerSettings,
     in_backlog: bool,
+    too_few: bool,
 ) -> dict[str, tuple[float, float]]:
-    """Per variant, the (per-replica rps, time) at which it was last seen too slow, if lately."""
+    """Per variant, the (per-replica rps, time) at which it was last seen too slow, if lately
+    (``too_few``: :func:`too_few_requests`, no sample counts)."""
     kept = {v: c for v, c in previous.items() if now_s - c[1] <= cfg.capacity_ceiling_memory_s}
     for v in svc.variants:
         slow_rps = capacity.too_slow_at(
@@ -29,7 +31,7 @@ def ceilings(
             obs.variants.get(v.name),
             svc.slo_latency_s,
             in_backlog,
-            too_few_requests(svc, obs),
+            too_few,
         )
         if slow_rps is not None:
             kept[v.name] = (slow_rps, now_s)

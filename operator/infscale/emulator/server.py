@@ -109,7 +109,7 @@ class Exporter(Collector):
             ]
             pods = [(s.preset, p) for s in services for p in s.model.all_pods()]
             arrived = [(s.model.namespace, s.model.name, s.model.arrived) for s in services]
-        slo_metrics = {s.spec.slo.metric.value for s in services}
+        only = {s.spec.slo.metric.value for s in services} if self.slo_histograms_only else None
         gateway = CounterMetricFamily(
             GATEWAY_COUNTER.removesuffix("_total"),
             "EMULATED gateway: requests that arrived for the service, served or not",
@@ -121,7 +121,6 @@ class Exporter(Collector):
         for preset in SUPPORTED_PRESETS:
             chosen = [p for name, p in pods if name == preset]
             if chosen:
-                only = slo_metrics if self.slo_histograms_only else None
                 yield from self._families(prometheus.PRESETS[preset], chosen, only)
 
     @staticmethod
