@@ -25,7 +25,6 @@ from infscale.adapters import prometheus
 from infscale.emulator import model
 from infscale.emulator import server as emulator_main
 from infscale.ports import metrics
-from infscale.sim import servers
 
 
 class StaticFleet:
@@ -36,7 +35,7 @@ class StaticFleet:
         self.services: dict[tuple[str, str], Any] = {}
         self.rng = np.random.default_rng(seed)
         self.rps = rps
-        perf = servers.perf_for(capacity_rps=5, slo_threshold_s=0.5)
+        perf = emulator_main.replica_perf(capacity_rps=5, threshold_s=0.5)
         for i in range(count):
             state = _State(model.EmulatedService(f"ns{i % 20}", f"svc{i}", ["a"], seed + i))
             state.model.set_pods({f"svc{i}-a-{p}": ("a", perf) for p in range(2)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import pathlib
 import threading
 import time
@@ -36,7 +37,7 @@ from infscale.adapters import kube_client, prometheus
 from infscale.api import v1alpha1
 from infscale.emulator import model
 from infscale.labels import SERVICE_LABEL, VARIANT_LABEL
-from infscale.sim import servers, traces
+from infscale.sim import manifests, servers, traces
 
 LOG = logging.getLogger(__name__)
 LABELS = ["namespace", "infscale_dev_service", "infscale_dev_variant", "pod"]
@@ -198,9 +199,16 @@ class ServiceState:
     def perf(self, variant: str) -> servers.Perf | None:
         for v in self.spec.variants:
             if v.name == variant:
-                reference_s = self.spec.slo.threshold_seconds or servers.BATCH_REFERENCE_S
-                return servers.perf_for(v.capacity_rps, reference_s)
+                return replica_perf(v.capacity_rps, self.spec.slo.threshold_seconds)
         return None
+
+
+def replica_perf(capacity_rps: float, threshold_s: float | None) -> servers.Perf:
+    """How an emulated replica serves: as the simulator's replay of the same manifests has it
+    (``manifests.derived_perf``: ``capacityRps`` is 80 % of what four replicas sustain at 99 %
+    within the threshold), so a live run and its replay in the simulator serve alike."""
+    perf = manifests.derived_perf(capacity_rps, threshold_s)
+    return servers.Perf(perf.slots, perf.service_s, perf.cv)
 
 
 class Emulator:
@@ -213,6 +221,7 @@ class Emulator:
         seed: int,
         namespaces: Sequence[str] = (),
         stagger_s: float = 0.0,
+        start_delay_s: float = 0.0,
     ) -> None:
         self.namespaces = frozenset(namespaces)
         """Serve only the services of these namespaces (empty: every namespace)."""
@@ -226,9 +235,13 @@ class Emulator:
         self.seed = seed
         self.services: dict[tuple[str, str], ServiceState] = {}
         self.lock = threading.Lock()
-        self.started = time.monotonic()
+        self.started = time.monotonic() + start_delay_s
+        """The trace's time zero: ``start_delay_s`` after now. Until then the Ready pods export
+        their counters at zero, so whatever discovers series periodically (Prometheus' file_sd,
+        prometheus-adapter's relist) knows the service before its first request."""
 
     def now_s(self) -> float:
+        """Seconds of the (compressed) trace so far; negative before it starts."""
         return time.monotonic() - self.started
 
     def refresh(self) -> None:
@@ -350,6 +363,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=0, help="stop after seconds (0: trace end)"
     )
     parser.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.0,
+        help="seconds of serving zero counters before the first request (series discovered)",
+    )
+    parser.add_argument(
         "--namespace",
         action="append",
         default=[],
@@ -363,7 +382,13 @@ def run(args: argparse.Namespace) -> int:
     )
     trace = load_trace(args.trace, args.seed)
     arrivals = arrival_times(trace, args.speed, args.rate_scale, args.seed)
-    emulator = Emulator(kube_client.api_client(), arrivals, args.seed, args.namespace)
+    emulator = Emulator(
+        kube_client.api_client(),
+        arrivals,
+        args.seed,
+        args.namespace,
+        start_delay_s=args.start_delay,
+    )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Exporter(emulator))
     server = serve(emulator, registry, args.address, args.port)
@@ -373,7 +398,7 @@ def run(args: argparse.Namespace) -> int:
         target = [{"targets": [f"{args.address}:{port}"], "labels": {"job_role": "emulator"}}]
         args.targets_file.write_text(json.dumps(target))
     end_s = args.duration or (trace.duration_s / args.speed)
-    next_refresh = 0.0
+    next_refresh = -math.inf  # from the start of the delay, not of the trace
     try:
         while emulator.now_s() < end_s:
             if emulator.now_s() >= next_refresh:

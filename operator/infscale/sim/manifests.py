@@ -15,6 +15,7 @@ cv 0.35); the slots and the service time are chosen to make that so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import pathlib
 import re
@@ -297,8 +298,10 @@ def _miss(servers: int, service_s: float, rate: float, threshold_s: float) -> fl
     return float(stats.gamma.sf(threshold_s, shape, scale=scale)) + waits * float(within)
 
 
-def derived_perf(capacity_rps: float, slo: v1alpha1.Slo) -> scenario.Perf:
-    """How a replica behaves in the simulator, from its spec (see the module's docstring).
+@functools.cache
+def derived_perf(capacity_rps: float, threshold_s: float | None) -> scenario.Perf:
+    """How a replica behaves, in the simulator and the emulator alike, from its spec (see the
+    module's docstring); ``threshold_s`` is the SLO's (None: a batch service's reference).
 
     Slots: enough for ``capacity_rps / SPEC_SHARE`` at 75 % busy with a service time of a
     quarter of the threshold. Service time: the longest with which ``CALIBRATION_REPLICAS``
@@ -306,7 +309,7 @@ def derived_perf(capacity_rps: float, slo: v1alpha1.Slo) -> scenario.Perf:
     scenarios' definition of a cautious spec; tests/unit/test_whatif.py checks it in the
     simulator).
     """
-    threshold = slo.threshold_seconds or BATCH_REFERENCE_S
+    threshold = threshold_s or BATCH_REFERENCE_S
     rate = capacity_rps / SPEC_SHARE
     slots = max(1, math.ceil(rate * SERVICE_FRACTION * threshold / 0.75))
     servers, total = CALIBRATION_REPLICAS * slots, CALIBRATION_REPLICAS * rate
@@ -364,7 +367,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 "resources": dataclasses.asdict(resources),
                 "capacity_rps": variant.capacity_rps,
                 "startup_s": float(variant.startup_seconds),
-                "perf": derived_perf(variant.capacity_rps, spec.slo),
+                "perf": derived_perf(variant.capacity_rps, spec.slo.threshold_seconds),
                 "quality": variant.quality,
             }
         )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import heapq
-import math
 
 import numpy as np
 
@@ -33,20 +32,7 @@ class Perf:
 
 BATCH_REFERENCE_S = 2.0
 """A batch service has no latency threshold to derive a replica's service time from: its
-replicas are emulated as those of an interactive service with this threshold (0.5 s each)."""
-
-
-def perf_for(capacity_rps: float, slo_threshold_s: float, utilization: float = 0.8) -> Perf:
-    """A replica whose sustainable rate at the SLO is about ``capacity_rps``.
-
-    Service takes a quarter of the SLO threshold (so an idle replica meets the SLO with room to
-    spare, as a real server does); the slot count makes ``capacity_rps`` a ``utilization`` share
-    of the replica's maximum throughput, so queueing pushes the percentile towards the threshold
-    near that rate.
-    """
-    service_s = slo_threshold_s / 4
-    slots = max(1, math.ceil(capacity_rps * service_s / utilization))
-    return Perf(slots=slots, service_s=service_s, cv=0.5)
+replicas are emulated as those of an interactive service with this threshold."""
 
 
 @dataclasses.dataclass(frozen=True)
