@@ -174,6 +174,21 @@ def test_rates_are_read_over_the_simulators_window(window_s: float, served_at_15
     assert watcher.rates[90.0] == pytest.approx(5.0, rel=0.1)
 
 
+@pytest.mark.parametrize("gateway", [False, True])
+def test_a_gateway_shows_the_arrivals_a_saturated_replica_cannot_complete(gateway: bool) -> None:
+    # 60 rps at one L4 replica: the completions are capped by what it serves; a gateway's
+    # count (the live bench's --arrival-rate-query) shows the demand.
+    trace = traces.poisson(60.0, 120.0, seed=3)
+    watcher = _Watcher()
+    sim = engine.Simulator(
+        trace, SCEN, watcher, initial={"l4": 1}, initial_nodes={"l4": 1}, gateway=gateway
+    )
+    sim.run()
+    seen = watcher.rates[90.0] or 0.0
+    assert (seen == pytest.approx(60.0, rel=0.15)) is gateway
+    assert seen < 40.0 or gateway
+
+
 def _routed_scenario(routing: str) -> scenario.Scenario:
     """A full model and a small one (a third of the price per rps, quality 0.8) on one CPU pool,
     under an average floor of 0.9."""

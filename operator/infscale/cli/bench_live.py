@@ -649,7 +649,8 @@ def simulate(
     with console.status("the same traffic in the simulator"):
         main = policies.Infscale(service, pools)
         main.seed_state(*start)
-        result = bench._run(replayed, scen, main, start, False, 1, window_s)
+        # The live operator reads the emulator's gateway count too (--arrival-rate-query).
+        result = bench._run(replayed, scen, main, start, False, 1, window_s, gateway=True)
         results["infscale"] = (result.cost_usd, result.slo_attainment)
         for fraction in fractions:
             target = fraction * l4.capacity_rps

@@ -159,6 +159,7 @@ def _run(
     cluster_autoscaler: bool,
     seed: int,
     rate_window_s: float = engine.RATE_WINDOW_S,
+    gateway: bool = False,
 ) -> engine.Result:
     sim = engine.Simulator(
         trace,
@@ -169,6 +170,7 @@ def _run(
         initial=warm[0],
         initial_nodes=warm[1],
         rate_window_s=rate_window_s,
+        gateway=gateway,
     )
     return sim.run()
 

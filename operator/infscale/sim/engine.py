@@ -250,9 +250,13 @@ class Simulator:
         initial_nodes: Mapping[str, int] | None = None,
         rate_window_s: float = RATE_WINDOW_S,
         cluster: Cluster | None = None,
+        gateway: bool = False,
     ) -> None:
         self.trace = trace
         self.rate_window_s = rate_window_s
+        self.gateway = gateway
+        """The policy also sees a gateway's count of arrivals: its rate is the larger of the
+        completions' and the arrivals' (as the operator's with ``--arrival-rate-query``)."""
         self.service = scen.domain_service()
         self.cluster = cluster or Cluster.of(scen, seed)
         self.pools = self.cluster.pools
@@ -471,8 +475,13 @@ class Simulator:
                     else float(np.percentile([lat for _, lat in done], self.percentile))
                 ),
             )
+        rps = served / span
+        if self.gateway:
+            arrivals = self.trace.arrivals_s
+            arrived = np.searchsorted(arrivals, now_s) - np.searchsorted(arrivals, now_s - span)
+            rps = max(rps, float(arrived) / span)
         obs = model.Observation(
-            rps=None if outage or now_s < 1.0 else served / span,
+            rps=None if outage or now_s < 1.0 else rps,
             queued=None if outage else float(self.rq.waiting),
             rate_window_s=self.rate_window_s,
             latency_s=latency,
