@@ -3,6 +3,7 @@ Karpenter, and the comparison it prints."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from infscale.cli import bench_live
@@ -70,3 +71,27 @@ def test_the_hpas_rate_limits_are_compressed_like_every_other_duration() -> None
         ][0]["periodSeconds"]
         == 15
     )
+
+
+def test_each_target_runs_live_at_the_window_its_replay_ranks_best() -> None:
+    args = argparse.Namespace(hpa_fractions="0.5,1.0", hpa_windows="60,300")
+    settings = bench_live.hpa_settings(args)
+    assert len(settings) == 4
+    simulated = {
+        "infscale": (4.0, 0.95),
+        # target 5 rps: both windows reach infscale's attainment, 60 s is cheaper
+        settings[0].name(10.0): (3.0, 0.96),
+        settings[1].name(10.0): (3.5, 0.97),
+        # target 10 rps: neither reaches it, 300 s comes closest
+        settings[2].name(10.0): (2.0, 0.80),
+        settings[3].name(10.0): (2.5, 0.85),
+    }
+    chosen = bench_live.best_windows(settings, simulated, 10.0)
+    assert chosen == [bench_live.HpaSetting(0.5, 60.0), bench_live.HpaSetting(1.0, 300.0)]
+    assert chosen[0].name(10.0) == "hpa(target=5rps,window=60s)+karpenter"
+
+
+def test_the_replays_karpenter_runs_the_binarys_periods_stretched_by_the_speed() -> None:
+    model = bench_live.karpenter_model(15.0)
+    assert model.consolidate_after_s == 8 * 15  # consolidateAfter 8 s of wall time
+    assert (model.validation_s, model.poll_s) == (225.0, 150.0)

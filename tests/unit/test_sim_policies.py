@@ -94,6 +94,33 @@ def test_cluster_autoscaler_adds_for_pending_and_removes_empty_after_ten_minutes
     assert len(sim.live_nodes("l4")) == 0
 
 
+def test_karpenter_removes_empty_nodes_a_budget_at_a_time_after_validation() -> None:
+    trace = traces.Trace("empty", np.array([]), 2000.0)
+    sim = engine.Simulator(trace, SCEN, policies.Static("l4", 0, {}), drain_s=0.0)
+    karpenter = autoscaler.Karpenter(consolidate_after_s=120.0, validation_s=15.0, poll_s=10.0)
+    sim.desired["l4"] = 20
+    sim._reconcile_replicas(0.0)
+    karpenter(sim, 0.0)
+    assert len(sim.live_nodes("l4")) == 20  # at once, one replica per 1-GPU node
+    sim.desired["l4"] = 0
+    sim._reconcile_replicas(400.0)  # the nodes were Ready at 300 s; empty from 400 s
+    live = []
+    for t in range(400, 1000):
+        karpenter(sim, float(t))
+        live.append(len(sim.live_nodes("l4")))
+    assert live[119] == 20  # not before consolidateAfter
+    assert live[120 + 15] == 18  # the first command: 10 % of 20 nodes, after 15 s of validation
+    assert live[120 + 30] == 16  # the next command follows at once: 2 (10 % of 18, rounded up)
+    assert live[-1] == 0
+
+
+def test_hpa_scale_down_window_is_a_setting() -> None:
+    assert policies.Hpa(SERVICE, "l4", 3.0).name == "hpa(target=3rps)"
+    short = policies.Hpa(SERVICE, "l4", 3.0, down_window_s=60.0)
+    assert short.name == "hpa(target=3rps,window=60s)"
+    assert short.core.down_window_s == 60.0
+
+
 def test_oracle_pays_startup_ahead_of_a_step_and_beats_static() -> None:
     arrivals = np.concatenate(
         [np.linspace(0, 600, 600, endpoint=False), np.linspace(600, 1200, 6000)]

@@ -9,6 +9,9 @@ policy, each on a fresh set of kwok nodes of the local cluster:
   L4 Deployment on its completed requests per replica, read from Prometheus through the real
   prometheus-adapter, and the real Karpenter (kwok provider) brings and removes the L4 nodes, at
   each of several HPA targets (fractions of the variant's capacityRps, as the simulator's sweep).
+  The scale-down stabilization window is swept in the simulator first (every target at every
+  ``--hpa-windows``); each target runs live at the window its replay ranks best (the cheapest
+  reaching infscale's replayed attainment, else the one with the highest attainment).
 
 Every duration is divided by ``--speed``: node provisioning (the pool's, and Karpenter's
 ``nodeRegistrationDelay``), replica startup, the scale-down windows, the node cool-down (and
@@ -50,6 +53,8 @@ from infscale.controller import desired
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from infscale.sim import autoscaler
 
 GROUP, VERSION = v1alpha1.GROUP, v1alpha1.VERSION
 NAMESPACE, SERVICE, HPA_VARIANT = "team-a", "chat", "l4"
@@ -131,6 +136,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hpa-fractions",
         default="0.5,0.75,1.0",
         help="HPA targets as fractions of the L4 variant's capacityRps (comma-separated)",
+    )
+    parser.add_argument(
+        "--hpa-windows",
+        default="60,300,600",
+        help="HPA scale-down stabilization windows swept in the replay, seconds of trace time "
+        "(comma-separated); each target runs live at its best (one value: that window)",
     )
     parser.add_argument("--policies", default="infscale,hpa", help="infscale and/or hpa")
     parser.add_argument("--prometheus-url", default=os.environ.get("INFSCALE_PROMETHEUS_URL"))
@@ -443,6 +454,24 @@ def instance_type(pool: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def consolidate_after_wall_s(speed: float) -> int:
+    """Karpenter's ``consolidateAfter``: infscale's default node cool-down (120 s), compressed."""
+    return max(1, round(120 / speed))
+
+
+def karpenter_model(speed: float) -> autoscaler.Karpenter:
+    """The replay's model of that Karpenter, in trace time: its own periods (wall seconds in the
+    binary, not compressed) stretched by ``speed`` as the live run sees them."""
+    from infscale.sim import autoscaler
+
+    return autoscaler.Karpenter(
+        consolidate_after_s=consolidate_after_wall_s(speed) * speed,
+        validation_s=15.0 * speed,
+        poll_s=10.0 * speed,
+        scan_interval_s=1.0 * speed,
+    )
+
+
 @contextlib.contextmanager
 def karpenter(
     api: client.ApiClient, pool: Mapping[str, Any], speed: float, workdir: pathlib.Path
@@ -502,7 +531,7 @@ def karpenter(
             "limits": {"nodes": str(spec.get("maxNodes", 100))},
             "disruption": {
                 "consolidationPolicy": "WhenEmpty",
-                "consolidateAfter": f"{max(1, round(120 / speed))}s",
+                "consolidateAfter": f"{consolidate_after_wall_s(speed)}s",
             },
         },
     }
@@ -530,7 +559,7 @@ def karpenter(
 def run_hpa(
     cluster: Cluster,
     documents: list[dict[str, Any]],
-    fraction: float,
+    setting: HpaSetting,
     args: argparse.Namespace,
     console: Console,
 ) -> Run:
@@ -545,8 +574,7 @@ def run_hpa(
         for p in _kind(documents, "InferenceNodePool")
         if p["metadata"]["name"] == variant.node_pool
     ]
-    target = fraction * variant.capacity_rps
-    run = Run(_hpa_name(target))
+    run = Run(setting.name(variant.capacity_rps))
     _apply([*_kind(documents, "Namespace"), service])
     owner = cluster.custom.get_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, "inferenceservices", SERVICE
@@ -561,8 +589,8 @@ def run_hpa(
     hpa = hpa_manifest(
         body["metadata"]["name"],
         (max(1, spec.replicas.min), spec.replicas.max),
-        target,
-        spec.scale_down.stabilization_seconds,
+        setting.fraction * variant.capacity_rps,
+        setting.window_s / args.speed,
         args.speed,
     )
     try:
@@ -589,7 +617,7 @@ def hpa_manifest(
     """The HPA on the adapter's per-replica rate with the default behavior compressed like every
     other duration: its rate limits (scale up by 100 % or 4 pods, down by 100 %, per 15 s) act
     per 15 s of trace time, as the simulator's HPA does. ``stabilization_s`` is already
-    compressed (the service's own)."""
+    compressed."""
     period_s = max(1, round(15 / speed))
     return {
         "apiVersion": "autoscaling/v2",
@@ -622,13 +650,54 @@ def hpa_manifest(
     }  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class HpaSetting:
+    """One HPA configuration: its target (a fraction of the variant's capacityRps) and its
+    scale-down stabilization window (trace seconds)."""
+
+    fraction: float
+    window_s: float
+
+    def name(self, capacity_rps: float) -> str:
+        """The record's policy name."""
+        target = self.fraction * capacity_rps
+        return f"hpa(target={target:.3g}rps,window={self.window_s:g}s)+karpenter"
+
+
+def hpa_settings(args: argparse.Namespace) -> list[HpaSetting]:
+    """Every target at every window."""
+    fractions = [float(f) for f in args.hpa_fractions.split(",")]
+    windows = [float(w) for w in args.hpa_windows.split(",")]
+    return [HpaSetting(f, w) for f in fractions for w in windows]
+
+
+def best_windows(
+    settings: Sequence[HpaSetting],
+    simulated: Mapping[str, tuple[float, float]],
+    capacity_rps: float,
+) -> list[HpaSetting]:
+    """Per target, the window the replay ranks best: the cheapest reaching infscale's replayed
+    attainment (or 0.99), else the one with the highest attainment."""
+    bar = min(0.99, simulated.get("infscale", (math.nan, 0.0))[1])
+    chosen = []
+    for fraction in dict.fromkeys(s.fraction for s in settings):
+        mine = [s for s in settings if s.fraction == fraction]
+        reaching = [s for s in mine if simulated[s.name(capacity_rps)][1] >= bar]
+        if reaching:
+            chosen.append(min(reaching, key=lambda s: simulated[s.name(capacity_rps)][0]))
+        else:
+            chosen.append(max(mine, key=lambda s: simulated[s.name(capacity_rps)][1]))
+    return chosen
+
+
 def simulate(
-    args: argparse.Namespace, fractions: Sequence[float], console: Console
-) -> dict[str, tuple[float, float]]:
+    args: argparse.Namespace, settings: Sequence[HpaSetting], console: Console
+) -> tuple[dict[str, tuple[float, float]], float]:
     """The same traffic in ``infscale.sim``, in trace time, from the same start (one L4 replica
     on one L4 node), rates read over the live runs' window: policy name -> (cost, attainment),
-    named as the live runs are. The scenario is the one ``infscale whatif`` builds from the same
-    manifests, uncompressed."""
+    named as the live runs are, and the L4 variant's capacityRps. The scenario is the one
+    ``infscale whatif`` builds from the same manifests, uncompressed; the HPA's nodes come from
+    a model of the live run's Karpenter (:func:`karpenter_model`)."""
     from infscale.emulator import server as emulator
     from infscale.sim import bench, manifests, policies, traces
 
@@ -652,16 +721,15 @@ def simulate(
         # The live operator reads the emulator's gateway count too (--arrival-rate-query).
         result = bench._run(replayed, scen, main, start, False, 1, window_s, gateway=True)
         results["infscale"] = (result.cost_usd, result.slo_attainment)
-        for fraction in fractions:
-            target = fraction * l4.capacity_rps
-            hpa = policies.Hpa(service, HPA_VARIANT, target)
-            result = bench._run(replayed, scen, hpa, start, True, 1, window_s)
-            results[_hpa_name(target)] = (result.cost_usd, result.slo_attainment)
-    return results
-
-
-def _hpa_name(target_rps: float) -> str:
-    return f"hpa(target={target_rps:.3g}rps)+karpenter"
+        for setting in settings:
+            target = setting.fraction * l4.capacity_rps
+            hpa = policies.Hpa(service, HPA_VARIANT, target, setting.window_s)
+            result = bench._run(
+                replayed, scen, hpa, start, True, 1, window_s,
+                node_manager=karpenter_model(args.speed),
+            )  # fmt: skip
+            results[setting.name(l4.capacity_rps)] = (result.cost_usd, result.slo_attainment)
+    return results, l4.capacity_rps
 
 
 def verdict(records: Sequence[Mapping[str, Any]]) -> str:
@@ -720,10 +788,32 @@ def report(
             f"{sim_att:.4f} ({live_att - sim_att:+.4f})",
         )  # fmt: skip
     console.print(table)
+    live = {rec["policy"] for rec in records}
+    swept = {name: result for name, result in simulated.items() if name.startswith("hpa")}
+    if swept:
+        sweep = Table(title="The HPA sweep in the simulator (live: the window run live per target)")
+        for column in ("setting", "sim cost $", "sim attainment", "live"):
+            sweep.add_column(column, justify="left" if column == "setting" else "right")
+        for name, (cost, attainment) in swept.items():
+            sweep.add_row(name, f"{cost:.3f}", f"{attainment:.4f}", "yes" if name in live else "")
+        console.print(sweep)
     console.print(verdict(records))
     args.out.write_text(
         json.dumps(
-            {"records": records, "args": {k: str(v) for k, v in vars(args).items()}}, indent=1
+            {
+                "records": records,
+                "sim_sweep": [
+                    {
+                        "policy": name,
+                        "sim_cost_usd": round(cost, 4),
+                        "sim_slo_attainment": round(attainment, 4),
+                        "live": name in live,
+                    }
+                    for name, (cost, attainment) in swept.items()
+                ],
+                "args": {k: str(v) for k, v in vars(args).items()},
+            },
+            indent=1,
         )
     )
     figure, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
@@ -757,14 +847,17 @@ def run(args: argparse.Namespace) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(kube_client.api_client())
     policies = args.policies.split(",")
+    settings = hpa_settings(args) if "hpa" in policies else []
+    simulated, capacity_rps = simulate(args, settings, console)
     runs: list[Run] = []
     if "infscale" in policies:
         console.rule("infscale (replicas and node pools)")
         runs.append(run_infscale(cluster, documents, args, console))
-    if "hpa" in policies:
-        for fraction in [float(f) for f in args.hpa_fractions.split(",")]:
-            console.rule(f"HPA at {fraction:g} x capacityRps + Karpenter")
-            runs.append(run_hpa(cluster, documents, fraction, args, console))
-    fractions = [float(f) for f in args.hpa_fractions.split(",")] if "hpa" in policies else []
-    report(runs, simulate(args, fractions, console), args, console)
+    for setting in best_windows(settings, simulated, capacity_rps):
+        console.rule(
+            f"HPA at {setting.fraction:g} x capacityRps, scale-down window "
+            f"{setting.window_s:g} s + Karpenter"
+        )
+        runs.append(run_hpa(cluster, documents, setting, args, console))
+    report(runs, simulated, args, console)
     return 0

@@ -1,4 +1,5 @@
-"""Cluster Autoscaler rules under the pod baselines (kubernetes/autoscaler FAQ.md).
+"""Node managers under the pod baselines: Cluster Autoscaler's rules (kubernetes/autoscaler
+FAQ.md), and Karpenter's for the live bench's replay.
 
 Every 10 s: pods Pending for capacity trigger a scale-up of their node group (each variant has one
 pool, so the ``least-waste`` expander has a single candidate); new nodes take the pool's
@@ -6,14 +7,38 @@ provisioning time. A node is removed after it has been unneeded for 10 min, and 
 after a scale-up of its group; at most 10 empty nodes go at once. Simplification: only empty
 nodes count as unneeded (CA also drains nodes below 50 % utilisation whose pods fit elsewhere;
 the simulator does not migrate pods), which can only make the baselines pay more node-time.
+
+Karpenter (sigs.k8s.io/karpenter v1.14.1, ``consolidationPolicy: WhenEmpty``) provisions for
+pending pods the same way; a node empty for ``consolidateAfter`` is a candidate, and its
+disruption controller removes candidates by commands of at most the NodePool's budget (default
+10 % of its nodes, rounded up), each validated for 15 s before it runs, looking again every 10 s
+when there is nothing to do (pkg/controllers/disruption: ``pollingPeriod``,
+``commandValidationDelay``). Those periods are the binary's own, in wall time: a live run
+compressed in time sees them stretched by its speed, and its replay passes them so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from infscale.domain import pricing
 from infscale.sim import engine
+
+
+def provision(sim: engine.Nodes, pool_name: str, now_s: float) -> None:
+    """New nodes of a pool for its pending pods, beyond those still provisioning."""
+    cluster = sim.cluster
+    pool = cluster.pools[pool_name]
+    live = cluster.live_nodes(pool_name)
+    items = [(r.resources, 1) for r in sim.pending_pods(pool_name)]
+    provisioning = sum(1 for n in live if n.ready_s > now_s)
+    wanted = pricing.nodes_needed(items, pool.node) - provisioning
+    add = max(0, min(wanted, pool.max_nodes - len(live)))
+    for _ in range(add):
+        cluster.add_node(pool_name, now_s)
+    if add:
+        cluster.scale_events += 1
 
 
 @dataclasses.dataclass
@@ -36,16 +61,8 @@ class ClusterAutoscaler:
         cluster = sim.cluster
         for name, pool in cluster.pools.items():
             live = cluster.live_nodes(name)
-            pending = sim.pending_pods(name)
-            if pending:
-                items = [(r.resources, 1) for r in pending]
-                provisioning = sum(1 for n in live if n.ready_s > now_s)
-                wanted = pricing.nodes_needed(items, pool.node) - provisioning
-                add = max(0, min(wanted, pool.max_nodes - len(live)))
-                for _ in range(add):
-                    cluster.add_node(name, now_s)
-                if add:
-                    cluster.scale_events += 1
+            if sim.pending_pods(name):
+                provision(sim, name, now_s)
                 continue
             removable = []
             for node in live:
@@ -64,3 +81,60 @@ class ClusterAutoscaler:
                 self._unneeded_since.pop(id(node), None)
             if batch:
                 cluster.scale_events += 1
+
+
+@dataclasses.dataclass
+class Karpenter:
+    """Callable node manager: Karpenter's WhenEmpty consolidation (module docstring); every
+    duration in simulated seconds."""
+
+    consolidate_after_s: float
+    budget_fraction: float = 0.1  # the NodePool's default budget, nodes: "10%"
+    validation_s: float = 15.0
+    poll_s: float = 10.0
+    scan_interval_s: float = 1.0  # provisioning: its batch of pending pods closes after 1 s idle
+    _next_scan_s: float = 0.0
+    _next_poll_s: float = 0.0
+    _empty_since: dict[int, float] = dataclasses.field(default_factory=dict)
+    _command: tuple[float, list[engine.Node]] | None = None  # (runs at, candidates)
+
+    def __call__(self, sim: engine.Nodes, now_s: float) -> None:
+        """Provisioning when due, then the disruption controller."""
+        cluster = sim.cluster
+        if now_s >= self._next_scan_s:
+            self._next_scan_s = now_s + self.scan_interval_s
+            for name in cluster.pools:
+                if sim.pending_pods(name):
+                    provision(sim, name, now_s)
+        for node in cluster.live_nodes():
+            if node.pods or node.ready_s > now_s:
+                self._empty_since.pop(id(node), None)
+            else:
+                self._empty_since.setdefault(id(node), now_s)
+        if self._command is not None:
+            runs_at, candidates = self._command
+            if now_s < runs_at:
+                return
+            self._command = None
+            # Validation: a candidate that took a pod meanwhile stays.
+            gone = [n for n in candidates if n.released_s is None and not n.pods]
+            for node in gone:
+                cluster.release_node(node, now_s)
+                self._empty_since.pop(id(node), None)
+            if gone:
+                cluster.scale_events += 1
+            self._next_poll_s = now_s  # a command ran: look again at once
+        if now_s < self._next_poll_s:
+            return
+        self._next_poll_s = now_s + self.poll_s
+        picked: list[engine.Node] = []  # one command over every pool, each within its budget
+        for name, pool in cluster.pools.items():
+            live = cluster.live_nodes(name)
+            since = self._empty_since.get
+            candidates = [
+                n for n in live if now_s - since(id(n), math.inf) >= self.consolidate_after_s
+            ]
+            budget = math.ceil(self.budget_fraction * len(live))
+            picked += candidates[: min(budget, max(0, len(live) - pool.min_nodes))]
+        if picked:
+            self._command = (now_s + self.validation_s, picked)

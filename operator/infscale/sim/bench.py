@@ -160,12 +160,16 @@ def _run(
     seed: int,
     rate_window_s: float = engine.RATE_WINDOW_S,
     gateway: bool = False,
+    node_manager: engine.NodeManager | None = None,
 ) -> engine.Result:
+    """One replay; ``node_manager`` in place of Cluster Autoscaler's rules when given."""
+    if cluster_autoscaler and node_manager is None:
+        node_manager = autoscaler.ClusterAutoscaler()
     sim = engine.Simulator(
         trace,
         scen,
         policy,
-        node_manager=autoscaler.ClusterAutoscaler() if cluster_autoscaler else None,
+        node_manager=node_manager,
         seed=seed,
         initial=warm[0],
         initial_nodes=warm[1],

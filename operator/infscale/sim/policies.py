@@ -165,12 +165,21 @@ class _HpaCore:
 class Hpa:
     """HPA on the per-replica request rate."""
 
-    def __init__(self, service: model.ServiceSpec, variant: str, target_rps: float) -> None:
-        self.name = f"hpa(target={target_rps:.2g}rps)"
+    def __init__(
+        self,
+        service: model.ServiceSpec,
+        variant: str,
+        target_rps: float,
+        down_window_s: float = _HpaCore.down_window_s,
+    ) -> None:
+        window = "" if down_window_s == _HpaCore.down_window_s else f",window={down_window_s:g}s"
+        self.name = f"hpa(target={target_rps:.2g}rps{window})"
         self.tick_s = 15.0
         self.variant = variant
         self.target_rps = target_rps
-        self.core = _HpaCore(max(1, service.min_replicas), service.max_replicas)
+        self.core = _HpaCore(
+            max(1, service.min_replicas), service.max_replicas, down_window_s=down_window_s
+        )
 
     def decide(self, view: engine.View) -> engine.Decision:
         """One HPA sync."""
