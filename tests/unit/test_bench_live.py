@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 from infscale.cli import bench_live
 
@@ -94,4 +95,19 @@ def test_each_target_runs_live_at_the_window_its_replay_ranks_best() -> None:
 def test_the_replays_karpenter_runs_the_binarys_periods_stretched_by_the_speed() -> None:
     model = bench_live.karpenter_model(15.0)
     assert model.consolidate_after_s == 8 * 15  # consolidateAfter 8 s of wall time
-    assert (model.validation_s, model.poll_s) == (225.0, 150.0)
+    assert (model.validation_s, model.termination_s, model.poll_s) == (225.0, 75.0, 150.0)
+
+
+def test_karpenters_machines_are_billed_from_their_nodeclaims() -> None:
+    def node(labels: dict[str, str]) -> SimpleNamespace:
+        return SimpleNamespace(metadata=SimpleNamespace(labels=labels))
+
+    nodes = [
+        node({"infscale.dev/pool": "gpu-l4"}),  # infscale's, provisioning or Ready
+        node({"infscale.dev/pool": "gpu-l4", "karpenter.sh/nodepool": "gpu-l4"}),  # registered
+    ]
+    claims = [
+        {"metadata": {"labels": {"karpenter.sh/nodepool": "gpu-l4"}}},  # its Node registered
+        {"metadata": {"labels": {"karpenter.sh/nodepool": "gpu-l4"}}},  # launched, not yet
+    ]
+    assert bench_live.billed_pools(nodes, claims) == ["gpu-l4"] * 3

@@ -97,7 +97,7 @@ def test_cluster_autoscaler_adds_for_pending_and_removes_empty_after_ten_minutes
 def test_karpenter_removes_empty_nodes_a_budget_at_a_time_after_validation() -> None:
     trace = traces.Trace("empty", np.array([]), 2000.0)
     sim = engine.Simulator(trace, SCEN, policies.Static("l4", 0, {}), drain_s=0.0)
-    karpenter = autoscaler.Karpenter(consolidate_after_s=120.0, validation_s=15.0, poll_s=10.0)
+    karpenter = autoscaler.Karpenter(consolidate_after_s=120.0)  # the binary's own periods
     sim.desired["l4"] = 20
     sim._reconcile_replicas(0.0)
     karpenter(sim, 0.0)
@@ -109,8 +109,10 @@ def test_karpenter_removes_empty_nodes_a_budget_at_a_time_after_validation() -> 
         karpenter(sim, float(t))
         live.append(len(sim.live_nodes("l4")))
     assert live[119] == 20  # not before consolidateAfter
-    assert live[120 + 15] == 18  # the first command: 10 % of 20 nodes, after 15 s of validation
-    assert live[120 + 30] == 16  # the next command follows at once: 2 (10 % of 18, rounded up)
+    # The first command: 10 % of 20 nodes, gone after 15 s of validation and 5 s of termination.
+    assert (live[120 + 19], live[120 + 20]) == (20, 18)
+    # The next is computed 5 s later: 2 more (10 % of 18, rounded up), one every 25 s.
+    assert (live[120 + 44], live[120 + 45]) == (18, 16)
     assert live[-1] == 0
 
 

@@ -19,7 +19,8 @@ Karpenter's ``consolidateAfter``); both scalers decide every 15 s of trace time 
 sync period is kube-controller-manager's flag, set by hack/bench-live.sh).
 
 What each run scores, the same way for every policy: node cost from the lifetimes of the pools'
-nodes times the pool's price (in trace time: wall hours x speed), SLO attainment from the
+machines (from the request: a Node infscale creates, a NodeClaim Karpenter launches) times the
+pool's price (in trace time: wall hours x speed), SLO attainment from the
 emulator's ground truth (requests completed within the SLO threshold over requests arrived),
 scaling events (changes of a Deployment's desired replicas), the p95 latency of all requests.
 hack/bench-live.sh builds the peers, starts a cluster of its own and runs this.
@@ -60,6 +61,7 @@ GROUP, VERSION = v1alpha1.GROUP, v1alpha1.VERSION
 NAMESPACE, SERVICE, HPA_VARIANT = "team-a", "chat", "l4"
 POOLS = ("gpu-h100", "gpu-l4")
 POOL_LABEL = "infscale.dev/pool"
+KARPENTER_POOL = "karpenter.sh/nodepool"
 SAMPLE_S = 2.0
 DECISION_TRACE_S = 15.0  # the HPA's default sync period and the operator's default interval
 EXTERNAL_METRICS_API = "v1beta1.external.metrics.k8s.io"
@@ -219,6 +221,15 @@ def _wait(what: str, ready: Any, timeout_s: float, console: Console) -> None:
             time.sleep(1)
 
 
+def billed_pools(nodes: Sequence[Any], nodeclaims: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The pools of the nodes no NodeClaim owns, and of every NodeClaim (``karpenter.sh/nodepool``,
+    our NodePools are named after the pools)."""
+    owned = [n for n in nodes if KARPENTER_POOL not in (n.metadata.labels or {})]
+    return [n.metadata.labels.get(POOL_LABEL, "") for n in owned] + [
+        c["metadata"].get("labels", {}).get(KARPENTER_POOL, "") for c in nodeclaims
+    ]
+
+
 class Cluster:
     """The API calls the runs share."""
 
@@ -232,6 +243,20 @@ class Cluster:
         return list(
             self.core.list_node(label_selector=f"{POOL_LABEL} in ({','.join(POOLS)})").items
         )
+
+    def billed_pools(self, nodes: Sequence[Any]) -> list[str]:
+        """The pool of every machine billed now: infscale's nodes from their creation (they are
+        NotReady while they provision), Karpenter's from its NodeClaim's (the instance is
+        launched, and billed, before its Node registers) until the NodeClaim is gone."""
+        claims: list[dict[str, Any]] = []
+        try:
+            listed = self.custom.list_cluster_custom_object("karpenter.sh", "v1", "nodeclaims")
+            assert isinstance(listed, dict)
+            claims = listed["items"]
+        except client.ApiException as error:
+            if error.status != 404:  # 404: Karpenter's CRDs are not installed (yet)
+                raise
+        return billed_pools(nodes, claims)
 
     def deployments(self) -> dict[str, tuple[int, int]]:
         """The chat service's Deployments: name -> (desired, ready) replicas."""
@@ -310,7 +335,7 @@ def replay(
                     last[name] = want
                 run.times_s.append(now)
                 run.usd_per_hour.append(
-                    sum(prices.get(n.metadata.labels.get(POOL_LABEL, ""), 0.0) for n in nodes)
+                    sum(prices.get(pool, 0.0) for pool in cluster.billed_pools(nodes))
                 )
                 run.replicas.append(sum(w for w, _ in deployments.values()))
                 run.ready.append(sum(r for _, r in deployments.values()))
@@ -467,6 +492,8 @@ def karpenter_model(speed: float) -> autoscaler.Karpenter:
     return autoscaler.Karpenter(
         consolidate_after_s=consolidate_after_wall_s(speed) * speed,
         validation_s=15.0 * speed,
+        termination_s=5.0 * speed,
+        resync_s=5.0 * speed,
         poll_s=10.0 * speed,
         scan_interval_s=1.0 * speed,
     )
