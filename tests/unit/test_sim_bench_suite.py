@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from infscale.domain import model
-from infscale.sim import bench, tracegen
+from infscale.sim import bench, scenario, tracegen, traces
 
 
 def _args(tmp_path: pathlib.Path, *argv: str) -> list[str]:
@@ -332,3 +332,59 @@ def test_case_row_floor_and_best_model_saving() -> None:
     assert "saving" in row.misses
     # Elsewhere (no scored variants) there is no best model and no such bar.
     assert bench.case_row(_case()).vs_best_model is None
+
+
+def _per_minute(rates: list[float]) -> traces.Trace:
+    """Evenly spaced arrivals at each minute's rate (requests per second)."""
+    times = [
+        m * 60.0 + (i + 0.5) * 60.0 / (r * 60)
+        for m, r in enumerate(rates)
+        for i in range(int(r * 60))
+    ]
+    return traces.Trace("steps", np.asarray(times), 60.0 * len(rates))
+
+
+def test_a_minute_is_unseen_only_above_every_rate_seen_a_lead_before_it() -> None:
+    # The start (first five minutes' busiest: 2 rps) is seen; 5 rps at minute 6 is new; at
+    # minute 8 it is still within the 3 min lead of minute 6, so still unseen; at minute 10 it
+    # is not (seen at minute 6 to 7, more than a lead earlier); 5.4 rps is within 10 % of it.
+    trace = _per_minute([1, 2, 1, 1, 1, 1, 5, 1, 5, 1, 5.4, 8])
+    unseen = bench.unseen_minutes(trace, lead_s=150.0)
+    assert unseen.tolist() == [False] * 6 + [True, False, True, False, False, True]
+
+
+def test_attainment_is_split_between_seen_and_unseen_minutes() -> None:
+    trace = _per_minute([1, 1, 2])
+    unseen = np.array([False, False, True])
+    met = np.array([60, 30, 60])  # minute 1 met half its 60; minute 2, half its 120
+    seen, new, share = bench.attainment_by_novelty(trace, unseen, met)
+    assert seen == pytest.approx(90 / 120)
+    assert new == pytest.approx(60 / 120)
+    assert share == pytest.approx(120 / 240)
+    _, none, zero = bench.attainment_by_novelty(trace, np.zeros(3, bool), met)
+    assert math.isnan(none)
+    assert zero == 0.0
+
+
+def test_the_fastest_lead_is_a_new_node_then_start_up() -> None:
+    scen = scenario.load("three-pool")
+    # cpu: 120 s of provisioning, 30 s of start-up (l4 300 + 60, h100 600 + 60)
+    assert bench.fastest_lead_s(scen.domain_service(), scen.domain_pools()) == 150.0
+
+
+def test_split_summaries_average_seen_and_unseen_attainment_where_known() -> None:
+    def novelty(records: list[bench.Record], seen: float, unseen: float) -> list[bench.Record]:
+        return [
+            dataclasses.replace(r, attainment_seen=seen, attainment_unseen=unseen, unseen_share=0.1)
+            for r in records
+        ]
+
+    rows = [
+        bench.case_row(novelty(_case(trace="a"), 0.99, 0.5)),
+        bench.case_row(novelty(_case(trace="b"), 0.97, math.nan)),
+    ]
+    assert (rows[0].seen, rows[0].unseen, rows[0].hpa_seen) == (0.99, 0.5, 0.99)
+    dev = bench.split_summaries(rows)["development"]
+    assert dev["seen_mean"] == pytest.approx(0.98)
+    assert dev["unseen_mean"] == pytest.approx(0.5)
+    assert dev["hpa_unseen_mean"] == pytest.approx(0.5)

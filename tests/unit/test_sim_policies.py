@@ -281,3 +281,21 @@ def test_the_oracle_keeps_the_quality_floor_per_request_or_on_average() -> None:
     )
     solution = oracle.solve(trace, strict, time_limit_s=10.0)
     assert all(r.get("small", 0) == 0 for r in solution.replicas)
+
+
+def test_requests_that_met_the_slo_are_counted_by_the_minute_they_arrived_in() -> None:
+    # One l4 replica under 3 rps for two minutes, then 30 rps: the overload's minute misses.
+    rates = [3.0, 3.0, 30.0]
+    times = np.concatenate([m * 60.0 + np.arange(0, 60.0, 1.0 / r) for m, r in enumerate(rates)])
+    trace = traces.Trace("step", times, 180.0)
+    nodes = {"l4": 1}
+    sim = engine.Simulator(
+        trace, SCEN, policies.Static("l4", 1, nodes), initial={"l4": 1}, initial_nodes=nodes
+    )
+    result = sim.run()
+    met = result.met_by_minute
+    assert met.shape == (3,)
+    assert int(met.sum()) == round(result.slo_attainment * result.requests)
+    assert met[0] == 180
+    assert met[1] == 180
+    assert met[2] < 0.5 * 1800

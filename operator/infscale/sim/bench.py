@@ -74,6 +74,9 @@ class Record:
     floor_minutes: int = 0  # minutes the served mix broke the service's quality floor
     kwh_per_million: float = math.nan  # energy per million requests (engine.Result.energy_kwh)
     g_co2_per_million: float = math.nan  # its emissions per million requests
+    attainment_seen: float = math.nan  # over requests in minutes at a rate seen before
+    attainment_unseen: float = math.nan  # over requests in minutes above it (see unseen_minutes)
+    unseen_share: float = math.nan  # the share of requests in those minutes
 
 
 def warm_start(
@@ -83,8 +86,7 @@ def warm_start(
     pools: Sequence[model.PoolSpec],
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Replicas and nodes for the first five minutes' busiest minute, on the cheapest variant."""
-    head = trace.arrivals_s[trace.arrivals_s < 300.0]
-    peak = float(np.histogram(head, bins=5, range=(0, 300))[0].max()) / 60.0 if head.size else 0.0
+    peak = start_rps(trace)
     variant = policies.cheapest_variant(service, pools, peak)
     spec = service.variant(variant)
     pool = {p.name: p for p in pools}[spec.pool]
@@ -92,6 +94,66 @@ def warm_start(
     return {variant: replicas}, {
         spec.pool: pricing.nodes_needed([(spec.resources, replicas)], pool.node)
     }
+
+
+def start_rps(trace: traces.Trace) -> float:
+    """The rate of the first five minutes' busiest minute: what every replay starts warm for."""
+    head = trace.arrivals_s[trace.arrivals_s < 300.0]
+    return float(np.histogram(head, bins=5, range=(0, 300))[0].max()) / 60.0 if head.size else 0.0
+
+
+UNSEEN_FACTOR = 1.1
+"""A minute is *unseen* when its rate exceeds this times every rate seen a lead or more before
+it (and the start's): no memory of the service's own traffic could have ordered for it."""
+
+
+def unseen_minutes(trace: traces.Trace, lead_s: float) -> np.ndarray:
+    """Per minute of the trace, whether its rate is above ``UNSEEN_FACTOR`` times the start's
+    (:func:`start_rps`) and that of every minute that began a lead or more before it (``lead_s``
+    rounded up to whole minutes): capacity ordered when such a rate was last seen could be
+    there, so the other minutes are what a policy that remembers its traffic could have met."""
+    minutes = max(1, math.ceil(trace.duration_s / 60.0))
+    rate = np.bincount((trace.arrivals_s // 60.0).astype(int), minlength=minutes)[:minutes] / 60.0
+    lag = max(1, math.ceil(lead_s / 60.0))
+    seen = np.full(minutes, start_rps(trace))
+    if minutes > lag:
+        seen[lag:] = np.maximum(seen[lag:], np.maximum.accumulate(rate)[: minutes - lag])
+    return np.asarray(rate > UNSEEN_FACTOR * seen + 1e-12)
+
+
+def fastest_lead_s(service: model.ServiceSpec, pools: Sequence[model.PoolSpec]) -> float:
+    """The shortest time to new capacity: a new node of a variant's pool, then its start-up."""
+    by_name = {p.name: p for p in pools}
+    return min(
+        (
+            by_name[v.pool].provisioning_s + v.startup_s
+            for v in service.variants
+            if v.pool in by_name
+        ),
+        default=0.0,
+    )
+
+
+def attainment_by_novelty(
+    trace: traces.Trace, unseen: np.ndarray, met_by_minute: np.ndarray
+) -> tuple[float, float, float]:
+    """(attainment over requests in seen minutes, over those in unseen ones, the unseen share of
+    requests); NaN where a side has no request."""
+    arrived = np.bincount((trace.arrivals_s // 60.0).astype(int), minlength=unseen.size)
+    arrived = arrived[: unseen.size].astype(float)
+    met = np.zeros(unseen.size)
+    met[: min(met.size, met_by_minute.size)] = met_by_minute[: unseen.size]
+    total = float(arrived.sum())
+
+    def share(mask: np.ndarray) -> float:
+        n = float(arrived[mask].sum())
+        return float(met[mask].sum()) / n if n > 0 else math.nan
+
+    return (
+        share(~unseen),
+        share(unseen),
+        float(arrived[unseen].sum()) / total if total > 0 else math.nan,
+    )
 
 
 def served_quality(
@@ -293,6 +355,11 @@ def bench_one(
                     low = mid
 
     reference = solution.cost_usd
+    unseen = unseen_minutes(trace, fastest_lead_s(service, pools))
+    novelty = {
+        name: attainment_by_novelty(trace, unseen, res.met_by_minute)
+        for name, (_, res, _) in results.items()
+    }
     quality = {
         name: served_quality(service, res.served_by_minute) for name, (_, res, _) in results.items()
     }
@@ -312,6 +379,7 @@ def bench_one(
             split,
             *quality[name],
             *_per_million(res),
+            *novelty[name],
         )
         for name, (role, res, note) in results.items()
     ]
@@ -405,6 +473,11 @@ class CaseRow:
     floor_minutes: int = 0  # minutes the served mix broke the quality floor
     vs_best_model: float | None = None  # over the best-quality variant alone, where there is one
     # (at any attainment: the saving bar also needs infscale's to be at least as high)
+    seen: float = math.nan  # infscale's attainment in minutes at rates seen before, and
+    unseen: float = math.nan  # in minutes above them (Record.attainment_seen, _unseen)
+    unseen_share: float = math.nan
+    hpa_seen: float = math.nan  # the same of the best-tuned HPA (best_of "hpa")
+    hpa_unseen: float = math.nan
 
 
 def attainment_bar(reachable: Record | None) -> float:
@@ -445,6 +518,7 @@ def case_row(records: Sequence[Record]) -> CaseRow:
         as_good = ours.slo_attainment >= min(ATTAINMENT_BAR, best_model.slo_attainment) - 1e-9
     saving = QUALITY_SAVINGS.get(ours.scenario)
     hpa = comparable(records, "hpa", ours)
+    best_hpa = best_of(records, "hpa")
     events = None
     if hpa is not None and hpa.scale_events > 0:
         events = ours.scale_events / hpa.scale_events
@@ -474,6 +548,14 @@ def case_row(records: Sequence[Record]) -> CaseRow:
         ours.quality,
         ours.floor_minutes,
         vs_best_model,
+        ours.attainment_seen,
+        ours.attainment_unseen,
+        ours.unseen_share,
+        *(
+            (math.nan, math.nan)
+            if best_hpa is None
+            else (best_hpa.attainment_seen, best_hpa.attainment_unseen)
+        ),
     )
 
 
@@ -512,8 +594,18 @@ def split_summaries(rows: Sequence[CaseRow]) -> dict[str, dict[str, Any]]:
             "floor_broken": sum("floor" in r.misses for r in mine),
             "best_model_saving_mean": statistics.fmean(models) if models else None,
             "best_model_saving_cases": len(models),
+            **{
+                f"{key}_mean": _nanmean([getattr(r, key) for r in mine])
+                for key in ("seen", "unseen", "unseen_share", "hpa_seen", "hpa_unseen")
+            },
         }
     return summaries
+
+
+def _nanmean(values: Sequence[float]) -> float | None:
+    """The mean of the known values; None when none is."""
+    known = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(known) if known else None
 
 
 def replica_attainment(
@@ -979,7 +1071,8 @@ def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
             "where it reaches infscale's attainment; dearer than HPA/KEDA/single (three-pool) at "
             "the same attainment; events: over the comparable HPA's; floor broken: cases whose "
             "served mix broke the quality floor in a minute; best-model saving: 1 - cost / the "
-            "best-quality variant alone's)"
+            "best-quality variant alone's); seen / unseen: mean attainment in minutes at a rate "
+            "seen a lead earlier / above any (unseen_minutes), infscale's and the best HPA's"
         )
     )
     columns = (
@@ -996,6 +1089,7 @@ def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
         "events >2x (worst)",
         "floor broken",
         "best-model saving (n)",
+        "seen / unseen (HPA)",
     )
     for col in columns:
         table.add_column(col)
@@ -1014,6 +1108,8 @@ def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
             f"{s['events_over_2x']} ({_fmt(s['events_ratio_worst'], 1)})",
             str(s["floor_broken"]),
             f"{_percent(s['best_model_saving_mean'])} ({s['best_model_saving_cases']})",
+            f"{_fmt(s['seen_mean'], 3)} / {_fmt(s['unseen_mean'], 3)} "
+            f"({_fmt(s['hpa_seen_mean'], 3)} / {_fmt(s['hpa_unseen_mean'], 3)})",
         )
     return table
 

@@ -124,6 +124,8 @@ class Result:
     served: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests per variant
     served_by_minute: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     """Completed requests per variant, by the minute they arrived in (one entry per minute)."""
+    met_by_minute: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
+    """Requests that met the SLO, by the minute they arrived in (one entry per minute)."""
     energy_kwh: float | None = None
     """What the nodes drew over the billed span (``energy``'s model: idle power per live node,
     and up to full power for each request's service time on its share of a node); None when a
@@ -279,6 +281,7 @@ class Simulator:
         self.next_tick = 0.0
         self.samples: list[tuple[float, float, float, float]] = []
         self.served: dict[str, collections.Counter[int]] = {}  # per variant: by arrival minute
+        self.met: collections.Counter[int] = collections.Counter()  # within the SLO, by minute
         variant_order = sorted(self.perf, key=lambda v: self.perf[v].service_s)
         self.rq = servers.router(variant_order, seed, self.service.routing)
         self.server_perf = {
@@ -421,9 +424,10 @@ class Simulator:
             latency = item.done_s - item.arrival_s
             self.latencies_s.append(latency)
             self.completions.append((item.done_s, latency, item.variant))
-            self.served.setdefault(item.variant, collections.Counter())[
-                int(item.arrival_s // 60.0)
-            ] += 1
+            minute = int(item.arrival_s // 60.0)
+            self.served.setdefault(item.variant, collections.Counter())[minute] += 1
+            if latency <= self.slo_s:
+                self.met[minute] += 1
             busy_w = self.busy_w.get(item.variant)
             if busy_w is not None and item.start_s < self.trace.duration_s:
                 busy_s = min(item.done_s, self.trace.duration_s) - item.start_s
@@ -609,6 +613,9 @@ class Simulator:
                 )[:minutes].astype(int)
                 for v, by_minute in self.served.items()
             },
+            met_by_minute=np.bincount(
+                list(self.met), weights=list(self.met.values()), minlength=minutes
+            )[:minutes].astype(int),
             energy_kwh=energy_kwh,
             co2_g=co2_g,
             interruptions=self.cluster.interruptions,
