@@ -4,7 +4,8 @@
 # ../shared/traces (each on every scenario), the generated suite (infscale.sim.tracegen: each
 # case on its own scenario; its development half is for tuning, its validation half for
 # reporting) and extras (--trace files, the built-in synthetic trace). Prints the records, one
-# row per case with the issue-19 bars it misses and a summary per split; writes the JSON results
+# row per case with the issue-19 bars it misses and a summary per split (with the attainment in
+# minutes at rates seen a lead earlier and in minutes above any); writes the JSON results
 # and one PNG per trace next to it, and measures planning time for 1,000 services.
 #
 # Usage: hack/bench.sh [RESULTS.json] [options of `python -m infscale.sim.bench`]

@@ -15,7 +15,9 @@ as its tenants), the generated suite of :mod:`infscale.sim.tracegen` (each on it
 at its own rate; its development half is for tuning, its validation half for reporting), and
 extras (``--trace`` files and the built-in synthetic trace). Cases run in ``--jobs`` processes.
 Besides every record it prints, and writes, one row per case with the issue-19 bars it misses,
-and a summary per split (development, validation, real, extra).
+and a summary per split (development, validation, real, extra). Each record also splits its
+attainment between minutes at rates seen a lead earlier and minutes above any such rate
+(:func:`unseen_minutes`): what remembering the traffic could have met, and what it could not.
 """
 
 from __future__ import annotations
