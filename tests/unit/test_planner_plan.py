@@ -608,3 +608,22 @@ def test_a_held_peak_keeps_capacity_but_buys_none_for_a_burst_that_has_passed() 
     buying = tuning.PlannerSettings(hold_keeps_only=False)
     plan, _ = planner.plan([svc], fx.pools(), {svc.key: ready}, state, 30.0, buying)
     assert plan.demand_rps[svc.key] >= 40.0
+
+
+def test_a_slow_sample_after_a_gap_extends_a_confirmed_too_slow_finding() -> None:
+    # The l4 was confirmed too slow (180 s of slow samples), then ran no traffic for ten minutes.
+    # A slow sample now adds to that finding; it used to start a new, unconfirmed span, and the
+    # variant came back into the plan the next cycle (gpu-classes at p99: l4 -> t4 -> l4).
+    svc = fx.service(slo_latency_s=0.5)
+    cfg = tuning.PlannerSettings()
+    l4 = model.VariantObservation(ready_replicas=1, desired_replicas=1, rps=1.0, latency_s=0.9)
+    obs = model.Observation(rps=1.0, latency_s=0.9, variants={"l4": l4}, queued=0.0)
+    confirmed = {"l4": (0.9, 0.0, cfg.too_slow_confirm_s)}
+    later = cfg.too_slow_confirm_s + 600.0
+    kept = evidence.too_slow(svc, obs, {}, confirmed, later, cfg, in_backlog=False)
+    assert kept["l4"] == (0.9, 0.0, later)
+    assert "l4" in evidence.excluded(svc, kept, cfg)
+    # An unconfirmed span that broke off (a gap over TOO_SLOW_GAP_S) still starts anew.
+    short = {"l4": (0.9, 0.0, 30.0)}
+    kept = evidence.too_slow(svc, obs, {}, short, 30.0 + 2 * evidence.TOO_SLOW_GAP_S, cfg, False)
+    assert kept["l4"][1] == 30.0 + 2 * evidence.TOO_SLOW_GAP_S

@@ -74,7 +74,8 @@ def too_slow(
             continue  # an unconfirmed span ends here (only confirmed ones were kept)
         before = previous.get(v.name)
         recent = before is not None and now_s - before[2] <= TOO_SLOW_GAP_S
-        first_s = before[1] if before is not None and recent else now_s
+        # A confirmed finding (kept above) goes on: a later slow sample never restarts it.
+        first_s = before[1] if before is not None and (recent or v.name in kept) else now_s
         kept[v.name] = (float(seen.latency_s or 0.0), first_s, now_s)
     return kept
 
