@@ -43,7 +43,7 @@ def table_rows(out: str) -> dict[str, list[str]]:
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) == 8 and cells[0] in KINDS:
+        if len(cells) == 9 and cells[0] in KINDS:
             rows[cells[0]] = cells
     return rows
 
@@ -61,8 +61,12 @@ def test_whatif_replays_the_examples_with_every_policy(
     assert code == 0, out
     rows = table_rows(out)
     assert set(rows) == set(KINDS), out
-    for kind, (_, setting, cost, attainment, met, per_million, kwh, events) in rows.items():
+    for kind, row in rows.items():
+        _, setting, cost, attainment, by_novelty, met, per_million, kwh, events = row
         assert met == ("yes" if float(attainment) >= 0.95 else "no"), kind
+        seen, unseen = (part.strip() for part in by_novelty.split("/"))
+        assert 0.0 <= float(seen) <= 1.0, (kind, seen)  # the steady trace holds seen minutes
+        assert unseen == "-" or 0.0 <= float(unseen) <= 1.0, (kind, unseen)
         assert setting, kind
         assert math.isfinite(float(cost)), (kind, cost)
         assert float(cost) > 0, (kind, cost)
