@@ -627,3 +627,28 @@ def test_a_slow_sample_after_a_gap_extends_a_confirmed_too_slow_finding() -> Non
     short = {"l4": (0.9, 0.0, 30.0)}
     kept = evidence.too_slow(svc, obs, {}, short, 30.0 + 2 * evidence.TOO_SLOW_GAP_S, cfg, False)
     assert kept["l4"][1] == 30.0 + 2 * evidence.TOO_SLOW_GAP_S
+
+
+def test_an_slo_miss_says_whether_it_came_in_a_first_burst() -> None:
+    # The memory holds 60 rps at minute 10 and 50 at minute 20; the L4 is the fastest path to a
+    # new replica (300 s for a node, 120 s to start), so at 3000 s everything it held was seen
+    # more than a lead ago. A miss at 105 rps is a first burst; one at 40 rps is not.
+    svc = fx.service(slo_latency_s=0.5)
+    memory = model.ForecastState(level_rps=50.0, last_s=2985.0, minutes=((10, 60.0), (20, 50.0)))
+    state = model.PlannerState(forecasts={svc.key: memory}, last_replicas={svc.key: {"l4": 9}})
+
+    def reasons(rps: float, forecasts: model.ForecastState = memory) -> list[str]:
+        obs = fx.observe(rps, latency_s=2.0)
+        start = dataclasses.replace(state, forecasts={svc.key: forecasts})
+        plan, _ = planner.plan([svc], fx.pools(), {svc.key: obs}, start, 3000.0)
+        return [r for r in plan.reasons[svc.key] if r.startswith("SLO missed at")]
+
+    assert reasons(105.0) == [
+        "SLO missed at 105.00 rps, above the 60.00 rps the service showed until 420 s ago (its "
+        "fastest path to a new replica): a first burst, which only capacity held before it serves"
+    ]
+    assert reasons(40.0) == [
+        "SLO missed at 40.00 rps, within the 60.00 rps the service showed 420 s ago or earlier: "
+        "not a first burst"
+    ]
+    assert reasons(105.0, model.ForecastState(level_rps=50.0, last_s=2985.0)) == []  # no memory

@@ -93,6 +93,7 @@ def service_demand(
         last_active_s = now_s  # idle time counts from the first observation
     if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
         missed_s = now_s
+        _say_if_first_burst(svc, previous, obs, cycle, why)
     barred = _below_floor(svc, why)  # per request under the quality floor: no traffic
     feasible = [
         v for v in svc.variants if v.name not in seen.slow and v.name not in barred
@@ -580,6 +581,39 @@ def _only(dem: optimize.Demand, variant: str) -> optimize.Demand:
             for v, c in dem.capacity_rps.items()
         },
     )
+
+
+def _say_if_first_burst(
+    svc: model.ServiceSpec,
+    previous: model.ForecastState,
+    obs: model.Observation,
+    cycle: Cycle,
+    why: list[str],
+) -> None:
+    """On an SLO miss: whether the rate arriving now is above anything the service showed
+    earlier than its fastest path to new capacity (a first burst: only capacity held before it
+    serves it), or within what it showed then."""
+    rate = evidence.arrival_rps(previous, obs, cycle.now_s)
+    lead_s = min((cycle.cold_start_s(v) for v in svc.variants), default=0.0)
+    before = forecast.highest_before(previous, cycle.now_s - lead_s, cycle.cfg)
+    if rate is None or before is None:
+        return
+    if rate > FIRST_BURST_FACTOR * before:
+        why.append(
+            f"SLO missed at {rate:.2f} rps, above the {before:.2f} rps the service showed until "
+            f"{lead_s:.0f} s ago (its fastest path to a new replica): a first burst, which only "
+            "capacity held before it serves"
+        )
+    else:
+        why.append(
+            f"SLO missed at {rate:.2f} rps, within the {before:.2f} rps the service showed "
+            f"{lead_s:.0f} s ago or earlier: not a first burst"
+        )
+
+
+FIRST_BURST_FACTOR = 1.1
+"""A rate this much above anything seen a lead earlier is a first burst (``bench``'s unseen
+minutes use the same factor)."""
 
 
 def _observe(

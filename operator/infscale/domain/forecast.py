@@ -171,6 +171,18 @@ def seasonal_profile(
     return [min(due) for due in zip(*periods, strict=True)]
 
 
+def highest_before(
+    state: model.ForecastState, before_s: float, cfg: tuning.PlannerSettings
+) -> float | None:
+    """The highest rate of the per-minute memory among minutes that ended by ``before_s``;
+    None when it holds none (no memory yet, or the seasonal memory is off)."""
+    if not _season_on(cfg):
+        return None
+    last = math.floor(before_s / cfg.season_bucket_s) - 1
+    rates = _between(state.minutes, -(2**62), last)
+    return max(rates) if rates else None
+
+
 def _season_on(cfg: tuning.PlannerSettings) -> bool:
     return cfg.season_s > 0 and cfg.season_bucket_s > 0 and cfg.season_periods >= 1
 

@@ -43,7 +43,7 @@ from matplotlib import pyplot
 from rich import console as rich_console
 from rich import table as rich_table
 
-from infscale.domain import model, planner, pricing, tuning
+from infscale.domain import demand, model, planner, pricing, tuning
 from infscale.sim import autoscaler, engine, oracle, policies, scenario, tracegen, traces
 
 ATTAINMENT_BAR = 0.99
@@ -104,9 +104,10 @@ def start_rps(trace: traces.Trace) -> float:
     return float(np.histogram(head, bins=5, range=(0, 300))[0].max()) / 60.0 if head.size else 0.0
 
 
-UNSEEN_FACTOR = 1.1
+UNSEEN_FACTOR = demand.FIRST_BURST_FACTOR
 """A minute is *unseen* when its rate exceeds this times every rate seen a lead or more before
-it (and the start's): no memory of the service's own traffic could have ordered for it."""
+it (and the start's): no memory of the service's own traffic could have ordered for it. The
+planner names an SLO miss at such a rate a first burst with the same factor."""
 
 
 def unseen_minutes(trace: traces.Trace, lead_s: float) -> np.ndarray:
