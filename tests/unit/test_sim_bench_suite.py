@@ -357,11 +357,12 @@ def test_attainment_is_split_between_seen_and_unseen_minutes() -> None:
     trace = _per_minute([1, 1, 2])
     unseen = np.array([False, False, True])
     met = np.array([60, 30, 60])  # minute 1 met half its 60; minute 2, half its 120
-    seen, new, share = bench.attainment_by_novelty(trace, unseen, met)
+    arrived = trace.rate_per_bin(60.0) * 60.0
+    seen, new, share = bench.attainment_by_novelty(arrived, unseen, met)
     assert seen == pytest.approx(90 / 120)
     assert new == pytest.approx(60 / 120)
     assert share == pytest.approx(120 / 240)
-    _, none, zero = bench.attainment_by_novelty(trace, np.zeros(3, bool), met)
+    _, none, zero = bench.attainment_by_novelty(arrived, np.zeros(3, bool), met)
     assert math.isnan(none)
     assert zero == 0.0
 

@@ -87,13 +87,14 @@ def service_demand(
     # sample; the one due this minute explains a rate above the smooth level.
     profile = forecast.seasonal_profile(previous, now_s, lead_s, cfg)
     recurring = max(profile, default=0.0)
-    fstate = _observe(previous, obs, profile[0] if profile else 0.0, cycle, why)
+    arrival_rps = evidence.arrival_rps(previous, obs, now_s)
+    fstate = _observe(previous, obs, arrival_rps, profile[0] if profile else 0.0, cycle, why)
     last_active_s = cycle.state.last_active_s.get(key)
     if seen.rps_known and ((obs.rps or 0.0) > 0 or last_active_s is None):
         last_active_s = now_s  # idle time counts from the first observation
     if obs.latency_s is not None and obs.latency_s > svc.slo_latency_s:
         missed_s = now_s
-        _say_if_first_burst(svc, previous, obs, cycle, why)
+        _say_if_first_burst(svc, previous, arrival_rps, cycle, why)
     barred = _below_floor(svc, why)  # per request under the quality floor: no traffic
     feasible = [
         v for v in svc.variants if v.name not in seen.slow and v.name not in barred
@@ -586,14 +587,13 @@ def _only(dem: optimize.Demand, variant: str) -> optimize.Demand:
 def _say_if_first_burst(
     svc: model.ServiceSpec,
     previous: model.ForecastState,
-    obs: model.Observation,
+    rate: float | None,
     cycle: Cycle,
     why: list[str],
 ) -> None:
-    """On an SLO miss: whether the rate arriving now is above anything the service showed
-    earlier than its fastest path to new capacity (a first burst: only capacity held before it
-    serves it), or within what it showed then."""
-    rate = evidence.arrival_rps(previous, obs, cycle.now_s)
+    """On an SLO miss: whether ``rate``, the rate arriving now, is above anything the service
+    showed earlier than its fastest path to new capacity (a first burst: only capacity held
+    before it serves it), or within what it showed then."""
     lead_s = min((cycle.cold_start_s(v) for v in svc.variants), default=0.0)
     before = forecast.highest_before(previous, cycle.now_s - lead_s, cycle.cfg)
     if rate is None or before is None:
@@ -619,13 +619,14 @@ minutes use the same factor)."""
 def _observe(
     previous: model.ForecastState,
     obs: model.Observation,
+    arrival_rps: float | None,
     expected_rps: float,
     cycle: Cycle,
     why: list[str],
 ) -> model.ForecastState:
-    """The forecaster fed with the rate requests arrive at (completions plus the queue's
-    growth), and the queue reading kept for the next decision."""
-    arrival_rps = evidence.arrival_rps(previous, obs, cycle.now_s)
+    """The forecaster fed with ``arrival_rps``, the rate requests arrive at (completions plus
+    the queue's growth: :func:`evidence.arrival_rps`), and the queue reading kept for the next
+    decision."""
     if arrival_rps is not None and obs.rps is not None and arrival_rps > obs.rps + 1e-6:
         why.append(
             f"the queue grew by {(arrival_rps - obs.rps):.2f} rps: {arrival_rps:.2f} rps "

@@ -115,8 +115,8 @@ def unseen_minutes(trace: traces.Trace, lead_s: float) -> np.ndarray:
     (:func:`start_rps`) and that of every minute that began a lead or more before it (``lead_s``
     rounded up to whole minutes): capacity ordered when such a rate was last seen could be
     there, so the other minutes are what a policy that remembers its traffic could have met."""
-    minutes = max(1, math.ceil(trace.duration_s / 60.0))
-    rate = np.bincount((trace.arrivals_s // 60.0).astype(int), minlength=minutes)[:minutes] / 60.0
+    rate = trace.rate_per_bin(60.0)
+    minutes = rate.size
     lag = max(1, math.ceil(lead_s / 60.0))
     seen = np.full(minutes, start_rps(trace))
     if minutes > lag:
@@ -138,12 +138,11 @@ def fastest_lead_s(service: model.ServiceSpec, pools: Sequence[model.PoolSpec]) 
 
 
 def attainment_by_novelty(
-    trace: traces.Trace, unseen: np.ndarray, met_by_minute: np.ndarray
+    arrived: np.ndarray, unseen: np.ndarray, met_by_minute: np.ndarray
 ) -> tuple[float, float, float]:
     """(attainment over requests in seen minutes, over those in unseen ones, the unseen share of
-    requests); NaN where a side has no request."""
-    arrived = np.bincount((trace.arrivals_s // 60.0).astype(int), minlength=unseen.size)
-    arrived = arrived[: unseen.size].astype(float)
+    requests) from the requests that arrived and met the SLO in each minute; NaN where a side
+    has no request."""
     met = np.zeros(unseen.size)
     met[: min(met.size, met_by_minute.size)] = met_by_minute[: unseen.size]
     total = float(arrived.sum())
@@ -359,8 +358,9 @@ def bench_one(
 
     reference = solution.cost_usd
     unseen = unseen_minutes(trace, fastest_lead_s(service, pools))
+    arrived = trace.rate_per_bin(60.0) * 60.0
     novelty = {
-        name: attainment_by_novelty(trace, unseen, res.met_by_minute)
+        name: attainment_by_novelty(arrived, unseen, res.met_by_minute)
         for name, (_, res, _) in results.items()
     }
     quality = {
