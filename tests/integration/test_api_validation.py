@@ -229,6 +229,14 @@ POOL_CASES: dict[str, tuple[Mutation, str]] = {
         each(set_path("spec.minNodes", 9), set_path("spec.maxNodes", 3)),
         "minNodes must not exceed maxNodes",
     ),
+    "standby above max nodes": (
+        each(set_path("spec.standby", {"maxNodes": 5}), set_path("spec.maxNodes", 3)),
+        "standby.maxNodes must not exceed maxNodes",
+    ),
+    "negative standby": (
+        set_path("spec.standby", {"maxNodes": -1}),
+        "maxNodes in body should be greater than or equal to 0",
+    ),
     "negative price": (
         set_path("spec.usdPerHour", -0.5),
         "usdPerHour in body should be greater than or equal to 0",

@@ -78,7 +78,7 @@ def test_load_above_capacity_scales_up_and_sizes_the_pool() -> None:
         [decide.ServiceInput(KEY, SPEC, held=False)], {"gpu": POOL}, owned(1), 1000.0
     )
     assert decisions[KEY].replicas["l4"] >= 4
-    assert nodes["gpu"] >= decisions[KEY].replicas["l4"]
+    assert nodes["gpu"].nodes >= decisions[KEY].replicas["l4"]
     assert "demand" in decisions[KEY].reason
 
 
@@ -142,7 +142,7 @@ def test_stale_pod_series_block_scale_down_but_not_scale_up() -> None:
     for step in range(4):
         decisions, nodes = decider.decide(inputs, {"gpu": POOL}, owned(3), 1000.0 + 400 * step)
         assert decisions[KEY].replicas["l4"] == 3
-        assert nodes["gpu"] >= 3
+        assert nodes["gpu"].nodes >= 3
     assert "missing request rate of 1 of 3 Ready l4 pod(s)" in decisions[KEY].reason
     up = decide.Decider(PartialMetrics(rps=60.0, fresh=2))
     decisions, _ = up.decide(inputs, {"gpu": POOL}, owned(3), 1000.0)

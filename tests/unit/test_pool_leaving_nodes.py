@@ -10,6 +10,7 @@ from typing import Any
 
 from infscale.api import v1alpha1
 from infscale.controller import pool_reconciler
+from infscale.controller.decisions import PoolPlan
 from infscale.domain import nodes as node_rules
 from infscale.labels import REMOVING_ANNOTATION
 
@@ -79,7 +80,7 @@ def reconcile(
     recorder = Recorder(pending=pending)
     ports = pool_reconciler.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
     outcome = pool_reconciler.reconcile_pool(
-        "p", POOL, members, {}, [], ports, LIMITS, NOW, planned
+        "p", POOL, members, {}, [], ports, LIMITS, NOW, PoolPlan(planned)
     )
     return recorder, outcome
 

@@ -231,11 +231,25 @@ class NodePower(ApiModel):
         return usd, self.grams_co2_per_kwh if grams is None else grams
 
 
+class PoolStandby(ApiModel):
+    """Empty nodes the pool keeps Ready ahead of need, so a new replica waits for its start-up
+    only, not for a node as well. The planner decides how many, up to ``maxNodes``, from how
+    fast the services on the pool may rise within its provisioning time (its maximum while a
+    service has shown too little traffic to tell); they are billed as any node."""
+
+    max_nodes: int = Field(ge=0, le=10000)
+    """At most this many standby nodes (0: none)."""
+
+
 class InferenceNodePoolSpec(ApiModel):
     """A pool of identical nodes that infscale may place replicas on and resize."""
 
     validations: ClassVar[list[dict[str, str]]] = [
         rule("self.minNodes <= self.maxNodes", "minNodes must not exceed maxNodes"),
+        rule(
+            "!has(self.standby) || self.standby.maxNodes <= self.maxNodes",
+            "standby.maxNodes must not exceed maxNodes",
+        ),
     ]
 
     provider: ProviderSpec
@@ -257,6 +271,8 @@ class InferenceNodePoolSpec(ApiModel):
     power: NodePower | None = None
     """What one node draws. Without it, a CPU node's draw is estimated from its vCPUs and
     memory (Cloud Carbon Footprint's AWS coefficients) and a GPU node's is unknown."""
+    standby: PoolStandby | None = None
+    """Warm headroom: empty nodes kept Ready ahead of need (none without it)."""
 
 
 class Condition(ApiModel):
@@ -289,6 +305,12 @@ class InferenceNodePoolStatus(ApiModel):
     ready_nodes: int | None = None
     usd_per_hour: float | None = None
     """Current cost of the pool's nodes per hour."""
+    standby_nodes: int | None = None
+    """Of the desired nodes, those kept empty ahead of need (spec.standby)."""
+    standby_usd_per_hour: float | None = None
+    """What they cost per hour."""
+    standby_reason: str | None = None
+    """Why that many."""
     power_watts: float | None = None
     """What the pool's nodes draw now: the replicas' share at their load, idle for the rest;
     absent when unknown."""

@@ -213,15 +213,22 @@ def view(sample: Sample) -> Group:
             (status.get("lastDecision") or {}).get("reason", "")[:70],
         )  # fmt: skip
     pools = Table(title="InferenceNodePools")
-    for column in ("pool", "ready/desired nodes", "$/h", "last change"):
+    for column in ("pool", "ready/desired nodes", "standby", "$/h", "last change"):
         pools.add_column(column)
     for name, item in sorted(sample.pools.items()):
         status = item["status"]
+        spare = status.get("standbyNodes")
         pools.add_row(
             name, f"{status.get('readyNodes', 0)}/{status.get('desiredNodes', 0)}",
+            "-" if spare is None else f"{spare} (${status.get('standbyUsdPerHour') or 0:.2f}/h)",
             _fmt(status.get("usdPerHour")), (status.get("lastChange") or {}).get("reason", "")[:70],
         )  # fmt: skip
     return Group(services, pools)
+
+
+def _serving_nodes(status: dict[str, Any]) -> int:
+    """A pool's Ready nodes less its standby ones (at least 0)."""
+    return max(0, (status.get("readyNodes") or 0) - (status.get("standbyNodes") or 0))
 
 
 def _fmt(value: float | None) -> str:
@@ -269,10 +276,9 @@ def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
         h * sum((p["status"].get("usdPerHour") or 0.0) for p in s.pools.values())
         for h, s in zip(hours, samples, strict=False)
     )
+    # Static provisioning for the peak the replicas needed: standby nodes are not counted.
     peak_nodes = {
-        name: max(
-            (s.pools[name]["status"].get("readyNodes") or 0) for s in samples if name in s.pools
-        )
+        name: max(_serving_nodes(s.pools[name]["status"]) for s in samples if name in s.pools)
         for name in samples[-1].pools
     }
     static = sum(peak_nodes[n] * samples[-1].pools[n]["spec"]["usdPerHour"] for n in peak_nodes)
@@ -315,6 +321,10 @@ def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
     for name in samples[-1].pools:
         nodes = [s.pools.get(name, {}).get("status", {}).get("readyNodes") or 0 for s in samples]
         axes[2].step(times, nodes, where="post", linestyle=":", label=f"{name} nodes")
+        spare = [s.pools.get(name, {}).get("status", {}).get("standbyNodes") for s in samples]
+        if any(n is not None for n in spare):
+            axes[2].step(times, [n or 0 for n in spare], where="post", linestyle="-.",
+                         label=f"{name} standby nodes")  # fmt: skip
     total = [sum((p["status"].get("usdPerHour") or 0.0) for p in s.pools.values()) for s in samples]
     axes[3].step(times, total, where="post", label="infscale $/h")
     axes[3].axhline(static, linestyle="--", color="grey", label="static peak $/h")

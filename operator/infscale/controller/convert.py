@@ -43,6 +43,7 @@ def pool_spec(
         provisioning_s=float(spec.provisioning_seconds),
         power=_power(spec.power, node, hour),
         spot=spec.capacity_type is v1alpha1.CapacityType.SPOT,
+        standby_max_nodes=0 if spec.standby is None else spec.standby.max_nodes,
     )
 
 

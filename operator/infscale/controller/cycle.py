@@ -24,7 +24,7 @@ from infscale.controller import (
     telemetry,
     wiring,
 )
-from infscale.controller.decisions import OwnedDeployment, ServiceDecision, StuckPod
+from infscale.controller.decisions import OwnedDeployment, PoolPlan, ServiceDecision, StuckPod
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import model
 from infscale.domain import nodes as node_rules
@@ -97,7 +97,7 @@ class Cycle:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             if not self.settings.namespaces or key[0] in self.settings.namespaces:
                 views.append(service_view.read(body, owned.get(key, ()), stuck.get(key, ())))
-        decisions, planned_nodes = self.decide(views, specs, owned, now_s)
+        decisions, pool_plans = self.decide(views, specs, owned, now_s)
         if self.decider.source is not None:
             telemetry.PROMETHEUS_QUERIES.set(self.decider.source.queries_issued)
         # Services are written by a bounded pool of threads (the API round trips dominate a
@@ -114,7 +114,7 @@ class Cycle:
         held = self._held_pools(views, decisions) if self.decider.source is not None else {}
         serving = _serving(views, statuses)
         self.pools_cycle(
-            pool_bodies, specs, planned_nodes, now_s, pods, managed, held, serving, figures
+            pool_bodies, specs, pool_plans, now_s, pods, managed, held, serving, figures
         )
 
     def _reconcile_service(
@@ -159,7 +159,7 @@ class Cycle:
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         owned: Mapping[tuple[str, str], list[OwnedDeployment]],
         now_s: float,
-    ) -> tuple[dict[tuple[str, str], ServiceDecision], dict[str, int]]:
+    ) -> tuple[dict[tuple[str, str], ServiceDecision], dict[str, PoolPlan]]:
         """The planner's decisions; if it fails, every service holds what it runs.
 
         Without a metrics source there is nothing to plan from: every service gets the baseline
@@ -207,7 +207,7 @@ class Cycle:
         self,
         pool_bodies: Mapping[str, Mapping[str, Any]],
         specs: Mapping[str, v1alpha1.InferenceNodePoolSpec],
-        planned_nodes: Mapping[str, int],
+        pool_plans: Mapping[str, PoolPlan],
         now_s: float,
         pods: Sequence[Mapping[str, Any]],
         managed_pods: Sequence[Mapping[str, Any]],
@@ -247,7 +247,7 @@ class Cycle:
                     self.pool_ports,
                     limits,
                     now_s,
-                    planned_nodes.get(name, 0),
+                    pool_plans.get(name, PoolPlan()),
                     (held or {}).get(name, ""),
                     (serving or {}).get(name, ()),
                     self.pool_members.get(name),

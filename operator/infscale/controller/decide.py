@@ -23,7 +23,7 @@ from typing import Protocol
 
 from infscale.api import v1alpha1
 from infscale.controller import convert
-from infscale.controller.decisions import OwnedDeployment, ServiceDecision
+from infscale.controller.decisions import OwnedDeployment, PoolPlan, ServiceDecision
 from infscale.domain import model, planner, pricing
 from infscale.domain import tuning as planner_settings
 from infscale.ports import metrics
@@ -169,8 +169,8 @@ class Decider:
         pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
         owned: Mapping[Key, Sequence[OwnedDeployment]],
         now_s: float,
-    ) -> tuple[dict[Key, ServiceDecision], dict[str, int]]:
-        """Decisions per service and nodes per pool (from the same plan)."""
+    ) -> tuple[dict[Key, ServiceDecision], dict[str, PoolPlan]]:
+        """Decisions per service and what each pool is asked for (from the same plan)."""
         planned = [s for s in services if s.spec.replicas.fixed is None]
         arrivals = {
             s.key: convert.arrival_query(
@@ -246,7 +246,12 @@ class Decider:
         # and shrink under the pool controller's own safety rules (cool-down, drain).
         by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
         pool_map = {p.name: p for p in pool_specs}
-        return decisions, pricing.pool_nodes_needed(by_service, specs, pool_map)
+        needed = pricing.pool_nodes_needed(by_service, specs, pool_map)
+        pool_plans = {}
+        for name, nodes in needed.items():
+            spare, why = plan.standby.get(name, (0, ""))
+            pool_plans[name] = PoolPlan(nodes + spare, spare, why)
+        return decisions, pool_plans
 
     def _reasons(
         self,

@@ -1,5 +1,6 @@
 """What one cycle knows of a service before reconciling it: the Deployments infscale owns, the
-pods the scheduler refused, and the planner's decision. Shared by decide and the reconciler."""
+pods the scheduler refused, and the planner's decision; and what it decided for each pool.
+Shared by decide and the reconcilers."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ class StuckPod:
     """Seconds since the pod was created."""
     message: str
     """The scheduler's reason, e.g. `0/4 nodes are available: 4 node(s) had untolerated taint`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolPlan:
+    """What the planner asks of one pool this cycle."""
+
+    nodes: int = 0
+    """Nodes for the replicas decided now, standby nodes included."""
+    standby: int = 0
+    """Of those, the empty ones kept Ready ahead of need (spec.standby)."""
+    standby_reason: str = ""

@@ -24,6 +24,7 @@ from typing import Any
 
 from infscale.api import quantity, v1alpha1
 from infscale.controller import convert, power_figures
+from infscale.controller.decisions import PoolPlan
 from infscale.domain import energy, model, pricing
 from infscale.domain import nodes as node_rules
 from infscale.labels import (
@@ -161,7 +162,7 @@ def reconcile_pool(
     ports: PoolPorts,
     limits: node_rules.PoolLimits,
     now_s: float,
-    planned_nodes: int = 0,
+    planned: PoolPlan | None = None,
     hold: str = "",
     serving: Sequence[tuple[model.VariantSpec, int, float | None]] = (),
     previous: frozenset[str] | None = None,
@@ -191,8 +192,9 @@ def reconcile_pool(
         for i in range(pending)
     ]
     # The plan may ask for nodes before the replicas that need them exist; never fewer than
-    # the pods already there need.
-    needed = max(_nodes_needed(spec, managed_pods), planned_nodes)
+    # the pods already there need, and its standby nodes beyond those.
+    planned = planned or PoolPlan()
+    needed = max(_nodes_needed(spec, managed_pods) + planned.standby, planned.nodes)
     last_up = parse_time(old_status.get("lastScaleUpTime"))
     action = node_rules.decide(
         needed, node_facts, limits, now_s, last_up, provider.owns_nodes, hold
@@ -215,6 +217,10 @@ def reconcile_pool(
         "lastChange": last_change,
         "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
     }
+    if spec.standby is not None:
+        status["standbyNodes"] = planned.standby
+        status["standbyUsdPerHour"] = round(planned.standby * spec.usd_per_hour, 4)
+        status["standbyReason"] = planned.standby_reason or "no service planned on the pool"
     status["powerWatts"] = _power_watts(name, spec, int(status["readyNodes"]), serving)
     if figures is not None:
         status["usdPerKwh"] = figures.usd_per_kwh

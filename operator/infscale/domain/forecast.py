@@ -45,12 +45,32 @@ def update(
     rps = max(0.0, rps)
     hold_s = max(cfg.peak_hold_s, cfg.peak_hold_max_s)
     minutes = _push_minute(state.minutes, now_s, rps, cfg)
+    active_since_s = state.active_since_s
+    if active_since_s is None and rps > 0:
+        active_since_s = now_s
+    step_s = state.step_s
+    if state.last_s is not None and now_s > state.last_s:
+        gap_s = now_s - state.last_s
+        step_s = gap_s if step_s <= 0 else step_s + STEP_WEIGHT * (gap_s - step_s)
     if state.last_s is not None and state.level_rps < rps <= expected_rps * HOLD_SURPRISE:
         peaks = tuple((t, r) for t, r in state.peaks if now_s - t <= hold_s)
-        return dataclasses.replace(state, last_s=now_s, peaks=peaks, minutes=minutes)
+        return dataclasses.replace(
+            state,
+            last_s=now_s,
+            peaks=peaks,
+            minutes=minutes,
+            step_s=step_s,
+            active_since_s=active_since_s,
+        )
     peaks = _push_peak(state.peaks, now_s, rps, hold_s)
     if state.last_s is None:
-        return model.ForecastState(level_rps=rps, last_s=now_s, peaks=peaks, minutes=minutes)
+        return model.ForecastState(
+            level_rps=rps,
+            last_s=now_s,
+            peaks=peaks,
+            minutes=minutes,
+            active_since_s=active_since_s,
+        )
     dt_s = max(now_s - state.last_s, 1e-3)
     alpha = 1.0 - math.exp(-dt_s / cfg.level_tau_s)
     beta = 1.0 - math.exp(-dt_s / cfg.trend_tau_s)
@@ -69,8 +89,12 @@ def update(
         last_s=now_s,
         peaks=peaks,
         minutes=minutes,
+        step_s=step_s,
+        active_since_s=active_since_s,
     )
 
+
+STEP_WEIGHT = 0.2  # of each new interval in the moving average of the time between rates
 
 HOLD_SURPRISE = 1.5  # a burst this much above the recurring one expected is held as any other
 

@@ -99,6 +99,7 @@ class PoolSpec:
     provisioning_s: float = 300.0
     power: Power | None = None
     spot: bool = False  # nodes reclaimable at short notice (capacityType: Spot)
+    standby_max_nodes: int = 0  # empty nodes kept Ready ahead of need, at most (spec.standby)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +231,9 @@ class Plan:
     floor_usd_per_hour: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Per service with a quality floor: its replicas' node share cost over that of the cheapest
     plan of the same demand without the floor."""
+    standby: Mapping[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
+    """Per pool with ``standby_max_nodes``: the empty nodes of ``nodes`` kept Ready ahead of
+    need, and why (:mod:`standby`)."""
 
     def total_replicas(self, service_key: str) -> int:
         """Replicas of all variants of one service."""
@@ -247,6 +251,8 @@ class ForecastState:
     peaks: tuple[tuple[float, float], ...] = ()  # (time_s, rps), decreasing rps: a peak-hold queue
     minutes: tuple[tuple[int, float], ...] = ()  # (bucket, highest rps in it), oldest first
     queue_samples: tuple[tuple[float, float], ...] = ()  # (time_s, requests waiting), recent
+    step_s: float = 0.0  # the usual time between observed rates (a moving average)
+    active_since_s: float | None = None  # when the service first received traffic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,6 +350,8 @@ def state_from_json(text: str) -> PlannerState:
             peaks=tuple((float(t), float(r)) for t, r in f["peaks"]),
             minutes=tuple((int(i), float(r)) for i, r in f.get("minutes", ())),
             queue_samples=tuple((float(t), float(q)) for t, q in f.get("queue_samples", ())),
+            step_s=float(f.get("step_s", 0.0)),
+            active_since_s=None if f.get("active_since_s") is None else float(f["active_since_s"]),
         )
         for key, f in raw.get("forecasts", {}).items()
     }

@@ -21,6 +21,7 @@ from infscale.domain import (
     optimize,
     pricing,
     stabilize,
+    standby,
     traffic,
     tuning,
 )
@@ -70,7 +71,9 @@ def plan(
         if paid is not None:
             excess_paid[svc.key] = paid
     reasons = {key: d.reasons for key, d in demanded.items()}
-    nodes, scale_up_s, surplus_since = _pool_nodes(services, demanded, replicas, reasons, cycle)
+    nodes, spare, scale_up_s, surplus_since = _pool_nodes(
+        services, demanded, replicas, reasons, cycle
+    )
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
     last_active = dict(state.last_active_s)
     for key, d in demanded.items():
@@ -100,6 +103,7 @@ def plan(
         quality=quality,
         weights=weights,
         floor_usd_per_hour=floor_usd,
+        standby=spare,
     )
     new_state = model.PlannerState(
         last_replicas=replicas,
@@ -260,11 +264,17 @@ def _pool_nodes(
     replicas: Mapping[str, Mapping[str, int]],
     reasons: dict[str, list[str]],
     cycle: demand.Cycle,
-) -> tuple[dict[str, int], dict[str, float], dict[str, float]]:
-    """Stage four: each pool's nodes for the planned replicas, stabilised; (nodes, last
-    scale-up times, surplus-since times). A pool that hosts a variant of a service with unknown
-    data keeps its nodes this cycle."""
+) -> tuple[dict[str, int], dict[str, tuple[int, str]], dict[str, float], dict[str, float]]:
+    """Stage four: each pool's nodes for the planned replicas and its standby nodes
+    (:mod:`standby`), stabilised; (nodes, standby nodes, last scale-up times, surplus-since
+    times). A pool that hosts a variant of a service with unknown data keeps its nodes this
+    cycle."""
     needed = pricing.pool_nodes_needed(replicas, services, cycle.pools)
+    spare = {
+        name: _standby(pool, services, demanded, replicas, cycle)
+        for name, pool in cycle.pools.items()
+        if pool.standby_max_nodes > 0
+    }
     held_by: dict[str, list[str]] = {}
     for svc in services:
         if not demanded[svc.key].known:
@@ -274,9 +284,10 @@ def _pool_nodes(
     scale_up_s = dict(cycle.state.pool_scale_up_s)
     surplus_since: dict[str, float] = {}
     for name, pool in sorted(cycle.pools.items()):
+        ahead = spare.get(name, standby.Standby())
         node_decision = stabilize.nodes(
             pool,
-            needed.get(name, 0),
+            needed.get(name, 0) + ahead.nodes,
             cycle.state.last_nodes.get(name),
             cycle.state.pool_scale_up_s.get(name),
             cycle.state.pool_surplus_since_s.get(name),
@@ -291,9 +302,32 @@ def _pool_nodes(
             surplus_since[name] = node_decision.surplus_since_s
         reasons[f"pool:{name}"] = [
             f"{needed.get(name, 0)} node(s) needed for the planned replicas",
+            *([ahead.reason] if ahead.reason else []),
             *node_decision.reasons,
         ]
-    return nodes, scale_up_s, surplus_since
+    return nodes, {n: (s.nodes, s.reason) for n, s in spare.items()}, scale_up_s, surplus_since
+
+
+def _standby(
+    pool: model.PoolSpec,
+    services: Sequence[model.ServiceSpec],
+    demanded: Mapping[str, demand.ServiceDemand],
+    replicas: Mapping[str, Mapping[str, int]],
+    cycle: demand.Cycle,
+) -> standby.Standby:
+    """The standby nodes of one pool, for the services planned on it."""
+    planned: list[tuple[model.Resources, int]] = []
+    on_pool = []
+    for svc in services:
+        mine = dict(replicas.get(svc.key, {}))
+        planned += [(v.resources, mine.get(v.name, 0)) for v in svc.variants if v.pool == pool.name]
+        d = demanded[svc.key]
+        here = standby.on_pool(
+            svc, mine, dict(d.demand.capacity_rps), d.forecast, pool, cycle.now_s, cycle.cfg
+        )
+        if here is not None:
+            on_pool.append(here)
+    return standby.decide(pool, planned, on_pool)
 
 
 def _bridge(

@@ -192,6 +192,11 @@ class PlannerSettings:
     """A queue that the spare capacity would clear only after more than a lead time (or never:
     replicas saturated, the rate is what they complete) gets capacity to clear it within one."""
 
+    standby_sigmas: float = 2.0
+    """A pool's standby nodes (``spec.standby``) cover each service's rise within one
+    provisioning time up to this many standard deviations of its forecast's under-forecasts
+    (about the 98th percentile of a normal rise), on top of its upward trend."""
+
     node_unneeded_s: float = 120.0
     """A pool shrinks only after its surplus nodes have been unneeded (empty) this long."""
 

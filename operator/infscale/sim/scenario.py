@@ -48,6 +48,8 @@ class _Pool(pydantic.BaseModel):
     provisioning_s: float = 300.0
     power: _Power | None = None  # None: a CPU node's estimate (energy.node_power)
     spot: bool = False  # nodes reclaimable at short notice
+    standby_max_nodes: int = pydantic.Field(default=0, ge=0)
+    """Empty nodes the planner may keep Ready ahead of need (spec.standby.maxNodes)."""
     interruptions_per_hour: float = pydantic.Field(default=0.0, ge=0.0)
     """Spot: the rate at which each node is reclaimed (the simulator draws each node's time)."""
 
@@ -133,6 +135,7 @@ class Scenario(pydantic.BaseModel):
                 p.provisioning_s,
                 energy.node_power(p.power.domain() if p.power else None, p.node.domain()),
                 p.spot,
+                p.standby_max_nodes,
             )
             for p in self.pools
         ]
