@@ -23,9 +23,10 @@ def kwok_pool(
     tainted: bool = True,
     power: dict[str, float] | None = None,
     spot: bool = False,
+    standby: int = 0,
 ) -> dict[str, Any]:
     """An InferenceNodePool of kwok nodes with `gpus` GPUs, 8 cores and 32 GiB per GPU (and
-    spec.power, if given; capacityType Spot with `spot`)."""
+    spec.power, if given; capacityType Spot with `spot`; up to `standby` standby nodes)."""
     node: dict[str, Any] = {
         "capacity": {"cpu": str(8 * gpus), "memory": f"{32 * gpus}Gi", "nvidia.com/gpu": str(gpus)},
         "labels": {"infscale.dev/pool": name},
@@ -44,6 +45,7 @@ def kwok_pool(
             "provisioningSeconds": provisioning_s,
             **({"power": power} if power is not None else {}),
             **({"capacityType": "Spot"} if spot else {}),
+            **({"standby": {"maxNodes": standby}} if standby else {}),
         },
     }
 

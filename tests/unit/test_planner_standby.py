@@ -57,10 +57,9 @@ def test_steady_traffic_needs_no_standby() -> None:
 
 
 def test_noisy_traffic_keeps_the_nodes_its_rise_within_provisioning_needs() -> None:
-    rates = [4.0, 9.0] * 20  # one-step under-forecasts of about 5 rps, every other decision
+    rates = [2.0, 14.0] * 20  # one-step under-forecasts of about 12 rps, every other decision
     plan, state = _run(rates, standby_max=10)
     fstate = state.forecasts["team-a/chat"]
-    assert fstate.step_s == 15.0
     rise = standby.rise_rps(fstate, 300.0, 39 * 15.0, CFG)
     assert rise is not None
     assert rise > 0
@@ -83,12 +82,11 @@ def test_a_standby_node_makes_the_pool_free_for_the_next_decision() -> None:
     assert cycle.cold_start_s(svc.variants[0]) == 120  # start-up only, no node to wait for
 
 
-def test_the_forecaster_tracks_its_step_and_first_traffic() -> None:
+def test_the_forecaster_remembers_its_first_traffic() -> None:
     state = model.ForecastState()
     for now_s, rps in [(0.0, 0.0), (10.0, 0.0), (20.0, 2.0), (50.0, 2.0)]:
         state = forecast.update(state, rps, now_s, CFG)
     assert state.active_since_s == 20.0
-    assert 10.0 < state.step_s < 30.0
     assert standby.rise_rps(state, 300.0, 50.0, CFG) is None  # 30 s of traffic: unknown
     assert standby.rise_rps(state, 300.0, 320.0, CFG) is not None
     again = model.state_from_json(model.state_to_json(model.PlannerState(forecasts={"s": state})))

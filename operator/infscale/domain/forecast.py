@@ -48,10 +48,6 @@ def update(
     active_since_s = state.active_since_s
     if active_since_s is None and rps > 0:
         active_since_s = now_s
-    step_s = state.step_s
-    if state.last_s is not None and now_s > state.last_s:
-        gap_s = now_s - state.last_s
-        step_s = gap_s if step_s <= 0 else step_s + STEP_WEIGHT * (gap_s - step_s)
     if state.last_s is not None and state.level_rps < rps <= expected_rps * HOLD_SURPRISE:
         peaks = tuple((t, r) for t, r in state.peaks if now_s - t <= hold_s)
         return dataclasses.replace(
@@ -59,7 +55,6 @@ def update(
             last_s=now_s,
             peaks=peaks,
             minutes=minutes,
-            step_s=step_s,
             active_since_s=active_since_s,
         )
     peaks = _push_peak(state.peaks, now_s, rps, hold_s)
@@ -89,12 +84,9 @@ def update(
         last_s=now_s,
         peaks=peaks,
         minutes=minutes,
-        step_s=step_s,
         active_since_s=active_since_s,
     )
 
-
-STEP_WEIGHT = 0.2  # of each new interval in the moving average of the time between rates
 
 HOLD_SURPRISE = 1.5  # a burst this much above the recurring one expected is held as any other
 

@@ -251,7 +251,6 @@ class ForecastState:
     peaks: tuple[tuple[float, float], ...] = ()  # (time_s, rps), decreasing rps: a peak-hold queue
     minutes: tuple[tuple[int, float], ...] = ()  # (bucket, highest rps in it), oldest first
     queue_samples: tuple[tuple[float, float], ...] = ()  # (time_s, requests waiting), recent
-    step_s: float = 0.0  # the usual time between observed rates (a moving average)
     active_since_s: float | None = None  # when the service first received traffic
 
 
@@ -350,7 +349,6 @@ def state_from_json(text: str) -> PlannerState:
             peaks=tuple((float(t), float(r)) for t, r in f["peaks"]),
             minutes=tuple((int(i), float(r)) for i, r in f.get("minutes", ())),
             queue_samples=tuple((float(t), float(q)) for t, q in f.get("queue_samples", ())),
-            step_s=float(f.get("step_s", 0.0)),
             active_since_s=None if f.get("active_since_s") is None else float(f["active_since_s"]),
         )
         for key, f in raw.get("forecasts", {}).items()

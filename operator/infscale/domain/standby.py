@@ -5,12 +5,12 @@ node as well, minutes for a GPU node. Bursts shorter than that are met only by w
 there, so a platform team keeps warm headroom. Here the planner decides it, per pool and within
 the pool's ``spec.standby.maxNodes`` (0, the default: none): as many empty nodes as the replicas
 its services could need within one provisioning time. A service's need is how far its rate may
-rise within that time above the capacity planned for it: its forecast's upward trend, and
-``standby_sigmas`` standard deviations of its under-forecasts grown to that horizon as a random
-walk's. A service that has received traffic for less than one provisioning time has shown
-nothing of how fast it rises: the pool keeps its maximum for it. The nodes cost their price
-(``status.standbyUsdPerHour``); in return the services on the pool hold peaks and trends for a
-start-up's lead, not a node's as well (``demand.Cycle.cold_start_s``).
+rise within that time above the capacity planned for it: its forecast's upward trend over it,
+and ``standby_sigmas`` standard deviations of its one-step under-forecasts. A service that has
+received traffic for less than one provisioning time has shown nothing of how fast it rises: the
+pool keeps its maximum for it. The nodes cost their price (``status.standbyUsdPerHour``); in
+return the services on the pool hold peaks and trends for a start-up's lead, not a node's as
+well (``demand.Cycle.cold_start_s``).
 """
 
 from __future__ import annotations
@@ -50,17 +50,15 @@ def rise_rps(
     state: model.ForecastState, horizon_s: float, now_s: float, cfg: tuning.PlannerSettings
 ) -> float | None:
     """How far a service's rate may rise within ``horizon_s`` above its smooth level: the upward
-    trend (bounded as :func:`forecast.demand_rps` bounds it) and ``standby_sigmas`` standard
-    deviations of the one-step under-forecasts times the square root of the steps in the horizon.
-    None when it has received traffic for less than ``horizon_s`` (or none yet)."""
+    trend over it (bounded as :func:`forecast.demand_rps` bounds it) and ``standby_sigmas``
+    standard deviations of the one-step under-forecasts, the size of its usual surprise (a burst
+    arrives within a step; a ramp is the trend's). None when it has received traffic for less
+    than ``horizon_s`` (or none yet)."""
     if state.active_since_s is None or now_s - state.active_since_s < horizon_s:
-        return None
-    if state.step_s <= 0:
         return None
     trend = max(0.0, state.trend_rps_per_s) * min(horizon_s, cfg.trend_horizon_s)
     trend = min(trend, cfg.max_trend_growth * state.level_rps)
-    steps = max(1.0, horizon_s / state.step_s)
-    return trend + cfg.standby_sigmas * math.sqrt(max(state.var_rps2, 0.0) * steps)
+    return trend + cfg.standby_sigmas * math.sqrt(max(state.var_rps2, 0.0))
 
 
 def on_pool(

@@ -194,8 +194,8 @@ class PlannerSettings:
 
     standby_sigmas: float = 2.0
     """A pool's standby nodes (``spec.standby``) cover each service's rise within one
-    provisioning time up to this many standard deviations of its forecast's under-forecasts
-    (about the 98th percentile of a normal rise), on top of its upward trend."""
+    provisioning time: its upward trend, and this many standard deviations of its forecast's
+    one-step under-forecasts (a burst arrives within a step)."""
 
     node_unneeded_s: float = 120.0
     """A pool shrinks only after its surplus nodes have been unneeded (empty) this long."""

@@ -1,0 +1,112 @@
+"""Standby nodes on the real cluster: a pool with spec.standby keeps empty nodes Ready ahead of
+need, so when the emulated load rises the new replicas start on them at once instead of waiting
+for new nodes; the pool then orders replacements, and its status says how many and why.
+
+Real API server, real Prometheus scraping the model-server EMULATOR, the operator planning on
+compressed time; nodes take 20 s to provision, replicas 2 s to start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration import manifests, waiting
+from tests.integration.operator_process import (
+    compressed_operator,
+    start_emulator,
+    stop_emulator,
+)
+from tests.integration.prometheus_process import PrometheusProcess
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "infscale.dev", "v1alpha1"
+PROVISIONING_S = 20
+# 4 rps (one 10-rps replica), then 25 rps (three).
+LOAD = "steps:4@20,25@40"
+pool_name = manifests.kwok_pool_fixture(
+    "standby", max_nodes=8, provisioning_s=PROVISIONING_S, tainted=False, standby=2
+)
+
+
+@pytest.mark.timeout(300)
+def test_new_replicas_start_on_standby_nodes_without_waiting_for_a_node(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    pool_name: str,
+    own_prometheus: PrometheusProcess,
+    tmp_path: Path,
+) -> None:
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [pool_name])
+    operator.start()
+    emulator: subprocess.Popen[bytes] | None = None
+    samples: list[tuple[float, dict[str, Any], dict[str, Any], int]] = []
+
+    def pool_status() -> dict[str, Any]:
+        body = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool_name)
+        assert isinstance(body, dict)
+        return dict(body.get("status") or {})
+
+    def ready_nodes() -> int:
+        nodes = core.list_node(label_selector=f"infscale.dev/node-pool={pool_name}").items
+        return sum(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            for n in nodes
+        )
+
+    try:
+        chat = manifests.emulated_service("chat", pool_name, startup_s=2)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", chat)
+        # Before any traffic, how fast the service rises is unknown: the pool keeps its maximum.
+        waiting.until(
+            lambda: pool_status().get("standbyNodes") == 2 and ready_nodes() >= 3,
+            timeout_s=90,
+            what="one node for the first replica and two standby nodes Ready",
+        )
+        cold = pool_status()
+        assert "how fast it rises is unknown" in cold["standbyReason"]
+        assert cold["standbyUsdPerHour"] == pytest.approx(2 * 0.8048)
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
+            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
+        )  # fmt: skip
+        start = time.monotonic()
+        while time.monotonic() - start < 75 and emulator.poll() is None:
+            body = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "inferenceservices", "chat"
+            )
+            assert isinstance(body, dict)
+            status = dict(body.get("status") or {})
+            samples.append((time.monotonic() - start, status, pool_status(), ready_nodes()))
+            time.sleep(1)
+    finally:
+        stop_emulator(emulator)
+        operator.stop()
+        print(operator.log()[-6000:])
+        for t, status, pool, nodes in samples[::3]:
+            replicas = f"replicas={status.get('replicas')} ready={status.get('readyReplicas')}"
+            spare = f"standby={pool.get('standbyNodes')}: {pool.get('standbyReason')}"
+            print(f"{t:5.0f} s {replicas} nodes={nodes} {spare}")
+
+    asked = [t for t, s, _, _ in samples if (s.get("replicas") or 0) >= 3]
+    assert asked, "the load must ask for three replicas"
+    ready = [t for t, s, _, _ in samples if t >= asked[0] and (s.get("readyReplicas") or 0) >= 3]
+    assert ready, "three replicas must become Ready"
+    # On standby nodes they wait for their 2 s start-up and a cycle or two, not for a 20 s node.
+    assert ready[0] - asked[0] < PROVISIONING_S / 2, (
+        f"three replicas Ready {ready[0] - asked[0]:.0f} s after they were asked for"
+    )
+    # The pool orders standby nodes again beyond the replicas' nodes.
+    assert any(n >= 4 for t, _, _, n in samples if t > asked[0]), "standby must be restored"
+    reasons = [p.get("standbyReason") or "" for _, _, p, _ in samples]
+    assert any("may rise" in r for r in reasons), (
+        "after one provisioning time of traffic the standby is sized from the service's rise"
+    )
