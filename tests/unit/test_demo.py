@@ -65,3 +65,31 @@ def test_compress_never_turns_a_duration_into_zero_unless_it_was() -> None:
     service["spec"]["variants"][0]["startupSeconds"] = 0
     [compressed] = demo.compress([service], speed=1000)
     assert [v["startupSeconds"] for v in compressed["spec"]["variants"]] == [0, 1]
+
+
+def _sample(t_s: float, ready: int, standby: int | None) -> demo.Sample:
+    status: dict[str, Any] = {"readyNodes": ready, "usdPerHour": ready * 1.0}
+    if standby is not None:
+        status |= {"standbyNodes": standby, "standbyUsdPerHour": standby * 1.0}
+    chat = {"spec": {"slo": {"thresholdSeconds": 0.5}}, "status": {"observedRps": 1.0}}
+    pool = {"spec": {"usdPerHour": 1.0}, "status": status}
+    return demo.Sample(t_s, {"team-a/chat": chat}, {"gpu": pool})
+
+
+def test_the_report_prices_static_provisioning_for_the_replicas_peak_not_the_standby(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    # Three nodes, two of them standby, for an hour; then four, one standby, for an hour.
+    samples = [_sample(0.0, 3, 2), _sample(3600.0, 4, 1), _sample(7200.0, 4, 1)]
+    console = Console(record=True, width=200)
+    demo.report(samples, console, tmp_path / "timeline.png")
+    text = console.export_text()
+    assert "node cost: $7.0000" in text  # 3 $/h, then 4 $/h
+    assert "{'gpu': 3}" in text  # the replicas needed at most 3 nodes, not 4
+    assert "$6.0000: infscale paid 1.17x of it" in text
+    assert (tmp_path / "timeline.png").exists()
+    table = Console(record=True, width=200)
+    table.print(demo.view(_sample(0.0, 3, 2)))
+    assert "2 ($2.00/h)" in table.export_text()
