@@ -45,3 +45,11 @@ def test_a_pool_exports_its_energy_figures_and_none_once_unknown() -> None:
         telemetry.REGISTRY.get_sample_value("infscale_pool_grams_co2_per_kwh", {"pool": "grid-l4"})
         is None
     )
+
+
+def test_a_pool_exports_its_standby_nodes_only_while_it_has_a_standby() -> None:
+    telemetry.record_pool("warm-l4", 5, 5, 4.0, standby=2)
+    labels = {"pool": "warm-l4", "state": "standby"}
+    assert telemetry.REGISTRY.get_sample_value("infscale_pool_nodes", labels) == 2
+    telemetry.record_pool("warm-l4", 3, 3, 2.4)
+    assert telemetry.REGISTRY.get_sample_value("infscale_pool_nodes", labels) is None

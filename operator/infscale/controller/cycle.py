@@ -267,6 +267,7 @@ class Cycle:
                 status.get("powerWatts"),
                 status.get("usdPerKwh"),
                 status.get("gramsCo2PerKwh"),
+                status.get("standbyNodes"),
             )
             if outcome.created or outcome.deleted or outcome.held:
                 LOG.info("pool %s: %s", name, outcome)

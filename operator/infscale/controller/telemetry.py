@@ -151,9 +151,14 @@ def record_pool(
     watts: float | None = None,
     usd_per_kwh: float | None = None,
     grams_co2_per_kwh: float | None = None,
+    standby: int | None = None,
 ) -> None:
     POOL_NODES.labels(name, "ready").set(ready)
     POOL_NODES.labels(name, "desired").set(desired)
+    if standby is not None:  # of the desired, kept empty ahead of need (spec.standby)
+        POOL_NODES.labels(name, "standby").set(standby)
+    else:
+        _remove((POOL_NODES,), name, "standby")
     POOL_COST.labels(name).set(usd_per_hour)
     _draw(POOL_POWER, POOL_ENERGY, (name,), watts)
     for gauge, value in ((POOL_ENERGY_PRICE, usd_per_kwh), (POOL_CARBON, grams_co2_per_kwh)):
