@@ -271,7 +271,7 @@ def _pool_nodes(
     cycle."""
     needed = pricing.pool_nodes_needed(replicas, services, cycle.pools)
     spare = {
-        name: _standby(pool, services, demanded, replicas, cycle)
+        name: _standby(pool, services, demanded, replicas, needed.get(name, 0), cycle)
         for name, pool in cycle.pools.items()
         if pool.standby_max_nodes > 0
     }
@@ -313,21 +313,23 @@ def _standby(
     services: Sequence[model.ServiceSpec],
     demanded: Mapping[str, demand.ServiceDemand],
     replicas: Mapping[str, Mapping[str, int]],
+    needed: int,
     cycle: demand.Cycle,
 ) -> standby.Standby:
-    """The standby nodes of one pool, for the services planned on it."""
+    """The standby nodes of one pool beyond the ``needed`` for its planned replicas, for the
+    services planned on it."""
     planned: list[tuple[model.Resources, int]] = []
     on_pool = []
     for svc in services:
-        mine = dict(replicas.get(svc.key, {}))
+        mine = replicas.get(svc.key, {})
         planned += [(v.resources, mine.get(v.name, 0)) for v in svc.variants if v.pool == pool.name]
         d = demanded[svc.key]
         here = standby.on_pool(
-            svc, mine, dict(d.demand.capacity_rps), d.forecast, pool, cycle.now_s, cycle.cfg
+            svc, mine, d.demand.capacity_rps, d.forecast, pool, cycle.now_s, cycle.cfg
         )
         if here is not None:
             on_pool.append(here)
-    return standby.decide(pool, planned, on_pool)
+    return standby.decide(pool, planned, needed, on_pool)
 
 
 def _bridge(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from infscale.domain import forecast, model, pricing, tuning
 
@@ -63,8 +63,8 @@ def rise_rps(
 
 def on_pool(
     svc: model.ServiceSpec,
-    replicas: dict[str, int],
-    replica_rps: dict[str, float],
+    replicas: Mapping[str, int],
+    replica_rps: Mapping[str, float],
     state: model.ForecastState,
     pool: model.PoolSpec,
     now_s: float,
@@ -87,13 +87,14 @@ def on_pool(
 def decide(
     pool: model.PoolSpec,
     planned: Sequence[tuple[model.Resources, int]],
+    needed: int,
     services: Sequence[ServiceOnPool],
 ) -> Standby:
-    """The standby nodes of ``pool``, beyond the nodes its ``planned`` (resources, replicas)
-    need, for the ``services`` planned on it; within ``standby_max_nodes`` and ``max_nodes``."""
+    """The standby nodes of ``pool``, beyond the ``needed`` nodes its ``planned`` (resources,
+    replicas) take, for the ``services`` planned on it; within ``standby_max_nodes`` and
+    ``max_nodes``."""
     if pool.standby_max_nodes <= 0 or not services:
         return Standby()
-    needed = pricing.nodes_needed(planned, pool.node)
     room = max(0, min(pool.standby_max_nodes, pool.max_nodes - needed))
     unknown = [s.key for s in services if s.short_rps is None]
     if unknown:
