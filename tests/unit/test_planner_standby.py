@@ -1,4 +1,5 @@
-"""Standby nodes: empty nodes a pool keeps Ready ahead of need, sized by the planner."""
+"""Standby nodes: nodes a pool keeps Ready ahead of need, sized by the planner; empty, or
+running warm replicas of the services they stand by for."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from tests.unit import planner_fixtures as fx
 CFG = tuning.PlannerSettings()
 
 
-def _pools(standby_max: int) -> list[model.PoolSpec]:
+def _pools(standby_max: int, warm: bool = False) -> list[model.PoolSpec]:
     return [
-        dataclasses.replace(p, standby_max_nodes=standby_max) if p.name == "l4" else p
+        dataclasses.replace(p, standby_max_nodes=standby_max, standby_warm=warm)
+        if p.name == "l4"
+        else p
         for p in fx.pools()
     ]
 
@@ -24,9 +27,9 @@ def _l4_only() -> model.ServiceSpec:
 
 
 def _run(
-    rates: list[float], standby_max: int = 3, step_s: float = 15.0
+    rates: list[float], standby_max: int = 3, step_s: float = 15.0, warm: bool = False
 ) -> tuple[model.Plan, model.PlannerState]:
-    svc, pools = _l4_only(), _pools(standby_max)
+    svc, pools = _l4_only(), _pools(standby_max, warm)
     state = model.PlannerState()
     plan = None
     for i, rps in enumerate(rates):
@@ -91,3 +94,55 @@ def test_the_forecaster_remembers_its_first_traffic() -> None:
     assert standby.rise_rps(state, 300.0, 320.0, CFG) is not None
     again = model.state_from_json(model.state_to_json(model.PlannerState(forecasts={"s": state})))
     assert again.forecasts["s"] == state
+
+
+def test_warm_standby_nodes_run_replicas_beyond_the_demand() -> None:
+    empty, empty_state = _run([5.0] * 4)
+    plan, state = _run([5.0] * 4, warm=True)
+    demand_replicas = empty.replicas["team-a/chat"]["l4"]
+    assert plan.standby["l4"][0] == 3
+    assert plan.nodes == empty.nodes  # the same nodes, the same price
+    assert plan.warm == {"team-a/chat": {"l4": 3}}  # one L4 replica fills one g6.xlarge
+    assert plan.replicas["team-a/chat"]["l4"] == demand_replicas + 3
+    assert any(r.startswith("warm standby: +3 l4 started") for r in plan.reasons["team-a/chat"])
+    assert "warm: 3 l4 of team-a/chat" in plan.standby["l4"][1]
+    # The demand's memory counts only the planned replicas: no feedback into the next cycle.
+    assert state.last_replicas == empty_state.last_replicas
+    assert state.history == empty_state.history
+
+
+def test_warm_replicas_stay_within_the_service_maximum() -> None:
+    svc, pools = _l4_only(), _pools(3, warm=True)
+    svc = dataclasses.replace(svc, max_replicas=2)
+    plan, _ = planner.plan([svc], pools, {svc.key: fx.observe(5.0)}, model.PlannerState(), 0)
+    assert plan.standby["l4"][0] == 3  # the nodes still stand by, for whatever else fits
+    assert plan.replicas[svc.key]["l4"] == 2  # one for 5 rps, one warm: the maximum
+    assert plan.warm[svc.key] == {"l4": 1}
+
+
+def test_noisy_traffic_warms_the_replicas_its_rise_needs() -> None:
+    rates = [2.0, 14.0] * 20
+    empty, _ = _run(rates, standby_max=10)
+    plan, _ = _run(rates, standby_max=10, warm=True)
+    nodes = plan.standby["l4"][0]
+    assert nodes == empty.standby["l4"][0] > 0
+    assert plan.warm["team-a/chat"]["l4"] == nodes  # one replica per node of this shape
+
+
+def test_a_warm_pool_is_not_free_for_new_replicas() -> None:
+    def lead(warm: bool) -> str:
+        svc, pools = _l4_only(), _pools(3, warm)
+        observed = {svc.key: fx.observe(5.0)}
+        _, state = planner.plan([svc], pools, observed, model.PlannerState(), 0)
+        plan, _ = planner.plan([svc], pools, observed, state, 15.0)
+        return next(r for r in plan.reasons[svc.key] if r.startswith("demand "))
+
+    assert "over a 120 s lead" in lead(warm=False)  # an empty standby node: start-up only
+    assert "over a 420 s lead" in lead(warm=True)  # its nodes run warm replicas: a node too
+
+
+def test_nodes_a_warm_pool_keeps_after_a_fall_run_replicas_too() -> None:
+    plan, _ = _run([30.0] * 30 + [5.0] * 50, warm=True)  # 450 s at 30 rps, then 750 s at 5
+    planned = plan.replicas["team-a/chat"]["l4"] - plan.warm["team-a/chat"]["l4"]
+    assert plan.nodes["l4"] > planned + plan.standby["l4"][0]  # nodes not yet released
+    assert plan.warm["team-a/chat"]["l4"] == plan.nodes["l4"] - planned  # each runs a replica

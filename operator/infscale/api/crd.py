@@ -159,7 +159,7 @@ def inference_node_pool_crd() -> dict[str, Any]:
             _column("Capacity", "string", ".spec.capacityType", "OnDemand or Spot"),
             _column("Ready", "integer", ".status.readyNodes", "Ready nodes"),
             _column("Desired", "integer", ".status.desiredNodes", "Desired nodes"),
-            _column("Standby", "integer", ".status.standbyNodes", "Empty nodes kept ahead"),
+            _column("Standby", "integer", ".status.standbyNodes", "Nodes kept ahead of need"),
             _column("Min", "integer", ".spec.minNodes", "Minimum nodes"),
             _column("Max", "integer", ".spec.maxNodes", "Maximum nodes"),
             _column("USD/node/h", "number", ".spec.usdPerHour", "Price of one node per hour"),

@@ -232,13 +232,18 @@ class NodePower(ApiModel):
 
 
 class PoolStandby(ApiModel):
-    """Empty nodes the pool keeps Ready ahead of need, so a new replica waits for its start-up
-    only, not for a node as well. The planner decides how many, up to ``maxNodes``, from how
-    fast the services on the pool may rise within its provisioning time (its maximum while a
-    service has shown too little traffic to tell); they are billed as any node."""
+    """Nodes the pool keeps Ready ahead of need, so a new replica waits for its start-up only,
+    not for a node as well. The planner decides how many, up to ``maxNodes``, from how fast the
+    services on the pool may rise within its provisioning time (its maximum while a service has
+    shown too little traffic to tell); they are billed as any node."""
 
     max_nodes: int = Field(ge=0, le=10000)
     """At most this many standby nodes (0: none)."""
+    warm: bool = False
+    """Run started replicas of the services they stand by for on the standby nodes, serving
+    beside the planned ones: a rise finds them Ready, without waiting for a start-up (a model
+    server's is minutes). Same node price; they draw power. Without it the nodes stay empty,
+    free for any service of the pool."""
 
 
 class InferenceNodePoolSpec(ApiModel):
@@ -272,7 +277,8 @@ class InferenceNodePoolSpec(ApiModel):
     """What one node draws. Without it, a CPU node's draw is estimated from its vCPUs and
     memory (Cloud Carbon Footprint's AWS coefficients) and a GPU node's is unknown."""
     standby: PoolStandby | None = None
-    """Warm headroom: empty nodes kept Ready ahead of need (none without it)."""
+    """Headroom: nodes kept Ready ahead of need, empty or running warm replicas (none without
+    it)."""
 
 
 class Condition(ApiModel):
@@ -306,7 +312,7 @@ class InferenceNodePoolStatus(ApiModel):
     usd_per_hour: float | None = None
     """Current cost of the pool's nodes per hour."""
     standby_nodes: int | None = None
-    """Of the desired nodes, those kept empty ahead of need (spec.standby)."""
+    """Of the desired nodes, those kept ahead of need (spec.standby)."""
     standby_usd_per_hour: float | None = None
     """What they cost per hour."""
     standby_reason: str | None = None

@@ -44,6 +44,7 @@ def pool_spec(
         power=_power(spec.power, node, hour),
         spot=spec.capacity_type is v1alpha1.CapacityType.SPOT,
         standby_max_nodes=0 if spec.standby is None else spec.standby.max_nodes,
+        standby_warm=spec.standby is not None and spec.standby.warm,
     )
 
 

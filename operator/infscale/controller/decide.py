@@ -244,7 +244,13 @@ class Decider:
         self._checked_s = {k: t for k, t in self._checked_s.items() if k in planned_keys}
         # Nodes for the replicas decided now: pools grow ahead of the pods that will need them,
         # and shrink under the pool controller's own safety rules (cool-down, drain).
-        by_service = {f"{k[0]}/{k[1]}": dict(d.replicas) for k, d in decisions.items()}
+        # Warm replicas stand on standby nodes: the nodes beyond the demand's are the standby.
+        held = {s.key for s in planned if s.held}
+        by_service: dict[str, dict[str, int]] = {}
+        for k, d in decisions.items():
+            key = f"{k[0]}/{k[1]}"
+            warm = {} if k in held else plan.warm.get(key, {})
+            by_service[key] = {v: n - warm.get(v, 0) for v, n in d.replicas.items()}
         pool_map = {p.name: p for p in pool_specs}
         needed = pricing.pool_nodes_needed(by_service, specs, pool_map)
         pool_plans = {}

@@ -63,5 +63,6 @@ class PoolPlan:
     nodes: int = 0
     """Nodes for the replicas decided now, standby nodes included."""
     standby: int = 0
-    """Of those, the empty ones kept Ready ahead of need (spec.standby)."""
+    """Of those, the ones kept Ready ahead of need (spec.standby): empty, or running warm
+    replicas."""
     standby_reason: str = ""

@@ -192,9 +192,11 @@ def reconcile_pool(
         for i in range(pending)
     ]
     # The plan may ask for nodes before the replicas that need them exist; never fewer than
-    # the pods already there need, and its standby nodes beyond those.
+    # the pods already there need, and its standby nodes beyond those (warm ones run pods of
+    # their own, counted with the pods).
     planned = planned or PoolPlan()
-    needed = max(_nodes_needed(spec, managed_pods) + planned.standby, planned.nodes)
+    beyond = 0 if spec.standby is not None and spec.standby.warm else planned.standby
+    needed = max(_nodes_needed(spec, managed_pods) + beyond, planned.nodes)
     last_up = parse_time(old_status.get("lastScaleUpTime"))
     action = node_rules.decide(
         needed, node_facts, limits, now_s, last_up, provider.owns_nodes, hold

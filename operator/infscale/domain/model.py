@@ -100,6 +100,7 @@ class PoolSpec:
     power: Power | None = None
     spot: bool = False  # nodes reclaimable at short notice (capacityType: Spot)
     standby_max_nodes: int = 0  # empty nodes kept Ready ahead of need, at most (spec.standby)
+    standby_warm: bool = False  # standby nodes run started replicas (spec.standby.warm)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,8 +233,11 @@ class Plan:
     """Per service with a quality floor: its replicas' node share cost over that of the cheapest
     plan of the same demand without the floor."""
     standby: Mapping[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
-    """Per pool with ``standby_max_nodes``: the empty nodes of ``nodes`` kept Ready ahead of
+    """Per pool with ``standby_max_nodes``: the standby nodes of ``nodes`` kept Ready ahead of
     need, and why (:mod:`standby`)."""
+    warm: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    """Per service: the replicas of ``replicas`` started on warm standby nodes, beyond those its
+    demand needs (``standby_warm``)."""
 
     def total_replicas(self, service_key: str) -> int:
         """Replicas of all variants of one service."""

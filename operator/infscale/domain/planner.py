@@ -48,7 +48,10 @@ def plan(
     services = sorted(services, key=lambda s: s.key)
     last_needed = pricing.pool_nodes_needed(state.last_replicas, services, pool_map)
     free_pools = frozenset(
-        name for name in pool_map if state.last_nodes.get(name, 0) > last_needed.get(name, 0)
+        name
+        for name in pool_map
+        if state.last_nodes.get(name, 0) > last_needed.get(name, 0)
+        and not pool_map[name].standby_warm
     )
     cycle = demand.Cycle(pool_map, free_pools, state, now_s, cfg)
     missed = {k: t for k, t in state.missed_slo_s.items() if now_s - t <= cfg.miss_memory_s}
@@ -71,7 +74,7 @@ def plan(
         if paid is not None:
             excess_paid[svc.key] = paid
     reasons = {key: d.reasons for key, d in demanded.items()}
-    nodes, spare, scale_up_s, surplus_since = _pool_nodes(
+    nodes, spare, warm, scale_up_s, surplus_since = _pool_nodes(
         services, demanded, replicas, reasons, cycle
     )
     backlog_until = {k: t for k, t in state.backlog_until_s.items() if t > now_s}
@@ -95,7 +98,7 @@ def plan(
         if svc.routing == "weighted"
     }
     result = model.Plan(
-        replicas=replicas,
+        replicas={key: _plus(mine, warm.get(key, {})) for key, mine in replicas.items()},
         nodes=nodes,
         demand_rps={key: d.demand.demand_rps for key, d in demanded.items()},
         reasons={k: tuple(v) for k, v in reasons.items()},
@@ -104,6 +107,7 @@ def plan(
         weights=weights,
         floor_usd_per_hour=floor_usd,
         standby=spare,
+        warm=warm,
     )
     new_state = model.PlannerState(
         last_replicas=replicas,
@@ -264,16 +268,26 @@ def _pool_nodes(
     replicas: Mapping[str, Mapping[str, int]],
     reasons: dict[str, list[str]],
     cycle: demand.Cycle,
-) -> tuple[dict[str, int], dict[str, tuple[int, str]], dict[str, float], dict[str, float]]:
+) -> tuple[
+    dict[str, int],
+    dict[str, tuple[int, str]],
+    dict[str, dict[str, int]],
+    dict[str, float],
+    dict[str, float],
+]:
     """Stage four: each pool's nodes for the planned replicas and its standby nodes
-    (:mod:`standby`), stabilised; (nodes, standby nodes, last scale-up times, surplus-since
-    times). A pool that hosts a variant of a service with unknown data keeps its nodes this
-    cycle."""
+    (:mod:`standby`), stabilised; (nodes, standby nodes, warm replicas per service on them,
+    last scale-up times, surplus-since times). A pool that hosts a variant of a service with
+    unknown data keeps its nodes this cycle."""
     needed = pricing.pool_nodes_needed(replicas, services, cycle.pools)
-    spare = {
-        name: _standby(pool, services, demanded, replicas, needed.get(name, 0), cycle)
+    standing = {
+        name: _on_pool(pool, services, demanded, replicas, cycle)
         for name, pool in cycle.pools.items()
         if pool.standby_max_nodes > 0
+    }
+    spare = {
+        name: standby.decide(cycle.pools[name], planned, needed.get(name, 0), on_pool)
+        for name, (planned, on_pool) in standing.items()
     }
     held_by: dict[str, list[str]] = {}
     for svc in services:
@@ -281,6 +295,7 @@ def _pool_nodes(
             for pool_name in sorted({v.pool for v in svc.variants}):
                 held_by.setdefault(pool_name, []).append(svc.key)
     nodes: dict[str, int] = {}
+    warm: dict[str, dict[str, int]] = {}
     scale_up_s = dict(cycle.state.pool_scale_up_s)
     surplus_since: dict[str, float] = {}
     for name, pool in sorted(cycle.pools.items()):
@@ -305,19 +320,45 @@ def _pool_nodes(
             *([ahead.reason] if ahead.reason else []),
             *node_decision.reasons,
         ]
-    return nodes, {n: (s.nodes, s.reason) for n, s in spare.items()}, scale_up_s, surplus_since
+        if pool.standby_warm and name in standing:
+            planned, on_pool = standing[name]
+            kept = nodes[name] - needed.get(name, 0)
+            started = standby.warm(pool, planned, needed.get(name, 0), kept, on_pool)
+            if started:
+                warm_why = ", ".join(
+                    f"{n} {v} of {key}" for key, mine in started.items() for v, n in mine.items()
+                )
+                spare[name] = dataclasses.replace(ahead, reason=f"{ahead.reason}; warm: {warm_why}")
+            for key, mine in started.items():
+                warm[key] = _plus(warm.get(key, {}), mine)
+                reasons.setdefault(key, []).append(
+                    "warm standby: "
+                    + ", ".join(f"+{n} {v}" for v, n in sorted(mine.items()))
+                    + f" started on the {kept} node(s) pool {name} keeps beyond the demand"
+                )
+    return (
+        nodes,
+        {n: (s.nodes, s.reason) for n, s in spare.items()},
+        warm,
+        scale_up_s,
+        surplus_since,
+    )
 
 
-def _standby(
+def _plus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    """Replica counts added per variant."""
+    return {v: a.get(v, 0) + b.get(v, 0) for v in {**a, **b}}
+
+
+def _on_pool(
     pool: model.PoolSpec,
     services: Sequence[model.ServiceSpec],
     demanded: Mapping[str, demand.ServiceDemand],
     replicas: Mapping[str, Mapping[str, int]],
-    needed: int,
     cycle: demand.Cycle,
-) -> standby.Standby:
-    """The standby nodes of one pool beyond the ``needed`` for its planned replicas, for the
-    services planned on it."""
+) -> tuple[list[tuple[model.Resources, int]], list[standby.ServiceOnPool]]:
+    """The (resources, replicas) planned on one pool, and the services planned on it as reasons
+    for standby nodes."""
     planned: list[tuple[model.Resources, int]] = []
     on_pool = []
     for svc in services:
@@ -329,7 +370,7 @@ def _standby(
         )
         if here is not None:
             on_pool.append(here)
-    return standby.decide(pool, planned, needed, on_pool)
+    return planned, on_pool
 
 
 def _bridge(

@@ -11,6 +11,13 @@ received traffic for less than one provisioning time has shown nothing of how fa
 pool keeps its maximum for it. The nodes cost their price (``status.standbyUsdPerHour``); in
 return the services on the pool hold peaks and trends for a start-up's lead, not a node's as
 well (``demand.Cycle.cold_start_s``).
+
+A start-up takes minutes too (a model server loads its weights), so a pool may keep them
+**warm** (``standby_warm``): every node it keeps beyond the planned replicas' (its standby nodes,
+and nodes not yet released after a fall) runs started replicas of the services on the pool,
+serving beside their planned replicas, at the same node price (:func:`warm`). A rise then finds
+capacity Ready, not a node to start on; the services' demand, windows and memory count only
+their planned replicas.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class ServiceOnPool:
     (0: not at all); None when unknown (too little traffic seen)."""
     rise_rps: float | None
     """How far its rate may rise within that time; None when unknown."""
+    room: int = 0
+    """Replicas it may still add within its ``max_replicas``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +90,8 @@ def on_pool(
     short = None
     if rise is not None:
         short = max(0.0, forecast.smooth_rps(state, cfg) + rise - planned_rps)
-    return ServiceOnPool(svc.key, variant, replica_rps.get(variant.name, 0.0), short, rise)
+    room = max(0, svc.max_replicas - sum(replicas.values()))
+    return ServiceOnPool(svc.key, variant, replica_rps.get(variant.name, 0.0), short, rise, room)
 
 
 def decide(
@@ -96,13 +106,13 @@ def decide(
     if pool.standby_max_nodes <= 0 or not services:
         return Standby()
     room = max(0, min(pool.standby_max_nodes, pool.max_nodes - needed))
-    unknown = [s.key for s in services if s.short_rps is None]
+    unknown = [s for s in services if s.short_rps is None]
     if unknown:
         return Standby(
             room,
-            f"{_priced(room, pool)}, the most spec.standby allows: {', '.join(unknown)} has "
-            f"received traffic for less than the pool's {pool.provisioning_s:.0f} s "
-            "provisioning, so how fast it rises is unknown",
+            f"{_priced(room, pool)}, the most spec.standby allows: "
+            f"{', '.join(s.key for s in unknown)} has received traffic for less than the pool's "
+            f"{pool.provisioning_s:.0f} s provisioning, so how fast it rises is unknown",
         )
     extra = [
         (s.variant.resources, math.ceil(s.short_rps / s.replica_rps - 1e-9))
@@ -118,6 +128,29 @@ def decide(
     )
     capped = f" (capped at {room})" if wanted > room else ""
     return Standby(nodes, f"{_priced(nodes, pool)}{capped}: {rises}")
+
+
+def warm(
+    pool: model.PoolSpec,
+    planned: Sequence[tuple[model.Resources, int]],
+    needed: int,
+    spare: int,
+    services: Sequence[ServiceOnPool],
+) -> dict[str, dict[str, int]]:
+    """Per service, the replicas started on the ``spare`` nodes a warm pool keeps beyond the
+    ``needed`` ones of its ``planned`` (resources, replicas): one at a time to each service in
+    turn, within its ``room``, while they fit."""
+    counts = [0] * len(services)
+    items = list(planned)
+    growing = spare > 0
+    while growing:
+        growing = False
+        for i, s in enumerate(services):
+            trial = [*items, (s.variant.resources, 1)]
+            if counts[i] < s.room and pricing.nodes_needed(trial, pool.node) <= needed + spare:
+                items, growing = trial, True
+                counts[i] += 1
+    return {s.key: {s.variant.name: n} for s, n in zip(services, counts, strict=True) if n > 0}
 
 
 def _priced(nodes: int, pool: model.PoolSpec) -> str:

@@ -50,6 +50,8 @@ class _Pool(pydantic.BaseModel):
     spot: bool = False  # nodes reclaimable at short notice
     standby_max_nodes: int = pydantic.Field(default=0, ge=0)
     """Empty nodes the planner may keep Ready ahead of need (spec.standby.maxNodes)."""
+    standby_warm: bool = False
+    """Standby nodes run started replicas (spec.standby.warm)."""
     interruptions_per_hour: float = pydantic.Field(default=0.0, ge=0.0)
     """Spot: the rate at which each node is reclaimed (the simulator draws each node's time)."""
 
@@ -136,6 +138,7 @@ class Scenario(pydantic.BaseModel):
                 energy.node_power(p.power.domain() if p.power else None, p.node.domain()),
                 p.spot,
                 p.standby_max_nodes,
+                p.standby_warm,
             )
             for p in self.pools
         ]
