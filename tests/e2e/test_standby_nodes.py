@@ -1,6 +1,7 @@
 """Standby nodes on the real cluster: a pool with spec.standby keeps empty nodes Ready ahead of
 need, so when the emulated load rises the new replicas start on them at once instead of waiting
-for new nodes; the pool then orders replacements, and its status says how many and why.
+for new nodes; the pool then orders replacements, and its status says how many and why. With
+spec.standby.warm the standby nodes run started replicas, Ready before the load rises.
 
 Real API server, real Prometheus scraping the model-server EMULATOR, the operator planning on
 compressed time; nodes take 20 s to provision, replicas 2 s to start.
@@ -33,6 +34,12 @@ LOAD = "steps:4@20,25@40"
 pool_name = manifests.kwok_pool_fixture(
     "standby", max_nodes=8, provisioning_s=PROVISIONING_S, tainted=False, standby=2
 )
+warm_pool_name = manifests.kwok_pool_fixture(
+    "warm", max_nodes=8, provisioning_s=PROVISIONING_S, tainted=False, standby=2, warm=True
+)
+# 4 rps for 10 s, then 25 rps: the rise comes before the service has shown how fast it rises.
+EARLY_LOAD = "steps:4@10,25@40"
+STARTUP_S = 10
 
 
 @pytest.mark.timeout(300)
@@ -110,3 +117,76 @@ def test_new_replicas_start_on_standby_nodes_without_waiting_for_a_node(
     assert any("may rise" in r for r in reasons), (
         "after one provisioning time of traffic the standby is sized from the service's rise"
     )
+
+
+@pytest.mark.timeout(300)
+def test_warm_standby_nodes_run_replicas_ready_before_the_load_rises(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    warm_pool_name: str,
+    own_prometheus: PrometheusProcess,
+    tmp_path: Path,
+) -> None:
+    pool_name = warm_pool_name
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [pool_name])
+    operator.start()
+    emulator: subprocess.Popen[bytes] | None = None
+    samples: list[tuple[float, dict[str, Any], dict[str, Any], int]] = []
+
+    def status_of(plural: str, name: str) -> dict[str, Any]:
+        if plural == "inferencenodepools":
+            body = custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+        else:
+            body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        assert isinstance(body, dict)
+        return dict(body.get("status") or {})
+
+    def ready_nodes() -> int:
+        nodes = core.list_node(label_selector=f"infscale.dev/node-pool={pool_name}").items
+        return sum(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            for n in nodes
+        )
+
+    try:
+        chat = manifests.emulated_service("chat", pool_name, startup_s=STARTUP_S)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", chat)
+        # Before any traffic: one replica for the demand, and one started on each standby node.
+        waiting.until(
+            lambda: (status_of("inferenceservices", "chat").get("readyReplicas") or 0) >= 3,
+            timeout_s=120,
+            what="the first replica and two warm ones Ready",
+        )
+        pool = status_of("inferencenodepools", pool_name)
+        assert pool.get("standbyNodes") == 2
+        assert f"warm: 2 l4 of {namespace}/chat" in pool["standbyReason"]
+        assert ready_nodes() == 3, "warm replicas run on the standby nodes, not on more nodes"
+        emulator = start_emulator(
+            tmp_path / "emulator.log", "--trace", EARLY_LOAD, "--port", "0",
+            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
+            namespaces=[namespace],
+        )  # fmt: skip
+        start = time.monotonic()
+        while time.monotonic() - start < 50 and emulator.poll() is None:
+            status = status_of("inferenceservices", "chat")
+            pool = status_of("inferencenodepools", pool_name)
+            samples.append((time.monotonic() - start, status, pool, ready_nodes()))
+            time.sleep(1)
+    finally:
+        stop_emulator(emulator)
+        operator.stop()
+        print(operator.log()[-6000:])
+        for t, status, pool, nodes in samples[::3]:
+            replicas = f"replicas={status.get('replicas')} ready={status.get('readyReplicas')}"
+            spare = f"standby={pool.get('standbyNodes')}: {pool.get('standbyReason')}"
+            print(f"{t:5.0f} s {replicas} nodes={nodes} {spare}")
+
+    assert samples, "the load must run"
+    # The 25 rps step (three replicas' worth) finds three Ready: none waits for its 10 s start.
+    short = [
+        (t, s.get("readyReplicas")) for t, s, _, _ in samples if (s.get("readyReplicas") or 0) < 3
+    ]
+    assert not short, f"fewer than three replicas Ready during the load: {short}"
+    reasons = [(s.get("lastDecision") or {}).get("reason", "") for _, s, _, _ in samples]
+    assert any("warm standby" in r for r in reasons), reasons[-1]

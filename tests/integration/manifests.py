@@ -24,9 +24,11 @@ def kwok_pool(
     power: dict[str, float] | None = None,
     spot: bool = False,
     standby: int = 0,
+    warm: bool = False,
 ) -> dict[str, Any]:
     """An InferenceNodePool of kwok nodes with `gpus` GPUs, 8 cores and 32 GiB per GPU (and
-    spec.power, if given; capacityType Spot with `spot`; up to `standby` standby nodes)."""
+    spec.power, if given; capacityType Spot with `spot`; up to `standby` standby nodes, `warm`
+    ones running replicas)."""
     node: dict[str, Any] = {
         "capacity": {"cpu": str(8 * gpus), "memory": f"{32 * gpus}Gi", "nvidia.com/gpu": str(gpus)},
         "labels": {"infscale.dev/pool": name},
@@ -45,7 +47,7 @@ def kwok_pool(
             "provisioningSeconds": provisioning_s,
             **({"power": power} if power is not None else {}),
             **({"capacityType": "Spot"} if spot else {}),
-            **({"standby": {"maxNodes": standby}} if standby else {}),
+            **({"standby": {"maxNodes": standby, "warm": warm}} if standby else {}),
         },
     }
 
