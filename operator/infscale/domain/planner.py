@@ -324,11 +324,14 @@ def _pool_nodes(
             planned, on_pool = standing[name]
             kept = nodes[name] - needed.get(name, 0)
             started = standby.warm(pool, planned, needed.get(name, 0), kept, on_pool)
+            why = ahead.reason
+            if kept > ahead.nodes:  # not yet released after a fall: standby while they stay
+                why += f"; {kept - ahead.nodes} more kept beyond the demand, not yet released"
             if started:
-                warm_why = ", ".join(
+                why += "; warm: " + ", ".join(
                     f"{n} {v} of {key}" for key, mine in started.items() for v, n in mine.items()
                 )
-                spare[name] = dataclasses.replace(ahead, reason=f"{ahead.reason}; warm: {warm_why}")
+            spare[name] = standby.Standby(max(0, kept), why)
             for key, mine in started.items():
                 warm[key] = _plus(warm.get(key, {}), mine)
                 reasons.setdefault(key, []).append(
