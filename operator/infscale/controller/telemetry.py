@@ -155,7 +155,7 @@ def record_pool(
 ) -> None:
     POOL_NODES.labels(name, "ready").set(ready)
     POOL_NODES.labels(name, "desired").set(desired)
-    if standby is not None:  # of the desired, kept empty ahead of need (spec.standby)
+    if standby is not None:  # of the desired, kept ahead of need (spec.standby)
         POOL_NODES.labels(name, "standby").set(standby)
     else:
         _remove((POOL_NODES,), name, "standby")

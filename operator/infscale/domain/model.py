@@ -99,7 +99,7 @@ class PoolSpec:
     provisioning_s: float = 300.0
     power: Power | None = None
     spot: bool = False  # nodes reclaimable at short notice (capacityType: Spot)
-    standby_max_nodes: int = 0  # empty nodes kept Ready ahead of need, at most (spec.standby)
+    standby_max_nodes: int = 0  # nodes kept Ready ahead of need, at most (spec.standby)
     standby_warm: bool = False  # standby nodes run started replicas (spec.standby.warm)
 
 

@@ -47,6 +47,8 @@ def plan(
     pool_map = {p.name: p for p in pools}
     services = sorted(services, key=lambda s: s.key)
     last_needed = pricing.pool_nodes_needed(state.last_replicas, services, pool_map)
+    # A pool with a node beyond its replicas' needs starts a new replica without waiting for a
+    # node; on a warm pool those nodes run warm replicas, so they are not free.
     free_pools = frozenset(
         name
         for name in pool_map

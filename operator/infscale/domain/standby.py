@@ -1,16 +1,16 @@
-"""Standby nodes: empty nodes a pool keeps Ready ahead of the replicas that may need them.
+"""Standby nodes: nodes a pool keeps Ready ahead of the replicas that may need them.
 
 A new replica on a pool with a free node waits for its start-up only; without one it waits for a
 node as well, minutes for a GPU node. Bursts shorter than that are met only by what is already
 there, so a platform team keeps warm headroom. Here the planner decides it, per pool and within
-the pool's ``spec.standby.maxNodes`` (0, the default: none): as many empty nodes as the replicas
+the pool's ``spec.standby.maxNodes`` (0, the default: none): as many nodes as the replicas
 its services could need within one provisioning time. A service's need is how far its rate may
 rise within that time above the capacity planned for it: its forecast's upward trend over it,
 and ``standby_sigmas`` standard deviations of its one-step under-forecasts. A service that has
 received traffic for less than one provisioning time has shown nothing of how fast it rises: the
 pool keeps its maximum for it. The nodes cost their price (``status.standbyUsdPerHour``); in
-return the services on the pool hold peaks and trends for a start-up's lead, not a node's as
-well (``demand.Cycle.cold_start_s``).
+return, while they are empty, the services on the pool hold peaks and trends for a start-up's
+lead, not a node's as well (``demand.Cycle.cold_start_s``).
 
 A start-up takes minutes too (a model server loads its weights), so a pool may keep them
 **warm** (``standby_warm``): every node it keeps beyond the planned replicas' (its standby nodes,

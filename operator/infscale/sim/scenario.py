@@ -49,7 +49,7 @@ class _Pool(pydantic.BaseModel):
     power: _Power | None = None  # None: a CPU node's estimate (energy.node_power)
     spot: bool = False  # nodes reclaimable at short notice
     standby_max_nodes: int = pydantic.Field(default=0, ge=0)
-    """Empty nodes the planner may keep Ready ahead of need (spec.standby.maxNodes)."""
+    """Nodes the planner may keep Ready ahead of need (spec.standby.maxNodes)."""
     standby_warm: bool = False
     """Standby nodes run started replicas (spec.standby.warm)."""
     interruptions_per_hour: float = pydantic.Field(default=0.0, ge=0.0)
