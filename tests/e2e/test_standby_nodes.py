@@ -9,7 +9,7 @@ compressed time; nodes take 20 s to provision, replicas 2 s to start.
 
 from __future__ import annotations
 
-import subprocess
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,78 @@ EARLY_LOAD = "steps:4@10,25@40"
 STARTUP_S = 10
 
 
+Sample = tuple[float, dict[str, Any], dict[str, Any], int]  # time, chat's status, pool's, nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cluster:
+    """What the tests read of the cluster: the chat service's status, the pool's, its nodes."""
+
+    custom: client.CustomObjectsApi
+    core: client.CoreV1Api
+    namespace: str
+    pool_name: str
+
+    def pool(self) -> dict[str, Any]:
+        body = self.custom.get_cluster_custom_object(
+            GROUP, VERSION, "inferencenodepools", self.pool_name
+        )
+        assert isinstance(body, dict)
+        return dict(body.get("status") or {})
+
+    def chat(self) -> dict[str, Any]:
+        body = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", "chat"
+        )
+        assert isinstance(body, dict)
+        return dict(body.get("status") or {})
+
+    def ready_nodes(self) -> int:
+        nodes = self.core.list_node(label_selector=f"infscale.dev/node-pool={self.pool_name}")
+        return sum(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            for n in nodes.items
+        )
+
+    def create_chat(self, startup_s: int) -> None:
+        chat = manifests.emulated_service("chat", self.pool_name, startup_s=startup_s)
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "inferenceservices", chat
+        )
+
+
+def _replay(
+    cluster: _Cluster,
+    prometheus: PrometheusProcess,
+    tmp_path: Path,
+    trace: str,
+    seconds: float,
+    samples: list[Sample],
+) -> None:
+    """The emulator on `trace`, sampling the cluster every second for `seconds`."""
+    emulator = start_emulator(
+        tmp_path / "emulator.log", "--trace", trace, "--port", "0",
+        "--targets-file", str(prometheus.targets_dir / "emulator.json"),
+        namespaces=[cluster.namespace],
+    )  # fmt: skip
+    try:
+        start = time.monotonic()
+        while time.monotonic() - start < seconds and emulator.poll() is None:
+            now = time.monotonic() - start
+            samples.append((now, cluster.chat(), cluster.pool(), cluster.ready_nodes()))
+            time.sleep(1)
+    finally:
+        stop_emulator(emulator)
+
+
+def _show(log: str, samples: list[Sample]) -> None:
+    print(log[-6000:])
+    for t, status, pool, nodes in samples[::3]:
+        replicas = f"replicas={status.get('replicas')} ready={status.get('readyReplicas')}"
+        spare = f"standby={pool.get('standbyNodes')}: {pool.get('standbyReason')}"
+        print(f"{t:5.0f} s {replicas} nodes={nodes} {spare}")
+
+
 @pytest.mark.timeout(300)
 def test_new_replicas_start_on_standby_nodes_without_waiting_for_a_node(
     custom: client.CustomObjectsApi,
@@ -51,57 +123,25 @@ def test_new_replicas_start_on_standby_nodes_without_waiting_for_a_node(
     own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
+    cluster = _Cluster(custom, core, namespace, pool_name)
     operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [pool_name])
     operator.start()
-    emulator: subprocess.Popen[bytes] | None = None
-    samples: list[tuple[float, dict[str, Any], dict[str, Any], int]] = []
-
-    def pool_status() -> dict[str, Any]:
-        body = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool_name)
-        assert isinstance(body, dict)
-        return dict(body.get("status") or {})
-
-    def ready_nodes() -> int:
-        nodes = core.list_node(label_selector=f"infscale.dev/node-pool={pool_name}").items
-        return sum(
-            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-            for n in nodes
-        )
-
+    samples: list[Sample] = []
     try:
-        chat = manifests.emulated_service("chat", pool_name, startup_s=2)
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", chat)
+        cluster.create_chat(startup_s=2)
         # Before any traffic, how fast the service rises is unknown: the pool keeps its maximum.
         waiting.until(
-            lambda: pool_status().get("standbyNodes") == 2 and ready_nodes() >= 3,
+            lambda: cluster.pool().get("standbyNodes") == 2 and cluster.ready_nodes() >= 3,
             timeout_s=90,
             what="one node for the first replica and two standby nodes Ready",
         )
-        cold = pool_status()
+        cold = cluster.pool()
         assert "how fast it rises is unknown" in cold["standbyReason"]
         assert cold["standbyUsdPerHour"] == pytest.approx(2 * 0.8048)
-        emulator = start_emulator(
-            tmp_path / "emulator.log", "--trace", LOAD, "--port", "0",
-            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
-            namespaces=[namespace],
-        )  # fmt: skip
-        start = time.monotonic()
-        while time.monotonic() - start < 75 and emulator.poll() is None:
-            body = custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "inferenceservices", "chat"
-            )
-            assert isinstance(body, dict)
-            status = dict(body.get("status") or {})
-            samples.append((time.monotonic() - start, status, pool_status(), ready_nodes()))
-            time.sleep(1)
+        _replay(cluster, own_prometheus, tmp_path, LOAD, 75, samples)
     finally:
-        stop_emulator(emulator)
         operator.stop()
-        print(operator.log()[-6000:])
-        for t, status, pool, nodes in samples[::3]:
-            replicas = f"replicas={status.get('replicas')} ready={status.get('readyReplicas')}"
-            spare = f"standby={pool.get('standbyNodes')}: {pool.get('standbyReason')}"
-            print(f"{t:5.0f} s {replicas} nodes={nodes} {spare}")
+        _show(operator.log(), samples)
 
     asked = [t for t, s, _, _ in samples if (s.get("replicas") or 0) >= 3]
     assert asked, "the load must ask for three replicas"
@@ -128,59 +168,26 @@ def test_warm_standby_nodes_run_replicas_ready_before_the_load_rises(
     own_prometheus: PrometheusProcess,
     tmp_path: Path,
 ) -> None:
-    pool_name = warm_pool_name
-    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [pool_name])
+    cluster = _Cluster(custom, core, namespace, warm_pool_name)
+    operator = compressed_operator(tmp_path, own_prometheus.url, namespace, [warm_pool_name])
     operator.start()
-    emulator: subprocess.Popen[bytes] | None = None
-    samples: list[tuple[float, dict[str, Any], dict[str, Any], int]] = []
-
-    def status_of(plural: str, name: str) -> dict[str, Any]:
-        if plural == "inferencenodepools":
-            body = custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
-        else:
-            body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-        assert isinstance(body, dict)
-        return dict(body.get("status") or {})
-
-    def ready_nodes() -> int:
-        nodes = core.list_node(label_selector=f"infscale.dev/node-pool={pool_name}").items
-        return sum(
-            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-            for n in nodes
-        )
-
+    samples: list[Sample] = []
     try:
-        chat = manifests.emulated_service("chat", pool_name, startup_s=STARTUP_S)
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferenceservices", chat)
+        cluster.create_chat(startup_s=STARTUP_S)
         # Before any traffic: one replica for the demand, and one started on each standby node.
         waiting.until(
-            lambda: (status_of("inferenceservices", "chat").get("readyReplicas") or 0) >= 3,
+            lambda: (cluster.chat().get("readyReplicas") or 0) >= 3,
             timeout_s=120,
             what="the first replica and two warm ones Ready",
         )
-        pool = status_of("inferencenodepools", pool_name)
+        pool = cluster.pool()
         assert pool.get("standbyNodes") == 2
         assert f"warm: 2 l4 of {namespace}/chat" in pool["standbyReason"]
-        assert ready_nodes() == 3, "warm replicas run on the standby nodes, not on more nodes"
-        emulator = start_emulator(
-            tmp_path / "emulator.log", "--trace", EARLY_LOAD, "--port", "0",
-            "--targets-file", str(own_prometheus.targets_dir / "emulator.json"),
-            namespaces=[namespace],
-        )  # fmt: skip
-        start = time.monotonic()
-        while time.monotonic() - start < 50 and emulator.poll() is None:
-            status = status_of("inferenceservices", "chat")
-            pool = status_of("inferencenodepools", pool_name)
-            samples.append((time.monotonic() - start, status, pool, ready_nodes()))
-            time.sleep(1)
+        assert cluster.ready_nodes() == 3, "warm replicas run on the standby nodes, not on more"
+        _replay(cluster, own_prometheus, tmp_path, EARLY_LOAD, 50, samples)
     finally:
-        stop_emulator(emulator)
         operator.stop()
-        print(operator.log()[-6000:])
-        for t, status, pool, nodes in samples[::3]:
-            replicas = f"replicas={status.get('replicas')} ready={status.get('readyReplicas')}"
-            spare = f"standby={pool.get('standbyNodes')}: {pool.get('standbyReason')}"
-            print(f"{t:5.0f} s {replicas} nodes={nodes} {spare}")
+        _show(operator.log(), samples)
 
     assert samples, "the load must run"
     # The 25 rps step (three replicas' worth) finds three Ready: none waits for its 10 s start.
