@@ -88,6 +88,9 @@ def test_the_scenario_carries_the_manifests(tmp_path: Path) -> None:
     cpu = next(p for p in scen.pools if p.name == "cpu")
     assert (cpu.node.cpu, cpu.node.memory_gib, cpu.usd_per_hour) == (2.0, 8.0, 0.0816)
     assert (cpu.min_nodes, cpu.max_nodes, cpu.provisioning_s) == (1, 50, 120.0)
+    assert (cpu.standby_max_nodes, cpu.standby_warm) == (0, False)
+    gpu = next(p for p in scen.pools if p.name == "gpu-l4")
+    assert (gpu.standby_max_nodes, gpu.standby_warm) == (3, True)  # its spec.standby
     assert (scen.slo.latency_s, scen.slo.percentile) == (0.2, 99.0)
     assert (scen.service.min_replicas, scen.service.max_replicas) == (0, 20)
     assert scen.service.idle_timeout_s == 900.0

@@ -142,6 +142,13 @@ def _power(power: v1alpha1.NodePower | None) -> dict[str, Any]:
     }
 
 
+def _standby(standby: v1alpha1.PoolStandby | None) -> dict[str, Any]:
+    """The pool's spec.standby, as the scenario's fields (none without it)."""
+    if standby is None:
+        return {}
+    return {"standby_max_nodes": standby.max_nodes, "standby_warm": standby.warm}
+
+
 def _path(loc: Sequence[int | str]) -> str:
     text = ""
     for part in loc:
@@ -383,6 +390,7 @@ def to_scenario(service: Service, manifests: Manifests, peak_rps: float = 0.0) -
                 "max_nodes": pool_spec.max_nodes,
                 "provisioning_s": float(pool_spec.provisioning_seconds),
                 **_power(pool_spec.power),
+                **_standby(pool_spec.standby),
             }
         )
     percent = spec.scale_down.max_step_percent
