@@ -323,24 +323,11 @@ def _pool_nodes(
             *node_decision.reasons,
         ]
         if pool.standby_warm and name in standing:
-            planned, on_pool = standing[name]
-            kept = nodes[name] - needed.get(name, 0)
-            started = standby.warm(pool, planned, needed.get(name, 0), kept, on_pool)
-            why = ahead.reason
-            if kept > ahead.nodes:  # not yet released after a fall: standby while they stay
-                why += f"; {kept - ahead.nodes} more kept beyond the demand, not yet released"
-            if started:
-                why += "; warm: " + ", ".join(
-                    f"{n} {v} of {key}" for key, mine in started.items() for v, n in mine.items()
-                )
-            spare[name] = standby.Standby(max(0, kept), why)
+            spare[name], started = _warm_pool(
+                pool, standing[name], ahead, nodes[name], needed.get(name, 0), reasons
+            )
             for key, mine in started.items():
                 warm[key] = _plus(warm.get(key, {}), mine)
-                reasons.setdefault(key, []).append(
-                    "warm standby: "
-                    + ", ".join(f"+{n} {v}" for v, n in sorted(mine.items()))
-                    + f" started on the {kept} node(s) pool {name} keeps beyond the demand"
-                )
     return (
         nodes,
         {n: (s.nodes, s.reason) for n, s in spare.items()},
@@ -348,6 +335,36 @@ def _pool_nodes(
         scale_up_s,
         surplus_since,
     )
+
+
+def _warm_pool(
+    pool: model.PoolSpec,
+    standing: tuple[list[tuple[model.Resources, int]], list[standby.ServiceOnPool]],
+    ahead: standby.Standby,
+    nodes: int,
+    needed: int,
+    reasons: dict[str, list[str]],
+) -> tuple[standby.Standby, dict[str, dict[str, int]]]:
+    """A warm pool's standby: every node it keeps beyond the ``needed`` ones (``ahead``'s, and
+    those not yet released after a fall), and the replicas started on them per service, each
+    service's reason told."""
+    planned, on_pool = standing
+    kept = nodes - needed
+    started = standby.warm(pool, planned, needed, kept, on_pool)
+    why = ahead.reason
+    if kept > ahead.nodes:  # not yet released after a fall: standby while they stay
+        why += f"; {kept - ahead.nodes} more kept beyond the demand, not yet released"
+    if started:
+        why += "; warm: " + ", ".join(
+            f"{n} {v} of {key}" for key, mine in started.items() for v, n in mine.items()
+        )
+    for key, mine in started.items():
+        reasons.setdefault(key, []).append(
+            "warm standby: "
+            + ", ".join(f"+{n} {v}" for v, n in sorted(mine.items()))
+            + f" started on the {kept} node(s) pool {pool.name} keeps beyond the demand"
+        )
+    return standby.Standby(max(0, kept), why), started
 
 
 def _plus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:

@@ -106,13 +106,13 @@ def decide(
     if pool.standby_max_nodes <= 0 or not services:
         return Standby()
     room = max(0, min(pool.standby_max_nodes, pool.max_nodes - needed))
-    unknown = [s for s in services if s.short_rps is None]
+    unknown = [s.key for s in services if s.short_rps is None]
     if unknown:
         return Standby(
             room,
-            f"{_priced(room, pool)}, the most spec.standby allows: "
-            f"{', '.join(s.key for s in unknown)} has received traffic for less than the pool's "
-            f"{pool.provisioning_s:.0f} s provisioning, so how fast it rises is unknown",
+            f"{_priced(room, pool)}, the most spec.standby allows: {', '.join(unknown)} has "
+            f"received traffic for less than the pool's {pool.provisioning_s:.0f} s "
+            "provisioning, so how fast it rises is unknown",
         )
     extra = [
         (s.variant.resources, math.ceil(s.short_rps / s.replica_rps - 1e-9))
