@@ -357,32 +357,17 @@ def bench_one(
                     low = mid
 
     reference = solution.cost_usd
-    unseen = unseen_minutes(trace, fastest_lead_s(service, pools))
-    arrived = trace.rate_per_bin(60.0) * 60.0
-    novelty = {
-        name: attainment_by_novelty(arrived, unseen, res.met_by_minute)
-        for name, (_, res, _) in results.items()
-    }
-    quality = {
-        name: served_quality(service, res.served_by_minute) for name, (_, res, _) in results.items()
-    }
+    novelty = Novelty.of(trace, service, pools)
     records = [
-        Record(
-            trace.name,
+        record(
+            trace,
             scen.name,
-            name,
-            role,
-            res.cost_usd,
-            res.slo_attainment,
-            res.cost_usd / reference if reference > 0 else math.inf,
-            res.scale_events,
-            res.p95_latency_s,
-            res.requests,
+            service,
+            (name, role, res),
             note or (f"mean decision {decision_ms:.1f} ms" if role == "infscale" else ""),
             split,
-            *quality[name],
-            *_per_million(res),
-            *novelty[name],
+            reference,
+            novelty,
         )
         for name, (role, res, note) in results.items()
     ]
@@ -403,6 +388,53 @@ def bench_one(
         )
     )
     return records, {name: res for name, (_, res, _) in results.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Novelty:
+    """A trace's requests per minute, and which minutes are above any rate seen a lead before."""
+
+    arrived: np.ndarray
+    unseen: np.ndarray
+
+    @classmethod
+    def of(
+        cls, trace: traces.Trace, service: model.ServiceSpec, pools: Sequence[model.PoolSpec]
+    ) -> Novelty:
+        """The trace's, for the service's fastest lead on these pools."""
+        unseen = unseen_minutes(trace, fastest_lead_s(service, pools))
+        return cls(trace.rate_per_bin(60.0) * 60.0, unseen)
+
+
+def record(
+    trace: traces.Trace,
+    scenario_name: str,
+    service: model.ServiceSpec,
+    replay: tuple[str, str, engine.Result],
+    note: str,
+    split: str,
+    reference_usd: float,
+    novelty: Novelty,
+) -> Record:
+    """The record of one replay (policy name, role, result) against the oracle's cost."""
+    name, role, res = replay
+    return Record(
+        trace.name,
+        scenario_name,
+        name,
+        role,
+        res.cost_usd,
+        res.slo_attainment,
+        res.cost_usd / reference_usd if reference_usd > 0 else math.inf,
+        res.scale_events,
+        res.p95_latency_s,
+        res.requests,
+        note,
+        split,
+        *served_quality(service, res.served_by_minute),
+        *_per_million(res),
+        *attainment_by_novelty(novelty.arrived, novelty.unseen, res.met_by_minute),
+    )
 
 
 def best_of(
@@ -1067,7 +1099,7 @@ def _cases_table(rows: Sequence[CaseRow]) -> rich_table.Table:
     return table
 
 
-def _splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
+def splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
     table = rich_table.Table(
         title=(
             "per split (bar: min(0.99, reachable - 0.005); HPA saving: 1 - cost / comparable HPA's "
@@ -1217,7 +1249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries = split_summaries(rows)
     con.print(_records_table(outcomes))
     con.print(_cases_table(rows))
-    con.print(_splits_table(summaries))
+    con.print(splits_table(summaries))
     pngs = _plots(outcomes, png_dir)
     timing: dict[str, float] = {}
     if not args.skip_planning_time:
