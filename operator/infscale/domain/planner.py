@@ -198,8 +198,11 @@ def _service_replicas(
     """Stage three for one service: the optimiser's replicas kept within the tolerance, bridged
     by the safety net and stabilised; with the excess paid over the cheapest cover so far."""
     key, why, dem = svc.key, d.reasons, d.demand
-    raw: Mapping[str, int] = allocation.replicas.get(key, {})
+    planned: Mapping[str, int] = allocation.replicas.get(key, {})
+    raw, standby_why = _miss_standby(svc, d, planned, cycle)
     kept = _within_tolerance(raw, cycle.state.last_replicas.get(key), dem, cycle.cfg, cycle.pools)
+    if kept is None and standby_why:
+        why.append(standby_why)
     if kept is not None and d.known and not d.idle:
         why.append(
             f"keep {kept}: its capacity is within {cycle.cfg.tolerance:.0%} of the demand "
@@ -244,6 +247,40 @@ def _service_replicas(
     )
     why.extend(decision.reasons)
     return decision, paid
+
+
+def _miss_standby(
+    svc: model.ServiceSpec, d: demand.ServiceDemand, raw: Mapping[str, int], cycle: demand.Cycle
+) -> tuple[Mapping[str, int], str]:
+    """With ``miss_standby``, for ``miss_memory_s`` after an SLO miss, the optimiser's plan has
+    at least one replica of the variant that serves an rps for the least money, priced as the
+    node it may need (not on spot; none that is too slow or under a quality floor), and the
+    reason. The optimiser sizes the plan for the forecast; the misses show that the traffic
+    outruns it, and the most capacity per dollar is the cheapest slack for the next burst. Like
+    any plan, it applies when it moves beyond the tolerance of the replicas that run."""
+    cfg = cycle.cfg
+    missed_s = d.missed_s
+    if not cfg.miss_standby or missed_s is None or svc.batch or d.idle:
+        return raw, ""
+    if cycle.now_s - missed_s > cfg.miss_memory_s or sum(raw.values()) >= svc.max_replicas:
+        return raw, ""
+    usd_per_rps = {
+        v.name: cycle.pools[v.pool].usd_per_hour / d.demand.capacity_rps[v.name]
+        for v in svc.variants
+        if d.demand.capacity_rps.get(v.name, 0.0) > 0
+        and v.pool in cycle.pools
+        and not cycle.pools[v.pool].spot
+    }
+    if not usd_per_rps:
+        return raw, ""
+    best = min(usd_per_rps, key=lambda v: (usd_per_rps[v], v))
+    if raw.get(best, 0) > 0:
+        return raw, ""
+    return {**raw, best: 1}, (
+        f"SLO missed {cycle.now_s - missed_s:.0f} s ago: one {best} replica, the most capacity "
+        f"per dollar (${usd_per_rps[best]:.3f}/h an rps), stands by for "
+        f"{cfg.miss_memory_s:.0f} s after a miss"
+    )
 
 
 def _excess_paid(
