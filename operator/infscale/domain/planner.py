@@ -198,8 +198,7 @@ def _service_replicas(
     """Stage three for one service: the optimiser's replicas kept within the tolerance, bridged
     by the safety net and stabilised; with the excess paid over the cheapest cover so far."""
     key, why, dem = svc.key, d.reasons, d.demand
-    planned: Mapping[str, int] = allocation.replicas.get(key, {})
-    raw, standby_why = _miss_standby(svc, d, planned, cycle)
+    raw, standby_why = _miss_standby(svc, d, allocation.replicas.get(key, {}), cycle)
     kept = _within_tolerance(raw, cycle.state.last_replicas.get(key), dem, cycle.cfg, cycle.pools)
     if kept is None and standby_why:
         why.append(standby_why)

@@ -56,7 +56,7 @@ class PlannerSettings:
     the forecast leaves no slack for the burst after the one it missed, and the largest
     capacity per dollar is the cheapest slack there is. ``infscale.sim.retune``: development
     half 0.8350 -> 0.8433 mean attainment for 6.3 % more, scale events 442 -> 352; validation
-    half (not tuned on) 0.8450 -> 0.8647 for 1.7 % less, events 508 -> 353; real traces
+    half (not tuned on) 0.8450 -> 0.8647 for 1.7 % less, events 508 -> 351; real traces
     unchanged."""
 
     season_s: float = 3600.0

@@ -941,16 +941,23 @@ def _quiet(_: str) -> None:
     pass
 
 
+def case_workload(
+    spec: CaseSpec, options: TraceOptions
+) -> tuple[scenario.Scenario, traces.Trace, traces.Trace]:
+    """The case's scenario, its trace as read, and the workload replayed: a generated trace
+    comes at its scenario's rate; the others are carried as its tenants."""
+    scen = scenario.load(spec.scenario)
+    trace = load_trace(spec, options)
+    return scen, trace, trace if spec.kind == "generated" else scen.workload(trace, options.seed)
+
+
 def run_case(
     spec: CaseSpec, options: TraceOptions, log: Callable[[str], None] = _quiet
 ) -> CaseOutcome:
     """One case, in a worker: the trace, then every policy on it."""
     t0 = time.perf_counter()
-    scen = scenario.load(spec.scenario)
-    trace = load_trace(spec, options)
+    scen, trace, workload = case_workload(spec, options)
     generated = spec.kind == "generated"
-    # A generated trace comes at its scenario's rate; the others are carried as its tenants.
-    workload = trace if generated else scen.workload(trace, options.seed)
     records, results = bench_one(
         workload,
         scen,

@@ -28,7 +28,7 @@ from rich import console as rich_console
 from rich import table as rich_table
 
 from infscale.domain import tuning
-from infscale.sim import bench, policies, scenario
+from infscale.sim import bench, policies
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -84,9 +84,7 @@ def replay(
 ) -> list[bench.Record]:
     """infscale's record on one case with the tuning, and the reachable bound where it misses
     the bar; their cost against the oracle is for the caller to fill in (the base has it)."""
-    scen = scenario.load(spec.scenario)
-    trace = bench.load_trace(spec, options)
-    workload = trace if spec.kind == "generated" else scen.workload(trace, options.seed)
+    scen, _, workload = bench.case_workload(spec, options)
     service, pools = scen.domain_service(), scen.domain_pools()
     warm = bench.warm_start(workload, scen, service, pools)
     cfg = dataclasses.replace(tuning.PlannerSettings(), **changes)
