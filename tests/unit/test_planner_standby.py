@@ -53,6 +53,19 @@ def test_a_service_new_to_traffic_gets_the_most_standby_allows() -> None:
     assert any(r.startswith("standby 3 node(s) at $2.41/h") for r in plan.reasons["pool:l4"])
 
 
+def test_a_service_whose_rate_becomes_unknown_gets_the_most_standby_allows() -> None:
+    plan, state = _run([5.0] * 40)  # steady: no standby
+    assert plan.standby["l4"][0] == 0
+    svc, pools = _l4_only(), _pools(3)
+    lost, _ = planner.plan([svc], pools, {svc.key: fx.observe(None)}, state, 40 * 15.0)
+    nodes, why = lost.standby["l4"]
+    assert nodes == 3  # a metrics outage may hide a rise: the pool keeps all it may
+    assert "team-a/chat: request rate unknown now, so how fast it rises is unknown" in why
+    assert lost.replicas["team-a/chat"] == plan.replicas["team-a/chat"]  # and nothing shrinks
+    back, _ = planner.plan([svc], pools, {svc.key: fx.observe(5.0)}, state, 40 * 15.0)
+    assert back.standby["l4"][0] == 0
+
+
 def test_steady_traffic_needs_no_standby() -> None:
     plan, _ = _run([5.0] * 40)  # 600 s of one rate: no under-forecast, no trend
     assert plan.standby["l4"][0] == 0

@@ -424,7 +424,14 @@ def _on_pool(
         planned += [(v.resources, mine.get(v.name, 0)) for v in svc.variants if v.pool == pool.name]
         d = demanded[svc.key]
         here = standby.on_pool(
-            svc, mine, d.demand.capacity_rps, d.forecast, pool, cycle.now_s, cycle.cfg
+            svc,
+            mine,
+            d.demand.capacity_rps,
+            d.forecast,
+            pool,
+            cycle.now_s,
+            cycle.cfg,
+            None if d.known else d.unknown_why or "metrics unknown",
         )
         if here is not None:
             on_pool.append(here)

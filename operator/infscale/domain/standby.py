@@ -7,7 +7,8 @@ the pool's ``spec.standby.maxNodes`` (0, the default: none): as many nodes as th
 its services could need within one provisioning time. A service's need is how far its rate may
 rise within that time above the capacity planned for it: its forecast's upward trend over it,
 and ``standby_sigmas`` standard deviations of its one-step under-forecasts. A service that has
-received traffic for less than one provisioning time has shown nothing of how fast it rises: the
+received traffic for less than one provisioning time has shown nothing of how fast it rises, and
+one whose rate is unknown now (metrics lost, its servers not reporting) may be rising unseen: the
 pool keeps its maximum for it. The nodes cost their price (``status.standbyUsdPerHour``); in
 return, while they are empty, the services on the pool hold peaks and trends for a start-up's
 lead, not a node's as well (``demand.Cycle.cold_start_s``).
@@ -40,11 +41,13 @@ class ServiceOnPool:
     """What one replica of that variant carries."""
     short_rps: float | None
     """How far its rate may rise above its planned capacity within one provisioning time
-    (0: not at all); None when unknown (too little traffic seen)."""
+    (0: not at all); None when unknown (``unknown_why``)."""
     rise_rps: float | None
     """How far its rate may rise within that time; None when unknown."""
     room: int = 0
     """Replicas it may still add within its ``max_replicas``."""
+    unknown_why: str = ""
+    """Why ``short_rps`` is unknown (empty when it is known)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,20 +81,31 @@ def on_pool(
     pool: model.PoolSpec,
     now_s: float,
     cfg: tuning.PlannerSettings,
+    signals_unknown: str | None = None,
 ) -> ServiceOnPool | None:
     """``svc`` as a reason for standby nodes on ``pool``: None unless the plan runs a replica of
-    one of its variants there."""
+    one of its variants there. ``signals_unknown``: what of its metrics is unknown this cycle
+    (None: nothing)."""
     here = [v for v in svc.variants if v.pool == pool.name and replicas.get(v.name, 0) > 0]
     if not here:
         return None
     variant = max(here, key=lambda v: (replicas[v.name], v.name))
     planned_rps = sum(replica_rps.get(v, 0.0) * n for v, n in replicas.items())
-    rise = rise_rps(state, pool.provisioning_s, now_s, cfg)
-    short = None
-    if rise is not None:
+    rise = None if signals_unknown else rise_rps(state, pool.provisioning_s, now_s, cfg)
+    short, why = None, ""
+    if signals_unknown:
+        why = f"{signals_unknown} now, so how fast it rises is unknown (it may be rising unseen)"
+    elif rise is None:
+        why = (
+            f"received traffic for less than the pool's {pool.provisioning_s:.0f} s "
+            "provisioning, so how fast it rises is unknown"
+        )
+    else:
         short = max(0.0, forecast.smooth_rps(state, cfg) + rise - planned_rps)
     room = max(0, svc.max_replicas - sum(replicas.values()))
-    return ServiceOnPool(svc.key, variant, replica_rps.get(variant.name, 0.0), short, rise, room)
+    return ServiceOnPool(
+        svc.key, variant, replica_rps.get(variant.name, 0.0), short, rise, room, why
+    )
 
 
 def decide(
@@ -106,13 +120,10 @@ def decide(
     if pool.standby_max_nodes <= 0 or not services:
         return Standby()
     room = max(0, min(pool.standby_max_nodes, pool.max_nodes - needed))
-    unknown = [s.key for s in services if s.short_rps is None]
+    unknown = [f"{s.key}: {s.unknown_why}" for s in services if s.short_rps is None]
     if unknown:
         return Standby(
-            room,
-            f"{_priced(room, pool)}, the most spec.standby allows: {', '.join(unknown)} has "
-            f"received traffic for less than the pool's {pool.provisioning_s:.0f} s "
-            "provisioning, so how fast it rises is unknown",
+            room, f"{_priced(room, pool)}, the most spec.standby allows: {'; '.join(unknown)}"
         )
     extra = [
         (s.variant.resources, math.ceil(s.short_rps / s.replica_rps - 1e-9))
