@@ -316,7 +316,11 @@ def test_the_documented_planner_defaults_are_the_planners() -> None:
     fields = PlannerTuning.model_fields
     assert set(commented) == {f.alias for f in fields.values()}
     for name, field in fields.items():
-        default = getattr(defaults, settings_module.PLANNER_FIELD_NAMES.get(name, name))
+        default = (
+            1  # no PlannerSettings field: it divides their durations
+            if name == "time_scale"
+            else getattr(defaults, settings_module.PLANNER_FIELD_NAMES.get(name, name))
+        )
         assert commented[field.alias] == default, field.alias
         assert f"[{default:g}" in (field.description or ""), (name, field.description)
 
@@ -348,3 +352,15 @@ def test_the_operator_releases_nodes_as_soon_as_the_benchmarked_planner() -> Non
     }
     assert len(cooldowns) == 1
     assert cooldowns.pop() <= PlannerSettings().node_unneeded_s
+
+
+def test_a_time_scale_divides_the_planners_own_durations() -> None:
+    base = PlannerSettings()
+    tuned = PlannerTuning.model_validate({"timeScale": 15, "peakHoldMaxSeconds": 600}).apply()
+    assert tuned.peak_hold_max_s == 40
+    assert tuned.miss_memory_s == base.miss_memory_s / 15
+    assert tuned.level_tau_s == base.level_tau_s / 15
+    assert tuned.solver_time_limit_s == base.solver_time_limit_s  # the machine's time
+    assert tuned.margin_sigmas == base.margin_sigmas  # not a duration
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        PlannerTuning.model_validate({"timeScale": 0.5})

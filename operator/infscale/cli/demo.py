@@ -1,7 +1,8 @@
 """`infscale demo`: the operator, the model-server EMULATOR and a live view, on the local cluster.
 
 Applies the manifests in examples/ with every duration in them divided by `--speed` (the same
-time compression the emulator applies to the trace), starts the operator (reading the local
+time compression the emulator applies to the trace, and the operator to the planner's own
+durations: `planner.timeScale`), starts the operator (reading the local
 Prometheus, as the chart's ServiceAccount when `--operator-kubeconfig` is given) and the emulator
 as subprocesses, shows a refreshing table of every service and pool, and at the end prints a
 report (SLO attainment, cost, cost of static peak provisioning, decisions with reasons) and writes
@@ -15,6 +16,7 @@ import copy
 import dataclasses
 import datetime
 import itertools
+import json
 import math
 import os
 import pathlib
@@ -339,27 +341,46 @@ def report(samples: list[Sample], console: Console, out: pathlib.Path) -> None:
     console.print(f"timeline written to {out}")
 
 
-def wait_for_min_replicas(
-    custom: client.CustomObjectsApi, console: Console, timeout_s: float
+def wait_until_settled(
+    custom: client.CustomObjectsApi, console: Console, timeout_s: float, settle_s: float = 6.0
 ) -> None:
-    """Traffic starts once every service runs its replicas.min, as it would where a service is
-    deployed before its users arrive (else the first requests queue while the first nodes are
-    still being provisioned, and the demo starts with a backlog no autoscaler could avoid)."""
+    """Traffic starts once every service runs its replicas.min and the operator's first
+    decisions are in place (every pool's nodes and every service's replicas Ready, for
+    ``settle_s``), as where a service is deployed before its users arrive: else the first
+    requests queue while the first nodes are still being provisioned, and the demo starts with
+    a backlog no autoscaler could avoid. A second run starts with its rates unknown (the
+    emulator is not serving yet), and the planner keeps its standby for that."""
     started, default_min = time.monotonic(), _default(v1alpha1.Replicas, "min")
+    settled_since: float | None = None
     with console.status("waiting for every service's replicas.min to be Ready") as status:
         while time.monotonic() - started < timeout_s:
+            sample = snapshot(custom, started)
             waiting = {
-                key: f"{item['status'].get('readyReplicas') or 0}/{minimum}"
-                for key, item in snapshot(custom, started).services.items()
+                key: f"{item['status'].get('readyReplicas') or 0}/{wanted}"
+                for key, item in sample.services.items()
                 if (item["status"].get("readyReplicas") or 0)
-                < (minimum := item["spec"].get("replicas", {}).get("min", default_min))
+                < (
+                    wanted := max(
+                        item["spec"].get("replicas", {}).get("min", default_min),
+                        item["status"].get("replicas") or 0,
+                    )
+                )
+            } | {
+                name: f"{pool['status'].get('readyNodes') or 0}/{wanted} nodes"
+                for name, pool in sample.pools.items()
+                if (pool["status"].get("readyNodes") or 0)
+                < (wanted := pool["status"].get("desiredNodes") or 0)
             }
-            if not waiting:
-                console.print(f"replicas.min Ready after {time.monotonic() - started:.0f} s")
+            now = time.monotonic()
+            settled_since = None if waiting else settled_since or now
+            if settled_since is not None and now - settled_since >= settle_s:
+                console.print(f"replicas and nodes Ready after {now - started:.0f} s")
                 return
-            status.update(f"waiting for replicas.min to be Ready (ready/min): {waiting}")
+            status.update(f"waiting for replicas and nodes to be Ready (ready/wanted): {waiting}")
             time.sleep(1)
-    console.print(f"[yellow]replicas.min not Ready after {timeout_s:.0f} s; starting anyway[/]")
+    console.print(
+        f"[yellow]replicas and nodes not Ready after {timeout_s:.0f} s; starting anyway[/]"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -386,7 +407,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"the operator runs as the user in {args.operator_kubeconfig}")
     operator = start(
         ["operator", "--interval", "3", "--prometheus-url", args.prometheus_url,
-         "--rate-window", "15", "--node-cooldown", "20", "--arrival-rate-query", DEMO_ARRIVALS],
+         "--rate-window", "15", "--node-cooldown", "20", "--arrival-rate-query", DEMO_ARRIVALS,
+         "--planner", json.dumps({"timeScale": args.speed})],
         "demo-operator.log",
         args.operator_kubeconfig,
     )  # fmt: skip
@@ -394,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
     api = kube_client.api_client()
     custom = client.CustomObjectsApi(api)
     try:
-        wait_for_min_replicas(custom, console, timeout_s=180)
+        wait_until_settled(custom, console, timeout_s=180)
         emulator_args = [
             "emulator", "--trace", args.trace, "--speed", str(args.speed),
             "--rate-scale", str(args.rate_scale),

@@ -44,6 +44,10 @@ class PlannerTuning(BaseModel):
     solver_time_limit_seconds: float | None = Field(default=None, gt=0, le=60)
     """Time limit of the MILP solver per cycle; past it the cheapest of the solver's best so far,
     its LP relaxation rounded and the greedy plan is used [0.3]."""
+    time_scale: float | None = Field(default=None, ge=1, le=1000)
+    """For traffic replayed faster than real time (the demo): every duration of the planner's
+    own (memories, holds, forecast time constants, the fields above included) is divided by
+    this; leave it unset in production [1]."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -56,9 +60,11 @@ class PlannerTuning(BaseModel):
         """``base`` (default: the planner's defaults) with every field set here replaced."""
         changes = {
             PLANNER_FIELD_NAMES.get(name, name): value
-            for name, value in self.model_dump(exclude_none=True).items()
+            for name, value in self.model_dump(exclude_none=True, exclude={"time_scale"}).items()
         }
         result = dataclasses.replace(base or planner_settings.PlannerSettings(), **changes)
+        if self.time_scale:
+            result = result.compressed(self.time_scale)
         if result.peak_hold_s > result.peak_hold_max_s:
             raise ValueError(
                 f"planner.peakHoldSeconds ({result.peak_hold_s:g}) exceeds "

@@ -211,3 +211,20 @@ class PlannerSettings:
 
     node_cooldown_s: float = 180.0
     """And never within this long after the pool last grew (no node flapping)."""
+
+    def compressed(self, factor: float) -> PlannerSettings:
+        """These settings for traffic replayed ``factor`` times faster than real time (the
+        demo): every duration of the planner's own (memories, holds, the forecast's time
+        constants) divided by it, the solver's wall-clock limit excepted."""
+        return dataclasses.replace(
+            self,
+            **{
+                name: getattr(self, name) / factor
+                for name in (f.name for f in dataclasses.fields(self))
+                if name.endswith("_s") and name not in WALL_CLOCK
+            },
+        )
+
+
+WALL_CLOCK = frozenset({"solver_time_limit_s"})
+"""PlannerSettings durations of the machine's time, not the traffic's."""
