@@ -15,8 +15,9 @@ policy, each on a fresh set of kwok nodes of the local cluster:
 
 Every duration is divided by ``--speed``: node provisioning (the pool's, and Karpenter's
 ``nodeRegistrationDelay``), replica startup, the scale-down windows, the node cool-down (and
-Karpenter's ``consolidateAfter``); both scalers decide every 15 s of trace time (the HPA's
-sync period is kube-controller-manager's flag, set by hack/bench-live.sh).
+Karpenter's ``consolidateAfter``) and the planner's own memories and holds (``timeScale``), as
+in the simulator's replay of the same traffic; both scalers decide every 15 s of trace time (the
+HPA's sync period is kube-controller-manager's flag, set by hack/bench-live.sh).
 
 What each run scores, the same way for every policy: node cost from the lifetimes of the pools'
 machines (from the request: a Node infscale creates, a NodeClaim Karpenter launches) times the
@@ -360,7 +361,8 @@ def run_infscale(
     operator = demo.start(
         ["operator", "--interval", f"{interval:g}", "--prometheus-url", args.prometheus_url,
          "--rate-window", str(RATE_WINDOW_S), "--node-cooldown", f"{120 / args.speed:g}",
-         "--arrival-rate-query", demo.DEMO_ARRIVALS],
+         "--arrival-rate-query", demo.DEMO_ARRIVALS,
+         "--planner", json.dumps({"timeScale": args.speed})],
         str(args.workdir / "infscale-operator.log"),
         args.operator_kubeconfig,
     )  # fmt: skip
@@ -720,11 +722,13 @@ def best_windows(
 def simulate(
     args: argparse.Namespace, settings: Sequence[HpaSetting], console: Console
 ) -> tuple[dict[str, tuple[float, float]], float]:
-    """The same traffic in ``infscale.sim``, in trace time, from the same start (one L4 replica
-    on one L4 node), rates read over the live runs' window: policy name -> (cost, attainment),
-    named as the live runs are, and the L4 variant's capacityRps. The scenario is the one
-    ``infscale whatif`` builds from the same manifests, uncompressed; the HPA's nodes come from
-    a model of the live run's Karpenter (:func:`karpenter_model`)."""
+    """The same traffic in ``infscale.sim``, in trace time, from the same start as live (the
+    HPA from one L4 replica on one L4 node; infscale from its first decision, made before the
+    traffic as the live operator makes it), rates read over the live runs' window: policy
+    name -> (cost, attainment), named as the live runs are, and the L4 variant's capacityRps.
+    The scenario is the one ``infscale whatif`` builds from the same manifests, uncompressed;
+    the HPA's nodes come from a model of the live run's Karpenter (:func:`karpenter_model`)."""
+    from infscale.domain import model, planner
     from infscale.emulator import server as emulator
     from infscale.sim import bench, manifests, policies, traces
 
@@ -744,9 +748,15 @@ def simulate(
     window_s = RATE_WINDOW_S * args.speed
     with console.status("the same traffic in the simulator"):
         main = policies.Infscale(service, pools)
-        main.seed_state(*start)
+        # The live operator decides before the traffic starts (its first replica Ready, then the
+        # emulator's quiet start): with no rate yet, replicas.min and the standby its pools
+        # allow, Ready when the first request comes. The replay starts from that decision.
+        first, main.state = planner.plan(
+            [service], pools, {service.key: model.Observation(rps=None)}, main.state, 0.0
+        )
+        ours = (dict(first.replicas[service.key]), dict(first.nodes))
         # The live operator reads the emulator's gateway count too (--arrival-rate-query).
-        result = bench._run(replayed, scen, main, start, False, 1, window_s, gateway=True)
+        result = bench._run(replayed, scen, main, ours, False, 1, window_s, gateway=True)
         results["infscale"] = (result.cost_usd, result.slo_attainment)
         for setting in settings:
             target = setting.fraction * l4.capacity_rps
