@@ -39,6 +39,12 @@ def weights(cluster: Cluster, name: str) -> dict[str, int] | None:
     return {b["name"]: b["weight"] for b in found["spec"]["rules"][0]["backendRefs"]}
 
 
+def variants_in_status(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    """The service's status.variants; empty until the operator has written its status."""
+    variants: list[dict[str, Any]] = (cluster.service(name).get("status") or {}).get("variants", [])
+    return variants
+
+
 def test_a_routed_service_gets_a_weighted_route_that_follows_its_replicas(
     api_client: client.ApiClient,
     namespace: str,
@@ -79,10 +85,8 @@ def test_a_routed_service_gets_a_weighted_route_that_follows_its_replicas(
         assert svc.spec.ports[0].port == 8000
         assert svc.metadata.owner_references[0].name == "chat"
     assert found["metadata"]["ownerReferences"][0]["kind"] == "InferenceService"
-    waiting.until(
-        lambda: (
-            [v.get("weight") for v in cluster.service("chat")["status"]["variants"]] == [0, 100]
-        ),
+    waiting.until(  # the cycle that applied the route writes the status after it
+        lambda: [v.get("weight") for v in variants_in_status(cluster, "chat")] == [0, 100],
         timeout_s=30,
         what="the weights in status",
     )
