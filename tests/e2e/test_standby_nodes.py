@@ -29,8 +29,10 @@ pytestmark = pytest.mark.integration
 
 GROUP, VERSION = "infscale.dev", "v1alpha1"
 PROVISIONING_S = 20
-# 4 rps (one 10-rps replica), then 25 rps (three).
-LOAD = "steps:4@20,25@40"
+# 4 rps (one 10-rps replica) for 10 s, then 25 rps (three): the rise comes within the service's
+# first provisioning time of traffic, while the standby is at its maximum. (At 20 s, as before,
+# it raced the standby's first sizing from a steady 4 rps, which may release both nodes first.)
+LOAD = "steps:4@10,25@40"
 pool_name = manifests.kwok_pool_fixture(
     "standby", max_nodes=8, provisioning_s=PROVISIONING_S, tainted=False, standby=2
 )
