@@ -352,7 +352,7 @@ def wait_until_settled(
     emulator is not serving yet), and the planner keeps its standby for that."""
     started, default_min = time.monotonic(), _default(v1alpha1.Replicas, "min")
     settled_since: float | None = None
-    with console.status("waiting for every service's replicas.min to be Ready") as status:
+    with console.status("waiting for replicas and nodes to be Ready") as status:
         while time.monotonic() - started < timeout_s:
             sample = snapshot(custom, started)
             waiting = {
