@@ -7,10 +7,11 @@ import dataclasses
 from infscale.domain import model, planner, tuning
 
 GPU = model.GPU
-# A T4-like node: cheaper, but 3 rps for $0.526 (0.175 $/h an rps); an L4-like one: 10 rps for
-# $0.8048 (0.080 $/h an rps).
+# A small node: cheaper and sooner Ready (2 min), but 3 rps for $0.526 (0.175 $/h an rps); an
+# L4-like one: 10 rps for $0.8048 (0.080 $/h an rps), in 5 min. (Were the small one no sooner
+# Ready, the big one would dominate it and it would never serve: ``demand.dominated``.)
 POOLS = [
-    model.PoolSpec("small", model.Resources(4, 16, {GPU: 1}), 0.526, 0, 10, 300),
+    model.PoolSpec("small", model.Resources(4, 16, {GPU: 1}), 0.526, 0, 10, 120),
     model.PoolSpec("big", model.Resources(4, 16, {GPU: 1}), 0.8048, 0, 10, 300),
 ]
 SERVICE = model.ServiceSpec(

@@ -135,10 +135,11 @@ def service_demand(
         demand_rps = 0.0
     if not seen.rps_known:
         demand_rps, min_total = _unknown_rate(svc, obs, last, seen, demand_rps, min_total, why, cfg)
+    planned_rps = dominated(svc, usable_rps, demand_rps, cycle, why)
     dem = optimize.Demand(
         service=svc,
         demand_rps=demand_rps,
-        capacity_rps=usable_rps,
+        capacity_rps=planned_rps,
         min_total=min(min_total, svc.max_replicas),
         max_total=svc.max_replicas,
         current=dict(last or {}),
@@ -157,6 +158,7 @@ def service_demand(
     unfloored = None
     if svc.quality_floor is not None:  # the same demand without the floor: what the floor costs
         bare = dataclasses.replace(svc, quality_floor=None)
+        unfloored_rps = dominated(bare, unfloored_rps, demand_rps, cycle, [])
         unfloored = dataclasses.replace(dem, service=bare, capacity_rps=unfloored_rps)
         cheapest = optimize.cheapest_cover(unfloored, cycle.pools)
         alone = _serving(unfloored, cheapest, True, cycle) if svc.routing == "spread" else None
@@ -328,6 +330,67 @@ def _loss_floor(
         f"and {floor_rps:.2f} rps (arriving now, bursts aside) carried without any one of them"
     )
     return floor_rps
+
+
+def dominated(
+    svc: model.ServiceSpec,
+    usable_rps: Mapping[str, float],
+    demand_rps: float,
+    cycle: Cycle,
+    why: list[str],
+) -> dict[str, float]:
+    """``usable_rps`` without the variants another one dominates (``skip_dominated``): it
+    serves an rps for less, is Ready no later from an empty pool, holds at least as much per
+    replica, runs on the same capacity type, scores no lower, and alone covers the demand
+    within its bounds. What the dominated variant saves is part of one replica's price, a
+    smaller step at light load; the slack it gives up is what meets the next rise."""
+    if not cycle.cfg.skip_dominated:
+        return dict(usable_rps)
+    pools = cycle.pools
+
+    def usd_per_rps(v: model.VariantSpec) -> float:
+        pool = pools.get(v.pool)
+        rps = usable_rps.get(v.name, 0.0)
+        return math.inf if pool is None else pricing.usd_per_rps_hour(v, pool, rps)
+
+    def ready_s(v: model.VariantSpec) -> float:
+        pool = pools.get(v.pool)
+        return v.startup_s + (math.inf if pool is None else pool.provisioning_s)
+
+    def covers(v: model.VariantSpec) -> bool:
+        pool = pools[v.pool]
+        most = min(svc.max_replicas, v.resources.fits_per_node(pool.node) * pool.max_nodes)
+        return most * usable_rps.get(v.name, 0.0) >= demand_rps
+
+    def quality(v: model.VariantSpec) -> float:
+        return -math.inf if v.quality is None else v.quality
+
+    live = [v for v in svc.variants if math.isfinite(usd_per_rps(v))]
+    planned = dict(usable_rps)
+    for v in live:
+        better = [
+            w
+            for w in live
+            if w is not v
+            and usd_per_rps(w) < usd_per_rps(v)
+            and ready_s(w) <= ready_s(v)
+            and usable_rps[w.name] >= usable_rps[v.name]
+            and pools[w.pool].spot == pools[v.pool].spot
+            and quality(w) >= quality(v)
+            and covers(w)
+        ]
+        if not better:
+            continue
+        w = min(better, key=lambda u: (usd_per_rps(u), u.name))
+        planned[v.name] = 0.0
+        why.append(
+            f"{v.name} not planned: {w.name} serves an rps for less "
+            f"(${usd_per_rps(w):.3f}/h against ${usd_per_rps(v):.3f}/h), is Ready as soon "
+            f"({ready_s(w):.0f} s against {ready_s(v):.0f} s from an empty pool) and holds more "
+            f"per replica ({usable_rps[w.name]:.2f} against {usable_rps[v.name]:.2f} rps): "
+            f"{v.name} would save part of one replica by giving up slack for the next rise"
+        )
+    return planned
 
 
 def _below_floor(svc: model.ServiceSpec, why: list[str]) -> frozenset[str]:
