@@ -322,7 +322,8 @@ def test_the_documented_planner_defaults_are_the_planners() -> None:
             else getattr(defaults, settings_module.PLANNER_FIELD_NAMES.get(name, name))
         )
         assert commented[field.alias] == default, field.alias
-        assert f"[{default:g}" in (field.description or ""), (name, field.description)
+        shown = str(default).lower() if isinstance(default, bool) else f"{default:g}"
+        assert f"[{shown}" in (field.description or ""), (name, field.description)
 
 
 def test_the_operators_planner_runs_with_the_tuning() -> None:
