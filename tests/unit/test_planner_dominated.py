@@ -1,5 +1,5 @@
-"""A variant another one dominates (dearer per rps, Ready no sooner, smaller per replica) is not
-planned while that one covers the demand: ``demand.dominated``."""
+"""A variant another one dominates (dearer per rps, Ready no sooner, smaller per replica) serves
+only where that one cannot be had: ``demand.dominated``."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def test_a_trickle_gets_the_bigger_cheaper_per_rps_replica_and_the_reason_says_w
     assert plan.replicas[SERVICE.key] == {"t4": 0, "l4": 1}
     assert any(
         r.startswith(
-            "t4 not planned: l4 serves an rps for less ($0.080/h against $0.175/h), "
-            "is Ready as soon (360 s against 360 s from an empty pool)"
+            "t4 only where l4 cannot be had: l4 serves an rps for less ($0.080/h against "
+            "$0.175/h), is Ready as soon (360 s against 360 s from an empty pool)"
         )
         for r in plan.reasons[SERVICE.key]
     )
@@ -80,9 +80,18 @@ def test_nor_by_a_spot_pool_nor_by_a_lower_quality() -> None:
 
 
 def test_the_dominated_variant_serves_where_the_other_cannot_cover_the_demand() -> None:
-    # Two L4 nodes at most carry 20 rps; 24 rps need the T4s too.
+    # Two L4 nodes at most carry 20 rps; 24 rps need two T4s beside them.
     small_l4 = dataclasses.replace(L4, max_nodes=2)
     plan = _plan(24.0, pools=(T4, small_l4))
-    assert plan.replicas[SERVICE.key]["l4"] == 2
-    assert plan.replicas[SERVICE.key]["t4"] >= 2
-    assert not any("not planned" in r for r in plan.reasons[SERVICE.key])
+    assert plan.replicas[SERVICE.key] == {"t4": 2, "l4": 2}
+    assert not any("cannot cover" in r for r in plan.reasons[SERVICE.key])
+
+
+def test_so_does_the_greedy_allocator() -> None:
+    greedy = dataclasses.replace(CFG, use_solver=False)
+    assert _plan(2.0, cfg=greedy).replicas[SERVICE.key] == {"t4": 0, "l4": 1}
+    small_l4 = dataclasses.replace(L4, max_nodes=2)
+    assert _plan(24.0, pools=(T4, small_l4), cfg=greedy).replicas[SERVICE.key] == {
+        "t4": 2,
+        "l4": 2,
+    }

@@ -135,11 +135,12 @@ def service_demand(
         demand_rps = 0.0
     if not seen.rps_known:
         demand_rps, min_total = _unknown_rate(svc, obs, last, seen, demand_rps, min_total, why, cfg)
-    planned_rps = dominated(svc, usable_rps, demand_rps, cycle, why)
+    planned_rps, fallback_rps = dominated(svc, usable_rps, cycle, why)
     dem = optimize.Demand(
         service=svc,
         demand_rps=demand_rps,
         capacity_rps=planned_rps,
+        fallback_rps=fallback_rps,
         min_total=min(min_total, svc.max_replicas),
         max_total=svc.max_replicas,
         current=dict(last or {}),
@@ -158,8 +159,10 @@ def service_demand(
     unfloored = None
     if svc.quality_floor is not None:  # the same demand without the floor: what the floor costs
         bare = dataclasses.replace(svc, quality_floor=None)
-        unfloored_rps = dominated(bare, unfloored_rps, demand_rps, cycle, [])
-        unfloored = dataclasses.replace(dem, service=bare, capacity_rps=unfloored_rps)
+        unfloored_rps, unfloored_fallback = dominated(bare, unfloored_rps, cycle, [])
+        unfloored = dataclasses.replace(
+            dem, service=bare, capacity_rps=unfloored_rps, fallback_rps=unfloored_fallback
+        )
         cheapest = optimize.cheapest_cover(unfloored, cycle.pools)
         alone = _serving(unfloored, cheapest, True, cycle) if svc.routing == "spread" else None
         if alone is not None:  # one variant serves there too: the cheapest alone
@@ -333,64 +336,46 @@ def _loss_floor(
 
 
 def dominated(
-    svc: model.ServiceSpec,
-    usable_rps: Mapping[str, float],
-    demand_rps: float,
-    cycle: Cycle,
-    why: list[str],
-) -> dict[str, float]:
-    """``usable_rps`` without the variants another one dominates (``skip_dominated``): it
-    serves an rps for less, is Ready no later from an empty pool, holds at least as much per
-    replica, runs on the same capacity type, scores no lower, and alone covers the demand
-    within its bounds. What the dominated variant saves is part of one replica's price, a
-    smaller step at light load; the slack it gives up is what meets the next rise."""
+    svc: model.ServiceSpec, usable_rps: Mapping[str, float], cycle: Cycle, why: list[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``usable_rps`` without the variants another one dominates (``skip_dominated``), and
+    those variants' capacities apart, for where the others cannot cover the demand (pools at
+    their maximum): the other serves an rps for less, is Ready no later from an empty pool,
+    holds at least as much per replica, runs on the same capacity type and scores no lower.
+    What the dominated variant saves is part of one replica's price, a smaller step at light
+    load; the slack it gives up is what meets the next rise."""
     if not cycle.cfg.skip_dominated:
-        return dict(usable_rps)
-    pools = cycle.pools
-
-    def usd_per_rps(v: model.VariantSpec) -> float:
-        pool = pools.get(v.pool)
+        return dict(usable_rps), {}
+    # Per live variant: usd per rps-hour, seconds to Ready from an empty pool, rps per replica,
+    # spot, quality (unscored lowest).
+    traits = {}
+    for v in svc.variants:
+        pool = cycle.pools.get(v.pool)
         rps = usable_rps.get(v.name, 0.0)
-        return math.inf if pool is None else pricing.usd_per_rps_hour(v, pool, rps)
-
-    def ready_s(v: model.VariantSpec) -> float:
-        pool = pools.get(v.pool)
-        return v.startup_s + (math.inf if pool is None else pool.provisioning_s)
-
-    def covers(v: model.VariantSpec) -> bool:
-        pool = pools[v.pool]
-        most = min(svc.max_replicas, v.resources.fits_per_node(pool.node) * pool.max_nodes)
-        return most * usable_rps.get(v.name, 0.0) >= demand_rps
-
-    def quality(v: model.VariantSpec) -> float:
-        return -math.inf if v.quality is None else v.quality
-
-    live = [v for v in svc.variants if math.isfinite(usd_per_rps(v))]
-    planned = dict(usable_rps)
-    for v in live:
+        usd = math.inf if pool is None else pricing.usd_per_rps_hour(v, pool, rps)
+        if pool is not None and math.isfinite(usd):
+            score = -math.inf if v.quality is None else v.quality
+            traits[v.name] = (usd, v.startup_s + pool.provisioning_s, rps, pool.spot, score)
+    planned, fallback = dict(usable_rps), {}
+    for name, (usd, ready_s, rps, spot, score) in traits.items():
         better = [
-            w
-            for w in live
-            if w is not v
-            and usd_per_rps(w) < usd_per_rps(v)
-            and ready_s(w) <= ready_s(v)
-            and usable_rps[w.name] >= usable_rps[v.name]
-            and pools[w.pool].spot == pools[v.pool].spot
-            and quality(w) >= quality(v)
-            and covers(w)
-        ]
+            (w_usd, w)
+            for w, (w_usd, w_ready_s, w_rps, w_spot, w_score) in traits.items()
+            if w_usd < usd and w_ready_s <= ready_s and w_rps >= rps and w_spot == spot
+            and w_score >= score
+        ]  # fmt: skip
         if not better:
             continue
-        w = min(better, key=lambda u: (usd_per_rps(u), u.name))
-        planned[v.name] = 0.0
+        w_usd, w = min(better)
+        fallback[name], planned[name] = planned[name], 0.0
         why.append(
-            f"{v.name} not planned: {w.name} serves an rps for less "
-            f"(${usd_per_rps(w):.3f}/h against ${usd_per_rps(v):.3f}/h), is Ready as soon "
-            f"({ready_s(w):.0f} s against {ready_s(v):.0f} s from an empty pool) and holds more "
-            f"per replica ({usable_rps[w.name]:.2f} against {usable_rps[v.name]:.2f} rps): "
-            f"{v.name} would save part of one replica by giving up slack for the next rise"
+            f"{name} only where {w} cannot be had: {w} serves an rps for less "
+            f"(${w_usd:.3f}/h against ${usd:.3f}/h), is Ready as soon "
+            f"({traits[w][1]:.0f} s against {ready_s:.0f} s from an empty pool) and holds as much "
+            f"or more per replica ({traits[w][2]:.2f} against {rps:.2f} rps); a {name} replica saves "
+            "part of one and gives up the slack for the next rise"
         )
-    return planned
+    return planned, fallback
 
 
 def _below_floor(svc: model.ServiceSpec, why: list[str]) -> frozenset[str]:
@@ -640,6 +625,7 @@ def _only(dem: optimize.Demand, variant: str) -> optimize.Demand:
     speed = spec.get(variant, 0.0)
     return dataclasses.replace(
         dem,
+        fallback_rps={},
         capacity_rps={
             v: c if v == variant or abs(spec.get(v, 0.0) - speed) <= SAME_SPEED * speed else 0.0
             for v, c in dem.capacity_rps.items()

@@ -54,6 +54,14 @@ class Demand:
     loss_floor_rps: float = 0.0
     """What the capacity off each spot pool must carry (the rate arriving now): losing one costs
     headroom until its replacements are Ready, not the SLO."""
+    fallback_rps: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Variants another one dominates (``demand.dominated``), out of ``capacity_rps``: their
+    rps per replica, used only where the others cannot cover the demand: a replica of one costs
+    as much again as a new replica of the service's dearest other variant."""
+
+    def usable_rps(self, variant: str) -> float:
+        """What one replica of ``variant`` carries, a dominated variant's included."""
+        return self.capacity_rps.get(variant, 0.0) or self.fallback_rps.get(variant, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +200,10 @@ node."""
 def _shortfall_penalty(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec]) -> float:
     """The cost of one uncovered rps: more than any whole node that could cover it (a sliver under
     max_price / penalty, < 0.1 rps, may stay uncovered rather than take a whole new node)."""
-    min_capacity = min((c for d in demands for c in d.capacity_rps.values() if c > 0), default=1.0)
+    min_capacity = min(
+        (c for d in demands for c in (*d.capacity_rps.values(), *d.fallback_rps.values()) if c > 0),
+        default=1.0,
+    )
     carbon = max((d.service.carbon_usd_per_tonne for d in demands), default=0.0)
     max_price = max(
         (
@@ -227,7 +238,11 @@ def _program(
     on_pool = np.array([pool_index[p.name] for _, _, p in pairs], dtype=np.int64)
     fits = np.array([v.resources.fits_per_node(p.node) for _, v, p in pairs], dtype=float)
     share_usd = np.array([p.usd_per_hour for _, _, p in pairs]) * (1.0 / fits)
-    cap = np.array([demands[i].capacity_rps.get(v.name, 0.0) for i, v, _ in pairs])
+    cap = np.array([demands[i].usable_rps(v.name) for i, v, _ in pairs])
+    fallback = np.array(
+        [0.0 if demands[i].capacity_rps.get(v.name, 0.0) > 0 else cap[k]
+         for k, (i, v, _) in enumerate(pairs)]
+    )  # fmt: skip
     cold_s = np.array([demands[i].cold_start_s.get(v.name, v.startup_s) for i, v, _ in pairs])
     weights = [cfg.switch_weight if d.switch_weight is None else d.switch_weight for d in demands]
     current = np.array([float(demands[i].current.get(v.name, 0)) for i, v, _ in pairs])
@@ -237,8 +252,13 @@ def _program(
         [pricing.carbon_usd_per_hour(v, p, demands[i].service.carbon_usd_per_tonne)
          for i, v, p in pairs]
     )  # fmt: skip
-    replica_usd = 1e-4 * share_usd + carbon_usd
     switch_usd = np.array(weights)[service] * share_usd * cold_s / cfg.amortize_s
+    # A dominated variant's replica costs, beyond its own price, what a new replica of the
+    # service's dearest planned variant costs: never cheaper than one of those where they fit.
+    planned_usd = np.zeros(n_s)
+    np.maximum.at(planned_usd, service, np.where(fallback > 0, 0.0, share_usd + switch_usd))
+    fallback_usd = np.where(fallback > 0, planned_usd[service], 0.0)
+    replica_usd = 1e-4 * share_usd + carbon_usd + fallback_usd
     running = current > 0  # the pairs with a column of new replicas
     n_vars = off_d + int(running.sum())
 
@@ -488,9 +508,7 @@ def _greedy(
     shortfall: dict[str, float] = {}
     for dem in sorted(demands, key=lambda d: (d.service.batch, d.service.key)):  # batch last
         chosen = chosen_by_service[dem.service.key]
-        left_rps = dem.demand_rps - sum(
-            n * dem.capacity_rps.get(name, 0.0) for name, n in chosen.items()
-        )
+        left_rps = dem.demand_rps - sum(n * dem.usable_rps(name) for name, n in chosen.items())
         total = sum(chosen.values())
         if left_rps <= 1e-9 and total >= dem.min_total:  # covered by the start already
             replicas[dem.service.key] = chosen
@@ -499,20 +517,25 @@ def _greedy(
         ranked = sorted(
             (v for v in dem.service.variants if v.pool in pools),
             key=lambda v: (
-                pricing.usd_per_rps_hour(v, pools[v.pool], dem.capacity_rps.get(v.name, 0.0)),
+                pricing.usd_per_rps_hour(v, pools[v.pool], dem.usable_rps(v.name)),
                 v.name,
             ),
         )
 
         # The cheapest variant that can finish the job goes first: filling the replica budget
-        # with a cheap small variant could leave the rest uncovered.
-        ranked.sort(key=lambda v: not _finishes(dem, v, left_rps, total, room[v.pool]))
+        # with a cheap small variant could leave the rest uncovered. Dominated ones come last.
+        ranked.sort(
+            key=lambda v: (
+                dem.capacity_rps.get(v.name, 0.0) <= 0,
+                not _finishes(dem, v, left_rps, total, room[v.pool]),
+            )
+        )
         # An average quality floor holds if every variant used is above it.
         averaged = _average_floor(dem) is not None
         for variant in ranked:
             if left_rps <= 1e-9 and total >= dem.min_total:
                 break
-            cap = dem.capacity_rps.get(variant.name, 0.0)
+            cap = dem.usable_rps(variant.name)
             if cap <= 0 or (averaged and dem.service.below_floor(variant)):
                 continue
             if pools[variant.pool].spot and not _spot_alone(dem):
@@ -534,7 +557,7 @@ def _finishes(
     dem: Demand, variant: model.VariantSpec, left_rps: float, total: int, room: Mapping[str, float]
 ) -> bool:
     """Whether ``variant`` alone covers ``left_rps`` within the replica budget and pool room."""
-    cap = dem.capacity_rps.get(variant.name, 0.0)
+    cap = dem.usable_rps(variant.name)
     budget = min(dem.max_total - total, _room_for(variant, room))
     return cap > 0 and math.ceil(max(left_rps, 0.0) / cap - 1e-9) <= budget
 
