@@ -38,8 +38,10 @@ summary() {
 }
 trap summary EXIT
 
+# A phase runs its function in an `||` list, where bash ignores `set -e`: each step that can
+# fail returns at once (or the phase would report only its last command's status).
 python_env() {
-  "$HACK_DIR/tools.sh" uv helm  # helm: the unit tests render the chart
+  "$HACK_DIR/tools.sh" uv helm || return  # helm: the unit tests render the chart
   export PATH="$(tools_path):$PATH" UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
   # Compiled once here: with PYTHONDONTWRITEBYTECODE set (as on the development machines) every
   # Python process, each operator and emulator the tests start included, would otherwise compile
@@ -47,15 +49,15 @@ python_env() {
   uv sync --locked --compile-bytecode --quiet
 }
 lint() {
-  uv run --locked ruff check .
-  uv run --locked ruff format --check .
-  uv run --locked mypy
+  uv run --locked ruff check . || return
+  uv run --locked ruff format --check . || return
+  uv run --locked mypy || return
   uv run --locked lint-imports
 }
 unit() { uv run --locked pytest -q tests/unit; }
 cluster() {
-  "$HACK_DIR/cluster-down.sh"
-  "$HACK_DIR/cluster-up.sh" >/dev/null
+  "$HACK_DIR/cluster-down.sh" || return
+  "$HACK_DIR/cluster-up.sh" >/dev/null || return
   # shellcheck disable=SC1091
   source "$INFSCALE_STATE/env"
 }

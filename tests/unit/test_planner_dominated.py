@@ -95,3 +95,13 @@ def test_so_does_the_greedy_allocator() -> None:
         "t4": 2,
         "l4": 2,
     }
+
+
+def test_a_batch_service_keeps_the_smaller_step() -> None:
+    # 60 requests queued with an hour to spare: one T4 drains them for less; nothing rises.
+    batch = dataclasses.replace(SERVICE, min_replicas=0, deadline_s=3600.0)
+    state = model.PlannerState()
+    obs = model.Observation(rps=0.0, latency_s=None, queued=60.0)
+    plan, _ = planner.plan([batch], [T4, L4], {batch.key: obs}, state, 10_000.0, CFG)
+    assert plan.replicas[batch.key] == {"t4": 1, "l4": 0}
+    assert not any("cannot be had" in r for r in plan.reasons[batch.key])

@@ -343,8 +343,9 @@ def dominated(
     their maximum): the other serves an rps for less, is Ready no later from an empty pool,
     holds at least as much per replica, runs on the same capacity type and scores no lower.
     What the dominated variant saves is part of one replica's price, a smaller step at light
-    load; the slack it gives up is what meets the next rise."""
-    if not cycle.cfg.skip_dominated:
+    load; the slack it gives up is what meets the next rise. A batch service has no rise to
+    meet (its requests may wait): every variant stays its to choose from."""
+    if not cycle.cfg.skip_dominated or svc.batch:
         return dict(usable_rps), {}
     # Per live variant: usd per rps-hour, seconds to Ready from an empty pool, rps per replica,
     # spot, quality (unscored lowest).
@@ -371,9 +372,9 @@ def dominated(
         why.append(
             f"{name} only where {w} cannot be had: {w} serves an rps for less "
             f"(${w_usd:.3f}/h against ${usd:.3f}/h), is Ready as soon "
-            f"({traits[w][1]:.0f} s against {ready_s:.0f} s from an empty pool) and holds as much "
-            f"or more per replica ({traits[w][2]:.2f} against {rps:.2f} rps); a {name} replica saves "
-            "part of one and gives up the slack for the next rise"
+            f"({traits[w][1]:.0f} s against {ready_s:.0f} s from an empty pool) and holds as "
+            f"much or more per replica ({traits[w][2]:.2f} against {rps:.2f} rps); a {name} "
+            "replica saves part of one and gives up the slack for the next rise"
         )
     return planned, fallback
 

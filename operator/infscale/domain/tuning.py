@@ -174,10 +174,11 @@ class PlannerSettings:
 
     skip_dominated: bool = True
     """A variant that serves an rps for more money than another, is Ready no sooner and holds
-    no more per replica (of the same capacity type and no lower quality) is not planned while the
-    other can cover the demand (``demand.dominated``): its only gain is a smaller step, part of
-    one replica's price, and that buys away the slack that meets the next rise before any node
-    could (a T4 for a trickle instead of an L4). ``infscale.sim.retune``: development half 0.8433
+    no more per replica (of the same capacity type and no lower quality) is planned only where
+    the other cannot be had (``demand.dominated``; not for batch services, whose requests may
+    wait): its only gain is a smaller step, part of one replica's price, and that buys away the
+    slack that meets the next rise before any node could (a T4 for a trickle instead of an
+    L4). ``infscale.sim.retune``: development half 0.8433
     -> 0.8623 mean attainment for 0.4 % more, 1 -> 3 cases passing every bar; validation half
     (not tuned on) 0.8647 -> 0.8785 for 0.4 % more, 2 -> 3; real traces 0.9871 -> 0.9862."""
 
