@@ -42,9 +42,10 @@ class PlannerTuning(BaseModel):
     """A move to a cheaper variant is made once the dearer allocation has cost this multiple of
     what the move costs [1]."""
     skip_dominated: bool | None = None
-    """Leave out a variant that another covers for less per rps, as soon, with as much per
-    replica, on the same capacity type and at no lower quality [true: its only gain is a
-    smaller step at light load, paid for with the slack for the next rise]."""
+    """Plan a variant only where another cannot be had that serves an rps for less, is Ready as
+    soon, holds as much per replica, runs on the same capacity type and scores no lower [true:
+    the dominated variant's only gain is a smaller step at light load, paid for with the slack
+    for the next rise]."""
     solver_time_limit_seconds: float | None = Field(default=None, gt=0, le=60)
     """Time limit of the MILP solver per cycle; past it the cheapest of the solver's best so far,
     its LP relaxation rounded and the greedy plan is used [0.3]."""

@@ -178,9 +178,9 @@ class PlannerSettings:
     the other cannot be had (``demand.dominated``; not for batch services, whose requests may
     wait): its only gain is a smaller step, part of one replica's price, and that buys away the
     slack that meets the next rise before any node could (a T4 for a trickle instead of an
-    L4). ``infscale.sim.retune``: development half 0.8433
-    -> 0.8623 mean attainment for 0.4 % more, 1 -> 3 cases passing every bar; validation half
-    (not tuned on) 0.8647 -> 0.8785 for 0.4 % more, 2 -> 3; real traces 0.9871 -> 0.9862."""
+    L4). ``infscale.sim.retune``: development half 0.8433 -> 0.8623 mean attainment for 0.4 %
+    more, 1 -> 3 cases passing every bar; validation half (not tuned on) 0.8647 -> 0.8785 for
+    0.4 % more, 2 -> 3; real traces 0.9871 -> 0.9862."""
 
     switch_weight: float = 3.0
     """Weight of the cold-start cost of new replicas in the objective (discourages churn: a
