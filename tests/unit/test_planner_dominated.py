@@ -53,10 +53,9 @@ def test_a_trickle_gets_the_bigger_cheaper_per_rps_replica_and_the_reason_says_w
     plan = _plan(2.0)
     assert plan.replicas[SERVICE.key] == {"t4": 0, "l4": 1}
     assert any(
-        r.startswith(
-            "t4 only where l4 cannot be had: l4 serves an rps for less ($0.080/h against "
-            "$0.175/h), is Ready as soon (360 s against 360 s from an empty pool)"
-        )
+        r == "t4 only where l4 cannot be had: l4 serves an rps for less ($0.080/h against "
+        "$0.175/h), as soon (360 s against 360 s), with as much per replica (10.00 against "
+        "3.00 rps)"
         for r in plan.reasons[SERVICE.key]
     )
 

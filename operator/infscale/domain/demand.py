@@ -370,11 +370,9 @@ def dominated(
         w_usd, w = min(better)
         fallback[name], planned[name] = planned[name], 0.0
         why.append(
-            f"{name} only where {w} cannot be had: {w} serves an rps for less "
-            f"(${w_usd:.3f}/h against ${usd:.3f}/h), is Ready as soon "
-            f"({traits[w][1]:.0f} s against {ready_s:.0f} s from an empty pool) and holds as "
-            f"much or more per replica ({traits[w][2]:.2f} against {rps:.2f} rps); a {name} "
-            "replica saves part of one and gives up the slack for the next rise"
+            f"{name} only where {w} cannot be had: {w} serves an rps for less (${w_usd:.3f}/h "
+            f"against ${usd:.3f}/h), as soon ({traits[w][1]:.0f} s against {ready_s:.0f} s), "
+            f"with as much per replica ({traits[w][2]:.2f} against {rps:.2f} rps)"
         )
     return planned, fallback
 
