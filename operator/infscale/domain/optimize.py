@@ -256,7 +256,8 @@ def _program(
     # A dominated variant's replica costs, beyond its own price, what a new replica of the
     # service's dearest planned variant costs: never cheaper than one of those where they fit.
     planned_usd = np.zeros(n_s)
-    np.maximum.at(planned_usd, service, np.where(fallback > 0, 0.0, share_usd + switch_usd))
+    planned = (fallback <= 0) & (cap > 0)
+    np.maximum.at(planned_usd, service, np.where(planned, share_usd + switch_usd, 0.0))
     fallback_usd = np.where(fallback > 0, planned_usd[service], 0.0)
     replica_usd = 1e-4 * share_usd + carbon_usd + fallback_usd
     running = current > 0  # the pairs with a column of new replicas
