@@ -207,3 +207,36 @@ def test_servicemonitor_and_dashboard_apply_to_the_api_server(
     assert json.loads(config_map.data["infscale.json"])["uid"] == "infscale-operator"
     deployment = client.AppsV1Api(api_client).read_namespaced_deployment(release, namespace)
     assert deployment.spec.replicas == 0
+
+
+def test_placement_and_disruption_budget_apply_to_the_api_server(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    release = "infscale-placement"
+    documents = render(
+        release, namespace, "replicas=2", "priorityClassName=system-cluster-critical",
+        "nodeSelector.infscale\\.dev/role=system", "tolerations[0].key=CriticalAddonsOnly",
+        "tolerations[0].operator=Exists", "topologySpreadConstraints[0].maxSkew=1",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+    )  # fmt: skip
+    rendered = {
+        d["kind"]: d for d in documents if d["kind"] in ("Deployment", "PodDisruptionBudget")
+    }
+    rendered["Deployment"]["spec"]["replicas"] = 0  # kwok would "run" it; only the object is tested
+    for document in rendered.values():
+        utils.create_from_dict(api_client, document, namespace=namespace)
+    budget = client.PolicyV1Api(api_client).read_namespaced_pod_disruption_budget(
+        release, namespace
+    )
+    deployment = client.AppsV1Api(api_client).read_namespaced_deployment(release, namespace)
+    selector = rendered["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert budget.spec.max_unavailable == 1
+    assert budget.spec.selector.match_labels == selector == deployment.spec.selector.match_labels
+    # Nothing of the placement was pruned or changed by the API server.
+    stored = api_client.sanitize_for_serialization(deployment.spec.template.spec)
+    pod = rendered["Deployment"]["spec"]["template"]["spec"]
+    for field in ("priorityClassName", "nodeSelector", "tolerations", "affinity",
+                  "topologySpreadConstraints"):  # fmt: skip
+        assert stored[field] == pod[field], field
+    assert stored["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == selector

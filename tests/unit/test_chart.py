@@ -190,6 +190,89 @@ def test_bad_monitoring_values_are_rejected_by_the_schema(
         helm_template(helm, setting, check=False)
 
 
+# ---- where the operator pod runs, and what may evict it ----
+
+SCHEDULING = (
+    "priorityClassName=system-cluster-critical",
+    "nodeSelector.infscale\\.dev/role=system",
+    "tolerations[0].key=CriticalAddonsOnly",
+    "tolerations[0].operator=Exists",
+    "topologySpreadConstraints[0].maxSkew=1",
+    "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+    "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+    "topologySpreadConstraints[1].maxSkew=1",
+    "topologySpreadConstraints[1].topologyKey=kubernetes.io/hostname",
+    "topologySpreadConstraints[1].whenUnsatisfiable=DoNotSchedule",
+    "topologySpreadConstraints[1].labelSelector.matchLabels.team=platform",
+)
+
+
+def test_defaults_place_one_operator_pod_anywhere_with_no_disruption_budget(helm: str) -> None:
+    kinds = by_kind(helm_template(helm))
+    assert "PodDisruptionBudget" not in kinds  # one pod alone has nothing to keep
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    placement = {"priorityClassName", "nodeSelector", "tolerations", "affinity"}
+    assert not placement & pod.keys()
+    assert "topologySpreadConstraints" not in pod
+
+
+def test_replicas_keep_one_pod_through_evictions_on_different_nodes(helm: str) -> None:
+    kinds = by_kind(helm_template(helm, "replicas=2"))
+    deployment, budget = kinds["Deployment"], kinds["PodDisruptionBudget"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["metadata"]["namespace"] == "infscale-system"
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    [term] = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"] == deployment["spec"]["selector"]
+    off = by_kind(helm_template(helm, "replicas=2", "podDisruptionBudget.enabled=false"))
+    assert "PodDisruptionBudget" not in off
+    two = by_kind(helm_template(helm, "replicas=3", "podDisruptionBudget.maxUnavailable=2"))
+    assert two["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 2
+
+
+def test_scheduling_values_reach_the_operator_pod(helm: str) -> None:
+    kinds = by_kind(helm_template(helm, "replicas=2", *SCHEDULING))
+    deployment = kinds["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["nodeSelector"] == {"infscale.dev/role": "system"}
+    assert pod["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
+    zone, host = pod["topologySpreadConstraints"]
+    # A constraint without a selector counts the operator's own pods; one with it keeps it.
+    assert zone["labelSelector"] == deployment["spec"]["selector"]
+    assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+    assert host["labelSelector"] == {"matchLabels": {"team": "platform"}}
+    own = by_kind(
+        helm_template(helm, "replicas=2", "affinity.nodeAffinity.requiredDuringScheduling"
+                      "IgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool",
+                      "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                      ".nodeSelectorTerms[0].matchExpressions[0].operator=Exists")
+    )  # fmt: skip
+    assert own["Deployment"]["spec"]["template"]["spec"]["affinity"].keys() == {"nodeAffinity"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("podDisruptionBudget.maxUnavailable=0", "maxUnavailable"),
+        ("nodeSelector.pool=1", "nodeSelector"),
+        ("tolerations.key=x", "tolerations"),
+        ("priorityClassName=1", "priorityClassName"),
+    ],
+)
+def test_bad_scheduling_values_are_rejected_by_the_schema(
+    helm: str, setting: str, field: str
+) -> None:
+    with pytest.raises(HelmRejectedError, match=field):
+        helm_template(helm, setting, check=False)
+
+
 # ---- the dashboard queries only what the operator exports ----
 
 

@@ -105,6 +105,15 @@ class LeaderElection(_Values):
     """Name of the Lease; shards installed in one namespace need one each."""
 
 
+class PodDisruptionBudget(_Values):
+    """With more than one replica: how many may be evicted at once (node drains, upgrades)."""
+
+    enabled: bool = True
+    """Create it (only with ``replicas`` above 1: one pod alone has nothing to keep)."""
+    max_unavailable: int = Field(default=1, ge=1)
+    """Pods a voluntary eviction may take at once; the others keep the Lease or take it over."""
+
+
 class ChartValues(_Values):
     """Values of the infscale chart."""
 
@@ -127,6 +136,22 @@ class ChartValues(_Values):
         }
     )
     """Resources of the operator container."""
+    priority_class_name: str = Field(default="", max_length=253)
+    """PriorityClass of the operator pod, e.g. `system-cluster-critical` as node autoscalers
+    run: under pressure on its node it is not the pod that goes first. Empty: none."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Labels of the nodes the operator may run on, e.g. a system pool's. It never removes a
+    node that holds a pod it does not own, but one of its own pools is no home for it."""
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """Tolerations of the operator pod (Kubernetes' own schema), e.g. a system pool's taint."""
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    """Affinity of the operator pod (Kubernetes' own schema). Empty: with ``replicas`` above 1,
+    replicas prefer different nodes, so one node's loss does not take the leader and its
+    standby at once."""
+    topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
+    """Topology spread of the operator pods (Kubernetes' own schema), e.g. across zones; the
+    chart fills in the label selector when it is left out."""
+    pod_disruption_budget: PodDisruptionBudget = PodDisruptionBudget()
 
 
 def schema() -> dict[str, Any]:
