@@ -181,9 +181,13 @@ def test_the_arrival_rate_template_reaches_the_operator_verbatim(helm: str, tmp_
         ("serviceMonitor.enable=true", "enable"),
         ("grafanaDashboard.labels=x", "labels"),
         ("replicas=-1", "replicas"),
+        ("podDisruptionBudget.maxUnavailable=0", "maxUnavailable"),
+        ("nodeSelector.pool=1", "nodeSelector"),
+        ("tolerations.key=x", "tolerations"),
+        ("priorityClassName=1", "priorityClassName"),
     ],
 )
-def test_bad_monitoring_values_are_rejected_by_the_schema(
+def test_bad_monitoring_and_placement_values_are_rejected_by_the_schema(
     helm: str, setting: str, field: str
 ) -> None:
     with pytest.raises(HelmRejectedError, match=field):
@@ -255,22 +259,6 @@ def test_scheduling_values_reach_the_operator_pod(helm: str) -> None:
                       ".nodeSelectorTerms[0].matchExpressions[0].operator=Exists")
     )  # fmt: skip
     assert own["Deployment"]["spec"]["template"]["spec"]["affinity"].keys() == {"nodeAffinity"}
-
-
-@pytest.mark.parametrize(
-    ("setting", "field"),
-    [
-        ("podDisruptionBudget.maxUnavailable=0", "maxUnavailable"),
-        ("nodeSelector.pool=1", "nodeSelector"),
-        ("tolerations.key=x", "tolerations"),
-        ("priorityClassName=1", "priorityClassName"),
-    ],
-)
-def test_bad_scheduling_values_are_rejected_by_the_schema(
-    helm: str, setting: str, field: str
-) -> None:
-    with pytest.raises(HelmRejectedError, match=field):
-        helm_template(helm, setting, check=False)
 
 
 # ---- the dashboard queries only what the operator exports ----
