@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from infscale.labels import SERVICE_LABEL, VARIANT_LABEL
+from infscale.labels import VARIANT_LABEL
 from tests.integration import manifests, waiting
 from tests.integration.operator_process import (
     compressed_operator,
@@ -52,14 +52,11 @@ def chat(od: str, spot: str) -> dict[str, Any]:
 
 def serving_nodes(core: client.CoreV1Api, namespace: str, variant: str) -> set[str]:
     """The nodes under a Ready replica of ``variant`` of the chat service."""
-    pods = core.list_namespaced_pod(
-        namespace, label_selector=f"{SERVICE_LABEL}=chat,{VARIANT_LABEL}={variant}"
-    ).items
+    pods = manifests.ready_pods(core, namespace, "chat")
     return {
         str(p.spec.node_name)
         for p in pods
-        if p.spec.node_name
-        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        if p.spec.node_name and (p.metadata.labels or {}).get(VARIANT_LABEL) == variant
     }
 
 
