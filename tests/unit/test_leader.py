@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
+from kubernetes import client
 
-from infscale.controller import leader
+from infscale.adapters.leases import KubernetesLeases
+from infscale.controller import leader, runtime, wiring
+from infscale.controller.settings import OperatorSettings
+from infscale.ports import errors
 from infscale.ports.leases import LeaseConflictError, LeaseRecord
 
 TIMING = leader.Timing(duration_s=15, renew_deadline_s=10, retry_s=2)
@@ -121,3 +127,59 @@ def test_never_two_leaders(schedule: list[tuple[int, float]]) -> None:
         clock.now += pause
         electors[who].step()
         assert sum(e.is_leader() for e in electors) <= 1
+
+
+def test_an_unreachable_api_server_is_a_cluster_error_and_the_candidate_stays_one() -> None:
+    configuration = client.Configuration()
+    configuration.host = "https://127.0.0.1:1"  # nothing listens on port 1: connection refused
+    configuration.retries = 0
+    leases = KubernetesLeases(client.ApiClient(configuration), "infscale", "infscale-leader")
+    with pytest.raises(errors.ClusterError, match="read lease infscale/infscale-leader"):
+        leases.get()
+    elector = leader.LeaderElector(leases, "op-0", TIMING)
+    assert elector.step() is False  # logged, not raised: the next step tries again
+
+
+class FlakyElector:
+    """Its first step fails as an unreachable API server would; every later one leads."""
+
+    timing = leader.Timing(duration_s=3, renew_deadline_s=2, retry_s=0.01)
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def step(self) -> bool:
+        self.steps += 1
+        if self.steps == 1:
+            raise OSError("connection reset by peer")
+        return True
+
+    def is_leader(self) -> bool:
+        return self.steps > 1
+
+    def release(self) -> None:
+        pass
+
+
+def test_the_loop_outlives_a_failing_election_step_and_waits_for_the_indexes() -> None:
+    cycles: list[int] = []
+    adapters: Any = wiring.Adapters(None, None, None, None, None)
+    elector: Any = FlakyElector()
+    loop = runtime.Runtime(OperatorSettings(debounce_seconds=0), adapters, elector)
+    loop.cycle.run = lambda services, pool_bodies: cycles.append(len(services))  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        loop.start({"services": {("team-a", "chat"): [{"spec": {}}]}, "pools": {}})
+        await asyncio.sleep(0.2)
+        assert elector.steps > 2
+        assert loop.alive() == {"leader": True, "indexed": False}
+        assert cycles == []  # leading, but no watch event yet: the indexes may be partial
+        loop.wake()
+        await asyncio.sleep(0.1)
+        assert cycles == [1]
+        await loop.stop()
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.alive()  # the liveness probe fails once the loop has stopped
+
+    asyncio.run(scenario())

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client, config
+from urllib3 import exceptions as urllib3_errors
 from urllib3.util.retry import Retry
 
 from infscale.ports import errors
@@ -27,6 +28,10 @@ THROTTLE_RETRY = Retry(
 """API Priority and Fairness answers 429 with Retry-After when it sheds load: wait and retry.
 Conflicts (409) need no retry here: Deployments are server-side applied with force and status
 is merge-patched, neither carries a resourceVersion; the Lease handles its own."""
+
+
+UNREACHABLE = (urllib3_errors.HTTPError, OSError)
+"""What a request raises when the API server cannot be reached (refused, reset, timed out)."""
 
 
 def api_client() -> client.ApiClient:
@@ -49,6 +54,8 @@ def listing(what: str) -> Iterator[None]:
     except client.ApiException as error:
         message = errors.api_message(error.body, f"{error.status} {error.reason}")
         raise errors.ClusterError(f"listing {what}: {message}", status=error.status) from error
+    except UNREACHABLE as error:
+        raise errors.ClusterError(f"listing {what}: {error}") from error
 
 
 PAGE = 500

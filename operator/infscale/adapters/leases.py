@@ -7,6 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
+from infscale.adapters.kube_client import UNREACHABLE
 from infscale.ports import errors
 from infscale.ports.leases import LeaseConflictError, LeaseRecord
 
@@ -31,6 +32,8 @@ class KubernetesLeases:
             if error.status == 404:
                 return None
             raise self._error("read", error) from error
+        except UNREACHABLE as error:
+            raise self._unreachable("read", error) from error
         return self._record(lease)
 
     def create(self, holder: str, duration_s: float) -> LeaseRecord:
@@ -47,6 +50,8 @@ class KubernetesLeases:
             if error.status == 409:
                 raise LeaseConflictError(f"lease {self.name} already exists") from error
             raise self._error("create", error) from error
+        except UNREACHABLE as error:
+            raise self._unreachable("create", error) from error
 
     def write(self, record: LeaseRecord, holder: str, *, acquired: bool) -> LeaseRecord:
         now = _micro_time()
@@ -73,6 +78,8 @@ class KubernetesLeases:
             if error.status == 409:
                 raise LeaseConflictError(f"lease {self.name} changed") from error
             raise self._error("write", error) from error
+        except UNREACHABLE as error:
+            raise self._unreachable("write", error) from error
 
     @staticmethod
     def _spec(
@@ -109,3 +116,6 @@ class KubernetesLeases:
         return errors.ClusterError(
             f"{verb} lease {self.namespace}/{self.name}: {message}", status=error.status
         )
+
+    def _unreachable(self, verb: str, error: Exception) -> errors.ClusterError:
+        return errors.ClusterError(f"{verb} lease {self.namespace}/{self.name}: {error}")

@@ -53,6 +53,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def start(**kwargs: Any) -> None:
         runtime.start({k: kwargs[k] for k in ("services", "pools")})
 
+    @kopf.on.probe(id="loop", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
+    def loop(**_: Any) -> dict[str, Any]:
+        # The liveness endpoint answers 500 once the loop or the election has stopped.
+        return runtime.alive()
+
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
         await runtime.stop()

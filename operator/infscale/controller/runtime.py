@@ -61,13 +61,25 @@ class Runtime:
         self.elector = elector
         self.cycle = cycle.Cycle(settings, adapters, self.may_act)
         self._wakeup = asyncio.Event()
+        self._indexed = asyncio.Event()  # set by the first watch event: the indexes are filled
         self._indexes: Indexes = {}
         self._task: asyncio.Task[None] | None = None
         self._election: asyncio.Task[None] | None = None
         self._seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def wake(self) -> None:
+        """A watch event: kopf calls event handlers only once every index is filled."""
+        self._indexed.set()
         self._wakeup.set()
+
+    def alive(self) -> dict[str, Any]:
+        """For the liveness probe: raises if the loop or the election has stopped (kubelet then
+        restarts the pod), else whether this replica leads and how many cycles it has run."""
+        for task in (self._task, self._election):
+            if task is not None and task.done():
+                error = None if task.cancelled() else task.exception()
+                raise RuntimeError(f"{task.get_name()} stopped: {error!r}")
+        return {"leader": self.may_act(), "indexed": self._indexed.is_set()}
 
     def changed(self, body: Mapping[str, Any], event_type: str | None) -> bool:
         """Whether an event is news: a new, deleted or re-specified object, or a Deployment's
@@ -109,16 +121,20 @@ class Runtime:
         assert self.elector is not None
         while True:
             was_leader = self.elector.is_leader()
-            leading = await asyncio.to_thread(self.elector.step)
+            try:
+                leading = await asyncio.to_thread(self.elector.step)
+            except Exception:  # never stop electing: a leader that cannot renew stops acting
+                LOG.exception("leader election step failed; retrying")
+                leading = self.elector.is_leader()
             telemetry.LEADER.set(1 if leading else 0)
-            if leading and not was_leader:
-                self.wake()
+            if leading and not was_leader and self._indexed.is_set():
+                self._wakeup.set()  # before the first watch event, that event starts the loop
             await asyncio.sleep(self.elector.timing.retry_s)
 
     async def _run(self) -> None:
-        # kopf calls event handlers only after every index is filled: the first wake-up means the
-        # snapshot is complete.
-        await self._wakeup.wait()
+        # kopf calls event handlers only after every index is filled: the first watch event means
+        # the snapshot is complete (winning the election does not).
+        await self._indexed.wait()
         while True:
             await asyncio.sleep(self.settings.debounce_seconds)
             self._wakeup.clear()
@@ -127,10 +143,9 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.settings.interval_seconds)
                 continue
-            snapshot = self._snapshot()
             started = time.monotonic()
             try:
-                await asyncio.to_thread(self.cycle.run, *snapshot)
+                await asyncio.to_thread(self.cycle.run, *self._snapshot())
             except errors.ClusterError as error:  # the API server refused or throttled a read
                 telemetry.ERRORS.labels("cycle").inc()
                 LOG.error("reconcile cycle failed: %s; retrying next cycle", error)
