@@ -392,3 +392,13 @@ def test_a_too_slow_span_counts_in_the_memory_once_confirmed() -> None:
 
     assert digest(None) == digest(0.0) == digest(cfg.too_slow_confirm_s - 15)  # noise
     assert digest(cfg.too_slow_confirm_s) != digest(None)  # excluded from the plan
+
+
+def test_recommend_mode_buys_no_standby_nodes() -> None:
+    pool = POOL.model_copy(update={"standby": v1alpha1.PoolStandby(max_nodes=3)})
+    for held, spare in ((False, 3), (True, 0)):  # new to traffic: an acting service gets all 3
+        _, nodes = decide.Decider(FakeMetrics(rps=5.0)).decide(
+            [decide.ServiceInput(KEY, SPEC, held=held)], {"gpu": pool}, owned(1), 1000.0
+        )
+        assert nodes["gpu"].standby == spare
+        assert nodes["gpu"].nodes == 1 + spare  # the one replica held, and the standby

@@ -161,3 +161,10 @@ def test_nodes_a_warm_pool_keeps_after_a_fall_run_replicas_too() -> None:
     assert kept == plan.nodes["l4"] - planned  # all beyond the demand count as standby
     assert "more kept beyond the demand, not yet released" in why
     assert plan.warm["team-a/chat"]["l4"] == kept  # and each runs a replica
+
+
+def test_a_service_in_recommend_mode_buys_no_standby() -> None:
+    svc, pools = dataclasses.replace(_l4_only(), acting=False), _pools(3)
+    plan, _ = planner.plan([svc], pools, {svc.key: fx.observe(5.0)}, model.PlannerState(), 0.0)
+    assert plan.standby["l4"][0] == 0  # new to traffic: were it acting, the pool would keep 3
+    assert plan.replicas["team-a/chat"]["l4"] >= 1  # its plan is still made, for the report

@@ -60,9 +60,14 @@ def _power(
 
 
 def service_spec(
-    namespace: str, name: str, spec: v1alpha1.InferenceServiceSpec, current_total: int
+    namespace: str,
+    name: str,
+    spec: v1alpha1.InferenceServiceSpec,
+    current_total: int,
+    acting: bool = True,
 ) -> model.ServiceSpec:
-    """The planner's view of a service; `current_total` turns the percent step into replicas."""
+    """The planner's view of a service; `current_total` turns the percent step into replicas;
+    `acting` is False in Recommend mode or while paused."""
     step = max(1, math.floor(current_total * spec.scale_down.max_step_percent / 100))
     fallback = (
         model.Fallback("fixed", spec.fallback.replicas or 0)
@@ -90,6 +95,7 @@ def service_spec(
         if (spot_share := spec.spot.max_share) is not None
         else (1.0 if batch else 0.5),
         deadline_s=spec.slo.deadline_seconds if batch else None,
+        acting=acting,
     )
 
 

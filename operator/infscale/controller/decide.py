@@ -191,7 +191,7 @@ class Decider:
         for service in planned:
             now_replicas = current[service.key]
             total = sum(now_replicas.values())
-            spec = convert.service_spec(*service.key, service.spec, total)
+            spec = convert.service_spec(*service.key, service.spec, total, not service.held)
             specs.append(spec)
             seen = observed.get(service.key) if self.source else None
             observations[spec.key] = dataclasses.replace(

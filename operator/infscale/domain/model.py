@@ -157,6 +157,9 @@ class ServiceSpec:
     deadline_s: float | None = None
     """Batch (``spec.slo.class: Batch``): requests may queue and must be done within this long
     (``slo_latency_s`` is the same deadline); None: interactive."""
+    acting: bool = True
+    """False in Recommend mode or while paused: planned for the report only, its replicas held,
+    so it is no reason for standby nodes either (they would be bought for real)."""
 
     @property
     def batch(self) -> bool:

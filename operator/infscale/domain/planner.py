@@ -433,7 +433,7 @@ def _on_pool(
             cycle.cfg,
             None if d.known else d.unknown_why or "metrics unknown",
         )
-        if here is not None:
+        if here is not None and svc.acting:
             on_pool.append(here)
     return planned, on_pool
 
