@@ -402,3 +402,10 @@ def test_recommend_mode_buys_no_standby_nodes() -> None:
         )
         assert nodes["gpu"].standby == spare
         assert nodes["gpu"].nodes == 1 + spare  # the one replica held, and the standby
+
+
+def test_a_decision_carries_the_capacity_the_planner_used() -> None:
+    decisions, _ = decide.Decider(FakeMetrics(rps=5.0)).decide(
+        [decide.ServiceInput(KEY, SPEC, held=False)], {"gpu": POOL}, owned(1), 1000.0
+    )
+    assert decisions[KEY].capacity_rps == {"l4": 10.0}  # the spec's, nothing learned yet

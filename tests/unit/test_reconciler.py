@@ -403,3 +403,18 @@ def test_slo_met_turns_only_on_a_clear_crossing() -> None:
     assert slo_met()["status"] == "False"
     assert cycle(0.3, 11 / 12).writes == 0, "back within the noise: it stays False"
     assert slo_met()["status"] == "False"
+
+
+def test_status_shows_the_capacity_each_variant_is_planned_with() -> None:
+    cluster = fakes.FakeCluster()
+    decision = decisions.ServiceDecision(
+        replicas={"l4": 1, "h100": 0},
+        reason="steady",
+        recommended={"l4": 1, "h100": 0},
+        capacity_rps={"l4": 11.3912},
+    )
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    service_reconciler.reconcile_service(chat(), pools(), [], ports, NOW, decision=decision)
+    variants = {v["name"]: v for v in cluster.statuses[("team-a", "chat")]["variants"]}
+    assert variants["l4"]["capacityRps"] == 11.0  # two significant digits: learning moves ~2 %
+    assert variants["h100"]["capacityRps"] is None  # none given: unknown, not zero

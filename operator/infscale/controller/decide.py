@@ -236,6 +236,10 @@ class Decider:
                 weights=plan.weights.get(key_text),
                 floor_usd_per_hour=plan.floor_usd_per_hour.get(key_text),
                 asleep=asleep[service.key] and arrivals[service.key] is None,
+                capacity_rps={
+                    v.name: new_state.capacity_rps.get(key_text, {}).get(v.name, v.capacity_rps)
+                    for v in service.spec.variants
+                },
             )
         self.state = dataclasses.replace(new_state, last_replicas=last_replicas)
         planned_keys = {s.key for s in specs}

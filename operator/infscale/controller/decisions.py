@@ -43,6 +43,8 @@ class ServiceDecision:
     asleep: bool = False
     """At zero replicas with none due and no arrival-rate query: no server reports, and that is
     no loss of metrics (the planner reads the rate as 0)."""
+    capacity_rps: Mapping[str, float] | None = None
+    """Per variant, the per-replica capacity the planner used: the spec's, or what it learned."""
 
 
 @dataclasses.dataclass(frozen=True)

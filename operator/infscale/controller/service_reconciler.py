@@ -145,6 +145,7 @@ def reconcile(
         floor_usd_per_hour=decision.floor_usd_per_hour if decision else None,
         weights=weights,
         window_s=window_s,
+        capacity_rps=decision.capacity_rps if decision else None,
     )
     previous_conditions = (view.body.get("status") or {}).get("conditions") or []
     if not _had_condition(previous_conditions, "CapacityAvailable", "False"):

@@ -72,6 +72,7 @@ def service_status(
     floor_usd_per_hour: float | None = None,
     weights: Mapping[str, int] | None = None,
     window_s: float = 60.0,
+    capacity_rps: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The status as this cycle sees it: ``plan`` is the recommendation, ``applied`` what the
     Deployments were given; ``window_s``, the rates' window, sets how many requests the
@@ -137,6 +138,7 @@ def service_status(
                 "desiredReplicas": applied[v.name],
                 "readyReplicas": ready[v.name],
                 "powerWatts": _rounded(drawn.variant_watts.get(v.name)),
+                "capacityRps": _significant((capacity_rps or {}).get(v.name)),
                 **({"weight": weights.get(v.name, 0)} if weights is not None else {}),
             }
             for v in spec.variants
@@ -150,6 +152,12 @@ def service_status(
 ASLEEP_METRICS = (
     "no replica runs, so no server reports requests: the rate reads as 0 until one starts"
 )
+
+
+def _significant(value: float | None) -> float | None:
+    """Two significant digits: a learned capacity moves about 2 % a sample, and every move
+    would be a status write."""
+    return None if value is None else float(f"{value:.2g}")
 
 
 def _rounded(value: float | None) -> float | None:
