@@ -99,6 +99,10 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
     "unknown preset": (set_path("spec.metrics.preset", "ollama"), 'Unsupported value: "ollama"'),
     "unknown mode": (set_path("spec.mode", "Manual"), 'Unsupported value: "Manual"'),
     "unknown SLO metric": (set_path("spec.slo.metric", "tpot"), 'Unsupported value: "tpot"'),
+    "an SLO metric the preset does not export": (
+        set_path("spec.metrics", {"preset": "tei"}),  # the example's SLO is on ttft
+        "the metrics preset does not export slo.metric (vllm: ttft, itl, e2e, queue-time;",
+    ),
     "negative capacity": (
         set_path("spec.variants.0.capacityRps", -3),
         "capacityRps in body should be greater than 0",

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infscale.adapters import prometheus
+from infscale.api import v1alpha1
 from infscale.ports import metrics
 
 NOW = 1_000_000.0
@@ -152,6 +153,8 @@ def test_vllm_query_text() -> None:
         ("tgi", "e2e", {"tgi_request_success", "tgi_request_duration", "tgi_queue_size"}),
         ("tgi", "itl", {"tgi_request_mean_time_per_token_duration", "tgi_batch_current_size"}),
         ("tgi", "queue-time", {"tgi_request_queue_duration"}),
+        ("tei", "e2e", {"te_request_success", "te_request_duration", "te_queue_size"}),
+        ("tei", "queue-time", {"te_request_queue_duration", "te_batch_current_size"}),
         ("sglang", "ttft", {"sglang:e2e_request_latency_seconds_count", "sglang:token_usage"}),
         ("sglang", "itl", {"sglang:time_per_output_token_seconds", "sglang:num_queue_reqs"}),
         ("triton", "e2e", {"nv_inference_request_success", "nv_inference_request_duration_us"}),
@@ -504,3 +507,9 @@ def test_users_expressions_are_read_in_one_request_and_a_bad_one_blinds_no_other
     fake.texts.clear()
     source.values(["grid_usd_per_kwh", "grid_usd_per_kwh{"])
     assert len(fake.texts) == 1, "the failing expression waits out its backoff"
+
+
+def test_the_crd_rule_knows_the_slo_metrics_every_preset_exports() -> None:
+    exported = {name: set(p.latency) for name, p in prometheus.PRESETS.items() if p.latency}
+    assert exported == {name: set(m) for name, m in v1alpha1.PRESET_SLO_METRICS.items()}
+    assert set(v1alpha1.MetricsPreset) == {*prometheus.PRESETS}

@@ -79,6 +79,16 @@ PRESETS: dict[str, Preset] = {
         queue_gauge="tgi_queue_size",
         running_gauge="tgi_batch_current_size",
     ),
+    "tei": Preset(
+        # Hugging Face text-embeddings-inference: one request, one pass, no tokens streamed.
+        request_counter="te_request_success",
+        latency={
+            "e2e": LatencySource(histogram="te_request_duration"),
+            "queue-time": LatencySource(histogram="te_request_queue_duration"),
+        },
+        queue_gauge="te_queue_size",
+        running_gauge="te_batch_current_size",
+    ),
     "sglang": Preset(
         # SGLang has no request counter; the e2e histogram's count is one.
         request_counter="sglang:e2e_request_latency_seconds_count",

@@ -409,12 +409,37 @@ class Slo(ApiModel):
 class MetricsPreset(StrEnum):
     VLLM = "vllm"
     TGI = "tgi"
+    TEI = "tei"
     SGLANG = "sglang"
     TRITON = "triton"
     GENERIC = "generic"
 
 
 METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+PRESET_SLO_METRICS: dict[str, tuple[str, ...]] = {
+    "vllm": ("ttft", "itl", "e2e", "queue-time"),
+    "tgi": ("itl", "e2e", "queue-time"),
+    "tei": ("e2e", "queue-time"),
+    "sglang": ("ttft", "itl", "e2e"),
+    "triton": ("e2e", "queue-time"),
+}
+"""The SLO metrics each preset's server exports (``adapters.prometheus.PRESETS``, which a unit
+test keeps equal); ``generic`` names its own histogram."""
+
+
+def _preset_reads_slo_metric() -> dict[str, str]:
+    """The rule that a service's SLO metric is one its preset exports, or has its own histogram."""
+    reads = " || ".join(
+        f"(self.metrics.preset == '{preset}' && self.slo.metric in {list(metrics)})"
+        for preset, metrics in PRESET_SLO_METRICS.items()
+    )
+    told = "; ".join(f"{p}: {', '.join(m)}" for p, m in PRESET_SLO_METRICS.items())
+    return rule(
+        f"!has(self.metrics) || has(self.metrics.latencyHistogram) || {reads}",
+        f"the metrics preset does not export slo.metric ({told}): choose one of its metrics "
+        "or name the histogram in metrics.latencyHistogram",
+    )
 
 
 class MetricsSpec(ApiModel):
@@ -428,7 +453,7 @@ class MetricsSpec(ApiModel):
     ]
 
     preset: MetricsPreset = MetricsPreset.VLLM
-    """vllm, tgi, sglang, triton or generic: which metric names the server exports."""
+    """vllm, tgi, tei, sglang, triton (its latency is a mean: no histogram) or generic."""
     request_counter: str | None = Field(default=None, max_length=200, pattern=METRIC_NAME)
     """Counter of finished requests (overrides the preset's)."""
     latency_histogram: str | None = Field(default=None, max_length=200, pattern=METRIC_NAME)
@@ -662,6 +687,7 @@ class InferenceServiceSpec(ApiModel):
             "&& self.fallback.replicas <= self.replicas.max)",
             "fallback.replicas must lie within [replicas.min, replicas.max]",
         ),
+        _preset_reads_slo_metric(),
         rule(
             "!has(self.quality) || self.variants.all(v, has(v.quality))",
             "quality.floor is set: every variant needs a quality score (variants[].quality)",

@@ -41,7 +41,7 @@ from infscale.sim import manifests, servers, traces
 
 LOG = logging.getLogger(__name__)
 LABELS = ["namespace", "infscale_dev_service", "infscale_dev_variant", "pod"]
-SUPPORTED_PRESETS = ("vllm", "tgi", "sglang")
+SUPPORTED_PRESETS = ("vllm", "tgi", "tei", "sglang")
 # What a gateway or ingress in front of the servers counts (istio_requests_total and the like):
 # arrivals, also while a service has no replicas. For spec.metrics.arrivalRateQuery.
 GATEWAY_COUNTER = "emulator_gateway_requests_total"
