@@ -117,3 +117,17 @@ def test_nodes_still_provisioning_are_not_bought_again_and_cost() -> None:
     assert outcome.status["readyNodes"] == 1
     recorder, _ = reconcile([node("a")], planned=4, pending=2)
     assert "create 1" in recorder.calls
+
+
+def test_the_ready_condition_says_whether_the_pool_has_what_it_is_asked_for() -> None:
+    def ready(members: list[dict[str, Any]], planned: int, pending: int = 0) -> dict[str, Any]:
+        [condition] = reconcile(members, planned, pending)[1].status["conditions"]
+        return condition
+
+    assert ready([node("a")], planned=1)["reason"] == "NodesReady"
+    coming = ready([node("a")], planned=3, pending=2)
+    assert (coming["status"], coming["reason"]) == ("False", "Provisioning")
+    assert coming["message"] == "1 of 3 node(s) Ready, the rest provisioning"
+    short = ready([node("a")], planned=7)  # maxNodes is 5
+    assert (short["status"], short["reason"]) == ("False", "AtMaxNodes")
+    assert short["message"].startswith("the plan needs 7 node(s) and spec.maxNodes is 5")

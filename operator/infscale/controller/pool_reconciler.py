@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infscale.api import quantity, v1alpha1
-from infscale.controller import convert, power_figures
+from infscale.controller import convert, desired, power_figures
 from infscale.controller.decisions import PoolPlan
 from infscale.domain import energy, model, pricing
 from infscale.domain import nodes as node_rules
@@ -223,6 +223,7 @@ def reconcile_pool(
         status["standbyNodes"] = planned.standby
         status["standbyUsdPerHour"] = round(planned.standby * spec.usd_per_hour, 4)
         status["standbyReason"] = planned.standby_reason or "no service planned on the pool"
+    status["conditions"] = [_ready_condition(spec, needed, status, body, now_s)]
     status["powerWatts"] = _power_watts(name, spec, int(status["readyNodes"]), serving)
     if figures is not None:
         status["usdPerKwh"] = figures.usd_per_kwh
@@ -237,6 +238,38 @@ def reconcile_pool(
     if any(old_status.get(k) != v for k, v in steady.items()):
         ports.status.write_pool_status(name, status)
     return outcome
+
+
+def _ready_condition(
+    spec: v1alpha1.InferenceNodePoolSpec,
+    needed: int,
+    status: Mapping[str, Any],
+    body: Mapping[str, Any],
+    now_s: float,
+) -> Manifest:
+    """``Ready``: the pool has the nodes it is asked for; else whether they are coming or the
+    plan needs more than ``maxNodes`` allows (its services stay short until it is raised)."""
+    ready, wanted = int(status["readyNodes"]), int(status["desiredNodes"])
+    if needed > spec.max_nodes:
+        state, reason = False, "AtMaxNodes"
+        message = (
+            f"the plan needs {needed} node(s) and spec.maxNodes is {spec.max_nodes}: the "
+            f"services on this pool are short of capacity until it is raised ({ready} Ready)"
+        )
+    elif ready >= wanted:
+        state, reason, message = True, "NodesReady", f"{ready} of {wanted} node(s) Ready"
+    else:
+        state, reason = False, "Provisioning"
+        message = f"{ready} of {wanted} node(s) Ready, the rest provisioning"
+    return desired.condition(
+        "Ready",
+        state,
+        reason,
+        message,
+        previous=(body.get("status") or {}).get("conditions") or [],
+        now=format_time(now_s),
+        generation=body["metadata"].get("generation"),
+    )
 
 
 def _power_watts(
