@@ -84,6 +84,8 @@ def nine_variants(manifest: Manifest) -> None:
     manifest["spec"]["variants"] = [{**base, "name": f"v{i}"} for i in range(9)]
 
 
+ROUTE = {"httpRoute": {"parentRefs": [{"name": "inference-gateway"}]}, "port": 8000}
+
 SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
     "spot share above one": (
         set_path("spec.spot", {"maxShare": 1.5}),
@@ -99,6 +101,18 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
     "unknown preset": (set_path("spec.metrics.preset", "ollama"), 'Unsupported value: "ollama"'),
     "unknown mode": (set_path("spec.mode", "Manual"), 'Unsupported value: "Manual"'),
     "unknown SLO metric": (set_path("spec.slo.metric", "tpot"), 'Unsupported value: "tpot"'),
+    "a routed Service name over 63 characters": (
+        each(
+            set_path("spec.routing", ROUTE),
+            set_path("metadata.name", "c" * 40),
+            set_path("spec.variants.0.name", "v" * 30),
+        ),
+        "with spec.routing each variant gets a Service named <service>-<variant>, a DNS label",
+    ),
+    "a routed Service name starting with a digit": (
+        each(set_path("spec.routing", ROUTE), set_path("metadata.name", "7b-chat")),
+        "it starts with a letter and has at most 63 characters",
+    ),
     "an SLO metric the preset does not export": (
         set_path("spec.metrics", {"preset": "tei"}),  # the example's SLO is on ttft
         "the metrics preset does not export slo.metric (vllm: ttft, itl, e2e, queue-time;",

@@ -75,6 +75,9 @@ def test_nodes_follow_replicas_and_only_empty_nodes_go(
         status = {"status": pool_status()}
         assert status["status"]["provider"] == "kwok"
         assert status["status"]["allocatable"]["nvidia.com/gpu"] == 3
+        [ready] = status["status"]["conditions"]  # kept by the API server's status schema
+        assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "NodesReady")
+        assert ready["message"] == "3 of 3 node(s) Ready"
 
         # A pod infscale does not own lands on one node: that node must never be removed.
         foreign_node = ready_pods(core, namespace)[0].spec.node_name

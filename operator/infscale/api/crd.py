@@ -142,6 +142,13 @@ def inference_service_crd() -> dict[str, Any]:
                 "an InferenceService name has at most 40 characters "
                 "(its Deployments are named <service>-<variant>)",
             ),
+            v1alpha1.rule(
+                "!has(self.spec.routing) || (self.metadata.name.matches('^[a-z]') && "
+                "self.spec.variants.all(v, size(self.metadata.name) + size(v.name) <= 62))",
+                "with spec.routing each variant gets a Service named <service>-<variant>, a DNS "
+                "label: it starts with a letter and has at most 63 characters (shorten the "
+                "service's or the variant's name)",
+            ),
         ),
     )
 
