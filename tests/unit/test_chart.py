@@ -436,3 +436,18 @@ def test_a_time_scale_divides_the_planners_own_durations() -> None:
     assert tuned.margin_sigmas == base.margin_sigmas  # not a duration
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         PlannerTuning.model_validate({"timeScale": 0.5})
+
+
+def test_the_query_timeout_and_write_concurrency_reach_the_operator(helm: str) -> None:
+    def args_of(*sets: str) -> Any:
+        deployment = by_kind(helm_template(helm, "prometheus.url=http://p:9090", *sets))
+        argv = deployment["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        return cli.build_parser().parse_args(argv)
+
+    defaults, cli_defaults = args_of(), cli.build_parser().parse_args(["operator"])
+    assert (defaults.prometheus_timeout, defaults.write_concurrency) == (
+        cli_defaults.prometheus_timeout,
+        cli_defaults.write_concurrency,
+    )
+    tuned = args_of("prometheus.timeoutSeconds=30", "operator.writeConcurrency=16")
+    assert (tuned.prometheus_timeout, tuned.write_concurrency) == (30.0, 16)

@@ -122,7 +122,7 @@ def test_nodes_still_provisioning_are_not_bought_again_and_cost() -> None:
 def test_the_ready_condition_says_whether_the_pool_has_what_it_is_asked_for() -> None:
     def ready(members: list[dict[str, Any]], planned: int, pending: int = 0) -> dict[str, Any]:
         [condition] = reconcile(members, planned, pending)[1].status["conditions"]
-        return condition
+        return dict(condition)
 
     assert ready([node("a")], planned=1)["reason"] == "NodesReady"
     coming = ready([node("a")], planned=3, pending=2)

@@ -42,6 +42,9 @@ class Prometheus(_Values):
     ca_secret: str = ""
     """Secret whose key `ca.crt` signs Prometheus' TLS certificate."""
     rate_window_seconds: int = Field(default=60, ge=5, le=3600)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Seconds one PromQL query may take; a slower answer reads as unknown (nothing scales
+    down on it)."""
     arrival_rate_query: str = Field(default="", max_length=2000)
     """PromQL of each service's arrival rate at a gateway, with `$namespace` and `$service`;
     with it a service scaled to zero wakes when requests arrive. Empty: none."""
@@ -58,6 +61,9 @@ class Operator(_Values):
     max_node_changes_per_cycle: int = Field(default=2, ge=1, le=100)
     """Nodes removed per pool per cycle at most; added at most this many or the pool's nodes,
     whichever is more (a ramp doubles the pool each cycle; a stuck node stops that)."""
+    write_concurrency: int = Field(default=8, ge=1, le=64)
+    """Services whose Deployments and status are written at once (a fleet of hundreds of
+    services: more is faster, within the API server's priority-and-fairness share)."""
     planner_memory_save_seconds: float = Field(default=300.0, ge=0, le=86400)
     """Seconds between saves of the planner's memory in each service's status (0: never)."""
     namespaces: list[str] = Field(default_factory=list)
