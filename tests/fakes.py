@@ -45,6 +45,6 @@ class FakeCluster:
         self.routes[(manifest["kind"], metadata["name"])] = copy.deepcopy(manifest)
         self.calls.append(f"apply {manifest['kind']} {metadata['name']}")
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(self, kind: str, namespace: str, name: str, owner_uid: str = "") -> None:
         self.routes.pop((kind, name), None)
         self.calls.append(f"delete {kind} {name}")

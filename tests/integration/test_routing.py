@@ -107,3 +107,61 @@ def test_a_routed_service_gets_a_weighted_route_that_follows_its_replicas(
         return not names & {"chat-big", "chat-small"}
 
     waiting.until(services_gone, timeout_s=30, what="the variants' Services deleted")
+
+
+def test_a_teams_own_objects_of_the_same_names_are_never_taken_over(
+    api_client: client.ApiClient,
+    namespace: str,
+    pools: tuple[str, str],
+    small_gpu_node: str,
+    gateway_crds: None,
+    operator: OperatorProcess,
+) -> None:
+    cluster = Cluster(api_client, namespace)
+    apps = client.AppsV1Api(api_client)
+    legacy = {"app": "legacy"}
+    cluster.core.create_namespaced_service(
+        namespace,
+        {"metadata": {"name": "chat-small"}, "spec": {"selector": legacy, "ports": [{"port": 80}]}},
+    )
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "chat-big"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": legacy},
+                "template": {
+                    "metadata": {"labels": legacy},
+                    "spec": {"containers": [{"name": "app", "image": "legacy:1"}]},
+                },
+            },
+        },
+    )
+    body = service_manifest("chat", *pools)
+    body["spec"]["routing"] = {"httpRoute": {"parentRefs": [{"name": "gw"}]}, "port": 8000}
+    cluster.create_service(body)
+
+    def refused() -> str:
+        conditions = (cluster.service("chat").get("status") or {}).get("conditions") or []
+        ready: dict[str, Any] = next((c for c in conditions if c["type"] == "Ready"), {})
+        message = str(ready.get("message", ""))
+        both = "Service" in message and "Deployment" in message and ready["status"] == "False"
+        return message if both else ""
+
+    message = waiting.until(refused, timeout_s=30, what="both names refused, Ready=False says so")
+    assert f"Service {namespace}/chat-small already exists and is not infscale's" in message
+    assert f"Deployment {namespace}/chat-big already exists and is not infscale's" in message
+    service = cluster.core.read_namespaced_service("chat-small", namespace)
+    assert (service.spec.selector, service.metadata.owner_references) == (legacy, None)
+    deployment = apps.read_namespaced_deployment("chat-big", namespace)
+    assert deployment.spec.selector.match_labels == legacy
+    assert deployment.metadata.owner_references is None
+    assert route(cluster, "chat") is not None  # what is the service's own is still written
+
+    # Routing off: the route and chat-big's Service go; the team's chat-small stays.
+    waiting.until(lambda: variants_in_status(cluster, "chat"), timeout_s=30, what="a status")
+    cluster.patch_service("chat", {"spec": {"routing": None}})
+    waiting.until(lambda: route(cluster, "chat") is None, timeout_s=30, what="the route deleted")
+    service = cluster.core.read_namespaced_service("chat-small", namespace)
+    assert service.spec.selector == legacy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kubernetes import client, config
@@ -58,6 +58,18 @@ def listing(what: str) -> Iterator[None]:
         raise errors.ClusterError(f"listing {what}: {error}") from error
 
 
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """A failed read of one object becomes a ClusterError naming ``what``."""
+    try:
+        yield
+    except client.ApiException as error:
+        message = errors.api_message(error.body, f"{error.status} {error.reason}")
+        raise errors.ClusterError(f"reading {what}: {message}", status=error.status) from error
+    except UNREACHABLE as error:
+        raise errors.ClusterError(f"reading {what}: {error}") from error
+
+
 PAGE = 500
 """Objects per list request: a cycle holds one page's parsed JSON at a time, not the whole
 cluster's (at 10,000 pods, hundreds of MiB)."""
@@ -75,3 +87,27 @@ def list_pages(call: Callable[..., Any], what: str, **kwargs: Any) -> Iterator[d
         token = (listed.get("metadata") or {}).get("continue")
         if not token:
             return
+
+
+def controller_uid(manifest: Mapping[str, Any]) -> str | None:
+    """The uid of the object that controls ``manifest`` (its controller ownerReference)."""
+    for ref in (manifest.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def not_ours(found: Mapping[str, Any], owner_uid: str) -> str | None:
+    """Why infscale must leave an existing object alone: something other than the
+    InferenceService ``owner_uid`` controls it (a team's own Service of the same name, say); None
+    when that service does. ``found`` is the object as JSON."""
+    metadata = found.get("metadata") or {}
+    refs = [r for r in metadata.get("ownerReferences") or [] if r.get("controller")]
+    if any(r.get("uid") == owner_uid for r in refs):
+        return None
+    by = f"controlled by {refs[0].get('kind')} {refs[0].get('name')}" if refs else "not infscale's"
+    return (
+        f"{found.get('kind', 'the object')} {metadata.get('namespace')}/{metadata.get('name')} "
+        f"already exists and is {by}: infscale leaves it as it is (rename the variant, or "
+        "remove that object)"
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
+from infscale.adapters import kube_client
 from infscale.adapters.deployments import FIELD_MANAGER
 from infscale.ports import errors
 
@@ -32,6 +33,12 @@ class KubernetesRoutes:
         text = json.dumps(manifest, sort_keys=True)
         if self._applied.get(key) == text:
             return
+        owner = kube_client.controller_uid(manifest)
+        if key not in self._applied and owner is not None:  # first write: is the name free?
+            found = self._read(*key)
+            why = None if found is None else kube_client.not_ours(found, owner)
+            if why is not None:
+                raise errors.ClusterError(why, status=409)
         try:
             if kind == "Service":
                 self._core.patch_namespaced_service(
@@ -62,8 +69,11 @@ class KubernetesRoutes:
             ) from error
         self._applied[key] = text
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
         self._applied.pop((kind, namespace, name), None)
+        found = self._read(kind, namespace, name)
+        if found is None or kube_client.not_ours(found, owner_uid) is not None:
+            return  # gone, or not the service's to delete
         try:
             if kind == "Service":
                 self._core.delete_namespaced_service(name, namespace)
@@ -79,3 +89,21 @@ class KubernetesRoutes:
                 + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error
+
+    def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as JSON, or None when there is none."""
+        with kube_client.reading(f"{kind} {namespace}/{name}"):
+            try:
+                if kind == "Service":
+                    read: Any = self._core.read_namespaced_service  # raw JSON, untyped
+                    found: dict[str, Any] = json.loads(
+                        read(name, namespace, _preload_content=False).data
+                    )
+                    return found
+                get: Any = self._custom.get_namespaced_custom_object
+                route: dict[str, Any] = get(GROUP, VERSION, namespace, PLURAL, name)
+                return route
+            except client.ApiException as error:
+                if error.status == 404:
+                    return None
+                raise

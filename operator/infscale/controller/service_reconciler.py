@@ -287,9 +287,11 @@ def _apply_routing(
         # Routing just turned off (the last status has route weights): remove what it made.
         old_variants = (view.body.get("status") or {}).get("variants") or []
         if any("weight" in v for v in old_variants):
-            ports.routes.delete("HTTPRoute", view.namespace, view.name)
+            uid = view.body["metadata"]["uid"]
+            ports.routes.delete("HTTPRoute", view.namespace, view.name, uid)
             for v in old_variants:
-                ports.routes.delete("Service", view.namespace, f"{view.name}-{v.get('name')}")
+                name = f"{view.name}-{v.get('name')}"
+                ports.routes.delete("Service", view.namespace, name, uid)
         return []
     owner = view.body["metadata"]["uid"]
     manifests = [
@@ -347,7 +349,9 @@ def _delete_removed_variants(
         if deployment.variant not in wanted_variants:
             ports.workloads.delete_deployment(view.namespace, deployment.name)
             if view.spec.routing is not None and ports.routes is not None:
-                ports.routes.delete("Service", view.namespace, deployment.name)
+                ports.routes.delete(
+                    "Service", view.namespace, deployment.name, view.body["metadata"]["uid"]
+                )
             outcome.deleted.append(deployment.name)
             _event(
                 ports, view.body, "Normal", "VariantRemoved",
