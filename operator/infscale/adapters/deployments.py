@@ -49,7 +49,7 @@ class KubernetesDeployments:
         owner = kube_client.controller_uid(manifest)
         if owner is None:
             return
-        with kube_client.reading(f"Deployment {key[0]}/{key[1]}"):
+        with kube_client.failing_as(f"reading Deployment {key[0]}/{key[1]}"):
             try:
                 read: Any = self._apps.read_namespaced_deployment  # raw JSON, untyped
                 response = read(key[1], key[0], _preload_content=False)

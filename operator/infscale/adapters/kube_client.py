@@ -46,28 +46,21 @@ def api_client() -> client.ApiClient:
 
 
 @contextlib.contextmanager
-def listing(what: str) -> Iterator[None]:
-    """A failed read becomes a ClusterError naming `what`: the cycle logs one line and retries
-    next time instead of a traceback."""
+def failing_as(action: str) -> Iterator[None]:
+    """A failed request becomes a ClusterError naming ``action`` (e.g. "listing nodes"): the
+    cycle logs one line and retries next time instead of a traceback."""
     try:
         yield
     except client.ApiException as error:
         message = errors.api_message(error.body, f"{error.status} {error.reason}")
-        raise errors.ClusterError(f"listing {what}: {message}", status=error.status) from error
+        raise errors.ClusterError(f"{action}: {message}", status=error.status) from error
     except UNREACHABLE as error:
-        raise errors.ClusterError(f"listing {what}: {error}") from error
+        raise errors.ClusterError(f"{action}: {error}") from error
 
 
-@contextlib.contextmanager
-def reading(what: str) -> Iterator[None]:
-    """A failed read of one object becomes a ClusterError naming ``what``."""
-    try:
-        yield
-    except client.ApiException as error:
-        message = errors.api_message(error.body, f"{error.status} {error.reason}")
-        raise errors.ClusterError(f"reading {what}: {message}", status=error.status) from error
-    except UNREACHABLE as error:
-        raise errors.ClusterError(f"reading {what}: {error}") from error
+def listing(what: str) -> contextlib.AbstractContextManager[None]:
+    """:func:`failing_as` for a list of ``what``."""
+    return failing_as(f"listing {what}")
 
 
 PAGE = 500

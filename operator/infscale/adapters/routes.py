@@ -92,7 +92,7 @@ class KubernetesRoutes:
 
     def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as JSON, or None when there is none."""
-        with kube_client.reading(f"{kind} {namespace}/{name}"):
+        with kube_client.failing_as(f"reading {kind} {namespace}/{name}"):
             try:
                 if kind == "Service":
                     read: Any = self._core.read_namespaced_service  # raw JSON, untyped
