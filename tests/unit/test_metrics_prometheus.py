@@ -513,3 +513,9 @@ def test_the_crd_rule_knows_the_slo_metrics_every_preset_exports() -> None:
     exported = {name: set(p.latency) for name, p in prometheus.PRESETS.items() if p.latency}
     assert exported == {name: set(m) for name, m in v1alpha1.PRESET_SLO_METRICS.items()}
     assert set(v1alpha1.MetricsPreset) == {*prometheus.PRESETS}
+
+
+def test_a_5xx_answer_to_a_posted_query_is_retried() -> None:
+    retry = prometheus.query_retry(2)
+    assert retry.is_retry("POST", 503)  # queries go by POST
+    assert not retry.is_retry("POST", 400)  # a bad query is not retried

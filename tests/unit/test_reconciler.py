@@ -418,3 +418,22 @@ def test_status_shows_the_capacity_each_variant_is_planned_with() -> None:
     variants = {v["name"]: v for v in cluster.statuses[("team-a", "chat")]["variants"]}
     assert variants["l4"]["capacityRps"] == 11.0  # two significant digits: learning moves ~2 %
     assert variants["h100"]["capacityRps"] is None  # none given: unknown, not zero
+
+
+class RefusingCluster(fakes.FakeCluster):
+    """Every Deployment is refused, as an API server refuses a name another owner holds."""
+
+    def apply_deployment(self, manifest: dict[str, Any]) -> None:
+        name = manifest["metadata"]["name"]
+        raise errors.ClusterError(f"Deployment team-a/{name} already exists and is not ours")
+
+
+def test_rejections_are_warned_once_not_every_cycle() -> None:
+    cluster = RefusingCluster()
+    for _ in range(3):
+        run(chat(), cluster)
+    warned = [m for t, r, m in cluster.events if r == "DeploymentRejected"]
+    assert sorted(warned) == [  # both variants refused, each said once
+        "Deployment team-a/chat-h100 already exists and is not ours",
+        "Deployment team-a/chat-l4 already exists and is not ours",
+    ]

@@ -539,6 +539,21 @@ def _short(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+def query_retry(retries: int) -> Any:
+    """Refused connections and 5xx answers are retried with exponential backoff, POSTed queries
+    too (a query is safe to repeat); a read timeout is not: a hung server would cost
+    (retries + 1) x timeout."""
+    from urllib3.util.retry import Retry
+
+    return Retry(
+        total=retries,
+        read=0,
+        backoff_factor=0.5,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=None,
+    )
+
+
 def connect(
     url: str,
     *,
@@ -556,7 +571,6 @@ def connect(
     """
     import requests
     from prometheus_api_client import PrometheusConnect
-    from urllib3.util.retry import Retry
 
     session = requests.Session()
     session.verify = False if insecure_skip_verify else (ca_file or True)
@@ -567,10 +581,7 @@ def connect(
         auth=basic_auth,
         session=session,
         timeout=timeout_s,
-        # A read timeout is not retried: a hung server would cost (retries + 1) x timeout.
-        retry=Retry(
-            total=retries, read=0, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)
-        ),
+        retry=query_retry(retries),
         method="POST",
     )
 

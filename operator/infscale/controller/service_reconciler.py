@@ -208,7 +208,6 @@ def _apply_variants(
     has and the API server's rejections."""
     current = {d.variant: d for d in view.owned}
     previous_conditions = (view.body.get("status") or {}).get("conditions") or []
-    previous_messages = {c.get("message") for c in previous_conditions}
     applied_replicas: dict[str, int] = {}
     rejected: list[str] = []
     for variant in view.spec.variants:
@@ -239,7 +238,7 @@ def _apply_variants(
             # One rejected Deployment must not hold back the other variants; it is reported.
             rejected.append(str(error))
             applied_replicas[variant.name] = existing.replicas if existing else 0
-            if str(error) not in previous_messages:
+            if not _reported(previous_conditions, str(error)):
                 _event(ports, view.body, "Warning", "DeploymentRejected", str(error), outcome)
             continue
         outcome.applied.append(manifest["metadata"]["name"])
@@ -335,9 +334,18 @@ def _apply_routing(
         except errors.ClusterError as error:
             rejected.append(str(error))
             previous = (view.body.get("status") or {}).get("conditions") or []
-            if str(error) not in {c.get("message") for c in previous}:
+            if not _reported(previous, str(error)):
                 _event(ports, view.body, "Warning", "RouteRejected", str(error), outcome)
     return rejected
+
+
+def _reported(conditions: Sequence[Mapping[str, Any]], rejection: str) -> bool:
+    """Whether the last status already carries this rejection: the Ready condition joins all of
+    them (cut at 1,000 characters), so one that is still there is no news for an Event."""
+    return any(
+        c.get("reason") == "DeploymentRejected" and rejection[:200] in str(c.get("message"))
+        for c in conditions
+    )
 
 
 def _delete_removed_variants(
