@@ -9,6 +9,7 @@ import pytest
 
 from infscale.adapters import prometheus
 from infscale.api import v1alpha1
+from infscale.controller import decide
 from infscale.ports import metrics
 
 NOW = 1_000_000.0
@@ -519,3 +520,27 @@ def test_a_5xx_answer_to_a_posted_query_is_retried() -> None:
     retry = prometheus.query_retry(2)
     assert retry.is_retry("POST", 503)  # queries go by POST
     assert not retry.is_retry("POST", 400)  # a bad query is not retried
+
+
+@pytest.mark.parametrize("nan_first", [True, False])
+def test_a_pod_with_one_nan_bucket_gives_no_histogram_whatever_the_row_order(
+    nan_first: bool,
+) -> None:
+    fake = FakePrometheus()
+    fake.serve_pod("p0", "l4", rps=5)
+    fake.serve_pod("p1", "l4", rps=5)
+    rows = fake.rows[("buckets", "vllm:time_to_first_token_seconds")]
+    nan = row({**labels("p1", "l4"), "le": "0.1"}, "NaN")
+    rows[:] = [nan, *[r for r in rows if r["metric"] != nan["metric"]]]
+    if not nan_first:
+        rows.append(rows.pop(0))
+    fake.rows[("gauge", "vllm:num_requests_waiting")] = [
+        row(labels("p0", "l4"), 2),
+        row(labels("p1", "l4"), "NaN"),
+    ]
+    result = adapter(fake).observe([query()])[("team-a", "chat")]
+    assert result.pods["p1"].latency_s is None  # not a partial histogram of p1's other buckets
+    assert result.pods["p0"].latency_s == result.total.latency_s  # p0's alone
+    assert result.pods["p1"].queue is None
+    gaps = decide.missing_pod_rates(result, {"l4": 2})
+    assert gaps == ("queue of pod p1",)  # the backlog undercounts: scale up only

@@ -212,6 +212,9 @@ class _Series:
     buckets: dict[str, dict[float, float]] = dataclasses.field(default_factory=dict)
     pod_variant: dict[str, str] = dataclasses.field(default_factory=dict)
     bad: list[str] = dataclasses.field(default_factory=list)
+    poisoned: set[str] = dataclasses.field(default_factory=set)
+    """Pods with a NaN, infinite or unreadable sample: nothing of them is used (a histogram
+    missing one bucket is not a histogram)."""
 
 
 class PrometheusMetrics:
@@ -410,17 +413,21 @@ class PrometheusMetrics:
                 value = float(row["value"][1])
             except (KeyError, IndexError, TypeError, ValueError):
                 series.bad.append(f"{family[1]} of pod {pod}: unreadable sample")
+                series.poisoned.add(pod)
                 continue
             if not math.isfinite(value):
                 series.bad.append(f"{family[1]} of pod {pod} is {value}")
-                series.per_pod.pop(pod, None)
-                series.buckets.pop(pod, None)
+                series.poisoned.add(pod)
                 continue
             if family[0] == "buckets":
                 bound = float(labels.get("le", "nan"))
                 series.buckets.setdefault(pod, {})[bound] = value
             else:
                 series.per_pod[pod] = value
+        for series in parsed.values():  # whatever order the rows came in
+            for pod in series.poisoned:
+                series.per_pod.pop(pod, None)
+                series.buckets.pop(pod, None)
         return parsed
 
     def _assemble(

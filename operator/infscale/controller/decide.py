@@ -351,6 +351,7 @@ def missing_pod_rates(
 
     A pod whose rate is NaN/Inf, and Ready pods of a variant without a fresh series (stale or
     never scraped): the service's rate then undercounts, so it must not drive a scale-down.
+    The same for a pod without a queue reading while others have one: the backlog undercounts.
     Checked only where the source reports pods at all; a wholly unknown rate is the planner's
     plain "unknown" case.
     """
@@ -361,6 +362,10 @@ def missing_pod_rates(
         for pod, sig in sorted(observed.pods.items())
         if sig.rps is None
     ]
+    if any(sig.queue is not None for sig in observed.pods.values()):
+        gaps += [
+            f"queue of pod {p}" for p, sig in sorted(observed.pods.items()) if sig.queue is None
+        ]
     if observed.pod_variant:
         reporting: dict[str, int] = {}
         for pod, variant in observed.pod_variant.items():
