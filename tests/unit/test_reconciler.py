@@ -405,6 +405,38 @@ def test_slo_met_turns_only_on_a_clear_crossing() -> None:
     assert slo_met()["status"] == "False"
 
 
+def test_a_window_without_requests_keeps_a_met_slo_met() -> None:
+    # A service busy one minute and idle the next: SLOMet stays True (no write), where it
+    # turned Unknown and back every other cycle. A miss does not stand for the idle minutes.
+    cluster = fakes.FakeCluster()
+    ports = service_reconciler.Ports(workloads=cluster, status=cluster, events=cluster)
+    key = ("team-a", "chat")
+
+    def cycle(rps: float, latency_s: float | None) -> service_reconciler.Outcome:
+        attained = None if latency_s is None else float(latency_s <= 0.5)
+        seen = ServiceMetrics(Signals(rps, latency_s, slo_attainment=attained), {}, {}, {})
+        decision = decisions.ServiceDecision(
+            replicas={"h100": 0, "l4": 1}, reason="steady", recommended={"l4": 1}, metrics=seen
+        )
+        body = {**chat(), "status": cluster.statuses.get(key)}
+        return service_reconciler.reconcile_service(
+            body, pools(), owned_from(cluster), ports, NOW, decision=decision
+        )
+
+    def slo_met() -> str:
+        conditions = cluster.statuses[key]["conditions"]
+        return str(next(c for c in conditions if c["type"] == "SLOMet")["status"])
+
+    cycle(0.2, 0.2)  # a quiet service: a dozen requests a minute, or none
+    cycle(0.2, 0.2)  # Ready
+    assert [cycle(0.0, None).writes, cycle(0.2, 0.2).writes, cycle(0.0, None).writes] == [0, 0, 0]
+    assert slo_met() == "True"
+    cycle(0.2, 2.0)  # a clear miss
+    assert slo_met() == "False"
+    cycle(0.0, None)
+    assert slo_met() == "Unknown"
+
+
 def test_status_shows_the_capacity_each_variant_is_planned_with() -> None:
     cluster = fakes.FakeCluster()
     decision = decisions.ServiceDecision(

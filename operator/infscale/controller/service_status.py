@@ -223,6 +223,9 @@ def _slo_condition(
     threshold_s = slo.limit_seconds
     latency = observed.total.latency_s if observed else None
     if latency is None:
+        quiet = observed is not None and observed.available and not observed.total.rps
+        if quiet and was:  # a window without requests breaks no SLO: met stays met, no write
+            return dict(cond("SLOMet", True, "WithinSLO", "no requests in the window"))
         return dict(
             cond("SLOMet", None, "NoLatency", "no latency observed (no traffic or no data)")
         )
@@ -258,6 +261,9 @@ def _slo_condition(
 LIVE_CHANGE = 0.25
 NOISE_SIGMAS = 4.0
 _LIVE_MESSAGES = ("MetricsAvailable", "SLOMet")
+_MEASURED_ON_REQUESTS = ("observedLatencySeconds", "sloAttainment")
+"""Kept as last measured through a window without requests (each gap and return would be a
+write: a quiet service has them every other minute)."""
 _REFRESHED_WITH_THE_REST = (
     "observedLatencySeconds",
     "sloAttainment",
@@ -278,8 +284,10 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> 
     for key in ("observedRps", "arrivalRps"):
         if key in old and not _rate_moved(old[key], new.get(key), window_s):
             result[key] = old[key]
+    idle = new.get("observedRps") == 0  # a window without requests measures no latency
     for key in _REFRESHED_WITH_THE_REST:
-        if key in old and (old[key] is None) == (new.get(key) is None):
+        unmeasured = idle and key in _MEASURED_ON_REQUESTS and new.get(key) is None
+        if key in old and ((old[key] is None) == (new.get(key) is None) or unmeasured):
             result[key] = old[key]
     drawn = {v.get("name"): v.get("powerWatts") for v in old.get("variants") or []}
     result["variants"] = [
