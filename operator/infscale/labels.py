@@ -9,6 +9,9 @@ from __future__ import annotations
 PAUSED_ANNOTATION = "infscale.dev/paused"
 """`"true"` stops all scaling of the service."""
 
+FIELD_MANAGER = "infscale"
+"""The server-side apply field manager of everything infscale writes."""
+
 # On the Deployments and pods infscale owns.
 SERVICE_LABEL = "infscale.dev/service"
 VARIANT_LABEL = "infscale.dev/variant"

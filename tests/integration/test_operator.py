@@ -227,3 +227,31 @@ def test_restart_mid_way_loses_nothing(
         assert sorted(str(d.metadata.name) for d in deployments) == ["chat-big", "chat-small"]
     finally:
         second.stop()
+
+
+def test_another_autoscaler_on_its_deployment_is_named_in_a_warning(
+    api_client: client.ApiClient,
+    namespace: str,
+    pools: tuple[str, str],
+    small_gpu_node: str,
+    operator: OperatorProcess,
+) -> None:
+    cluster = Cluster(api_client, namespace)
+    cluster.create_service(service_manifest("chat", *pools))
+    waiting.until(lambda: cluster.replicas("chat-small") == 1, timeout_s=30, what="chat-small")
+    # What an HPA (kube-controller-manager) or `kubectl scale` does: the scale subresource.
+    cluster.apps.patch_namespaced_deployment_scale(
+        "chat-small", namespace, {"spec": {"replicas": 4}}, field_manager="an-hpa"
+    )
+
+    def warned() -> str:
+        events = cluster.core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=chat"
+        ).items
+        return next((str(e.message) for e in events if e.reason == "ReplicasOverridden"), "")
+
+    message = waiting.until(warned, timeout_s=30, what="a ReplicasOverridden Event")
+    assert message.startswith(
+        "Deployment chat-small: replicas set to 4 by an-hpa through /scale; infscale sets them"
+    )
+    waiting.until(lambda: cluster.replicas("chat-small") == 1, timeout_s=30, what="back to 1")

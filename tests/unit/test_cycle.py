@@ -101,3 +101,17 @@ def test_the_indexes_hold_detached_copies_without_managed_fields() -> None:
     copied["spec"].append(2)
     assert body["spec"] == [1]
     assert body["metadata"]["managedFields"] == [{"manager": "infscale"}]
+
+
+def test_another_writer_of_replicas_is_read_from_the_managed_fields() -> None:
+    def owned(*entries: dict[str, Any]) -> str | None:
+        metadata = {"name": "chat-l4", "labels": {}, "managedFields": list(entries)}
+        return cycle._owned({"metadata": metadata, "spec": {"replicas": 4}}).replicas_set_by
+
+    ours = {"manager": "infscale", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    status = {"manager": "kube-controller-manager", "subresource": "status",
+              "fieldsV1": {"f:status": {"f:replicas": {}}}}  # fmt: skip
+    hpa = {"manager": "kube-controller-manager", "subresource": "scale",
+           "fieldsV1": {"f:spec": {"f:replicas": {}}}}  # fmt: skip
+    assert owned(ours, status) is None
+    assert owned(status, hpa) == "kube-controller-manager through /scale"

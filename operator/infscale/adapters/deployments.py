@@ -9,9 +9,8 @@ from typing import Any
 from kubernetes import client
 
 from infscale.adapters import kube_client
+from infscale.labels import FIELD_MANAGER
 from infscale.ports import errors
-
-FIELD_MANAGER = "infscale"
 
 
 class KubernetesDeployments:

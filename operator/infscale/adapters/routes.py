@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 
 from infscale.adapters import kube_client
-from infscale.adapters.deployments import FIELD_MANAGER
+from infscale.labels import FIELD_MANAGER
 from infscale.ports import errors
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"

@@ -28,7 +28,7 @@ from infscale.controller.decisions import OwnedDeployment, PoolPlan, ServiceDeci
 from infscale.controller.settings import OperatorSettings
 from infscale.domain import model
 from infscale.domain import nodes as node_rules
-from infscale.labels import SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
+from infscale.labels import FIELD_MANAGER, SERVICE_LABEL, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 
 LOG = logging.getLogger(__name__)
@@ -42,7 +42,20 @@ def _owned(body: Mapping[str, Any]) -> OwnedDeployment:
         replicas=int(body.get("spec", {}).get("replicas") or 0),
         ready_replicas=int((body.get("status") or {}).get("readyReplicas") or 0),
         spec_hash=(metadata.get("annotations") or {}).get(SPEC_HASH_ANNOTATION),
+        replicas_set_by=_replicas_writer(metadata),
     )
+
+
+def _replicas_writer(metadata: Mapping[str, Any]) -> str | None:
+    """The field manager other than infscale that owns ``spec.replicas`` (server-side apply's
+    bookkeeping): it set them after infscale's last apply, which takes them back."""
+    for entry in metadata.get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER:
+            continue
+        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+            through = f" through /{entry['subresource']}" if entry.get("subresource") else ""
+            return f"{entry.get('manager', 'an unnamed writer')}{through}"
+    return None
 
 
 class Cycle:

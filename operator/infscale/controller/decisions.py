@@ -19,6 +19,9 @@ class OwnedDeployment:
     replicas: int
     ready_replicas: int
     spec_hash: str | None
+    replicas_set_by: str | None = None
+    """Another writer of ``spec.replicas`` since infscale's last apply (an HPA, KEDA,
+    ``kubectl scale``), by its field manager; None when infscale's value stands."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -219,6 +219,14 @@ def _apply_variants(
         replicas = plan[variant.name]
         if view.held and existing is not None:
             replicas = existing.replicas
+        elif existing is not None and existing.replicas_set_by:
+            message = (
+                f"Deployment {existing.name}: replicas set to {existing.replicas} by "
+                f"{existing.replicas_set_by}; infscale sets them ({replicas} now): remove the "
+                "other autoscaler (an HPA or a KEDA ScaledObject on it), or set spec.mode: "
+                "Recommend to let it scale"
+            )
+            _event(ports, view.body, "Warning", "ReplicasOverridden", message, outcome)
         manifest = desired.deployment(
             service=view.spec,
             service_name=view.name,
