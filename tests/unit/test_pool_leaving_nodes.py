@@ -32,6 +32,7 @@ class Recorder:
     calls: list[str] = dataclasses.field(default_factory=list)
     owns_nodes: bool = True
     pending: int = 0
+    messages: list[str] = dataclasses.field(default_factory=list)
 
     def patch_node(self, name: str, patch: dict[str, Any]) -> None:
         self.calls.append(f"patch {name} {patch}")
@@ -59,6 +60,7 @@ class Recorder:
 
     def record(self, involved: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         self.calls.append(f"event {reason}")
+        self.messages.append(message)
 
 
 def node(name: str, **annotations: str) -> dict[str, Any]:
@@ -131,3 +133,31 @@ def test_the_ready_condition_says_whether_the_pool_has_what_it_is_asked_for() ->
     short = ready([node("a")], planned=7)  # maxNodes is 5
     assert (short["status"], short["reason"]) == ("False", "AtMaxNodes")
     assert short["message"].startswith("the plan needs 7 node(s) and spec.maxNodes is 5")
+
+
+def test_a_drain_stuck_for_ten_minutes_is_named_in_a_warning() -> None:
+    def drain_for(seconds: float) -> list[str]:
+        since = pool_reconciler.format_time(NOW - seconds)
+        stuck = node("stuck", **{"infscale.dev/draining-since": since})
+        pod = {
+            "metadata": {
+                "namespace": "team-a",
+                "name": "chat-l4-x",
+                "labels": {"infscale.dev/service": "chat"},
+                "deletionTimestamp": since,
+            },
+            "spec": {"nodeName": "stuck"},
+            "status": {"phase": "Running"},
+        }
+        recorder = Recorder()
+        ports = pool_reconciler.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
+        pool_reconciler.reconcile_pool(
+            "p", POOL, [stuck], {"stuck": [pod]}, [pod], ports, LIMITS, NOW, PoolPlan(0)
+        )
+        return recorder.messages
+
+    assert drain_for(300) == []  # a pod terminating for five minutes: no news yet
+    assert drain_for(900) == [
+        "node stuck has drained for over 10 min and is still billed: pods still terminating "
+        "(team-a/chat-l4-x)"
+    ]

@@ -202,7 +202,14 @@ def reconcile_pool(
         needed, node_facts, limits, now_s, last_up, provider.owns_nodes, hold
     )
     outcome.reason = action.reason
-    if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, now_s, outcome):
+    since = {
+        n["metadata"]["name"]: parse_time(
+            (n["metadata"].get("annotations") or {}).get(DRAINING_ANNOTATION)
+        )
+        for n in members
+    }
+    drains = _Drains(body, {k: v for k, v in since.items() if v is not None}, now_s)
+    if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, drains, outcome):
         last_up = now_s
 
     _report_interruptions(ports, body, previous, listed, node_facts, action.reason)
@@ -348,6 +355,30 @@ def _nodes_needed(spec: v1alpha1.InferenceNodePoolSpec, managed_pods: Sequence[M
     return pricing.nodes_needed([p for p in pods if p[0].fits_per_node(shape) > 0], shape)
 
 
+DRAIN_WARNING_S = 600.0
+"""A drain still under way after this long is named in a Warning Event: its node stays billed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Drains:
+    """The pool, since when each of its nodes drains, and the time now."""
+
+    body: Mapping[str, Any]
+    since_s: Mapping[str, float]
+    now_s: float
+
+    def stuck(self, ports: PoolPorts, node: str, why: str) -> None:
+        """Warn when ``node`` has drained for longer than ``DRAIN_WARNING_S`` (the same message
+        each cycle: the Event's count rises)."""
+        since_s = self.since_s.get(node)
+        if since_s is not None and self.now_s - since_s > DRAIN_WARNING_S:
+            message = (
+                f"node {node} has drained for over {DRAIN_WARNING_S / 60:.0f} min and is still "
+                f"billed: {why}"
+            )
+            _event(ports, self.body, "Warning", "DrainStuck", message)
+
+
 def _apply(
     pool: str,
     spec: v1alpha1.InferenceNodePoolSpec,
@@ -356,10 +387,11 @@ def _apply(
     pods_by_node: Mapping[str, Sequence[Manifest]],
     provider: nodepools.NodePoolProvider,
     ports: PoolPorts,
-    now_s: float,
+    drains: _Drains,
     outcome: PoolOutcome,
 ) -> bool:
     """Uncordon, create, start drains, advance drains; whether nodes were asked for."""
+    now_s = drains.now_s
     for node_name in action.uncordon:
         ports.nodes.patch_node(
             node_name,
@@ -379,7 +411,7 @@ def _apply(
     draining |= set(action.drain)
     for node_name in sorted(draining):
         _advance_drain(
-            pool, spec, node_name, pods_by_node.get(node_name, []), provider, ports, outcome
+            pool, spec, node_name, pods_by_node.get(node_name, []), provider, ports, outcome, drains
         )
     for node_name in outcome.deleted:
         # Gone already (kwok: the patch finds nothing) or leaving soon (clusterapi).
@@ -417,12 +449,14 @@ def _advance_drain(
     provider: nodepools.NodePoolProvider,
     ports: PoolPorts,
     outcome: PoolOutcome,
+    drains: _Drains,
 ) -> None:
     live = [p for p in pods if not _terminal(p) and not _daemonset_pod(p)]
     foreign = [p for p in live if not _managed(p)]
     if foreign:
         outcome.held.append(node)
         LOG.warning("node %s holds pods infscale does not own; it stays", node)
+        drains.stuck(ports, node, f"it holds pods infscale does not own ({_names(foreign)})")
         return
     refused = []
     for pod in live:
@@ -436,8 +470,10 @@ def _advance_drain(
         if refused:
             outcome.held.append(node)
             LOG.info("node %s held: %s", node, "; ".join(refused))
+            drains.stuck(ports, node, "; ".join(sorted(refused)))
         return
     if live:
+        drains.stuck(ports, node, f"pods still terminating ({_names(live)})")
         return  # evicted pods are still terminating
     try:
         provider.delete_node(pool, spec, node)
@@ -445,6 +481,10 @@ def _advance_drain(
         LOG.error("%s", error)
         return
     outcome.deleted.append(node)
+
+
+def _names(pods: Sequence[Manifest]) -> str:
+    return ", ".join(sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods))
 
 
 def _annotate(key: str, value: str | None) -> Manifest:
