@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from kubernetes import client
 from tests.integration import manifests, waiting
 from tests.integration.manifests import ready_pods
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.test_chart import tool
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +80,12 @@ def test_nodes_follow_replicas_and_only_empty_nodes_go(
         [ready] = status["status"]["conditions"]  # kept by the API server's status schema
         assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "NodesReady")
         assert ready["message"] == "3 of 3 node(s) Ready"
+        waited = subprocess.run(  # what the README tells users to run
+            [tool("kubectl"), "wait", "--for=condition=Ready", f"infpool/{pool_name}",
+             "--timeout=10s"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert waited.returncode == 0, waited.stderr
 
         # A pod infscale does not own lands on one node: that node must never be removed.
         foreign_node = ready_pods(core, namespace)[0].spec.node_name
