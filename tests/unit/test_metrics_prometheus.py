@@ -58,6 +58,7 @@ class FakePrometheus:
     """Answers PromQL text from canned rows per (kind, metric); records every query."""
 
     PATTERNS = (
+        ("up", re.compile(r"\((up)\{")),
         ("freshness", re.compile(r"timestamp\(([^{]+)\{")),
         ("buckets", re.compile(r"rate\((.+)_bucket\{")),
         ("rate", re.compile(r"rate\(([^{]+)\{")),
@@ -544,3 +545,51 @@ def test_a_pod_with_one_nan_bucket_gives_no_histogram_whatever_the_row_order(
     assert result.pods["p1"].queue is None
     gaps = decide.missing_pod_rates(result, {"l4": 2})
     assert gaps == ("queue of pod p1",)  # the backlog undercounts: scale up only
+
+
+def serve_tgi(fake: FakePrometheus, served: dict[str, float], idle: list[str]) -> None:
+    """TGI pods: the ones that have served requests export its counters and gauges; an idle one
+    exports nothing of TGI's (its exporter shows a series once touched), only its target's up."""
+    for pod, rps in served.items():
+        at = labels(pod, "l4")
+        fake.rows.setdefault(("rate", "tgi_request_success"), []).append(row(at, rps))
+        fake.rows.setdefault(("freshness", "tgi_request_success"), []).append(row(at, NOW))
+        for le in ("0.5", "1", "+Inf"):
+            fake.rows.setdefault(("buckets", "tgi_request_duration"), []).append(
+                row({**at, "le": le}, rps)
+            )
+        fake.rows.setdefault(("gauge", "tgi_queue_size"), []).append(row(at, 3))
+    for pod in [*served, *idle]:
+        fake.rows.setdefault(("up", "up"), []).append(row(labels(pod, "l4"), 1))
+
+
+def test_a_lazy_exporters_pod_that_has_served_nothing_is_idle_not_missing() -> None:
+    fake = FakePrometheus()
+    serve_tgi(fake, {"busy": 4.0}, ["new"])
+    result = adapter(fake).observe([query(preset="tgi", slo_metric="e2e")])[("team-a", "chat")]
+    assert result.available
+    assert result.total.rps == 4.0
+    assert (result.pods["new"].rps, result.pods["new"].queue) == (0.0, 0.0)
+    assert result.total.queue == 3.0
+    assert decide.missing_pod_rates(result, {"l4": 2}) == ()  # nothing blocks a scale-down
+
+
+def test_a_lazy_exporters_service_that_has_served_nothing_reads_zero_not_unknown() -> None:
+    fake = FakePrometheus()
+    serve_tgi(fake, {}, ["a", "b"])
+    result = adapter(fake).observe([query(preset="tgi", slo_metric="e2e")])[("team-a", "chat")]
+    assert (result.available, result.total.rps, result.total.latency_s) == (True, 0.0, None)
+    assert not any("no series" in r for r in result.unknown)
+
+
+def test_a_target_that_is_down_is_not_idle_and_vllm_needs_no_up() -> None:
+    fake = FakePrometheus()
+    serve_tgi(fake, {"busy": 4.0}, [])
+    fake.rows[("up", "up")].append(row(labels("down", "l4"), 0))
+    result = adapter(fake).observe([query(preset="tgi", slo_metric="e2e")])[("team-a", "chat")]
+    assert "down" not in result.pods  # a failed scrape is missing data, never a zero
+    assert decide.missing_pod_rates(result, {"l4": 2})  # so no scale-down
+    fake.texts.clear()
+    fake.serve_pod("p0", "l4", rps=5)
+    adapter(fake).observe([query()])
+    assert not any("(up{" in text for text in fake.texts)  # vLLM counts from zero

@@ -54,6 +54,10 @@ class Preset:
     queue_gauge: str | None = None
     running_gauge: str | None = None
     kv_cache_gauge: str | None = None
+    lazy: bool = False
+    """The server's exporter shows a counter or gauge only once it has been touched (Rust's
+    metrics crate: describing one creates no series), so a pod that has served nothing has none.
+    Its scrape target's ``up`` tells such an idle pod from a missing one."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -78,6 +82,7 @@ PRESETS: dict[str, Preset] = {
         },
         queue_gauge="tgi_queue_size",
         running_gauge="tgi_batch_current_size",
+        lazy=True,
     ),
     "tei": Preset(
         # Hugging Face text-embeddings-inference: one request, one pass, no tokens streamed.
@@ -88,6 +93,7 @@ PRESETS: dict[str, Preset] = {
         },
         queue_gauge="te_queue_size",
         running_gauge="te_batch_current_size",
+        lazy=True,
     ),
     "sglang": Preset(
         # SGLang has no request counter; the e2e histogram's count is one.
@@ -123,6 +129,7 @@ class Resolved:
     latency: LatencySource | None
     gauges: Mapping[str, str]  # signal name -> gauge metric
     problems: tuple[str, ...]
+    lazy: bool = False  # Preset.lazy: idle pods are told by their scrape target's `up`
 
 
 def resolve(query: metrics.ServiceQuery) -> Resolved:
@@ -162,7 +169,7 @@ def resolve(query: metrics.ServiceQuery) -> Resolved:
         )
         if name is not None
     }
-    return Resolved(query, rate, latency, gauges, tuple(problems))
+    return Resolved(query, rate, latency, gauges, tuple(problems), preset.lazy)
 
 
 def promql_regex_alternatives(values: Iterable[str]) -> str:
@@ -201,6 +208,8 @@ class QueryBuilder:
             return f"sum by ({self.by}) ({name}{scope})"
         if kind == "freshness":
             return f"max by ({self.by}) (timestamp({name}{scope}))"
+        if kind == "up":
+            return f"max by ({self.by}) (up{scope})"
         raise ValueError(f"unknown family kind {kind}")
 
 
@@ -389,6 +398,8 @@ class PrometheusMetrics:
             if r.rate:
                 families[("rate", r.rate)].append(key)
                 families[("freshness", r.rate)].append(key)
+                if r.lazy:
+                    families[UP].append(key)
             if r.latency and r.latency.histogram:
                 families[("buckets", r.latency.histogram)].append(key)
             if r.latency and r.latency.mean_sum:
@@ -454,6 +465,12 @@ class PrometheusMetrics:
             series(("freshness", r.rate) if r.rate else None), now, reasons
         )
         rate = series(("rate", r.rate) if r.rate else None)
+        gauges = {name: series(("gauge", metric)) for name, metric in r.gauges.items()}
+        idle = _idle_pods(series(UP) if r.lazy and r.rate else None, rate)
+        if idle:  # served nothing yet: a rate of 0, nothing queued or running
+            rate = _with_zeros(rate, idle)
+            gauges = {name: _with_zeros(g, idle) if g else g for name, g in gauges.items()}
+            fresh_pods = None if fresh_pods is None else fresh_pods | set(idle)
         if r.rate and rate is None and not any("failed" in x for x in reasons):
             reasons.append(f"no series of {r.rate} for {key[0]}/{key[1]}")
         pod_variant: dict[str, str] = {}
@@ -468,7 +485,6 @@ class PrometheusMetrics:
         latency = r.latency
         buckets = series(("buckets", latency.histogram)) if latency and latency.histogram else None
         mean_sum = series(("mean", latency.mean_sum)) if latency and latency.mean_sum else None
-        gauges = {name: series(("gauge", metric)) for name, metric in r.gauges.items()}
 
         def signals(members: Sequence[str]) -> metrics.Signals:
             return self._signals(r, members, rate, buckets, mean_sum, gauges)
@@ -531,6 +547,36 @@ class PrometheusMetrics:
             running=total_of(gauges.get("running")),
             kv_cache_usage=sum(kv_values) / len(kv_values) if kv_values else None,
         )
+
+
+UP: Family = ("up", "up")
+"""Scrape targets up, per pod: for a lazy preset, a pod with no request counter is idle."""
+
+
+def _idle_pods(up: _Series | None, rate: _Series | None) -> dict[str, str]:
+    """Pods (with their variant) whose scrape target is up and that have no request-counter
+    series at all: a lazy exporter's pod that has served nothing yet."""
+    if up is None:
+        return {}
+    counted = set(rate.pod_variant) | rate.poisoned if rate is not None else set()
+    return {
+        pod: up.pod_variant[pod]
+        for pod, value in up.per_pod.items()
+        if value >= 1 and pod not in counted
+    }
+
+
+def _with_zeros(series: _Series | None, pods: Mapping[str, str]) -> _Series:
+    """A copy of ``series`` with these pods at 0 (new when there was none)."""
+    result = dataclasses.replace(
+        series or _Series(),
+        per_pod=dict(series.per_pod) if series else {},
+        pod_variant=dict(series.pod_variant) if series else {},
+    )
+    for pod, variant in pods.items():
+        result.per_pod[pod] = 0.0
+        result.pod_variant[pod] = variant
+    return result
 
 
 def _is_unreachable(error: BaseException) -> bool:
