@@ -7,8 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
-from infscale.adapters.kube_client import UNREACHABLE
-from infscale.ports import errors
+from infscale.adapters import kube_client
 from infscale.ports.leases import LeaseConflictError, LeaseRecord
 
 
@@ -26,14 +25,13 @@ class KubernetesLeases:
         self.namespace, self.name = namespace, name
 
     def get(self) -> LeaseRecord | None:
-        try:
-            lease = self._api.read_namespaced_lease(self.name, self.namespace)
-        except client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise self._error("read", error) from error
-        except UNREACHABLE as error:
-            raise self._unreachable("read", error) from error
+        with kube_client.failing_as(self._what("read")):
+            try:
+                lease = self._api.read_namespaced_lease(self.name, self.namespace)
+            except client.ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
         return self._record(lease)
 
     def create(self, holder: str, duration_s: float) -> LeaseRecord:
@@ -44,14 +42,13 @@ class KubernetesLeases:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": self._spec(holder, duration_s, 0, acquire_time=now, renew_time=now),
         }
-        try:
-            return self._record(self._api.create_namespaced_lease(self.namespace, body))
-        except client.ApiException as error:
-            if error.status == 409:
-                raise LeaseConflictError(f"lease {self.name} already exists") from error
-            raise self._error("create", error) from error
-        except UNREACHABLE as error:
-            raise self._unreachable("create", error) from error
+        with kube_client.failing_as(self._what("create")):
+            try:
+                return self._record(self._api.create_namespaced_lease(self.namespace, body))
+            except client.ApiException as error:
+                if error.status == 409:
+                    raise LeaseConflictError(f"lease {self.name} already exists") from error
+                raise
 
     def write(self, record: LeaseRecord, holder: str, *, acquired: bool) -> LeaseRecord:
         now = _micro_time()
@@ -72,14 +69,15 @@ class KubernetesLeases:
                 renew_time=now,
             ),
         }
-        try:
-            return self._record(self._api.replace_namespaced_lease(self.name, self.namespace, body))
-        except client.ApiException as error:
-            if error.status == 409:
-                raise LeaseConflictError(f"lease {self.name} changed") from error
-            raise self._error("write", error) from error
-        except UNREACHABLE as error:
-            raise self._unreachable("write", error) from error
+        with kube_client.failing_as(self._what("write")):
+            try:
+                return self._record(
+                    self._api.replace_namespaced_lease(self.name, self.namespace, body)
+                )
+            except client.ApiException as error:
+                if error.status == 409:
+                    raise LeaseConflictError(f"lease {self.name} changed") from error
+                raise
 
     @staticmethod
     def _spec(
@@ -111,11 +109,5 @@ class KubernetesLeases:
             acquire_time=_micro_time(spec.acquire_time) if spec.acquire_time else None,
         )
 
-    def _error(self, verb: str, error: client.ApiException) -> errors.ClusterError:
-        message = errors.api_message(error.body, str(error.reason))
-        return errors.ClusterError(
-            f"{verb} lease {self.namespace}/{self.name}: {message}", status=error.status
-        )
-
-    def _unreachable(self, verb: str, error: Exception) -> errors.ClusterError:
-        return errors.ClusterError(f"{verb} lease {self.namespace}/{self.name}: {error}")
+    def _what(self, verb: str) -> str:
+        return f"{verb} lease {self.namespace}/{self.name}"
