@@ -142,6 +142,7 @@ def facts(node: Manifest, pods: Sequence[Manifest]) -> node_rules.NodeFacts:
         created_s=parse_time(meta.get("creationTimestamp")) or 0.0,
         cordoned=bool(node.get("spec", {}).get("unschedulable")),
         draining=DRAINING_ANNOTATION in annotations,
+        draining_since_s=parse_time(annotations.get(DRAINING_ANNOTATION)),
         protected=annotations.get(DO_NOT_DISRUPT_ANNOTATION) == "true",
         managed_ready_pods=sum(1 for p in managed if _pod_ready(p)),
         managed_other_pods=sum(1 for p in managed if not _pod_ready(p)),
@@ -202,13 +203,8 @@ def reconcile_pool(
         needed, node_facts, limits, now_s, last_up, provider.owns_nodes, hold
     )
     outcome.reason = action.reason
-    since = {
-        n["metadata"]["name"]: parse_time(
-            (n["metadata"].get("annotations") or {}).get(DRAINING_ANNOTATION)
-        )
-        for n in members
-    }
-    drains = _Drains(body, {k: v for k, v in since.items() if v is not None}, now_s)
+    since = {n.name: n.draining_since_s for n in node_facts if n.draining_since_s is not None}
+    drains = _Drains(body, since, now_s)
     if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, drains, outcome):
         last_up = now_s
 

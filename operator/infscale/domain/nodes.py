@@ -33,6 +33,7 @@ class NodeFacts:
     created_s: float
     cordoned: bool = False
     draining: bool = False
+    draining_since_s: float | None = None
     protected: bool = False
     managed_ready_pods: int = 0
     managed_other_pods: int = 0
