@@ -389,3 +389,73 @@ def test_split_summaries_average_seen_and_unseen_attainment_where_known() -> Non
     assert dev["seen_mean"] == pytest.approx(0.98)
     assert dev["unseen_mean"] == pytest.approx(0.5)
     assert dev["hpa_unseen_mean"] == pytest.approx(0.5)
+
+
+def _held_out_records() -> list[bench.Record]:
+    """Two development cases and one validation case of gpu-classes, HPA at two settings."""
+
+    def rec(
+        trace: str, split: str, role: str, setting: str, cost: float, attainment: float
+    ) -> bench.Record:
+        return dataclasses.replace(
+            _rec(setting, role, cost, attainment, split=split, trace=trace), setting=setting
+        )
+
+    return [
+        rec("d1", "development", "infscale", "infscale", 10.0, 0.90),
+        rec("d1", "development", "hpa", "0.5", 14.0, 0.95),
+        rec("d1", "development", "hpa", "1.0", 8.0, 0.80),
+        rec("d2", "development", "infscale", "infscale", 10.0, 0.90),
+        rec("d2", "development", "hpa", "0.5", 12.0, 0.91),
+        rec("d2", "development", "hpa", "1.0", 7.0, 0.85),
+        rec("d3", "development", "hpa", "0.7", 1.0, 1.0),  # not run where infscale ran: no choice
+        rec("v1", "validation", "infscale", "infscale", 9.0, 0.97),
+        rec("v1", "validation", "hpa", "0.5", 11.0, 0.93),
+        rec("v1", "validation", "hpa", "1.0", 6.0, 0.70),
+    ]
+
+
+def test_held_out_tunes_on_development_and_reports_every_split() -> None:
+    records = _held_out_records()
+    # Development means: 0.5 -> 0.93 for $26, 1.0 -> 0.825 for $15; infscale 0.90. The cheap
+    # setting misses infscale's mean there, so the one reaching it is kept, not the cheapest.
+    assert bench.tuned_settings(records, "hpa") == {"gpu-classes": "0.5"}
+    rows = {r.split: r for r in bench.held_out(records)}
+    assert set(rows) == {"development", "validation"}
+    val = rows["validation"]
+    assert (val.role, val.settings, val.cases) == ("hpa", "gpu-classes: 0.5", 1)
+    assert (val.attainment, val.cost_usd) == (0.93, 11.0)
+    assert (val.ours_attainment, val.ours_cost_usd) == (0.97, 9.0)
+    assert bench.held_out_verdict(val) == "infscale ahead"
+    assert bench.held_out_verdict(rows["development"]).startswith("trade: infscale cheaper")
+
+
+def test_held_out_without_a_setting_reaching_infscale_keeps_the_best() -> None:
+    records = [
+        dataclasses.replace(r, slo_attainment=min(r.slo_attainment, 0.8)) if r.role == "hpa" else r
+        for r in _held_out_records()
+    ]
+    # Both settings at 0.8 on development: the cheaper of the equals.
+    assert bench.tuned_settings(records, "hpa") == {"gpu-classes": "1.0"}
+    assert bench.tuned_settings(records, "keda") == {}
+
+
+def test_saved_results_print_again(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "results.json"
+    cases = [r for r in _held_out_records() if r.trace != "d3"]  # every case has infscale's
+    path.write_text(json.dumps({"records": [dataclasses.asdict(r) for r in cases]}))
+    # An older file without the setting field still loads (the policy name stands in).
+    old = tmp_path / "old.json"
+    records = [
+        {k: v for k, v in dataclasses.asdict(r).items() if k != "setting"}
+        for r in _held_out_records()
+    ]
+    old.write_text(json.dumps({"records": records}))
+    assert all(r.setting == "" for r in bench.records_of(json.loads(old.read_text())))
+    assert bench.main(["--from", str(path), "--out", str(tmp_path / "unused.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "held out" in printed
+    assert "infscale ahead" in printed
+    assert not (tmp_path / "unused.json").exists()

@@ -79,6 +79,14 @@ class Record:
     attainment_seen: float = math.nan  # over requests in minutes at a rate seen before
     attainment_unseen: float = math.nan  # over requests in minutes above it (see unseen_minutes)
     unseen_share: float = math.nan  # the share of requests in those minutes
+    setting: str = ""  # a baseline's setting, the same on every case it ran (see held_out)
+
+
+def records_of(results: Mapping[str, Any]) -> list[Record]:
+    """The records of a saved bench-results.json (fields a Record lacks are dropped, those an
+    older file lacks take their defaults)."""
+    fields = {f.name for f in dataclasses.fields(Record)}
+    return [Record(**{k: v for k, v in r.items() if k in fields}) for r in results["records"]]
 
 
 def warm_start(
@@ -268,7 +276,7 @@ def bench_one(
     # The pod baselines run one Deployment (the base variant): they start warm on it, not with a
     # replica of another variant they would never manage (it would serve, and bill, all along).
     pod_warm = warm_start(trace, scen, scen.domain_service(only_variant=base), pools)
-    results: dict[str, tuple[str, engine.Result, str]] = {}
+    results: dict[str, tuple[str, engine.Result, str, str]] = {}  # role, replay, note, setting
 
     def run(
         role: str,
@@ -277,12 +285,13 @@ def bench_one(
         start: Any = None,
         note: str = "",
         on: scenario.Scenario = scen,
+        setting: str = "",
     ) -> None:
         t0 = time.perf_counter()
         res = _run(trace, on, policy, start or warm, ca, seed)
         if res.interruptions:
             note = f"{note}; {res.interruptions} spot interruption(s)".lstrip("; ")
-        results[policy.name] = (role, res, note)
+        results[policy.name] = (role, res, note, setting or policy.name)
         log(
             f"  {trace.name} / {scen.name} / {policy.name}: ${res.cost_usd:.2f}, "
             f"attainment {res.slo_attainment:.4f} ({time.perf_counter() - t0:.1f} s)"
@@ -317,7 +326,7 @@ def bench_one(
         single_warm = warm_start(trace, scen, single, pools)
         pol = policies.Infscale(single, pools, name=f"infscale-only-{variant.name}")
         pol.seed_state(*single_warm)
-        run("single-variant", pol, False, single_warm)
+        run("single-variant", pol, False, single_warm, setting=f"only {variant.name}")
     if any(p.spot for p in pools):  # what spot saves: the same planner without the spot pools
         plain = scen.without_spot()
         plain_service, plain_pools = plain.domain_service(), plain.domain_pools()
@@ -328,7 +337,7 @@ def bench_one(
     if pod_baselines:  # one Deployment of the base variant, as a team runs it today
         for fraction in hpa_fractions:
             hpa = policies.Hpa(service, base, fraction * base_spec.capacity_rps)
-            run("hpa", hpa, True, pod_warm)
+            run("hpa", hpa, True, pod_warm, setting=f"target {fraction:g} of a replica")
         for threshold in keda_thresholds:
             run("keda", policies.Keda(service, base, threshold), True, pod_warm)
         run("kpa", policies.Kpa(service, base, perf[base].slots), True, pod_warm)
@@ -368,8 +377,9 @@ def bench_one(
             split,
             reference,
             novelty,
+            setting,
         )
-        for name, (role, res, note) in results.items()
+        for name, (role, res, note, setting) in results.items()
     ]
     records.append(
         Record(
@@ -387,7 +397,7 @@ def bench_one(
             split,
         )
     )
-    return records, {name: res for name, (_, res, _) in results.items()}
+    return records, {name: res for name, (_, res, _, _) in results.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,6 +425,7 @@ def record(
     split: str,
     reference_usd: float,
     novelty: Novelty,
+    setting: str = "",
 ) -> Record:
     """The record of one replay (policy name, role, result) against the oracle's cost."""
     name, role, res = replay
@@ -434,6 +445,7 @@ def record(
         *served_quality(service, res.served_by_minute),
         *_per_million(res),
         *attainment_by_novelty(novelty.arrived, novelty.unseen, res.met_by_minute),
+        setting or name,
     )
 
 
@@ -641,6 +653,94 @@ def _nanmean(values: Sequence[float]) -> float | None:
     """The mean of the known values; None when none is."""
     known = [v for v in values if not math.isnan(v)]
     return statistics.fmean(known) if known else None
+
+
+TUNED_ON = "development"
+HELD_OUT_ROLES = ("hpa", "keda", "kpa", "single-variant")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOutRow:
+    """A baseline held to the setting per scenario tuned on the development half, against
+    infscale on the same cases of one split: means of attainment, totals of cost."""
+
+    split: str
+    role: str
+    settings: str  # "scenario: setting" for each scenario of the split's cases
+    cases: int
+    attainment: float  # the baseline's mean
+    cost_usd: float  # its total
+    ours_attainment: float
+    ours_cost_usd: float
+
+
+def tuned_settings(records: Sequence[Record], role: str) -> dict[str, str]:
+    """Per scenario, the setting of ``role`` a team would keep after trying every one on the
+    development half: the cheapest in total whose mean attainment there is at least infscale's,
+    else the one with the highest. Only settings run on every development case count."""
+    tuned: dict[str, str] = {}
+    dev = [r for r in records if r.split == TUNED_ON]
+    for scen in sorted({r.scenario for r in dev}):
+        ours = [r for r in dev if r.scenario == scen and r.role == "infscale"]
+        cases = {r.trace for r in ours}
+        runs: dict[str, list[Record]] = {}
+        for r in dev:
+            if r.scenario == scen and r.role == role:
+                runs.setdefault(r.setting or r.policy, []).append(r)
+        complete = {s: rs for s, rs in runs.items() if {r.trace for r in rs} >= cases}
+        if not ours or not complete:
+            continue
+        mean = {s: _mean_attainment(rs) for s, rs in complete.items()}
+        total = {s: sum(r.cost_usd for r in rs) for s, rs in complete.items()}
+        good = [s for s in complete if mean[s] >= _mean_attainment(ours) - 1e-9]
+        tuned[scen] = (
+            min(good, key=lambda s: total[s])
+            if good
+            else max(complete, key=lambda s: (mean[s], -total[s]))
+        )
+    return tuned
+
+
+def _mean_attainment(records: Sequence[Record]) -> float:
+    return statistics.fmean(r.slo_attainment for r in records)
+
+
+def held_out(records: Sequence[Record]) -> list[HeldOutRow]:
+    """Each baseline kind (HPA, KEDA, KPA, the planner on one variant) at its setting tuned on
+    the development half (:func:`tuned_settings`), against infscale per split, development
+    included as the in-sample row: the comparison a team makes before trusting either with
+    traffic neither has seen. Cases where that setting did not run are left out."""
+    order = [*SPLITS, *sorted({r.split for r in records} - set(SPLITS))]
+    rows = []
+    for role in HELD_OUT_ROLES:
+        settings = tuned_settings(records, role)
+        for split in order:
+            ours: dict[tuple[str, str], Record] = {}
+            theirs: dict[tuple[str, str], Record] = {}
+            for r in records:
+                if r.split != split or r.scenario not in settings:
+                    continue
+                if r.role == "infscale":
+                    ours[r.trace, r.scenario] = r
+                elif r.role == role and (r.setting or r.policy) == settings[r.scenario]:
+                    theirs[r.trace, r.scenario] = r
+            both = sorted(ours.keys() & theirs.keys())
+            if not both:
+                continue
+            used = sorted({scen for _, scen in both})
+            rows.append(
+                HeldOutRow(
+                    split,
+                    role,
+                    "; ".join(f"{scen}: {settings[scen]}" for scen in used),
+                    len(both),
+                    statistics.fmean(theirs[k].slo_attainment for k in both),
+                    sum(theirs[k].cost_usd for k in both),
+                    statistics.fmean(ours[k].slo_attainment for k in both),
+                    sum(ours[k].cost_usd for k in both),
+                )
+            )
+    return rows
 
 
 def replica_attainment(
@@ -1156,6 +1256,45 @@ def splits_table(summaries: dict[str, dict[str, Any]]) -> rich_table.Table:
     return table
 
 
+def held_out_verdict(row: HeldOutRow) -> str:
+    """infscale against the tuned baseline on a row: ahead, behind, or a trade (which way)."""
+    more = row.ours_attainment > row.attainment + 5e-4
+    less = row.ours_attainment < row.attainment - 5e-4
+    dearer = row.ours_cost_usd > row.cost_usd * (1 + _SAME_COST)
+    cheaper = row.ours_cost_usd < row.cost_usd * (1 - _SAME_COST)
+    if not less and not dearer:
+        return "infscale ahead" if more or cheaper else "even"
+    if not more and not cheaper:
+        return "baseline ahead"
+    return "trade: infscale attains more, costs more" if more else "trade: infscale cheaper"
+
+
+def held_out_table(rows: Sequence[HeldOutRow]) -> rich_table.Table:
+    table = rich_table.Table(
+        title=(
+            f"held out: each baseline at the setting per scenario tuned on the {TUNED_ON} half "
+            "(the cheapest whose mean attainment there reaches infscale's, else the highest), "
+            "on each split's cases; attainment: mean, cost: total"
+        )
+    )
+    for col in ("split", "baseline", "setting", "cases", "attainment infscale / it"):
+        table.add_column(col)
+    for col in ("cost $ infscale / it", "cost ratio", "verdict"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            row.split,
+            row.role,
+            row.settings,
+            str(row.cases),
+            f"{row.ours_attainment:.4f} / {row.attainment:.4f}",
+            f"{row.ours_cost_usd:.2f} / {row.cost_usd:.2f}",
+            _fmt(row.ours_cost_usd / row.cost_usd if row.cost_usd > 0 else None),
+            held_out_verdict(row),
+        )
+    return table
+
+
 def _plots(outcomes: Sequence[CaseOutcome], png_dir: pathlib.Path) -> list[str]:
     """One PNG per trace, a column per scenario it ran on."""
     by_trace: dict[str, list[CaseOutcome]] = {}
@@ -1234,6 +1373,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes"
     )
     parser.add_argument("--skip-planning-time", action="store_true")
+    parser.add_argument(
+        "--from",
+        dest="from_results",
+        action="append",
+        metavar="RESULTS.json",
+        help="replay nothing: print the cases, splits and held-out tables of saved results "
+        "(repeatable: e.g. a development and a validation run)",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -1247,6 +1394,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the benchmark."""
     args = parse_args(argv)
     con = rich_console.Console(width=160, log_path=False)
+    if args.from_results:
+        saved = [
+            r
+            for path in args.from_results
+            for r in records_of(json.loads(pathlib.Path(path).read_text()))
+        ]
+        cases: dict[tuple[str, str], list[Record]] = {}
+        for r in saved:
+            cases.setdefault((r.trace, r.scenario), []).append(r)
+        rows = [case_row(rs) for rs in cases.values()]
+        con.print(_cases_table(rows))
+        con.print(splits_table(split_summaries(rows)))
+        con.print(held_out_table(held_out(saved)))
+        return 0
     out = pathlib.Path(args.out)
     png_dir = pathlib.Path(args.png_dir) if args.png_dir else out.parent
     png_dir.mkdir(parents=True, exist_ok=True)
@@ -1257,6 +1418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     con.print(_records_table(outcomes))
     con.print(_cases_table(rows))
     con.print(splits_table(summaries))
+    every_record = [r for o in outcomes for r in o.records]
+    held = held_out(every_record)
+    if held:
+        con.print(held_out_table(held))
     pngs = _plots(outcomes, png_dir)
     timing: dict[str, float] = {}
     if not args.skip_planning_time:
@@ -1269,9 +1434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(
         json.dumps(
             {
-                "records": [dataclasses.asdict(r) for o in outcomes for r in o.records],
+                "records": [dataclasses.asdict(r) for r in every_record],
                 "bars": [dataclasses.asdict(r) for r in rows],
                 "splits": summaries,
+                "held_out": [dataclasses.asdict(r) for r in held],
                 "planning_time": timing,
                 "pngs": pngs,
                 "failed": failed,

@@ -114,10 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     con = rich_console.Console(width=160, log_path=False)
     base = json.loads(args.base.read_text())
     base_args = argparse.Namespace(**base["args"])
-    records = [
-        bench.Record(**{k: v for k, v in r.items() if k in bench.Record.__dataclass_fields__})
-        for r in base["records"]
-    ]
+    records = bench.records_of(base)
     cases: dict[tuple[str, str], list[bench.Record]] = {}
     for r in records:
         cases.setdefault(_case_key(r), []).append(r)
