@@ -469,3 +469,155 @@ def test_rejections_are_warned_once_not_every_cycle() -> None:
         "Deployment team-a/chat-h100 already exists and is not ours",
         "Deployment team-a/chat-l4 already exists and is not ours",
     ]
+
+
+def _routed(floor: float | None = None) -> dict[str, Any]:
+    body = chat()
+    body["spec"]["routing"] = {"httpRoute": {"parentRefs": [{"name": "gw"}]}}
+    if floor is not None:
+        body["spec"]["quality"] = {"floor": floor, "mode": "PerRequest"}
+        body["spec"]["variants"][0]["quality"] = 1.0  # h100
+        body["spec"]["variants"][1]["quality"] = 0.9  # l4
+    return body
+
+
+def _route_ports(cluster: fakes.FakeCluster) -> service_reconciler.Ports:
+    return service_reconciler.Ports(
+        workloads=cluster, status=cluster, events=cluster, routes=cluster
+    )
+
+
+def _reconcile_routed(
+    cluster: fakes.FakeCluster,
+    body: dict[str, Any],
+    decision: decisions.ServiceDecision | None = None,
+    pool_specs: dict[str, v1alpha1.InferenceNodePoolSpec] | None = None,
+) -> None:
+    with_status = {**body, "status": cluster.statuses.get(("team-a", "chat"))}
+    service_reconciler.reconcile_service(
+        with_status,
+        pools() if pool_specs is None else pool_specs,
+        owned_from(cluster),
+        _route_ports(cluster),
+        NOW,
+        decision,
+    )
+
+
+def _backends(cluster: fakes.FakeCluster) -> dict[str, int]:
+    route = cluster.routes[("HTTPRoute", "chat")]
+    return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+
+
+def test_fixed_replicas_run_a_variant_that_keeps_the_quality_floor() -> None:
+    # The L4 serves a request/s more cheaply, but is under the floor: replicas.fixed (kubectl
+    # scale) and the start before any metric go to the H100, and the route has a backend.
+    cluster = fakes.FakeCluster()
+    body = _routed(floor=0.95)
+    body["spec"]["replicas"]["fixed"] = 3
+    _reconcile_routed(cluster, body)
+    replicas = {k[1]: d["spec"]["replicas"] for k, d in cluster.deployments.items()}
+    assert replicas == {"chat-h100": 3, "chat-l4": 0}
+    assert _backends(cluster) == {"chat-h100": 100, "chat-l4": 0}
+
+
+def test_a_held_service_routes_by_the_replicas_it_runs() -> None:
+    # Recommend mode: the planner would move everything to the H100, but the L4's two replicas
+    # are what runs; the route keeps sending them the traffic.
+    cluster = fakes.FakeCluster()
+    body = _routed()
+    body["spec"]["replicas"]["fixed"] = 2
+    _reconcile_routed(cluster, body)
+    assert _backends(cluster) == {"chat-h100": 0, "chat-l4": 100}
+    held = _routed()
+    held["spec"]["mode"] = "Recommend"
+    decision = decisions.ServiceDecision(
+        replicas={"h100": 1, "l4": 0}, reason="the planner's why", recommended={"h100": 1},
+        weights={"h100": 100, "l4": 0},
+    )  # fmt: skip
+    _reconcile_routed(cluster, held, decision)
+    assert cluster.deployments[("team-a", "chat-l4")]["spec"]["replicas"] == 2
+    assert _backends(cluster) == {"chat-h100": 0, "chat-l4": 100}
+    assert "Rerouted" not in [reason for _, reason, _ in cluster.events]
+
+
+class _RouteRefused(fakes.FakeCluster):
+    """An API server without the Gateway API CRDs: every HTTPRoute apply fails."""
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        if manifest["kind"] == "HTTPRoute":
+            raise errors.ClusterError("applying HTTPRoute team-a/chat: 404 Not Found", status=404)
+        super().apply(manifest)
+
+
+def test_a_refused_route_is_no_reroute_and_its_status_keeps_the_weights_it_has() -> None:
+    cluster = _RouteRefused()
+    body = _routed()
+    move = decisions.ServiceDecision(
+        replicas={"h100": 1, "l4": 2}, reason="why", recommended={}, weights={"h100": 60, "l4": 40}
+    )
+    cluster.statuses[("team-a", "chat")] = {
+        "variants": [{"name": "h100", "weight": 0}, {"name": "l4", "weight": 100}]
+    }
+    _reconcile_routed(cluster, body, move)
+    reasons = [reason for _, reason, _ in cluster.events]
+    assert "Rerouted" not in reasons
+    assert "RouteRejected" in reasons
+    status = cluster.statuses[("team-a", "chat")]
+    assert [v.get("weight") for v in status["variants"]] == [0, 100]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+
+
+def test_a_variant_that_never_ran_loses_its_service_when_it_leaves_the_spec() -> None:
+    cluster = fakes.FakeCluster()
+    only_l4 = {k: v for k, v in pools().items() if k == "gpu-l4"}  # no H100 pool: no Deployment
+    _reconcile_routed(cluster, _routed(), pool_specs=only_l4)
+    assert ("Service", "chat-h100") in cluster.routes
+    assert ("team-a", "chat-h100") not in cluster.deployments
+    without = _routed()
+    without["spec"]["variants"] = [v for v in without["spec"]["variants"] if v["name"] != "h100"]
+    _reconcile_routed(cluster, without, pool_specs=only_l4)
+    assert ("Service", "chat-h100") not in cluster.routes
+    assert ("Service", "chat-l4") in cluster.routes
+
+
+def test_a_variants_resources_replace_the_templates() -> None:
+    # A CPU variant beside a template that asks for a GPU: its pods must fit a CPU node.
+    cluster = fakes.FakeCluster()
+    body = chat()
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"nvidia.com/gpu": "1", "memory": "64Gi"}
+    }
+    body["spec"]["variants"][1]["resources"] = {"cpu": "1500m", "memory": "6Gi"}
+    run(body, cluster)
+    pod = cluster.deployments[("team-a", "chat-l4")]["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources == {
+        "requests": {"cpu": "1500m", "memory": "6Gi"},
+        "limits": {"cpu": "1500m", "memory": "6Gi"},
+    }
+
+
+def test_fixed_replicas_of_an_interactive_service_stay_off_spot() -> None:
+    # A spot L4 at a third of the price serves a request/s most cheaply; kubectl scale to 4 puts
+    # the interactive service's replicas on demand (one reclaim would take all of them), a batch
+    # service's on spot.
+    spot = pools()["gpu-l4"].model_copy(
+        update={"capacity_type": v1alpha1.CapacityType.SPOT, "usd_per_hour": 0.28}
+    )
+    with_spot = {**pools(), "gpu-l4-spot": spot}
+
+    def placed(slo: dict[str, Any]) -> dict[str, int]:
+        body = chat()
+        body["spec"]["slo"] = slo
+        body["spec"]["replicas"]["fixed"] = 4
+        l4 = next(v for v in body["spec"]["variants"] if v["name"] == "l4")
+        body["spec"]["variants"].append({**l4, "name": "l4-spot", "nodePool": "gpu-l4-spot"})
+        spec = v1alpha1.InferenceService.model_validate(body).spec
+        split, _ = service_reconciler.baseline_replicas(spec, with_spot)
+        return {k: v for k, v in split.items() if v}
+
+    assert placed(chat()["spec"]["slo"]) == {"l4": 4}
+    batch = {"class": "Batch", "metric": "e2e", "deadlineSeconds": 3600, "percentile": 99.9}
+    assert placed(batch) == {"l4-spot": 4}

@@ -557,7 +557,8 @@ class Variant(ApiModel):
     resources: dict[str, Quantity] = Field(
         default_factory=dict, max_length=16, json_schema_extra=resource_names_rule("resources")
     )
-    """Resources of one replica (requests = limits), e.g. {nvidia.com/gpu: 1, cpu: 4}."""
+    """Resources of one replica (requests = limits), e.g. {nvidia.com/gpu: 1, cpu: 4}; when set,
+    they replace the template's model-server container resources (the plan places pods by them)."""
     capacity_rps: float = Field(gt=0, le=1e6)
     """Requests per second one replica sustains while the SLO holds; refined online."""
     startup_seconds: int = Field(default=60, ge=0, le=7200)

@@ -58,9 +58,10 @@ def pod_template(
 ) -> Manifest:
     """The service's pod template, pinned to the variant's pool with the variant's resources.
 
-    The variant's resources become requests and limits of the first container (the model server),
-    and its ``server`` override that container's image, command, arguments and environment; the
-    pool's labels join the nodeSelector and its taints are tolerated.
+    The variant's resources become the requests and limits of the first container (the model
+    server), in place of the template's, and its ``server`` override that container's image,
+    command, arguments and environment; the pool's labels join the nodeSelector and its taints
+    are tolerated.
     """
     template: Manifest = service.template.model_dump(by_alias=True, exclude_none=True)
     template = copy.deepcopy(template)
@@ -81,10 +82,10 @@ def pod_template(
             names = {e["name"] for e in env}
             server["env"] = [e for e in server.get("env", []) if e.get("name") not in names] + env
     if variant.resources:
-        resources = server.setdefault("resources", {})
+        # The plan places pods by the variant's resources, so they are the pod's, the template's
+        # replaced: a CPU variant drops the template's GPU.
         quantities = {name: str(value) for name, value in variant.resources.items()}
-        resources["requests"] = {**resources.get("requests", {}), **quantities}
-        resources["limits"] = {**resources.get("limits", {}), **quantities}
+        server["resources"] = {"requests": dict(quantities), "limits": dict(quantities)}
     return template
 
 

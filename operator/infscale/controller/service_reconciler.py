@@ -69,14 +69,29 @@ def baseline_replicas(
 ) -> tuple[dict[str, int], str]:
     """Replicas per variant before any metric is read: the manual total or the minimum, all on
     the variant that serves a request/s most cheaply by the planner's cost model (one that fits
-    no node of its pool, as one that requests nothing, only when no other can run). Returns the
-    split and its reason."""
+    no node of its pool, as one that requests nothing, only when no other can run) among those
+    whose quality alone keeps the service's floor; an interactive service's on a spot pool only
+    when no other can run (all of it on spot, one reclaim would take it down). Returns the split
+    and its reason."""
     total = spec.replicas.fixed if spec.replicas.fixed is not None else spec.replicas.min
     pool_map = convert.pool_specs(pools)
-    placeable = [convert.variant_spec(v) for v in spec.variants if v.node_pool in pools]
+    floor = spec.quality.floor if spec.quality is not None else None
+    placeable = [
+        convert.variant_spec(v)
+        for v in spec.variants
+        if v.node_pool in pools
+        and (floor is None or (v.quality is not None and v.quality >= floor))
+    ]
     split = {v.name: 0 for v in spec.variants}
     if not placeable:
+        if floor is not None:
+            return (
+                split,
+                f"no variant at or above quality.floor {floor:g} has an existing node pool",
+            )
         return split, "no variant has an existing node pool"
+    if spec.slo.slo_class is not v1alpha1.SloClass.BATCH:
+        placeable = [v for v in placeable if not pool_map[v.pool].spot] or placeable
     cheapest = min(
         placeable, key=lambda v: pricing.usd_per_rps_hour(v, pool_map[v.pool], v.capacity_rps)
     )
@@ -123,10 +138,14 @@ def reconcile(
     plan, recommended, plan_reason = _plan(view, pools, decision)
     applied, rejected = _apply_variants(view, pools, plan, plan_reason, ports, outcome)
     _delete_removed_variants(view, ports, outcome)
-    weights = None
+    wanted: Mapping[str, int] | None = None
     if view.spec.routing is not None:
-        weights = _route_weights(view, decision.weights if decision else None, applied)
-    rejected += _apply_routing(view, weights, plan_reason, ports, outcome)
+        # The planner's weights are for its replicas: a held service, or one at replicas.fixed,
+        # routes by the replicas it runs.
+        planned = decision is not None and not view.held and view.spec.replicas.fixed is None
+        wanted = _route_weights(view, decision.weights if planned and decision else None, applied)
+    route_rejected, weights = _apply_routing(view, wanted, plan_reason, ports, outcome)
+    rejected += route_rejected
     unschedulable = _unschedulable_message(view.spec, pools, view.stuck, grace_s)
     missing_pools = sorted({v.node_pool for v in view.spec.variants if v.node_pool not in pools})
     status = service_status.service_status(
@@ -283,13 +302,19 @@ def _apply_routing(
     reason: str,
     ports: Ports,
     outcome: Outcome,
-) -> list[str]:
+) -> tuple[list[str], Mapping[str, int] | None]:
     """With spec.routing, one Service per variant and the HTTPRoute weighted as the plan says
-    (a change of weight is an Event, with the decision's reason); returns the API server's
-    rejections (reported like a rejected Deployment)."""
+    (a change of weight the route took is an Event, with the decision's reason); returns the
+    API server's rejections (reported like a rejected Deployment) and the weights the route
+    has: the last ones it took when it refused these."""
     spec, routing = view.spec, view.spec.routing
+    old_weights = {
+        v.get("name"): v["weight"]
+        for v in (view.body.get("status") or {}).get("variants") or []
+        if "weight" in v
+    }
     if ports.routes is None:
-        return []
+        return [], weights
     if routing is None:
         # Routing just turned off (the last status has route weights): remove what it made.
         old_variants = (view.body.get("status") or {}).get("variants") or []
@@ -299,8 +324,12 @@ def _apply_routing(
             for v in old_variants:
                 name = f"{view.name}-{v.get('name')}"
                 ports.routes.delete("Service", view.namespace, name, uid)
-        return []
+        return [], weights
     owner = view.body["metadata"]["uid"]
+    # Variants gone from the spec: their Services too, whether or not they ever had a Deployment.
+    wanted = {v.name for v in spec.variants}
+    for gone in sorted(({*old_weights} | {d.variant for d in view.owned}) - wanted):
+        ports.routes.delete("Service", view.namespace, f"{view.name}-{gone}", owner)
     manifests = [
         desired.variant_service(
             routing=routing,
@@ -320,11 +349,19 @@ def _apply_routing(
             weights=weights or {},
         )
     )
-    old_weights = {
-        v.get("name"): v["weight"]
-        for v in (view.body.get("status") or {}).get("variants") or []
-        if "weight" in v
-    }
+    rejected = []
+    route_taken = True
+    for manifest in manifests:
+        try:
+            ports.routes.apply(manifest)
+        except errors.ClusterError as error:
+            rejected.append(str(error))
+            route_taken = manifest["kind"] != "HTTPRoute"
+            previous = (view.body.get("status") or {}).get("conditions") or []
+            if not _reported(previous, str(error)):
+                _event(ports, view.body, "Warning", "RouteRejected", str(error), outcome)
+    if not route_taken:
+        return rejected, old_weights or None
     if old_weights and weights and old_weights != dict(weights):
         moves = ", ".join(
             f"{name} {old_weights.get(name, 0)} -> {w} %"
@@ -335,16 +372,7 @@ def _apply_routing(
         why = "" if floor is None else f"; quality floor {floor.floor:g} {_MODE[floor.mode]}"
         message = f"route weights: {moves}{why} ({reason})"
         _event(ports, view.body, "Normal", "Rerouted", message, outcome)
-    rejected = []
-    for manifest in manifests:
-        try:
-            ports.routes.apply(manifest)
-        except errors.ClusterError as error:
-            rejected.append(str(error))
-            previous = (view.body.get("status") or {}).get("conditions") or []
-            if not _reported(previous, str(error)):
-                _event(ports, view.body, "Warning", "RouteRejected", str(error), outcome)
-    return rejected
+    return rejected, weights
 
 
 def _reported(conditions: Sequence[Mapping[str, Any]], rejection: str) -> bool:
@@ -364,10 +392,6 @@ def _delete_removed_variants(
     for deployment in view.owned:
         if deployment.variant not in wanted_variants:
             ports.workloads.delete_deployment(view.namespace, deployment.name)
-            if view.spec.routing is not None and ports.routes is not None:
-                ports.routes.delete(
-                    "Service", view.namespace, deployment.name, view.body["metadata"]["uid"]
-                )
             outcome.deleted.append(deployment.name)
             _event(
                 ports, view.body, "Normal", "VariantRemoved",
