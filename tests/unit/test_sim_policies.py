@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -68,13 +70,36 @@ def test_kpa_panics_and_scales_to_zero_after_grace() -> None:
     # In panic: no scale-down even when the burst is gone.
     quiet = [2.0] * 60
     assert kpa.decide(_view(64, 1.0, panicked, concurrency=quiet)).replicas["l4"] == panicked
-    kpa = policies.Kpa(SERVICE, "l4", slots=4)
+    # Scale to zero where the service's minimum (its min-scale) is 0.
+    to_zero = dataclasses.replace(SERVICE, min_replicas=0)
+    kpa = policies.Kpa(to_zero, "l4", slots=4)
     kpa.decide(_view(0, 0.0, 1, concurrency=[1.0] * 60))
     idle = [0.0] * 60
     assert kpa.decide(_view(60, 0.0, 1, concurrency=idle)).replicas["l4"] == 1  # grace
     assert kpa.decide(_view(100, 0.0, 1, concurrency=idle)).replicas["l4"] == 0
     # The activator wakes it on the first queued request.
     assert kpa.decide(_view(110, 0.0, 0, ready=0, waiting=3, concurrency=idle)).replicas["l4"] >= 1
+    # At the scenarios' minimum of 1 it keeps one replica, as the other policies do.
+    kept = policies.Kpa(SERVICE, "l4", slots=4)
+    kept.decide(_view(0, 0.0, 1, concurrency=[1.0] * 60))
+    assert kept.decide(_view(100, 0.0, 1, concurrency=idle)).replicas["l4"] == 1
+    # Its target: a share of the slots, 0.7 unless tuned.
+    assert policies.Kpa(SERVICE, "l4", slots=4, utilization=1.0).target == 4.0
+
+
+def test_hpa_counts_starting_pods_as_full_on_scale_down_and_leaves_pending_ones_out() -> None:
+    # 10 rps over 2 ready pods of 4 at a 10 rps target: the ready ones run at half.
+    def hpa_at(pending: int) -> int:
+        hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+        view = dataclasses.replace(_view(0, 10.0, 4, ready=2), pending_pods=pending)
+        return hpa.decide(view).replicas["l4"]
+
+    assert hpa_at(pending=2) == 1  # waiting for nodes: left out, ceil(0.5 x 2)
+    assert hpa_at(pending=0) == 3  # starting, no metric yet: 100 %, ceil((10 + 20) / 40 x 4)
+    # On scale-up both count as 0 %: 40 rps over 2 ready pods of 4 -> ceil(40 / 40 x 4) is
+    # within the tolerance: no change.
+    hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+    assert hpa.decide(_view(0, 40.0, 4, ready=2)).replicas["l4"] == 4
 
 
 def test_cluster_autoscaler_adds_for_pending_and_removes_empty_after_ten_minutes() -> None:

@@ -49,8 +49,10 @@ from infscale.sim import autoscaler, engine, oracle, policies, scenario, tracege
 ATTAINMENT_BAR = 0.99
 HPA_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # of the base variant's capacity_rps
 KEDA_THRESHOLDS = (0.5, 1.0, 2.0, 4.0, 8.0)  # waiting requests per replica
+KPA_UTILIZATIONS = (0.5, 0.7, 0.85, 1.0)  # of a replica's slots (Knative's default: 0.7)
 QUICK_HPA = (0.6, 0.8, 1.0)  # --quick: narrower sweeps
 QUICK_KEDA = (1.0, 4.0)
+QUICK_KPA = (0.7, 1.0)
 ORACLE_BURST_FACTORS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
@@ -261,6 +263,7 @@ def bench_one(
     hpa_fractions: Sequence[float] = HPA_FRACTIONS,
     keda_thresholds: Sequence[float] = KEDA_THRESHOLDS,
     pod_baselines: bool = True,
+    kpa_utilizations: Sequence[float] = KPA_UTILIZATIONS,
 ) -> tuple[list[Record], dict[str, engine.Result]]:
     """All policies on one trace and scenario; ``static_bar=False`` skips the bisection for the
     cheapest static allocation reaching the bar (static-peak still runs); the HPA and KEDA
@@ -340,7 +343,9 @@ def bench_one(
             run("hpa", hpa, True, pod_warm, setting=f"target {fraction:g} of a replica")
         for threshold in keda_thresholds:
             run("keda", policies.Keda(service, base, threshold), True, pod_warm)
-        run("kpa", policies.Kpa(service, base, perf[base].slots), True, pod_warm)
+        for utilization in kpa_utilizations:
+            kpa = policies.Kpa(service, base, perf[base].slots, utilization)
+            run("kpa", kpa, True, pod_warm, setting=f"target {utilization:g} of the slots")
         static_n = max(1, math.ceil(peak / base_spec.capacity_rps))
         pool = {p.name: p for p in pools}[base_spec.pool]
 
@@ -354,10 +359,18 @@ def bench_one(
         attained = run_static("static", static_n, "static-peak")
         # The cheapest fixed allocation that reaches the bar: what the SLO costs with neither
         # foresight nor reaction (BASELINES.md asks for the best static allocation). Attainment
-        # grows with replicas, so a bisection over (static_n, 4 x static_n] finds it.
-        low, high = static_n, min(service.max_replicas, 4 * static_n)
-        search = static_bar and attained < ATTAINMENT_BAR and high > low
-        if search and run_static("static-bar", high, f"static-{high}x{base}") >= ATTAINMENT_BAR:
+        # grows with replicas, so a bisection finds it: over (static_n, 4 x static_n] when the
+        # peak's allocation misses, over [1, static_n] when it reaches the bar.
+        if attained >= ATTAINMENT_BAR:
+            low, high = 0, static_n
+        else:
+            low, high = static_n, min(service.max_replicas, 4 * static_n)
+        reaches = attained >= ATTAINMENT_BAR or (
+            high > low
+            and static_bar
+            and run_static("static-bar", high, f"static-{high}x{base}") >= ATTAINMENT_BAR
+        )
+        if static_bar and reaches:
             while high - low > 1:
                 mid = (low + high) // 2
                 if run_static("static-bar", mid, f"static-{mid}x{base}") >= ATTAINMENT_BAR:
@@ -1068,6 +1081,7 @@ def run_case(
         hpa_fractions=QUICK_HPA if spec.quick else HPA_FRACTIONS,
         keda_thresholds=QUICK_KEDA if spec.quick else KEDA_THRESHOLDS,
         pod_baselines=spec.pod_baselines,
+        kpa_utilizations=QUICK_KPA if spec.quick else KPA_UTILIZATIONS,
     )
     shown = [r.policy for r in picks(records).values() if r is not None]
     return CaseOutcome(
@@ -1349,7 +1363,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"narrower sweeps (HPA {QUICK_HPA}, KEDA {QUICK_KEDA}), no static bisection",
+        help=f"narrower sweeps (HPA {QUICK_HPA}, KEDA {QUICK_KEDA}, KPA {QUICK_KPA}), "
+        "no static bisection",
     )
     parser.add_argument(
         "--no-pod-baselines",

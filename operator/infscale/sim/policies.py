@@ -133,22 +133,12 @@ class _HpaCore:
         total: float | None,
         target: float,
         per_pod: bool,
+        pending: int = 0,
     ) -> int:
         if total is None:
-            rec = current  # missing metric: no scale-down, and nothing to scale up on
-        elif per_pod:
-            pods = max(ready, 1)
-            ratio = (total / pods) / target
-            if abs(ratio - 1.0) <= self.tolerance:
-                rec = current
-            elif ratio > 1.0 and current > ready:
-                # not-yet-ready pods count as 0 % of target on scale-up
-                ratio_all = total / (max(current, 1) * target)
-                rec = (
-                    current if ratio_all <= 1.0 + self.tolerance else math.ceil(ratio_all * current)
-                )
-            else:
-                rec = math.ceil(ratio * pods)
+            return current  # missing metric: no scale-down, nothing to scale up on, no history
+        if per_pod:
+            rec = self._per_pod(current, ready, pending, total, target)
         else:  # AverageValue over the Deployment's replicas (external metric)
             ratio = total / (max(current, 1) * target)
             rec = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(total / target)
@@ -159,6 +149,27 @@ class _HpaCore:
             rec = min(current, max(r for _, r in self.history))
         else:
             rec = min(rec, max(2 * current, current + 4))
+        return rec
+
+    def _per_pod(self, current: int, ready: int, pending: int, total: float, target: float) -> int:
+        """The replica calculator on a per-pod metric: the ready pods' average over the target;
+        pods Pending (waiting for a node) count as 0 % on scale-up and are left out on
+        scale-down, pods running without a metric yet (starting) as 0 % on scale-up and 100 %
+        on scale-down, and the recomputed ratio must not flip the direction."""
+        ratio = (total / max(ready, 1)) / target
+        missing = max(0, current - ready - pending)
+        up_with_pending = pending > 0 and ratio > 1.0
+        if not up_with_pending and missing == 0:
+            return current if abs(ratio - 1.0) <= self.tolerance else math.ceil(ratio * ready)
+        counted = ready + missing + (pending if up_with_pending else 0)
+        assumed = total + (missing * target if ratio < 1.0 else 0.0)
+        new_ratio = assumed / (max(counted, 1) * target)
+        flipped = (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio)
+        if abs(new_ratio - 1.0) <= self.tolerance or flipped:
+            return current
+        rec = math.ceil(new_ratio * counted)
+        if (new_ratio < 1.0 and rec > current) or (new_ratio > 1.0 and rec < current):
+            return current
         return rec
 
 
@@ -186,7 +197,8 @@ class Hpa:
         current = view.desired.get(self.variant, 0)
         ready = view.ready.get(self.variant, 0)
         rps = view.observation.rps
-        rec = self.core.step(view.now_s, current, ready, rps, self.target_rps, per_pod=True)
+        pending = min(view.pending_pods, max(0, current - ready))  # one Deployment: all its own
+        rec = self.core.step(view.now_s, current, ready, rps, self.target_rps, True, pending)
         return engine.Decision({self.variant: rec})
 
 
@@ -235,14 +247,26 @@ KEDA_COOLDOWN_S = 300.0  # cooldownPeriod: N -> 0 after this long with nothing w
 KEDA_POLL_AT_ZERO_S = 30.0  # pollingInterval while at zero
 
 
-class Kpa:
-    """Knative Pod Autoscaler on concurrency."""
+KPA_UTILIZATION = 0.7  # container-concurrency-target-percentage's default
 
-    def __init__(self, service: model.ServiceSpec, variant: str, slots: int) -> None:
+
+class Kpa:
+    """Knative Pod Autoscaler on concurrency: its target a share (``utilization``) of a replica's
+    slots, and the service's minimum as its min-scale (scale to zero only where that is 0, as
+    the other policies)."""
+
+    def __init__(
+        self,
+        service: model.ServiceSpec,
+        variant: str,
+        slots: int,
+        utilization: float = KPA_UTILIZATION,
+    ) -> None:
         self.tick_s = 2.0
         self.variant = variant
-        self.target = max(0.7 * slots, 0.01)
+        self.target = max(utilization * slots, 0.01)
         self.name = f"kpa(target={self.target:.2g})"
+        self.min_replicas = service.min_replicas
         self.max_replicas = service.max_replicas
         self.stable_s = 60
         self.panic_s = 6
@@ -278,7 +302,7 @@ class Kpa:
             want = max(1, min(current, 1))  # keep one until the stable window plus grace passes
         if current == 0 and (view.queue_waiting or 0) > 0:
             want = max(want, 1)  # the activator pokes the autoscaler
-        return engine.Decision({self.variant: max(0, min(self.max_replicas, want))})
+        return engine.Decision({self.variant: max(self.min_replicas, min(self.max_replicas, want))})
 
 
 class Static:
