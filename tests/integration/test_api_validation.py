@@ -150,6 +150,17 @@ SERVICE_CASES: dict[str, tuple[Mutation, str]] = {
         set_path("spec.slo", {"class": "Batch", "metric": "ttft", "deadlineSeconds": 600}),
         "a Batch SLO needs deadlineSeconds and metric: e2e",
     ),
+    "batch service on the generic preset without a queue gauge": (
+        each(
+            set_path("spec.slo", {"class": "Batch", "metric": "e2e", "deadlineSeconds": 600}),
+            set_path(
+                "spec.metrics",
+                {"preset": "generic", "requestCounter": "req_total", "latencyHistogram": "lat"},
+            ),
+        ),
+        "a Batch service is sized by what waits in its queue: with the generic preset set "
+        "metrics.queueGauge",
+    ),
     "deadline on an interactive SLO": (
         set_path("spec.slo.deadlineSeconds", 600),
         "deadlineSeconds is for class: Batch",

@@ -3,6 +3,7 @@ on spot if it is cheaper, at zero when nothing waits, and never before interacti
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import yaml
@@ -101,6 +102,42 @@ def test_batch_work_yields_the_pool_to_interactive_work() -> None:
     # fallback serves interactive services first too.
     greedy = optimize.optimize(demands, pools, tuning.PlannerSettings(use_solver=False))
     assert greedy.replicas[interactive.key] == {"od": 2}
+
+
+def test_dense_batch_work_yields_the_pool_too() -> None:
+    # An embedding batch at 1,000 rps a replica beside chat at 6: a node's worth of batch rps is
+    # many interactive ones, yet the interactive service is covered first.
+    interactive = _service("chat", None, ("od",))
+    embed = dataclasses.replace(
+        _service("embed", 1200.0, ("od",)),
+        variants=(model.VariantSpec("od", "od", ONE_GPU, 1000.0, 30),),
+    )
+    pools = {p.name: p for p in _pools(on_demand_max=3) if p.name == "od"}
+    demands = [
+        optimize.Demand(interactive, 12.0, {"od": 6.0}, 0, 100),
+        optimize.Demand(embed, 5000.0, {"od": 1000.0}, 0, 100),
+    ]
+    alloc = optimize.optimize(demands, pools, tuning.PlannerSettings())
+    assert alloc.replicas[interactive.key] == {"od": 2}
+    assert alloc.replicas[embed.key] == {"od": 1}
+
+
+def test_batch_replicas_leave_at_once_when_interactive_work_needs_their_nodes() -> None:
+    # Three nodes, all running batch; chat's load comes: the batch replicas go in the same
+    # cycle (no scale-down window: batch waits), so the plan fits the pool.
+    interactive = _service("chat", None, ("od",))
+    batch = _service("docs", 3600.0, ("od",))
+    pools = [p for p in _pools(on_demand_max=3) if p.name == "od"]
+    state = model.PlannerState()
+    observed = {interactive.key: _observe(0.0, 0.0), batch.key: _observe(15.0, 50_000.0)}
+    plan, state = planner.plan([interactive, batch], pools, observed, state, 0.0)
+    assert plan.replicas[batch.key]["od"] >= 2
+    assert plan.replicas[interactive.key]["od"] + plan.replicas[batch.key]["od"] == 3
+    observed[interactive.key] = _observe(10.0, 0.0)
+    plan, state = planner.plan([interactive, batch], pools, observed, state, 30.0)
+    assert plan.replicas[interactive.key]["od"] + plan.replicas[batch.key]["od"] <= 3
+    assert plan.replicas[interactive.key]["od"] >= 2
+    assert any("batch work waits" in r for r in plan.reasons[batch.key])
 
 
 def test_the_batch_example_converts_to_a_deadline_and_all_of_it_may_run_on_spot() -> None:

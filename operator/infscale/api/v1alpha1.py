@@ -699,6 +699,12 @@ class InferenceServiceSpec(ApiModel):
             "no variant's quality reaches quality.floor: lower the floor or add a variant "
             "that meets it",
         ),
+        rule(
+            "!has(self.slo.class) || self.slo.class != 'Batch' "
+            "|| self.metrics.preset != 'generic' || has(self.metrics.queueGauge)",
+            "a Batch service is sized by what waits in its queue: with the generic preset set "
+            "metrics.queueGauge (without it, it could never scale down)",
+        ),
     ]
 
     mode: Mode = Mode.AUTO

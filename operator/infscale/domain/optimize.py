@@ -192,9 +192,9 @@ class _Program:
 
 
 INTERACTIVE_FIRST = 100.0
-"""How much more an interactive service's uncovered rps costs than a batch service's: enough
-that batch yields a node to interactive work unless its replicas carry 100 times the rps per
-node."""
+"""How much more an interactive service's node-worth of uncovered rps costs than a batch
+service's: batch yields a node to interactive work however many more rps its replicas carry
+per node (see _program)."""
 
 
 def _shortfall_penalty(demands: Sequence[Demand], pools: Mapping[str, model.PoolSpec]) -> float:
@@ -228,11 +228,6 @@ def _program(
     n_r, n_p, n_s = len(pairs), len(pool_names), len(demands)
     off_n, off_u, off_d = n_r, n_r + n_p, n_r + n_p + n_s
     penalty = _shortfall_penalty(demands, pools)
-    # Interactive before batch: with batch work in the program, an interactive service's
-    # uncovered rps costs INTERACTIVE_FIRST times a batch one's (batch waits; pools are full).
-    first = INTERACTIVE_FIRST if any(d.service.batch for d in demands) else 1.0
-    penalties = np.array([penalty * (1.0 if d.service.batch else first) for d in demands])
-
     # One entry per (service, variant) pair, in service order.
     service = np.array([i for i, _, _ in pairs], dtype=np.int64)
     on_pool = np.array([pool_index[p.name] for _, _, p in pairs], dtype=np.int64)
@@ -244,6 +239,19 @@ def _program(
          for k, (i, v, _) in enumerate(pairs)]
     )  # fmt: skip
     cold_s = np.array([demands[i].cold_start_s.get(v.name, v.startup_s) for i, v, _ in pairs])
+    # Interactive before batch: with batch work in the program, an interactive service's
+    # uncovered rps costs INTERACTIVE_FIRST times a batch one's, and a batch one's is further
+    # divided by how many more rps a node carries of the batch work than of the interactive
+    # (an embedding batch at 1,000 rps a replica must not outweigh chat at 5): batch waits.
+    batch = np.array([demands[i].service.batch for i, _, _ in pairs], dtype=bool)
+    per_node = cap * fits
+    batch_node = float(per_node[batch].max(initial=0.0))
+    interactive_node = float(per_node[~batch & (per_node > 0)].min(initial=np.inf))
+    denser = max(1.0, batch_node / interactive_node) if np.isfinite(interactive_node) else 1.0
+    first = INTERACTIVE_FIRST if batch.any() else 1.0
+    penalties = np.array(
+        [penalty / denser if d.service.batch else penalty * first for d in demands]
+    )
     weights = [cfg.switch_weight if d.switch_weight is None else d.switch_weight for d in demands]
     current = np.array([float(demands[i].current.get(v.name, 0)) for i, v, _ in pairs])
     max_total = np.array([float(d.max_total) for d in demands])

@@ -39,7 +39,8 @@ def replicas(
     scheduled: bool = False,
     cover: tuple[Mapping[str, float], float] | None = None,
 ) -> ReplicaDecision:
-    """Apply the scale-down window, step bound, unknown-data hold and make-before-break.
+    """Apply the scale-down window, step bound, unknown-data hold and make-before-break (a batch
+    service: only the unknown-data hold; it scales down at once).
 
     ``data_known`` False (the rate, or any signal the decision needs, is unknown) allows
     scale-up only; ``unknown_why`` names what is missing for the reason.
@@ -84,6 +85,13 @@ def replicas(
                 "never scale down on unknown data"
             )
             continue
+        if service.batch:
+            target[name] = rec
+            reasons.append(
+                f"scale down {name} {current}->{rec} at once: batch work waits, so its capacity "
+                "goes as soon as the plan needs less (and interactive work may need the nodes)"
+            )
+            continue
         if previous is not None and rec > previous:
             target[name] = current
             reasons.append(
@@ -111,7 +119,7 @@ def replicas(
                 f"scale down {name} {current}->{value}: "
                 f"nothing higher in the {window_s:.0f} s window"
             )
-    if last is not None and obs is not None:
+    if last is not None and obs is not None and not service.batch:
         _make_before_break(service, target, last, obs, cover, reasons)
     return ReplicaDecision(target, new_history, tuple(reasons))
 
