@@ -211,3 +211,23 @@ def test_a_query_sets_the_figures_and_a_silent_one_falls_back_to_the_schedule() 
     _, alone = power_figures.resolve(pools, None, hour_utc=12)
     assert alone["spot-tariff"].usd_per_kwh == 0.30
     assert "no Prometheus to ask" in alone["spot-tariff"].source
+
+
+def test_a_price_query_that_fails_keeps_its_last_answer_not_a_free_constant() -> None:
+    # No usdPerKwh declared (0: included in the node price): a failing feed must not make
+    # electricity free from one cycle to the next.
+    pools = {"tariff": _pool({"idleWatts": 24, "maxWatts": 92, "usdPerKwhQuery": "grid_usd"})}
+    answered: power_figures.Answered = {}
+    _, first = power_figures.resolve(pools, _Grid({"grid_usd": (0.45, None)}), 12, answered)
+    assert first["tariff"].usd_per_kwh == 0.45
+    resolved, down = power_figures.resolve(pools, _Grid({}), 13, answered)
+    assert down["tariff"].usd_per_kwh == 0.45
+    assert "usdPerKwhQuery: query returned no series; its last answer 0.45 holds" in (
+        down["tariff"].source
+    )
+    spec = convert.pool_spec("tariff", resolved["tariff"], 3)
+    assert spec.power is not None
+    assert spec.power.usd_per_kwh == 0.45
+    # Before any answer, the declared figure applies, and the status says so.
+    _, never = power_figures.resolve(pools, _Grid({}), 13, {})
+    assert "the constant figure applies" in never["tariff"].source

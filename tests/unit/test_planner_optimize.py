@@ -226,3 +226,21 @@ def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
     # The greedy fallback cannot keep the rows: it plans on demand only.
     greedy = dataclasses.replace(cfg, use_solver=False)
     assert plan(carried, greedy) == {"od": 5, "spot": 0}
+
+
+def test_a_service_only_on_spot_is_planned_and_leaves_the_others_the_milp() -> None:
+    # Its share of capacity on spot cannot hold (it has nothing else): the row is left out, not
+    # made infeasible for the whole fleet (every service would fall back to the greedy plan).
+    shape = model.Resources(4, 16, {GPU: 1})
+    pools = {
+        "od": model.PoolSpec("od", shape, 0.80, 0, 10, 60),
+        "spot": model.PoolSpec("spot", shape, 0.30, 0, 10, 60, spot=True),
+    }
+    mixed = _one_gpu_service("od", "spot")
+    only_spot = dataclasses.replace(_one_gpu_service("spot"), name="only-spot")
+    demands = [_demand(mixed, 30.0), _demand(only_spot, 6.0, min_total=1)]  # at least one
+    alloc = optimize.optimize(demands, pools, tuning.PlannerSettings())
+    assert alloc.method == "milp"
+    assert alloc.replicas[mixed.key] == {"od": 3, "spot": 2}
+    assert alloc.replicas[only_spot.key] == {"spot": 1}
+    assert optimize.spot_holds(demands[1], alloc.replicas[only_spot.key], pools)

@@ -215,7 +215,8 @@ class NodePower(ApiModel):
     usd_per_kwh_query: str | None = Field(default=None, min_length=1, max_length=2000)
     """A PromQL expression whose value is the price of electricity now (a spot tariff an
     exporter publishes; several series are averaged), read every cycle. While it fails or has
-    no value, the schedule's figure (else usdPerKwh) applies; status.energyFigures says which."""
+    no value, its last answer holds; before any, the schedule's figure (else usdPerKwh: set it as
+    the fallback) applies; status.energyFigures says which."""
     grams_co2_per_kwh_query: str | None = Field(default=None, min_length=1, max_length=2000)
     """A PromQL expression whose value is the grid's carbon intensity now (e.g. an exporter of
     Electricity Maps or WattTime data), read every cycle, with the same fallback."""

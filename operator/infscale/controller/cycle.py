@@ -77,6 +77,7 @@ class Cycle:
         # Per pool, the nodes the last cycle listed and did not remove: one missing from the
         # next listing left on its own (an interruption).
         self.pool_members: dict[str, frozenset[str]] = {}
+        self._answered: power_figures.Answered = {}  # price and carbon queries' last answers
 
     def run(
         self,
@@ -101,7 +102,9 @@ class Cycle:
                 LOG.error("InferenceNodePool %s is unreadable, treated as missing: %s", name, error)
         now_s = time.time()  # one clock reading for the whole cycle
         now = pool_reconciler.format_time(now_s)
-        specs, figures = power_figures.resolve(specs, self.decider.source, convert.hour_utc(now_s))
+        specs, figures = power_figures.resolve(
+            specs, self.decider.source, convert.hour_utc(now_s), self._answered
+        )
         pods = self.nodes.pods()  # one list per cycle, for the services and the pools
         managed = [p for p in pods if SERVICE_LABEL in (p["metadata"].get("labels") or {})]
         stuck = stuck_pods(managed, now_s)

@@ -22,13 +22,21 @@ class Figures:
     source: str
 
 
+Answered = dict[tuple[str, str], float]
+"""The last value each (pool, figure) query answered: it holds while the query fails."""
+
+
 def resolve(
     pools: Mapping[str, v1alpha1.InferenceNodePoolSpec],
     source: metrics.ValueSource | None,
     hour_utc: int,
+    answered: Answered | None = None,
 ) -> tuple[dict[str, v1alpha1.InferenceNodePoolSpec], dict[str, Figures]]:
     """The pools with their power figures of now as constants (no schedule, no query), and the
-    figures per pool with power. One request for every pool's queries."""
+    figures per pool with power. One request for every pool's queries. ``answered`` (updated in
+    place) keeps each query's last answer: while it fails, that holds, not a constant it may
+    not have (electricity is not free because its price feed is down)."""
+    answered = {} if answered is None else answered
     expressions = [
         q
         for spec in pools.values()
@@ -55,10 +63,15 @@ def resolve(
             if not query:
                 continue
             value, why = answers.get(query, (None, "no Prometheus to ask (--prometheus-url)"))
-            if value is None:
+            if value is None and (name, attribute) in answered:
+                value = answered[name, attribute]
+                notes.append(f"{field}Query: {why}; its last answer {value:g} holds")
+            elif value is None:
                 notes.append(f"{field}Query: {why}; the {origin} figure applies")
                 continue
-            notes.append(f"{field} from its query")
+            else:
+                answered[name, attribute] = value
+                notes.append(f"{field} from its query")
             update[attribute] = value  # the answer holds all day: no window overrides it
             windows = [w.model_copy(update={attribute: None}) for w in windows]
             update["schedule"] = windows or None

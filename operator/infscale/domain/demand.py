@@ -325,7 +325,14 @@ def _loss_floor(
     pool's loss; else 0 (and for a batch service: its queue waits out a loss). Bursts, held
     peaks and trends may ride on spot: a loss costs them."""
     spot = {v.pool for v in svc.variants if (p := cycle.pools.get(v.pool)) and p.spot}
-    if svc.batch or not spot or all(v.pool in spot for v in svc.variants):
+    if svc.batch or not spot:
+        return 0.0
+    if all(v.pool in spot for v in svc.variants if v.pool in cycle.pools):
+        why.append(
+            f"spot: every variant runs on spot ({', '.join(sorted(spot))}), so spec.spot.maxShare "
+            f"({svc.spot_max_share:.0%}) cannot hold: a reclaim costs capacity until its "
+            "replacement is Ready; add an on-demand variant"
+        )
         return 0.0
     floor_rps = forecast.smooth_rps(fstate, cycle.cfg)
     why.append(

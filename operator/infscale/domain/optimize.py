@@ -355,8 +355,8 @@ def _program(
     for i, dem in enumerate(demands):
         mine = np.flatnonzero(service == i)
         on_spot = np.array([pairs[k][2].spot for k in mine], dtype=bool)
-        if not on_spot.any():
-            continue
+        if not on_spot.any() or on_spot.all():
+            continue  # nothing on spot, or nothing else to put it on (demand.py says so)
         rows += [np.full(mine.size, first_spot_row + len(spot_lb))]
         cols += [mine]
         vals += [cap[mine] * (on_spot - dem.service.spot_max_share)]
@@ -394,8 +394,9 @@ def spot_holds(
     pools, and its loss floor carried off each one."""
     caps = {v.name: dem.capacity_rps.get(v.name, 0.0) * replicas.get(v.name, 0) for v in
             dem.service.variants}  # fmt: skip
-    spot = {v.name: v.pool for v in dem.service.variants if v.pool in pools and pools[v.pool].spot}
-    if not spot or _spot_alone(dem):
+    placed = [v for v in dem.service.variants if v.pool in pools]
+    spot = {v.name: v.pool for v in placed if pools[v.pool].spot}
+    if not spot or len(spot) == len(placed) or _spot_alone(dem):
         return True
     total = sum(caps.values())
     if sum(caps[v] for v in spot) > dem.service.spot_max_share * total + 1e-9:
