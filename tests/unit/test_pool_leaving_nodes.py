@@ -161,3 +161,17 @@ def test_a_drain_stuck_for_ten_minutes_is_named_in_a_warning() -> None:
         "node stuck has drained for over 10 min and is still billed: pods still terminating "
         "(team-a/chat-l4-x)"
     ]
+
+
+def test_a_node_leaving_a_pool_sized_elsewhere_is_routine_not_a_warning() -> None:
+    def left(owns_nodes: bool) -> list[str]:
+        recorder = Recorder(owns_nodes=owns_nodes)
+        ports = pool_reconciler.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
+        pool_reconciler.reconcile_pool(
+            "p", POOL, [node("a")], {}, [], ports, LIMITS, NOW, PoolPlan(1),
+            previous=frozenset({"a", "b"}),
+        )  # fmt: skip
+        return [c for c in recorder.calls if c.startswith("event Node")]
+
+    assert left(owns_nodes=True) == ["event NodeInterrupted"]  # a spot reclaim, or a deletion
+    assert left(owns_nodes=False) == ["event NodeLeft"]  # Karpenter's or CA's scale-down

@@ -208,7 +208,9 @@ def reconcile_pool(
     if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, drains, outcome):
         last_up = now_s
 
-    _report_interruptions(ports, body, previous, listed, node_facts, action.reason)
+    _report_interruptions(
+        ports, body, previous, listed, node_facts, action.reason, provider.owns_nodes
+    )
     changed = bool(outcome.created or outcome.deleted or action.drain or action.uncordon)
     last_change = old_status.get("lastChange")
     if changed:
@@ -500,13 +502,21 @@ def _report_interruptions(
     listed: Sequence[str],
     node_facts: Sequence[node_rules.NodeFacts],
     decided: str,
+    owns_nodes: bool,
 ) -> None:
     """A Warning Event for each node that left without infscale removing it, and for each node
-    with a termination notice (the same notice again only counts the first Event up)."""
+    with a termination notice (the same notice again only counts the first Event up). On a pool
+    whose nodes another autoscaler sizes (external, static), a node leaving is routine: a Normal
+    Event, so that alerts on Warnings do not fire on every scale-down of Karpenter's."""
     for gone in sorted((previous or frozenset()) - set(listed)):
-        _event(ports, body, "Warning", "NodeInterrupted",
-               f"node {gone} left the pool without infscale removing it (a spot interruption or "
-               f"a deletion by someone else); {decided}")  # fmt: skip
+        if owns_nodes:
+            _event(ports, body, "Warning", "NodeInterrupted",
+                   f"node {gone} left the pool without infscale removing it (a spot "
+                   f"interruption or a deletion by someone else); {decided}")  # fmt: skip
+        else:
+            _event(ports, body, "Normal", "NodeLeft",
+                   f"node {gone} left the pool (its nodes are sized outside infscale); "
+                   f"{decided}")  # fmt: skip
     for node in node_facts:
         if node.terminating:
             _event(ports, body, "Warning", "NodeInterrupted",
