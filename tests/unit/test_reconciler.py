@@ -327,6 +327,12 @@ def test_energy_figures_are_refreshed_with_the_rest_not_written_each_cycle() -> 
     assert service_status.settled(old, unknown, 60.0)["powerWatts"] is None  # became unknown
     scaled = {**moved, "variants": [{"name": "l4", "desiredReplicas": 3, "powerWatts": 121.0}]}
     assert service_status.settled(old, scaled, 60.0)["variants"] != old["variants"]
+    # A tariff's evening hour: the cost per million requests falls by more than a quarter; that
+    # alone is written, the figures that only wandered are not.
+    cheaper = {**moved, "usdPerMillionRequests": 52.0}
+    kept = service_status.settled(old, cheaper, 60.0)
+    assert kept["usdPerMillionRequests"] == 52.0
+    assert kept["powerWatts"] == old["powerWatts"]
 
 
 def test_a_routed_service_gets_weighted_backends_and_an_event_when_the_weights_move() -> None:

@@ -276,6 +276,22 @@ _REFRESHED_WITH_THE_REST = (
 )
 
 
+_WRITTEN_WHEN_MOVED = (
+    "powerWatts",
+    "usdPerMillionRequests",
+    "kwhPerMillionRequests",
+    "gramsCo2PerMillionRequests",
+)
+"""Refreshed with the rest, and on their own once they move by more than LIVE_CHANGE."""
+
+
+def _moved(old: Any, new: Any) -> bool:
+    """Whether two known figures differ by more than ``LIVE_CHANGE`` of the old one."""
+    if not isinstance(old, int | float) or not isinstance(new, int | float):
+        return False
+    return abs(new - old) > LIVE_CHANGE * abs(old)
+
+
 def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> dict[str, Any]:
     """``new`` with its live fields put back to ``old``'s where they have not moved materially:
     equal to ``old`` (times aside) exactly when no write is needed. ``window_s``: the range of
@@ -287,6 +303,8 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> 
     idle = new.get("observedRps") == 0  # a window without requests measures no latency
     for key in _REFRESHED_WITH_THE_REST:
         unmeasured = idle and key in _MEASURED_ON_REQUESTS and new.get(key) is None
+        if key in _WRITTEN_WHEN_MOVED and _moved(old.get(key), new.get(key)):
+            continue  # a tariff, a carbon curve or the load moved it materially
         if key in old and ((old[key] is None) == (new.get(key) is None) or unmeasured):
             result[key] = old[key]
     drawn = {v.get("name"): v.get("powerWatts") for v in old.get("variants") or []}
