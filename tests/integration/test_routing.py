@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from infscale.adapters import routes as routes_adapter
+from infscale.api import v1alpha1
+from infscale.controller import desired
 from tests.integration import waiting
 from tests.integration.manifests import Cluster, service_manifest
 from tests.integration.operator_process import OperatorProcess
@@ -165,3 +168,31 @@ def test_a_teams_own_objects_of_the_same_names_are_never_taken_over(
     waiting.until(lambda: route(cluster, "chat") is None, timeout_s=30, what="the route deleted")
     service = cluster.core.read_namespaced_service("chat-small", namespace)
     assert service.spec.selector == legacy
+
+
+def test_a_deleted_route_is_applied_again_at_its_refresh(
+    api_client: client.ApiClient, namespace: str, gateway_crds: None
+) -> None:
+    # Nothing watches the routes: the adapter applies each one again every REFRESH_S, so a route
+    # deleted by hand comes back (the adapter alone, on the real API server; no operator).
+    cluster = Cluster(api_client, namespace)
+    cluster.create_service(service_manifest("chat", "pool-a", "pool-b"))
+    owner = cluster.service("chat")["metadata"]["uid"]  # a real owner: no garbage collection
+    now = [0.0]
+    routes = routes_adapter.KubernetesRoutes(api_client, clock=lambda: now[0])
+    routing = v1alpha1.Routing.model_validate({"httpRoute": {"parentRefs": [{"name": "gw"}]}})
+    manifest = desired.http_route(
+        routing=routing,
+        service_name="chat",
+        namespace=namespace,
+        owner_uid=owner,
+        weights={"big": 0, "small": 100},
+    )
+    routes.apply(manifest)
+    assert weights(cluster, "chat") == {"chat-big": 0, "chat-small": 100}
+    cluster.custom.delete_namespaced_custom_object(*ROUTE[:2], namespace, ROUTE[2], "chat")
+    routes.apply(manifest)
+    assert route(cluster, "chat") is None, "within the refresh time the last write stands"
+    now[0] = routes_adapter.REFRESH_S
+    routes.apply(manifest)
+    assert weights(cluster, "chat") == {"chat-big": 0, "chat-small": 100}

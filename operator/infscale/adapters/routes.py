@@ -1,12 +1,16 @@
 """RouteWriter backend: per-variant Services and the Gateway API HTTPRoute, by server-side apply.
 
 The last manifest applied to each object is remembered, so a steady cycle writes nothing (after a
-restart each object is applied once more, which changes nothing on the server).
+restart each object is applied once more, which changes nothing on the server). Nothing watches
+these objects, so each is applied again every ``REFRESH_S``: a route or Service deleted or edited
+by hand is restored within that time.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -17,24 +21,34 @@ from infscale.ports import errors
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 APPLY = "application/apply-patch+yaml"
+REFRESH_S = 300.0
 
 
 class KubernetesRoutes:
     """Applies Services (core/v1) and HTTPRoutes (gateway.networking.k8s.io/v1)."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        refresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
-        self._applied: dict[tuple[str, str, str], str] = {}
+        self._applied: dict[tuple[str, str, str], tuple[str, float]] = {}  # manifest, when
+        self._refresh_s = refresh_s
+        self._clock = clock
 
     def apply(self, manifest: dict[str, Any]) -> None:
         kind, metadata = manifest["kind"], manifest["metadata"]
         key = (kind, metadata["namespace"], metadata["name"])
         text = json.dumps(manifest, sort_keys=True)
-        if self._applied.get(key) == text:
+        last = self._applied.get(key)
+        due = last is None or self._clock() - last[1] >= self._refresh_s
+        if last is not None and last[0] == text and not due:
             return
         owner = kube_client.controller_uid(manifest)
-        if key not in self._applied and owner is not None:  # first write: is the name free?
+        if due and owner is not None:  # first write or a refresh: is the name still free?
             found = self._read(*key)
             why = None if found is None else kube_client.not_ours(found, owner)
             if why is not None:
@@ -67,7 +81,7 @@ class KubernetesRoutes:
                 + errors.api_message(error.body, f"{error.status} {error.reason}"),
                 status=error.status,
             ) from error
-        self._applied[key] = text
+        self._applied[key] = (text, self._clock())
 
     def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
         self._applied.pop((kind, namespace, name), None)
