@@ -124,6 +124,12 @@ def test_a_raised_floor_moves_the_traffic_at_the_next_decision() -> None:
     plan, _ = planner.plan([strict], list(POOLS.values()), obs, state, 30.0)
     assert plan.quality[strict.key] >= 0.97 - 1e-9  # fp16 and awq only
     assert any("per request" in r and "small 0.9" in r for r in plan.reasons[strict.key])
+    # Its barred replicas go in the same cycle, not after the scale-down window: behind a
+    # plain Service they would keep serving their share until then.
+    running = state.last_replicas[low.key]
+    assert running.get("small", 0) + running.get("cpu", 0) > 0
+    assert plan.replicas[strict.key]["small"] == plan.replicas[strict.key]["cpu"] == 0
+    assert any("under the per-request floor" in r for r in plan.reasons[strict.key])
 
 
 def test_without_a_route_one_variant_serves_and_the_mix_goes_once_the_move_pays() -> None:

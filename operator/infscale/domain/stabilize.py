@@ -78,6 +78,14 @@ def replicas(
             if rec > current:
                 reasons.append(f"scale up {name} {current}->{rec} at once")
             continue
+        if _barred(service, variant):
+            target[name] = rec
+            reasons.append(
+                f"scale down {name} {current}->{rec} at once: its quality {variant.quality} is "
+                f"under the per-request floor {service.quality_floor:g}, so none of its pods "
+                "may serve (a plain Service would still send them their share)"
+            )
+            continue
         if not data_known:
             target[name] = current
             reasons.append(
@@ -147,7 +155,7 @@ def _make_before_break(
         name = variant.name
         current = int(last.get(name, 0))
         others = [s for s in starting if s != name]
-        if target[name] >= current or not others:
+        if target[name] >= current or not others or _barred(service, variant):
             continue
         short_rps = demand_rps - ready_rps
         if short_rps <= 1e-9:
@@ -225,3 +233,8 @@ def nodes(
         f"{cfg.node_unneeded_s:.0f} s empty and {cfg.node_cooldown_s:.0f} s after the last growth)"
     )
     return NodeDecision(last, scale_up_s, since, tuple(reasons))
+
+
+def _barred(service: model.ServiceSpec, variant: model.VariantSpec) -> bool:
+    """Whether a per-request quality floor bars the variant from serving."""
+    return service.below_floor(variant) and not service.quality_average
