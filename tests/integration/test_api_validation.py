@@ -254,6 +254,10 @@ POOL_CASES: dict[str, tuple[Mutation, str]] = {
         set_path("spec.capacityType", "Preemptible"),
         'Unsupported value: "Preemptible"',
     ),
+    "an interruption rate on an on-demand pool": (
+        set_path("spec.interruptionsPerHour", 0.2),
+        "interruptionsPerHour is for capacityType: Spot",
+    ),
     "min nodes above max": (
         each(set_path("spec.minNodes", 9), set_path("spec.maxNodes", 3)),
         "minNodes must not exceed maxNodes",

@@ -293,6 +293,12 @@ def test_an_interrupted_node_is_replaced_and_the_events_say_so(
             return first not in names and len(names) == 2
 
         waiting.until(replaced, timeout_s=30, what="a node in place of the deleted one")
+
+        def counted() -> int:
+            pool = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool_name)
+            return int((pool.get("status") or {}).get("interruptions") or 0)
+
+        waiting.until(lambda: counted() == 1, timeout_s=30, what="status.interruptions 1")
         notice = {"key": "aws-node-termination-handler/spot-itn", "effect": "NoSchedule"}
         core.patch_node(second, {"spec": {"taints": [notice]}})
         waiting.until(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from infscale.domain import model, optimize, pricing, tuning
 from infscale.sim import bench
@@ -226,6 +227,19 @@ def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
     # The greedy fallback cannot keep the rows: it plans on demand only.
     greedy = dataclasses.replace(cfg, use_solver=False)
     assert plan(carried, greedy) == {"od": 5, "spot": 0}
+    # Reclaimed twice a node-hour with 20 minutes to a replacement: each node-hour pays 1 h 40
+    # min ($0.30 -> $0.50), still cheaper; six times (3 h at $0.90) it is dearer than on demand.
+    often = {**pools, "spot": dataclasses.replace(pools["spot"], provisioning_s=1200.0)}
+    for rate, spot in ((2.0, 5), (6.0, 0)):
+        reclaimed = {
+            **often,
+            "spot": dataclasses.replace(often["spot"], interruptions_per_hour=rate),
+        }
+        assert pricing.planned_usd_per_hour(reclaimed["spot"]) == pytest.approx(
+            0.3 * (1 + rate / 3)
+        )
+        alloc = optimize.optimize([_demand(free, 30.0)], reclaimed, cfg)
+        assert alloc.replicas[svc.key]["spot"] == spot
 
 
 def test_a_service_only_on_spot_is_planned_and_leaves_the_others_the_milp() -> None:

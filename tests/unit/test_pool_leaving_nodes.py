@@ -164,14 +164,17 @@ def test_a_drain_stuck_for_ten_minutes_is_named_in_a_warning() -> None:
 
 
 def test_a_node_leaving_a_pool_sized_elsewhere_is_routine_not_a_warning() -> None:
-    def left(owns_nodes: bool) -> list[str]:
+    def left(owns_nodes: bool) -> tuple[list[str], int]:
         recorder = Recorder(owns_nodes=owns_nodes)
         ports = pool_reconciler.PoolPorts(recorder, {"clusterapi": recorder}, recorder, recorder)
-        pool_reconciler.reconcile_pool(
-            "p", POOL, [node("a")], {}, [], ports, LIMITS, NOW, PoolPlan(1),
+        before = {**POOL, "status": {"interruptions": 2}}
+        outcome = pool_reconciler.reconcile_pool(
+            "p", before, [node("a")], {}, [], ports, LIMITS, NOW, PoolPlan(1),
             previous=frozenset({"a", "b"}),
         )  # fmt: skip
-        return [c for c in recorder.calls if c.startswith("event Node")]
+        events = [c for c in recorder.calls if c.startswith("event Node")]
+        return events, outcome.status["interruptions"]
 
-    assert left(owns_nodes=True) == ["event NodeInterrupted"]  # a spot reclaim, or a deletion
-    assert left(owns_nodes=False) == ["event NodeLeft"]  # Karpenter's or CA's scale-down
+    # A spot reclaim or a deletion: counted in the pool's history (status.interruptions).
+    assert left(owns_nodes=True) == (["event NodeInterrupted"], 3)
+    assert left(owns_nodes=False) == (["event NodeLeft"], 2)  # Karpenter's or CA's scale-down

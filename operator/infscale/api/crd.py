@@ -183,6 +183,13 @@ def inference_node_pool_crd() -> dict[str, Any]:
                 "Carbon intensity in force",
                 wide=True,
             ),
+            _column(
+                "Interruptions",
+                "integer",
+                ".status.interruptions",
+                "Nodes that left without infscale removing them (spot reclaims)",
+                wide=True,
+            ),
         ],
         subresources={"status": {}},
     )

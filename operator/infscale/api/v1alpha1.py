@@ -256,6 +256,10 @@ class InferenceNodePoolSpec(ApiModel):
             "!has(self.standby) || self.standby.maxNodes <= self.maxNodes",
             "standby.maxNodes must not exceed maxNodes",
         ),
+        rule(
+            "!has(self.interruptionsPerHour) || self.capacityType == 'Spot'",
+            "interruptionsPerHour is for capacityType: Spot",
+        ),
     ]
 
     provider: ProviderSpec
@@ -274,6 +278,11 @@ class InferenceNodePoolSpec(ApiModel):
     """Spot: nodes cheaper but reclaimable at short notice (spot, preemptible). A service keeps
     enough capacity off each spot pool to carry what arrives now through its loss (its
     spec.spot)."""
+    interruptions_per_hour: float | None = Field(default=None, ge=0, le=60)
+    """Spot: the reclaims expected per node-hour (the provider's interruption-frequency figures,
+    or the pool's own count in status.interruptions). The planner pays each reclaim as a
+    replacement billed through its provisioning time: usdPerHour x (1 + interruptionsPerHour x
+    provisioningSeconds / 3600) per node-hour."""
     power: NodePower | None = None
     """What one node draws. Without it, a CPU node's draw is estimated from its vCPUs and
     memory (Cloud Carbon Footprint's AWS coefficients) and a GPU node's is unknown."""
@@ -334,6 +343,11 @@ class InferenceNodePoolStatus(ApiModel):
     last_change: Decision | None = None
     last_scale_up_time: str | None = None
     """When the pool last grew; nodes are not removed within the cool-down after it."""
+    interruptions: int | None = None
+    """Nodes that left the pool without infscale removing them (spot reclaims, deletions by
+    someone else) since interruptionsSince: the pool's own history for interruptionsPerHour."""
+    interruptions_since: str | None = None
+    """When the count began (the first cycle that saw the pool)."""
 
 
 class InferenceNodePool(ApiModel):

@@ -43,6 +43,7 @@ def pool_spec(
         provisioning_s=float(spec.provisioning_seconds),
         power=_power(spec.power, node, hour),
         spot=spec.capacity_type is v1alpha1.CapacityType.SPOT,
+        interruptions_per_hour=spec.interruptions_per_hour or 0.0,
         standby_max_nodes=0 if spec.standby is None else spec.standby.max_nodes,
         standby_warm=spec.standby is not None and spec.standby.warm,
     )

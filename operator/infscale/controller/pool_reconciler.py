@@ -208,7 +208,7 @@ def reconcile_pool(
     if _apply(name, spec, action, node_facts, pods_by_node, provider, ports, drains, outcome):
         last_up = now_s
 
-    _report_interruptions(
+    interrupted = _report_interruptions(
         ports, body, previous, listed, node_facts, action.reason, provider.owns_nodes
     )
     changed = bool(outcome.created or outcome.deleted or action.drain or action.uncordon)
@@ -223,6 +223,8 @@ def reconcile_pool(
         **_node_counts(spec, members, node_facts, leaving, outcome),
         "lastChange": last_change,
         "lastScaleUpTime": format_time(last_up) if last_up is not None else None,
+        "interruptions": int(old_status.get("interruptions") or 0) + interrupted,
+        "interruptionsSince": old_status.get("interruptionsSince") or format_time(now_s),
     }
     if spec.standby is not None:
         status["standbyNodes"] = planned.standby
@@ -503,12 +505,14 @@ def _report_interruptions(
     node_facts: Sequence[node_rules.NodeFacts],
     decided: str,
     owns_nodes: bool,
-) -> None:
+) -> int:
     """A Warning Event for each node that left without infscale removing it, and for each node
     with a termination notice (the same notice again only counts the first Event up). On a pool
     whose nodes another autoscaler sizes (external, static), a node leaving is routine: a Normal
-    Event, so that alerts on Warnings do not fire on every scale-down of Karpenter's."""
-    for gone in sorted((previous or frozenset()) - set(listed)):
+    Event, so that alerts on Warnings do not fire on every scale-down of Karpenter's. Returns
+    how many left as interruptions."""
+    left = sorted((previous or frozenset()) - set(listed))
+    for gone in left:
         if owns_nodes:
             _event(ports, body, "Warning", "NodeInterrupted",
                    f"node {gone} left the pool without infscale removing it (a spot "
@@ -522,6 +526,7 @@ def _report_interruptions(
             _event(ports, body, "Warning", "NodeInterrupted",
                    f"node {node.name} has a termination notice: counted as gone, its "
                    "replacement ordered while it still serves")  # fmt: skip
+    return len(left) if owns_nodes else 0
 
 
 def _event(ports: PoolPorts, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:

@@ -101,6 +101,7 @@ class PoolSpec:
     spot: bool = False  # nodes reclaimable at short notice (capacityType: Spot)
     standby_max_nodes: int = 0  # nodes kept Ready ahead of need, at most (spec.standby)
     standby_warm: bool = False  # standby nodes run started replicas (spec.standby.warm)
+    interruptions_per_hour: float = 0.0  # expected reclaims per node-hour (spot)
 
 
 @dataclasses.dataclass(frozen=True)

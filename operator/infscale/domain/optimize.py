@@ -232,7 +232,7 @@ def _program(
     service = np.array([i for i, _, _ in pairs], dtype=np.int64)
     on_pool = np.array([pool_index[p.name] for _, _, p in pairs], dtype=np.int64)
     fits = np.array([v.resources.fits_per_node(p.node) for _, v, p in pairs], dtype=float)
-    share_usd = np.array([p.usd_per_hour for _, _, p in pairs]) * (1.0 / fits)
+    share_usd = np.array([pricing.planned_usd_per_hour(p) for _, _, p in pairs]) * (1.0 / fits)
     cap = np.array([demands[i].usable_rps(v.name) for i, v, _ in pairs])
     fallback = np.array(
         [0.0 if demands[i].capacity_rps.get(v.name, 0.0) > 0 else cap[k]
@@ -281,7 +281,9 @@ def _program(
     # A variant that may carry no traffic (too slow, under a quality floor) gets no replicas.
     upper[:n_r] = np.where(cap > 0, np.minimum(max_total[service], fits * max_nodes), 0.0)
     for name, j in pool_index.items():
-        c[off_n + j] = pools[name].usd_per_hour + pricing.energy_usd_per_hour(pools[name])
+        c[off_n + j] = pricing.planned_usd_per_hour(pools[name]) + pricing.energy_usd_per_hour(
+            pools[name]
+        )
         lower[off_n + j] = pools[name].min_nodes
         upper[off_n + j] = pools[name].max_nodes
         integrality[off_n + j] = 1

@@ -24,6 +24,12 @@ def replica_usd_per_hour(variant: model.VariantSpec, pool: model.PoolSpec) -> fl
     return pool.usd_per_hour * replica_share(variant, pool)
 
 
+def planned_usd_per_hour(pool: model.PoolSpec) -> float:
+    """A node's price as the optimiser weighs it: a spot pool's with its expected reclaims, each
+    a replacement billed through its provisioning time before it serves."""
+    return pool.usd_per_hour * (1.0 + pool.interruptions_per_hour * pool.provisioning_s / 3600.0)
+
+
 def energy_usd_per_hour(pool: model.PoolSpec) -> float:
     """Electricity one node of the pool is billed at full power, beyond its price (usdPerKwh: on
     premises; 0 where the price includes it, or the power is unknown)."""

@@ -139,6 +139,7 @@ class Scenario(pydantic.BaseModel):
                 p.spot,
                 p.standby_max_nodes,
                 p.standby_warm,
+                p.interruptions_per_hour if p.spot else 0.0,
             )
             for p in self.pools
         ]
