@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infscale.api import v1alpha1
-from infscale.controller import decisions, service_reconciler, service_status
+from infscale.controller import decisions, desired, service_reconciler, service_status
 from infscale.labels import PAUSED_ANNOTATION, SPEC_HASH_ANNOTATION, VARIANT_LABEL
 from infscale.ports import errors
 from infscale.ports.metrics import ServiceMetrics, Signals
@@ -627,3 +627,20 @@ def test_fixed_replicas_of_an_interactive_service_stay_off_spot() -> None:
     assert placed(chat()["spec"]["slo"]) == {"l4": 4}
     batch = {"class": "Batch", "metric": "e2e", "deadlineSeconds": 3600, "percentile": 99.9}
     assert placed(batch) == {"l4-spot": 4}
+
+
+def test_the_status_is_the_energy_meter_and_is_written_as_it_grows_by_a_quarter() -> None:
+    # 120 W for an hour on top of 1 kWh: 1.12 kWh, worth no write alone (12 %); three hours on
+    # it is 1.36 (36 %): written, and the meter goes on from there (a restart reads it back).
+    old = {"powerWatts": 120.0, "energyKwh": 1.0, "energyAccruedAt": "2026-11-22T05:00:00Z"}
+    hour = desired.accrued_energy(old, "2026-11-22T06:00:00Z")
+    assert hour == {"energyKwh": 1.12, "energyAccruedAt": "2026-11-22T06:00:00Z"}
+    assert service_status.settled(old, {**old, **hour}, 60.0) == {
+        **old, "variants": [], "conditions": [], "recommendation": None,
+    }  # fmt: skip
+    later = desired.accrued_energy(old, "2026-11-22T08:00:00Z")
+    assert service_status.settled(old, {**old, **later}, 60.0)["energyKwh"] == 1.36
+    # A new meter starts at 0; an unknown draw adds nothing.
+    assert desired.accrued_energy({}, NOW) == {"energyKwh": 0.0, "energyAccruedAt": NOW}
+    unknown = {**old, "powerWatts": None}
+    assert desired.accrued_energy(unknown, "2026-11-22T08:00:00Z")["energyKwh"] == 1.0

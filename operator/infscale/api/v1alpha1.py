@@ -337,6 +337,11 @@ class InferenceNodePoolStatus(ApiModel):
     energy_figures: str | None = None
     """Where those figures come from: a query's answer, the schedule's window or the constant,
     and why a query did not answer."""
+    energy_kwh: float | None = None
+    """Energy the pool's nodes have drawn since infscale first wrote its status (powerWatts over
+    time; rewritten with the rest of the status or once it has grown by a quarter)."""
+    energy_accrued_at: str | None = None
+    """When energyKwh was last brought up to date."""
     allocatable: dict[str, Quantity] = Field(default_factory=dict)
     """Sum of the allocatable resources of the pool's Ready nodes."""
     conditions: list[Condition] = Field(default_factory=list)
@@ -796,6 +801,12 @@ class InferenceServiceStatus(ApiModel):
     """Energy per million requests at the current rate."""
     grams_co2_per_million_requests: float | None = None
     """Emissions per million requests at the current rate (pools with a carbon intensity)."""
+    energy_kwh: float | None = None
+    """Energy the service's Ready replicas have drawn since infscale first wrote its status
+    (powerWatts over time; rewritten with the rest of the status or once it has grown by a
+    quarter, so it may trail by that much)."""
+    energy_accrued_at: str | None = None
+    """When energyKwh was last brought up to date."""
     quality: float | None = None
     """With spec.quality: the traffic-weighted quality of the mix the plan aims at (each
     variant's share of the traffic is its share of the planned capacity). Replicas the scale-down

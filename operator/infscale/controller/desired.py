@@ -7,6 +7,7 @@ and writes only the difference.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -224,3 +225,31 @@ def without_times(status: Mapping[str, Any]) -> Manifest:
     if isinstance(result.get("lastDecision"), dict):
         result["lastDecision"].pop("time", None)
     return result
+
+
+def parse_time(text: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time as the status writes it; None for none."""
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def format_time(seconds: float) -> str:
+    """The status's time format (RFC 3339, UTC, whole seconds)."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def accrued_energy(old: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """``energyKwh`` and ``energyAccruedAt`` for a status written at ``now``: the last
+    status's energy plus its draw (``powerWatts``, rewritten whenever it moves by a quarter)
+    over the time since then. The status is the meter, so a restarted operator goes on."""
+    kwh = float(old.get("energyKwh") or 0.0)
+    watts, since, at = (
+        old.get("powerWatts"),
+        parse_time(old.get("energyAccruedAt")),
+        parse_time(now),
+    )
+    if isinstance(watts, int | float) and since is not None and at is not None:
+        kwh += watts * max(0.0, at - since) / 3.6e6
+    return {"energyKwh": float(f"{kwh:.4g}"), "energyAccruedAt": now}

@@ -17,13 +17,12 @@ for that have not appeared yet (`pending_nodes`) count as provisioning nodes.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infscale.api import quantity, v1alpha1
-from infscale.controller import convert, desired, power_figures
+from infscale.controller import convert, desired, power_figures, service_status
 from infscale.controller.decisions import PoolPlan
 from infscale.domain import energy, model, pricing
 from infscale.domain import nodes as node_rules
@@ -62,15 +61,8 @@ class PoolOutcome:
     status: Manifest = dataclasses.field(default_factory=dict)
 
 
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def format_time(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+parse_time = desired.parse_time
+format_time = desired.format_time
 
 
 def is_member(node: Manifest, pool: str, spec: v1alpha1.InferenceNodePoolSpec) -> bool:
@@ -232,6 +224,7 @@ def reconcile_pool(
         status["standbyReason"] = planned.standby_reason or "no service planned on the pool"
     status["conditions"] = [_ready_condition(spec, needed, status, body, now_s)]
     status["powerWatts"] = _power_watts(name, spec, int(status["readyNodes"]), serving)
+    status.update(desired.accrued_energy(old_status, format_time(now_s)))
     if figures is not None:
         status["usdPerKwh"] = figures.usd_per_kwh
         status["gramsCo2PerKwh"] = figures.grams_co2_per_kwh
@@ -242,6 +235,11 @@ def reconcile_pool(
     steady = dict(status)
     if (old_status.get("powerWatts") is None) == (status["powerWatts"] is None):
         steady["powerWatts"] = old_status.get("powerWatts")
+    if "energyKwh" in old_status and not service_status.moved(
+        old_status["energyKwh"], status["energyKwh"], service_status.METER_STEP_KWH
+    ):  # a meter: written with the rest, or once it has grown by a quarter
+        steady["energyKwh"] = old_status["energyKwh"]
+        steady["energyAccruedAt"] = old_status.get("energyAccruedAt")
     if any(old_status.get(k) != v for k, v in steady.items()):
         ports.status.write_pool_status(name, status)
     return outcome

@@ -126,6 +126,7 @@ def service_status(
         "usdPerMillionRequests": _rounded(drawn.usd_per_million),
         "kwhPerMillionRequests": _rounded(drawn.kwh_per_million),
         "gramsCo2PerMillionRequests": _rounded(drawn.g_co2_per_million),
+        **desired.accrued_energy(old, now),
         "observedRps": _rounded(total.rps),
         "arrivalRps": _rounded(observed.arrival_rps if observed else None),
         "observedLatencySeconds": _rounded(total.latency_s),
@@ -273,6 +274,7 @@ _REFRESHED_WITH_THE_REST = (
     "usdPerMillionRequests",
     "kwhPerMillionRequests",
     "gramsCo2PerMillionRequests",
+    "energyKwh",  # a meter (with energyAccruedAt)
 )
 
 
@@ -281,15 +283,22 @@ _WRITTEN_WHEN_MOVED = (
     "usdPerMillionRequests",
     "kwhPerMillionRequests",
     "gramsCo2PerMillionRequests",
+    "energyKwh",
 )
 """Refreshed with the rest, and on their own once they move by more than LIVE_CHANGE."""
 
 
-def _moved(old: Any, new: Any) -> bool:
-    """Whether two known figures differ by more than ``LIVE_CHANGE`` of the old one."""
+METER_STEP_KWH = 0.01
+"""An energy meter is written on its own only once it has grown by this much too (6 min of a
+100 W draw): a new meter at 0 would otherwise be written every cycle at first."""
+
+
+def moved(old: Any, new: Any, at_least: float = 0.0) -> bool:
+    """Whether two known figures differ by more than ``LIVE_CHANGE`` of the old one (and by
+    more than ``at_least``)."""
     if not isinstance(old, int | float) or not isinstance(new, int | float):
         return False
-    return abs(new - old) > LIVE_CHANGE * abs(old)
+    return abs(new - old) > max(LIVE_CHANGE * abs(old), at_least)
 
 
 def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> dict[str, Any]:
@@ -303,10 +312,13 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> 
     idle = new.get("observedRps") == 0  # a window without requests measures no latency
     for key in _REFRESHED_WITH_THE_REST:
         unmeasured = idle and key in _MEASURED_ON_REQUESTS and new.get(key) is None
-        if key in _WRITTEN_WHEN_MOVED and _moved(old.get(key), new.get(key)):
+        step = METER_STEP_KWH if key == "energyKwh" else 0.0
+        if key in _WRITTEN_WHEN_MOVED and moved(old.get(key), new.get(key), step):
             continue  # a tariff, a carbon curve or the load moved it materially
         if key in old and ((old[key] is None) == (new.get(key) is None) or unmeasured):
             result[key] = old[key]
+    if result.get("energyKwh") == old.get("energyKwh") and "energyAccruedAt" in old:
+        result["energyAccruedAt"] = old["energyAccruedAt"]  # the meter's time moves with it
     drawn = {v.get("name"): v.get("powerWatts") for v in old.get("variants") or []}
     result["variants"] = [
         {**v, "powerWatts": drawn[v["name"]]}
