@@ -296,6 +296,7 @@ def test_an_interrupted_node_is_replaced_and_the_events_say_so(
 
         def counted() -> int:
             pool = custom.get_cluster_custom_object(GROUP, VERSION, "inferencenodepools", pool_name)
+            assert isinstance(pool, dict)
             return int((pool.get("status") or {}).get("interruptions") or 0)
 
         waiting.until(lambda: counted() == 1, timeout_s=30, what="status.interruptions 1")

@@ -83,16 +83,24 @@ def test_a_batch_service_at_zero_wakes_on_arrivals_when_no_server_reports_a_queu
     assert any("queue unknown" in r for r in plan.reasons[batch.key])
 
 
+def _contended(
+    interactive: model.ServiceSpec, batch: model.ServiceSpec, batch_rps: float, per_replica: float
+) -> tuple[dict[str, model.PoolSpec], list[optimize.Demand]]:
+    """Three on-demand nodes; the interactive service needs two (12 rps at 6 a replica), the
+    batch one ``batch_rps`` at ``per_replica``."""
+    pools = {p.name: p for p in _pools(on_demand_max=3) if p.name == "od"}
+    return pools, [
+        optimize.Demand(interactive, 12.0, {"od": 6.0}, 0, 100),
+        optimize.Demand(batch, batch_rps, {"od": per_replica}, 0, 100),
+    ]
+
+
 def test_batch_work_yields_the_pool_to_interactive_work() -> None:
     # Three on-demand nodes and no spot: an interactive service needing two of them and a batch
     # queue wanting all three. The interactive service is covered; batch takes what is left.
     interactive = _service("chat", None, ("od",))
     batch = _service("docs", 1200.0, ("od",))
-    pools = {p.name: p for p in _pools(on_demand_max=3) if p.name == "od"}
-    demands = [
-        optimize.Demand(interactive, 12.0, {"od": 6.0}, 0, 100),
-        optimize.Demand(batch, 18.0, {"od": 6.0}, 0, 100),
-    ]
+    pools, demands = _contended(interactive, batch, 18.0, 6.0)
     alloc = optimize.optimize(demands, pools, tuning.PlannerSettings())
     assert alloc.replicas[interactive.key] == {"od": 2}
     assert alloc.replicas[batch.key] == {"od": 1}
@@ -112,11 +120,7 @@ def test_dense_batch_work_yields_the_pool_too() -> None:
         _service("embed", 1200.0, ("od",)),
         variants=(model.VariantSpec("od", "od", ONE_GPU, 1000.0, 30),),
     )
-    pools = {p.name: p for p in _pools(on_demand_max=3) if p.name == "od"}
-    demands = [
-        optimize.Demand(interactive, 12.0, {"od": 6.0}, 0, 100),
-        optimize.Demand(embed, 5000.0, {"od": 1000.0}, 0, 100),
-    ]
+    pools, demands = _contended(interactive, embed, 5000.0, 1000.0)
     alloc = optimize.optimize(demands, pools, tuning.PlannerSettings())
     assert alloc.replicas[interactive.key] == {"od": 2}
     assert alloc.replicas[embed.key] == {"od": 1}

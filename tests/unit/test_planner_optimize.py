@@ -201,13 +201,18 @@ def test_billed_electricity_and_a_carbon_price_enter_the_cost() -> None:
     assert cheapest(svc, billed) == "clean"
 
 
-def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
-    # L4 on demand at $0.80/h and on spot at $0.30/h, 6 rps a replica; 30 rps to plan for.
+def _spot_pools() -> dict[str, model.PoolSpec]:
+    """L4 nodes on demand at $0.80/h and on spot at $0.30/h."""
     shape = model.Resources(4, 16, {GPU: 1})
-    pools = {
+    return {
         "od": model.PoolSpec("od", shape, 0.80, 0, 10, 60),
         "spot": model.PoolSpec("spot", shape, 0.30, 0, 10, 60, spot=True),
     }
+
+
+def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
+    # L4 on demand at $0.80/h and on spot at $0.30/h, 6 rps a replica; 30 rps to plan for.
+    pools = _spot_pools()
     svc = _one_gpu_service("od", "spot")
     cfg = tuning.PlannerSettings()
 
@@ -245,11 +250,7 @@ def test_spot_carries_a_bounded_share_and_never_what_arrives_now() -> None:
 def test_a_service_only_on_spot_is_planned_and_leaves_the_others_the_milp() -> None:
     # Its share of capacity on spot cannot hold (it has nothing else): the row is left out, not
     # made infeasible for the whole fleet (every service would fall back to the greedy plan).
-    shape = model.Resources(4, 16, {GPU: 1})
-    pools = {
-        "od": model.PoolSpec("od", shape, 0.80, 0, 10, 60),
-        "spot": model.PoolSpec("spot", shape, 0.30, 0, 10, 60, spot=True),
-    }
+    pools = _spot_pools()
     mixed = _one_gpu_service("od", "spot")
     only_spot = dataclasses.replace(_one_gpu_service("spot"), name="only-spot")
     demands = [_demand(mixed, 30.0), _demand(only_spot, 6.0, min_total=1)]  # at least one
