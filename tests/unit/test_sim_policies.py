@@ -87,10 +87,20 @@ def test_kpa_panics_and_scales_to_zero_after_grace() -> None:
     assert policies.Kpa(SERVICE, "l4", slots=4, utilization=1.0).target == 4.0
 
 
+def test_hpa_holds_the_replicas_it_first_sees_through_its_window() -> None:
+    # The controller seeds its recommendations with the replicas it finds: 14 warm replicas at
+    # a load for 2 stay for the 300 s window, as a newly created HPA keeps them.
+    hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+    assert hpa.decide(_view(0, 15.0, 14)).replicas["l4"] == 14
+    assert hpa.decide(_view(285, 15.0, 14)).replicas["l4"] == 14
+    assert hpa.decide(_view(300, 15.0, 14)).replicas["l4"] == 2
+
+
 def test_hpa_counts_starting_pods_as_full_on_scale_down_and_leaves_pending_ones_out() -> None:
     # 10 rps over 2 ready pods of 4 at a 10 rps target: the ready ones run at half.
     def hpa_at(pending: int) -> int:
         hpa = policies.Hpa(SERVICE, "l4", target_rps=10.0)
+        hpa.core.history.append((-300.0, 4))  # the window's start is past
         view = dataclasses.replace(_view(0, 10.0, 4, ready=2), pending_pods=pending)
         return hpa.decide(view).replicas["l4"]
 

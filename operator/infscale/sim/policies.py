@@ -135,6 +135,8 @@ class _HpaCore:
         per_pod: bool,
         pending: int = 0,
     ) -> int:
+        if not self.history:  # the controller seeds its window with the replicas it first sees
+            self.history.append((now_s, current))
         if total is None:
             return current  # missing metric: no scale-down, nothing to scale up on, no history
         if per_pod:
