@@ -644,3 +644,18 @@ def test_the_status_is_the_energy_meter_and_is_written_as_it_grows_by_a_quarter(
     assert desired.accrued_energy({}, NOW) == {"energyKwh": 0.0, "energyAccruedAt": NOW}
     unknown = {**old, "powerWatts": None}
     assert desired.accrued_energy(unknown, "2026-11-22T08:00:00Z")["energyKwh"] == 1.0
+
+
+def test_a_variants_unknown_fields_as_the_api_server_stores_them_are_no_change() -> None:
+    # The API server prunes a variant's null fields: a status read back lacks them, and the
+    # one built again has them as None. That is no change (it was a write every cycle).
+    stored = {"variants": [{"name": "small", "desiredReplicas": 1, "readyReplicas": 1}]}
+    built = {
+        "variants": [
+            {"name": "small", "desiredReplicas": 1, "readyReplicas": 1, "powerWatts": None,
+             "capacityRps": None}
+        ]
+    }  # fmt: skip
+    assert service_status.changed_fields(stored, built) == ()
+    moved = {"variants": [{**built["variants"][0], "readyReplicas": 0}]}
+    assert service_status.changed_fields(stored, moved) == ("variants",)

@@ -218,12 +218,20 @@ def condition(
 
 
 def without_times(status: Mapping[str, Any]) -> Manifest:
-    """The status with its timestamps removed, to tell a real change from a repeat."""
+    """The status with its timestamps removed, to tell a real change from a repeat; a variant's
+    field that is None counts as absent, as the API server stores it (it prunes nulls)."""
     result = copy.deepcopy(dict(status))
     for cond in result.get("conditions") or []:
         cond.pop("lastTransitionTime", None)
     if isinstance(result.get("lastDecision"), dict):
         result["lastDecision"].pop("time", None)
+    if isinstance(result.get("variants"), list):
+        result["variants"] = [
+            {k: v for k, v in variant.items() if v is not None}
+            if isinstance(variant, dict)
+            else variant
+            for variant in result["variants"]
+        ]
     return result
 
 
