@@ -235,11 +235,7 @@ def reconcile_pool(
     steady = dict(status)
     if (old_status.get("powerWatts") is None) == (status["powerWatts"] is None):
         steady["powerWatts"] = old_status.get("powerWatts")
-    if "energyKwh" in old_status and not service_status.moved(
-        old_status["energyKwh"], status["energyKwh"], service_status.METER_STEP_KWH
-    ):  # a meter: written with the rest, or once it has grown by a quarter
-        steady["energyKwh"] = old_status["energyKwh"]
-        steady["energyAccruedAt"] = old_status.get("energyAccruedAt")
+    steady.update(service_status.meter_kept(old_status, status))  # written with the rest
     if any(old_status.get(k) != v for k, v in steady.items()):
         ports.status.write_pool_status(name, status)
     return outcome

@@ -274,7 +274,6 @@ _REFRESHED_WITH_THE_REST = (
     "usdPerMillionRequests",
     "kwhPerMillionRequests",
     "gramsCo2PerMillionRequests",
-    "energyKwh",  # a meter (with energyAccruedAt)
 )
 
 
@@ -283,9 +282,9 @@ _WRITTEN_WHEN_MOVED = (
     "usdPerMillionRequests",
     "kwhPerMillionRequests",
     "gramsCo2PerMillionRequests",
-    "energyKwh",
 )
-"""Refreshed with the rest, and on their own once they move by more than LIVE_CHANGE."""
+"""Refreshed with the rest, and on their own once they move by more than LIVE_CHANGE (the
+energy meter likewise: meter_kept)."""
 
 
 METER_STEP_KWH = 0.01
@@ -301,6 +300,15 @@ def moved(old: Any, new: Any, at_least: float = 0.0) -> bool:
     return abs(new - old) > max(LIVE_CHANGE * abs(old), at_least)
 
 
+def meter_kept(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The energy meter (``energyKwh``, ``energyAccruedAt``) of ``old`` where ``new``'s has not
+    grown by a quarter and by METER_STEP_KWH: then it is no reason to write. Empty otherwise
+    (``new``'s stands)."""
+    if "energyKwh" not in old or moved(old["energyKwh"], new.get("energyKwh"), METER_STEP_KWH):
+        return {}
+    return {"energyKwh": old["energyKwh"], "energyAccruedAt": old.get("energyAccruedAt")}
+
+
 def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> dict[str, Any]:
     """``new`` with its live fields put back to ``old``'s where they have not moved materially:
     equal to ``old`` (times aside) exactly when no write is needed. ``window_s``: the range of
@@ -312,13 +320,11 @@ def settled(old: Mapping[str, Any], new: Mapping[str, Any], window_s: float) -> 
     idle = new.get("observedRps") == 0  # a window without requests measures no latency
     for key in _REFRESHED_WITH_THE_REST:
         unmeasured = idle and key in _MEASURED_ON_REQUESTS and new.get(key) is None
-        step = METER_STEP_KWH if key == "energyKwh" else 0.0
-        if key in _WRITTEN_WHEN_MOVED and moved(old.get(key), new.get(key), step):
+        if key in _WRITTEN_WHEN_MOVED and moved(old.get(key), new.get(key)):
             continue  # a tariff, a carbon curve or the load moved it materially
         if key in old and ((old[key] is None) == (new.get(key) is None) or unmeasured):
             result[key] = old[key]
-    if result.get("energyKwh") == old.get("energyKwh") and "energyAccruedAt" in old:
-        result["energyAccruedAt"] = old["energyAccruedAt"]  # the meter's time moves with it
+    result.update(meter_kept(old, new))
     drawn = {v.get("name"): v.get("powerWatts") for v in old.get("variants") or []}
     result["variants"] = [
         {**v, "powerWatts": drawn[v["name"]]}
